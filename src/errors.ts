@@ -1,0 +1,25 @@
+/**
+ * Typed errors. Every message says what was expected, what was found, and where
+ * (file, tensor, URL). The CLI prints `error: <message>` and exits with code 1.
+ */
+export class VitpruneError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A safetensors file is malformed (header, offsets, dtype, truncation). */
+export class SafetensorsError extends VitpruneError {}
+
+/** A model folder is inconsistent: missing tensor, shape mismatch, unknown architecture. */
+export class ModelFormatError extends VitpruneError {}
+
+/** An image cannot be decoded or is refused (corrupt, unsupported, too many pixels). */
+export class ImageError extends VitpruneError {}
+
+/** A hub download failed (unreachable endpoint, HTTP error, interrupted transfer). */
+export class HubError extends VitpruneError {}
+
+/** The command line or an option value is wrong. */
+export class UsageError extends VitpruneError {}

@@ -1,0 +1,19 @@
+import { UsageError } from '../errors.js';
+import { createReferenceKernels } from './reference.js';
+import type { Kernels } from './types.js';
+
+export type Backend = 'wasm' | 'wasm-simd' | 'reference';
+export const BACKENDS: readonly Backend[] = ['wasm', 'wasm-simd', 'reference'];
+
+/**
+ * `wasm`: the best wasm build the runtime supports (relaxed SIMD, else plain SIMD);
+ * `wasm-simd`: plain SIMD even where relaxed SIMD exists; `reference`: the TS oracle.
+ */
+export async function createKernels(backend: Backend = 'wasm'): Promise<Kernels> {
+  if (backend === 'reference') return createReferenceKernels();
+  if (backend !== 'wasm' && backend !== 'wasm-simd') {
+    throw new UsageError(`unknown backend '${backend}': expected one of ${BACKENDS.join(', ')}`);
+  }
+  const { createWasmKernels } = await import('./wasm.js');
+  return createWasmKernels({ variant: backend === 'wasm' ? 'auto' : 'simd' });
+}
