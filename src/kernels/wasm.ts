@@ -1,0 +1,293 @@
+import { VitpruneError } from '../errors.js';
+import type { Linear } from '../model/types.js';
+import type { Kernels, PreparedLinear } from './types.js';
+
+/**
+ * The fast kernels: AssemblyScript compiled to WebAssembly SIMD (assembly/, built by
+ * scripts/build-wasm.mjs into build/). Two builds of one source: 'relaxed' fuses multiply-adds
+ * with f32x4.relaxed_madd, 'simd' is plain SIMD128 for engines without relaxed SIMD (Safari,
+ * Node 20 unless the V8 flag is set, which this module does).
+ *
+ * Memory. All buffers live in one shared WebAssembly.Memory that this module lays out with a
+ * bump allocator (`alloc` at set-up; never freed). It is shared because growing a shared memory
+ * keeps every earlier Float32Array view valid (a non-shared memory detaches them on each grow),
+ * and because worker threads can then run kernels on the same buffers. In browsers a shared
+ * memory needs a cross-origin isolated page (COOP/COEP headers).
+ * Kernels take byte addresses, computed from each view's byteOffset: nothing is allocated per call.
+ */
+
+export type WasmVariant = 'relaxed' | 'simd';
+
+export interface WasmKernelOptions {
+  /** Which build to load; 'auto' (default) takes 'relaxed' where the engine supports it. */
+  variant?: WasmVariant | 'auto';
+  /**
+   * Check on every call that buffers come from this backend and are long enough for the shapes
+   * (default true; a few comparisons per call). Without it a foreign or short buffer makes the
+   * kernels read and write wrong parts of wasm memory.
+   */
+  checks?: boolean;
+}
+
+export interface WasmKernels extends Kernels {
+  readonly name: 'wasm-relaxed' | 'wasm-simd';
+  readonly variant: WasmVariant;
+  /** The shared memory all buffers live in (for worker threads). */
+  readonly memory: WebAssembly.Memory;
+  /** The compiled module (for worker threads, which instantiate it on the same memory). */
+  readonly module: WebAssembly.Module;
+}
+
+/** The wasm backend cannot be used here (build missing, relaxed SIMD or shared memory unsupported) or was misused. */
+export class WasmBackendError extends VitpruneError {}
+
+/** The exports of build/vitprune-*.wasm (assembly/index.ts). Pointers are byte addresses, strides in floats. */
+interface KernelExports {
+  heap_base(): number;
+  f32_pack_panels8(src: number, srcStride: number, n: number, k: number, scale: number, dst: number): void;
+  f32_gemm_4x8_wasmsimd(
+    m: number, n: number, k: number, a: number, lda: number, b: number, panelStride: number,
+    bRowStride: number, bias: number, c: number, ldc: number, epilogue: number,
+  ): void;
+  f32_layernorm_rows_wasmsimd(x: number, m: number, d: number, gamma: number, beta: number, eps: number, out: number): void;
+  f32_gelu_wasmsimd(x: number, length: number): void;
+  f32_softmax_rows_wasmsimd(x: number, rows: number, cols: number): void;
+  f32_attention_head_wasmsimd(
+    q: number, k: number, v: number, rowStride: number, n: number, qkDim: number, vDim: number,
+    scale: number, logSizes: number, probs: number, out: number, outStride: number, scratch: number,
+  ): void;
+}
+
+/** GEMM epilogues, as in assembly/gemm.ts. */
+const enum Epilogue {
+  Store = 0,
+  Accumulate = 1,
+  Gelu = 2,
+}
+
+const PAGE_BYTES = 65536;
+const MAX_PAGES = 65536; // the builds declare their memory import with this maximum (4 GiB)
+/** Bytes kept addressable past the last allocation: kernels read up to 7 floats past a row's end into discarded lanes. */
+const TAIL_SLACK = 64;
+const PANEL = 8; // columns per packed weight panel
+
+/** f32x4.relaxed_madd on three v128 parameters: validates only where relaxed SIMD is on. */
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, // type 0: (v128, v128, v128) → v128
+  0x03, 0x02, 0x01, 0x00, // one function of type 0
+  0x0a, 0x0d, 0x01, 0x0b, 0x00, // code: one body of 11 bytes, no locals
+  0x20, 0x00, 0x20, 0x01, 0x20, 0x02, // local.get 0, 1, 2
+  0xfd, 0x85, 0x02, // f32x4.relaxed_madd
+  0x0b, // end
+]);
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+/**
+ * Whether this engine runs relaxed SIMD. On Node 20 it is behind a V8 flag, which is switched
+ * on here (it applies to modules compiled afterwards, workers included).
+ */
+export async function relaxedSimdSupported(): Promise<boolean> {
+  if (WebAssembly.validate(RELAXED_SIMD_PROBE)) return true;
+  if (!isNode()) return false;
+  const v8 = await import('node:v8');
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return WebAssembly.validate(RELAXED_SIMD_PROBE);
+}
+
+async function readBuild(variant: WasmVariant): Promise<ArrayBuffer | Uint8Array<ArrayBuffer>> {
+  // src/kernels/ and dist/kernels/ both sit two levels below the project root, beside build/.
+  const url = new URL(`../../build/vitprune-${variant}.wasm`, import.meta.url);
+  try {
+    if (url.protocol === 'file:') {
+      const { readFile } = await import('node:fs/promises');
+      return new Uint8Array(await readFile(url));
+    }
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return await response.arrayBuffer();
+  } catch (cause) {
+    throw new WasmBackendError(
+      `expected the wasm build at ${url.href} (made by \`npm run build:wasm\`), could not read it: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
+
+function createSharedMemory(): WebAssembly.Memory {
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+  } catch (cause) {
+    throw new WasmBackendError(
+      'expected shared WebAssembly memory (browsers allow it on cross-origin isolated pages only), '
+        + `the engine refused it: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
+
+/** A linear layer whose weight is packed in column panels of 8 in wasm memory. */
+interface PackedLinear extends PreparedLinear {
+  readonly packedWeight: number; // byte address of Wᵀ as [⌈out/8⌉][in][8]
+  readonly bias: number; // byte address of [out]
+}
+
+const align16 = (bytes: number): number => (bytes + 15) & ~15;
+
+export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<WasmKernels> {
+  const requested = opts.variant ?? 'auto';
+  const checks = opts.checks ?? true;
+  const relaxed = requested !== 'simd' && (await relaxedSimdSupported());
+  if (requested === 'relaxed' && !relaxed) {
+    throw new WasmBackendError('expected an engine with relaxed SIMD for variant \'relaxed\', this one has none (use \'simd\' or \'auto\')');
+  }
+  const variant: WasmVariant = relaxed ? 'relaxed' : 'simd';
+
+  const memory = createSharedMemory();
+  const module = await WebAssembly.compile(await readBuild(variant));
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const wasm = instance.exports as unknown as KernelExports;
+
+  // ---- memory layout: a bump allocator over [heap_base, …) ----
+  let top = align16(wasm.heap_base()); // first free byte
+  const ownBuffers = new WeakSet<ArrayBufferLike>(); // memory.buffer objects views were made on
+  const ownLinears = new WeakSet<PreparedLinear>();
+  let attentionScratch = 0; // byte address of packed scale·Kᵀ for one head
+  let attentionScratchFloats = 0;
+
+  /** Makes [0, end + TAIL_SLACK) addressable. */
+  function ensureCapacity(end: number): void {
+    const needed = end + TAIL_SLACK;
+    const have = memory.buffer.byteLength;
+    if (needed <= have) return;
+    const pages = Math.ceil((needed - have) / PAGE_BYTES);
+    if (have / PAGE_BYTES + pages > MAX_PAGES) {
+      throw new WasmBackendError(`expected at most 4 GiB of wasm memory, needed ${needed} bytes`);
+    }
+    memory.grow(pages);
+  }
+
+  function reserve(floats: number): number {
+    if (!Number.isInteger(floats) || floats < 0) throw new RangeError(`expected a float count ≥ 0, got ${floats}`);
+    const ptr = top;
+    ensureCapacity(ptr + floats * 4);
+    top = align16(ptr + floats * 4);
+    return ptr;
+  }
+
+  function view(ptr: number, floats: number): Float32Array {
+    const buffer = memory.buffer;
+    ownBuffers.add(buffer);
+    return new Float32Array(buffer, ptr, floats);
+  }
+
+  function alloc(length: number): Float32Array {
+    const buf = view(reserve(length), length);
+    buf.fill(0); // the bytes may have held a temporary (see prepareLinear)
+    return buf;
+  }
+
+  /** Byte address of `buf`, after checking (when enabled) that it lives in this memory and holds `floats` floats. */
+  function address(buf: Float32Array, floats: number, what: string): number {
+    if (checks) {
+      if (!ownBuffers.has(buf.buffer)) {
+        throw new WasmBackendError(`${what}: expected a buffer from this backend's alloc/upload, got one outside its memory`);
+      }
+      if (buf.length < floats) throw new WasmBackendError(`${what}: expected at least ${floats} floats, got ${buf.length}`);
+    }
+    return buf.byteOffset;
+  }
+
+  function linearAddress(w: PreparedLinear): PackedLinear {
+    if (checks && !ownLinears.has(w)) throw new WasmBackendError('expected a linear layer prepared by this backend\'s prepareLinear');
+    return w as PackedLinear;
+  }
+
+  function gemmLinear(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array, epilogue: Epilogue): void {
+    const lin = linearAddress(w);
+    const k = lin.inFeatures;
+    const n = lin.outFeatures;
+    wasm.f32_gemm_4x8_wasmsimd(
+      m, n, k, address(x, m * k, 'linear input'), k, lin.packedWeight, PANEL * k, PANEL,
+      lin.bias, address(out, m * n, 'linear output'), n, epilogue,
+    );
+  }
+
+  const kernels: WasmKernels = {
+    name: relaxed ? 'wasm-relaxed' : 'wasm-simd',
+    variant,
+    memory,
+    module,
+    alloc,
+    upload(data) {
+      const buf = alloc(data.length);
+      buf.set(data);
+      return buf;
+    },
+    prepareLinear(lin: Linear): PreparedLinear {
+      const { outFeatures: n, inFeatures: k } = lin;
+      if (lin.weight.length !== n * k || lin.bias.length !== n) {
+        throw new WasmBackendError(
+          `expected a linear layer with weight [${n}, ${k}] and bias [${n}], got ${lin.weight.length} and ${lin.bias.length} floats`,
+        );
+      }
+      const packedWeight = reserve(Math.ceil(n / PANEL) * PANEL * k);
+      const bias = reserve(n);
+      view(bias, n).set(lin.bias);
+      // W is copied just past the allocator's top, packed, and dropped (alloc re-zeroes those bytes).
+      ensureCapacity(top + n * k * 4);
+      view(top, n * k).set(lin.weight);
+      wasm.f32_pack_panels8(top, k, n, k, 1, packedWeight);
+      const packed: PackedLinear = { outFeatures: n, inFeatures: k, packedWeight, bias };
+      ownLinears.add(packed);
+      return packed;
+    },
+
+    linear: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Store),
+    linearAdd: (x, m, w, acc) => gemmLinear(x, m, w, acc, Epilogue.Accumulate),
+    linearGelu: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Gelu),
+
+    layerNorm(x, m, d, gamma, beta, eps, out) {
+      wasm.f32_layernorm_rows_wasmsimd(
+        address(x, m * d, 'layerNorm input'), m, d, address(gamma, d, 'layerNorm gamma'),
+        address(beta, d, 'layerNorm beta'), eps, address(out, m * d, 'layerNorm output'),
+      );
+    },
+
+    gelu(x, length) {
+      wasm.f32_gelu_wasmsimd(address(x, length, 'gelu buffer'), length);
+    },
+
+    softmax(x, rows, cols) {
+      wasm.f32_softmax_rows_wasmsimd(address(x, rows * cols, 'softmax buffer'), rows, cols);
+    },
+
+    attention(qkv, n, heads, qkDim, vDim, scale, logSizes, probs, out) {
+      const rowStride = 2 * heads * qkDim + heads * vDim; // floats per token row of qkv
+      const outStride = heads * vDim;
+      const qkvPtr = address(qkv, n * rowStride, 'attention qkv');
+      const probsPtr = address(probs, heads * n * n, 'attention probs');
+      const outPtr = address(out, n * outStride, 'attention output');
+      const logSizesPtr = logSizes ? address(logSizes, n, 'attention logSizes') : 0;
+      const scratchFloats = Math.ceil(n / PANEL) * PANEL * qkDim;
+      if (scratchFloats > attentionScratchFloats) {
+        attentionScratch = reserve(scratchFloats); // grows only when a larger n·qkDim first appears
+        attentionScratchFloats = scratchFloats;
+      }
+      for (let h = 0; h < heads; h++) {
+        wasm.f32_attention_head_wasmsimd(
+          qkvPtr + 4 * h * qkDim, // Q_h
+          qkvPtr + 4 * (heads + h) * qkDim, // K_h
+          qkvPtr + 4 * (2 * heads * qkDim + h * vDim), // V_h
+          rowStride, n, qkDim, vDim, scale, logSizesPtr,
+          probsPtr + 4 * h * n * n, // [n, n] block of head h
+          outPtr + 4 * h * vDim, outStride, attentionScratch,
+        );
+      }
+    },
+  };
+  return kernels;
+}
