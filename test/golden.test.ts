@@ -47,7 +47,7 @@ describe('fixtures: the tiny random model in both layouts against its stored gol
  * stored input tensors: logits, every block's hidden states and CLS attention rows within 1e-3,
  * identical top-5 order, for all 3 samples of both models.
  */
-export function goldenSuite(backend: Backend): void {
+function goldenSuite(backend: Backend): void {
   for (const name of ['deit-tiny', 'vit-tiny']) {
     describeWithData(`golden reference ${name} (${backend} backend)`, () => {
       const dir = path.join(SHARED_DATA, name);
@@ -81,4 +81,4 @@ export function goldenSuite(backend: Backend): void {
   }
 }
 
-goldenSuite('reference');
+for (const backend of ['reference', 'wasm', 'wasm-simd'] as const) goldenSuite(backend);

@@ -416,3 +416,16 @@ class JsonObject {
     return this.has(key) ? this.object(key) : undefined;
   }
 }
+
+/**
+ * Dimensions of a standard timm ViT/DeiT from its name alone (`deit_small_patch16_224` →
+ * 384 wide, 12 blocks, 6 heads, patch 16, 224 px), for random-weight models of that shape.
+ */
+export function timmArchitectureDims(architecture: string): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
+  const name = parseTimmName(architecture);
+  const size = name?.size === undefined ? undefined : TIMM_SIZES[name.size];
+  if (!name || !size || name.patchSize === undefined || name.imageSize === undefined) {
+    throw new ModelFormatError(`unknown architecture "${architecture}"; supported: ${SUPPORTED_ARCHITECTURES}`);
+  }
+  return { ...size, patchSize: name.patchSize, imageSize: name.imageSize, distilled: name.distilled };
+}

@@ -1,0 +1,57 @@
+import { VitpruneError } from '../errors.js';
+import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js';
+import { benchCommand, benchSpec } from './bench.js';
+import { classifyCommand, classifySpec } from './classify.js';
+import { evalCommand, evalSpec } from './eval.js';
+
+interface Command {
+  spec: CommandSpec;
+  run(parsed: Parsed): Promise<void>;
+}
+
+const COMMANDS: Command[] = [
+  { spec: classifySpec, run: classifyCommand },
+  { spec: evalSpec, run: evalCommand },
+  { spec: benchSpec, run: benchCommand },
+];
+
+function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.spec.name.length)) + 2;
+  return [
+    'vitprune: Vision Transformers on CPUs, and zero-shot token pruning.',
+    '',
+    'Usage: vitprune <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}${c.spec.summary}`),
+    '',
+    "Run 'vitprune <command> --help' for a command's options.",
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(mainHelp());
+    return name === undefined ? 1 : 0;
+  }
+  const command = COMMANDS.find((c) => c.spec.name === name);
+  const verbose = rest.includes('--verbose');
+  try {
+    if (!command) throw new VitpruneError(`unknown command '${name}': expected one of ${COMMANDS.map((c) => c.spec.name).join(', ')} (see 'vitprune --help')`);
+    const parsed = parseCommand(command.spec, rest);
+    if (parsed === 'help') {
+      process.stdout.write(helpText(command.spec));
+      return 0;
+    }
+    await command.run(parsed);
+    return 0;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`error: ${message.split('\n')[0]}\n`);
+    if (verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+    else if (!(err instanceof VitpruneError)) process.stderr.write('(an unexpected error: run with --verbose for the stack trace)\n');
+    return 1;
+  }
+}
