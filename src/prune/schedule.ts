@@ -1,0 +1,227 @@
+import { VitpruneError } from '../errors.js';
+import type { ViTConfig } from '../model/types.js';
+import { numPatches } from '../model/types.js';
+import type { BlockTokens } from './flops.js';
+import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
+
+/**
+ * Zero-TPrune schedules (algorithms.md §1.9): where the pruning layers sit and how many patch
+ * tokens each removes in its S-stage (similarity) and I-stage (importance).
+ *
+ * Block numbers are 1-indexed, as in the papers: a step with `after: l` is a pruning layer
+ * between block l and block l + 1, fed with block l's attention and keys (it runs in the
+ * `afterBlock` hook of `BlockState.block === l − 1`).
+ *
+ * JSON form (`--schedule FILE`), steps in increasing `after`:
+ *   { "steps": [ { "after": 3, "rS": 25, "rI": 26 }, { "after": 6, "rS": 19, "rI": 19 } ] }
+ */
+
+export interface PruneStep {
+  after: number; // 1-indexed block the pruning layer follows
+  rS: number; // patch tokens removed by the S-stage
+  rI: number; // patch tokens removed by the I-stage
+}
+
+export interface PruneSchedule {
+  steps: PruneStep[]; // strictly increasing `after`
+}
+
+/** A schedule is malformed or cannot run on a model. */
+export class ScheduleError extends VitpruneError {}
+
+/** The S-stage removes tokens from group A only: at most ⌊m/2⌋ of m patch tokens. */
+export function maxSimilarityDrops(patches: number): number {
+  return Math.floor(patches / 2);
+}
+
+const STEP_KEYS = ['after', 'rS', 'rI'] as const;
+
+/** Parse and check the structure of a schedule file's text (use `validateSchedule` for a model). */
+export function parseSchedule(text: string, source = 'schedule'): PruneSchedule {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ScheduleError(`${source}: expected JSON, found a syntax error (${(e as Error).message})`);
+  }
+  return scheduleFromJson(json, source);
+}
+
+/** Check a parsed JSON value: `{ steps: [{ after, rS, rI }, …] }`, integers, `after` ≥ 1 and strictly increasing. */
+export function scheduleFromJson(json: unknown, source = 'schedule'): PruneSchedule {
+  if (!isPlainObject(json)) throw new ScheduleError(`${source}: expected an object { "steps": [...] }, found ${describe(json)}`);
+  for (const key of Object.keys(json)) {
+    if (key !== 'steps') throw new ScheduleError(`${source}: unexpected key "${key}" (expected only "steps")`);
+  }
+  const steps = json.steps;
+  if (!Array.isArray(steps)) throw new ScheduleError(`${source}: "steps": expected an array, found ${describe(steps)}`);
+  const parsed: PruneStep[] = [];
+  steps.forEach((step: unknown, i) => {
+    const where = `${source}: steps[${i}]`;
+    if (!isPlainObject(step)) throw new ScheduleError(`${where}: expected an object { "after", "rS", "rI" }, found ${describe(step)}`);
+    for (const key of Object.keys(step)) {
+      if (!(STEP_KEYS as readonly string[]).includes(key)) throw new ScheduleError(`${where}: unexpected key "${key}" (expected "after", "rS", "rI")`);
+    }
+    for (const key of STEP_KEYS) {
+      const v = step[key];
+      const min = key === 'after' ? 1 : 0;
+      if (!Number.isInteger(v) || (v as number) < min) throw new ScheduleError(`${where}.${key}: expected an integer ≥ ${min}, found ${describe(v)}`);
+    }
+    const after = step.after as number;
+    const previous = i > 0 ? parsed[i - 1].after : 0;
+    if (after <= previous) throw new ScheduleError(`${where}.after: expected a block after ${previous} (steps in increasing order), found ${after}`);
+    parsed.push({ after, rS: step.rS as number, rI: step.rI as number });
+  });
+  return { steps: parsed };
+}
+
+/** The JSON text of a schedule, one step per line. */
+export function scheduleToJson(schedule: PruneSchedule): string {
+  const steps = schedule.steps.map((s) => `    { "after": ${s.after}, "rS": ${s.rS}, "rI": ${s.rI} }`);
+  return `{\n  "steps": [\n${steps.join(',\n')}\n  ]\n}\n`;
+}
+
+/**
+ * Token counts per block under a schedule: block l runs on n_l tokens in attention and MLP,
+ * n_{l+1} = n_l − rS − rI after a step at l. Throws ScheduleError if the schedule does not fit
+ * the model (block beyond the depth, or more removals than the stages allow).
+ */
+export function scheduleTokens(cfg: ViTConfig, schedule: PruneSchedule): BlockTokens[] {
+  validateSchedule(cfg, schedule);
+  const steps = new Map(schedule.steps.map((s) => [s.after, s]));
+  let n = initialTokens(cfg);
+  const tokens: BlockTokens[] = [];
+  for (let b = 0; b < cfg.depth; b++) {
+    tokens.push({ attention: n, mlp: n });
+    const step = steps.get(b + 1);
+    if (step) n -= step.rS + step.rI;
+  }
+  return tokens;
+}
+
+/** GMACs of a schedule, without running the model. */
+export function scheduleGmacs(cfg: ViTConfig, schedule: PruneSchedule): number {
+  return modelGmacs(cfg, scheduleTokens(cfg, schedule));
+}
+
+/** Check a (structurally valid) schedule against a model: blocks exist, every step removes what it can. */
+export function validateSchedule(cfg: ViTConfig, schedule: PruneSchedule): void {
+  let patches = numPatches(cfg);
+  let previous = 0;
+  schedule.steps.forEach((step, i) => {
+    const where = `schedule step ${i} (after block ${step.after})`;
+    if (!(Number.isInteger(step.after) && step.after > previous && step.after <= cfg.depth)) {
+      throw new ScheduleError(`${where}: expected a block in ${previous + 1}..${cfg.depth} (the model has ${cfg.depth} blocks, steps in increasing order), found ${step.after}`);
+    }
+    if (!(Number.isInteger(step.rS) && Number.isInteger(step.rI) && step.rS >= 0 && step.rI >= 0)) {
+      throw new ScheduleError(`${where}: expected non-negative integer rS and rI, found rS = ${step.rS}, rI = ${step.rI}`);
+    }
+    if (step.rS > maxSimilarityDrops(patches)) {
+      throw new ScheduleError(`${where}: the S-stage can remove at most ⌊${patches}/2⌋ = ${maxSimilarityDrops(patches)} of the ${patches} patch tokens alive, found rS = ${step.rS}`);
+    }
+    if (step.rS + step.rI > patches) {
+      throw new ScheduleError(`${where}: expected rS + rI ≤ ${patches} patch tokens alive, found ${step.rS + step.rI}`);
+    }
+    patches -= step.rS + step.rI;
+    previous = step.after;
+  });
+}
+
+export interface KeepRatioOptions {
+  after?: readonly number[]; // 1-indexed blocks followed by a pruning layer; default [3, 6, 9]
+  sSplit?: number; // share of each layer's removals done by the S-stage; default 0.5
+}
+
+/**
+ * The "keep-ratio" preset (algorithms.md §1.9, the oracle's setting): after each block in
+ * `after`, the m patch tokens alive become ⌈ρ·m⌉; of the r = m − ⌈ρ·m⌉ removed, the S-stage
+ * removes ⌊r·sSplit⌋ (capped at ⌊m/2⌋, the size of group A) and the I-stage the rest.
+ * DeiT-S, ρ = 0.7: tokens 197 → 139 → 98 → 69.
+ */
+export function keepRatioSchedule(cfg: ViTConfig, rho: number, options: KeepRatioOptions = {}): PruneSchedule {
+  const after = options.after ?? [3, 6, 9];
+  const sSplit = options.sSplit ?? 0.5;
+  if (!(rho >= 0 && rho <= 1)) throw new ScheduleError(`keep ratio: expected ρ in [0, 1], found ${rho}`);
+  if (!(sSplit >= 0 && sSplit <= 1)) throw new ScheduleError(`S-stage share: expected a number in [0, 1], found ${sSplit}`);
+  let patches = numPatches(cfg);
+  const steps = after.map((block) => {
+    const kept = Math.ceil(rho * patches - 1e-9); // the tolerance keeps 0.7·10 = 7.000000000000001 at 7
+    const r = patches - kept;
+    const rS = Math.min(Math.floor(r * sSplit), maxSimilarityDrops(patches));
+    patches = kept;
+    return { after: block, rS, rI: r - rS };
+  });
+  const schedule = { steps };
+  validateSchedule(cfg, schedule);
+  return schedule;
+}
+
+export interface KeepRatioSolution {
+  rho: number; // keep ratio found (the shortest decimal giving this schedule)
+  schedule: PruneSchedule;
+  gmacs: number; // GMACs of the schedule
+  fraction: number; // gmacs / dense GMACs
+}
+
+/**
+ * The keep ratio ρ whose `keepRatioSchedule` costs `fraction` × the dense GMACs, within a
+ * relative `tolerance` (default 1 %). GMACs grow with ρ in steps, so ρ is bisected and the
+ * closer of the two schedules around the target is taken. Throws ScheduleError if no ρ lands
+ * within the tolerance.
+ */
+export function solveKeepRatioForBudget(cfg: ViTConfig, fraction: number, options: KeepRatioOptions & { tolerance?: number } = {}): KeepRatioSolution {
+  if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
+  return solveKeepRatioForGmacs(cfg, fraction * denseGmacs(cfg), options);
+}
+
+/** As `solveKeepRatioForBudget`, for an absolute GMACs target. */
+export function solveKeepRatioForGmacs(cfg: ViTConfig, gmacs: number, options: KeepRatioOptions & { tolerance?: number } = {}): KeepRatioSolution {
+  const tolerance = options.tolerance ?? 0.01;
+  const dense = denseGmacs(cfg);
+  const solution = (rho: number): KeepRatioSolution => {
+    const schedule = keepRatioSchedule(cfg, rho, options);
+    const g = scheduleGmacs(cfg, schedule);
+    return { rho, schedule, gmacs: g, fraction: g / dense };
+  };
+  // Invariant: cost(lo) ≤ target < cost(hi), unless the target is at or beyond the ends.
+  let lo = solution(0);
+  let hi = solution(1);
+  if (gmacs >= hi.gmacs) return withinTolerance(hi, gmacs, tolerance);
+  if (gmacs <= lo.gmacs) return withinTolerance(lo, gmacs, tolerance);
+  for (let i = 0; i < 60 && hi.rho - lo.rho > 1e-12; i++) {
+    const mid = solution((lo.rho + hi.rho) / 2);
+    if (mid.gmacs <= gmacs) lo = mid;
+    else hi = mid;
+  }
+  const best = gmacs - lo.gmacs <= hi.gmacs - gmacs ? lo : hi;
+  return withinTolerance({ ...best, rho: shortestEquivalentRho(cfg, best, options) }, gmacs, tolerance);
+}
+
+function withinTolerance(s: KeepRatioSolution, target: number, tolerance: number): KeepRatioSolution {
+  if (Math.abs(s.gmacs / target - 1) > tolerance) {
+    throw new ScheduleError(`GMACs budget: expected a keep-ratio schedule within ${tolerance * 100} % of ${target.toFixed(4)} GMACs, found at best ${s.gmacs.toFixed(4)} (ρ = ${s.rho})`);
+  }
+  return s;
+}
+
+/** The decimal with the fewest digits that gives the same schedule as `s.rho`. */
+function shortestEquivalentRho(cfg: ViTConfig, s: KeepRatioSolution, options: KeepRatioOptions): number {
+  const key = scheduleToJson(s.schedule);
+  for (let digits = 1; digits <= 12; digits++) {
+    const rounded = Number(s.rho.toFixed(digits));
+    if (rounded >= 0 && rounded <= 1 && scheduleToJson(keepRatioSchedule(cfg, rounded, options)) === key) return rounded;
+  }
+  return s.rho;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (Array.isArray(v)) return 'an array';
+  if (v === null) return 'null';
+  if (typeof v === 'object') return 'an object';
+  return JSON.stringify(v);
+}

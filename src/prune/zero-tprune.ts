@@ -1,0 +1,362 @@
+import type { ViTConfig } from '../model/types.js';
+import { numPatches, prefixTokens } from '../model/types.js';
+import type { BlockState, ForwardHooks } from '../model/vit.js';
+import { qkvLayout } from '../model/vit.js';
+import type { PruneSchedule } from './schedule.js';
+import { maxSimilarityDrops, validateSchedule } from './schedule.js';
+import type { WprInit } from './wpr.js';
+import { aggregateHeads, initialScores, restrictGraph, varianceHeadFilter, weightedPageRank } from './wpr.js';
+
+/**
+ * Zero-TPrune (Wang, Dedhia, Jha, CVPR 2024; algorithms.md §1): a pruning layer between two
+ * blocks that drops patch tokens using the attention probabilities P [H, n, n] and the keys
+ * K [n, H·d] of the block just before it, in three stages:
+ *
+ *   I′: s′ = EIR∘VHF( WPR(P_h, 1 iteration) )                    rough importance, nothing dropped
+ *   S:  patches sorted by s′: B = first ⌈m/2⌉, A = the other ⌊m/2⌋;
+ *       best(a) = max_{b∈B} cos(k_a, k_b); drop the r_S tokens of A with the largest best(a)
+ *   I:  P_h restricted to the survivors (CLS included), rows re-normalised;
+ *       s = EIR∘VHF( WPR(P_h, T_l iterations) ); drop the r_I patch tokens with the lowest s
+ *
+ * Prefix tokens (CLS, and DIST in distilled DeiT) are never dropped; survivors keep their
+ * order. Ties go to the lower position: it is dropped first by the S-stage (most similar
+ * first) and kept first by the I-stage (most important first). Dropped tokens are gone: no
+ * merging, no sizes.
+ */
+
+export interface ZeroTPruneOptions {
+  init: WprInit; // WPR start: 'cls-boost' (Zero-TPrune) | 'uniform' (Zero-TPrune-uni)
+  iterations: readonly number[] | null; // I-stage WPR iterations by block position (0-based, as BlockState.block); null = defaultWprIterations
+  tolerance: number; // stop WPR early when ‖Δs‖₁ < tolerance; 0 = always run every iteration
+  useEIR: boolean; // aggregate heads by root-mean-square (EIR); false = plain mean
+  useVHF: boolean; // filter heads by score variance (VHF)
+  vhfWindow: readonly [number, number]; // VHF keeps heads whose mean-1 patch-score variance is in [min, max]
+  useSStage: boolean; // false: no S-stage, the I-stage removes r_S + r_I
+  similarity: 'keys' | 'head-mean-keys'; // S-stage features: key rows of all heads concatenated [H·d] | mean over heads [d]
+}
+
+export const DEFAULT_ZERO_TPRUNE_OPTIONS: Readonly<ZeroTPruneOptions> = {
+  init: 'cls-boost',
+  iterations: null,
+  tolerance: 0,
+  useEIR: true,
+  useVHF: true,
+  vhfWindow: [0.01, 0.7],
+  useSStage: true,
+  similarity: 'keys',
+};
+
+/** The paper's ablation ladder (DeiT-S: random → +WPR → +EIR → +VHF → +S-stage), as option sets. */
+export const ZERO_TPRUNE_ABLATIONS = {
+  'wpr': { useEIR: false, useVHF: false, useSStage: false },
+  'wpr+eir': { useEIR: true, useVHF: false, useSStage: false },
+  'wpr+eir+vhf': { useEIR: true, useVHF: true, useSStage: false },
+  'wpr+eir+s': { useEIR: true, useVHF: false, useSStage: true },
+  'full': { useEIR: true, useVHF: true, useSStage: true },
+} as const satisfies Record<string, Partial<ZeroTPruneOptions>>;
+
+/** Fill in defaults (undefined fields too) and check enumerations and the VHF window. */
+export function resolveZeroTPruneOptions(options: Partial<ZeroTPruneOptions> = {}): ZeroTPruneOptions {
+  const o = { ...DEFAULT_ZERO_TPRUNE_OPTIONS };
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) Object.assign(o, { [key]: value });
+  if (o.init !== 'cls-boost' && o.init !== 'uniform') throw new RangeError(`Zero-TPrune init: expected 'cls-boost' or 'uniform', found '${o.init}'`);
+  if (o.similarity !== 'keys' && o.similarity !== 'head-mean-keys') throw new RangeError(`Zero-TPrune similarity: expected 'keys' or 'head-mean-keys', found '${o.similarity}'`);
+  const [lo, hi] = o.vhfWindow;
+  if (!(lo >= 0 && lo <= hi)) throw new RangeError(`VHF window: expected 0 ≤ min ≤ max, found [${lo}, ${hi}]`);
+  return o;
+}
+
+/**
+ * The paper's iteration schedule (30–50 / 5–10 / 1, engine default 30 / 5 / 1): 30 for the
+ * first three blocks, 1 for the last three, 5 in between. `block` is 0-based.
+ */
+export function defaultWprIterations(block: number, depth: number): number {
+  if (block < 3) return 30;
+  if (block >= depth - 3) return 1;
+  return 5;
+}
+
+/** Buffers for one model size, allocated once and reused by every pruning layer. */
+export class ZeroTPruneScratch {
+  readonly maxTokens: number; // T
+  readonly heads: number; // H
+  readonly scores: Float64Array; // [H, T] per-head WPR scores
+  readonly scoreRows: Float64Array[]; // H views of `scores`, one row each
+  readonly next: Float64Array; // [T] WPR step
+  readonly importance: Float64Array; // [T] aggregated score per token (s′, then s)
+  readonly valid: Uint8Array; // [H] heads used by the aggregation
+  readonly graph: Float32Array; // [T, T] one head's attention restricted to the survivors
+  readonly meanKeys: Float32Array; // [T, meanKeyDim] head-mean keys
+  readonly unit: Float32Array; // [T, H·meanKeyDim] S-stage features scaled to unit length
+  readonly best: Float64Array; // [T] best cosine match in B, by position
+  readonly order: Int32Array; // [T] tokens sorted by importance
+  readonly alive: Int32Array; // [T] positions alive after the S-stage
+  readonly dropped: Uint8Array; // [T] 1 = dropped, by position
+  readonly keep: Int32Array; // [T] result: positions kept
+  readonly droppedS: Int32Array; // [T] result: positions dropped by the S-stage
+  readonly droppedI: Int32Array; // [T] result: positions dropped by the I-stage
+
+  constructor(maxTokens: number, heads: number, meanKeyDim: number) {
+    const T = maxTokens;
+    this.maxTokens = T;
+    this.heads = heads;
+    this.scores = new Float64Array(heads * T);
+    this.scoreRows = Array.from({ length: heads }, (_, h) => this.scores.subarray(h * T, (h + 1) * T));
+    this.next = new Float64Array(T);
+    this.importance = new Float64Array(T);
+    this.valid = new Uint8Array(heads);
+    this.graph = new Float32Array(T * T);
+    this.meanKeys = new Float32Array(T * meanKeyDim);
+    this.unit = new Float32Array(T * heads * meanKeyDim);
+    this.best = new Float64Array(T);
+    this.order = new Int32Array(T);
+    this.alive = new Int32Array(T);
+    this.dropped = new Uint8Array(T);
+    this.keep = new Int32Array(T);
+    this.droppedS = new Int32Array(T);
+    this.droppedI = new Int32Array(T);
+  }
+
+  static forModel(cfg: ViTConfig): ZeroTPruneScratch {
+    return new ZeroTPruneScratch(prefixTokens(cfg) + numPatches(cfg), cfg.heads, cfg.qkDim);
+  }
+}
+
+/**
+ * Importance of the tokens alive[0..c) (ascending positions into the block's n tokens, the
+ * `prefix` prefix tokens first): per head WPR on P_h restricted to them with rows
+ * re-normalised (§1.7), VHF over their patch tokens, EIR (or mean) over the heads kept.
+ *   probs: [H, n, n]  →  scratch.importance[0..c), by rank in `alive`
+ * Returns the number of heads inside the VHF window (H without VHF; 0 = none, all heads used).
+ */
+export function tokenImportance(
+  probs: Float32Array, heads: number, n: number, alive: Int32Array, c: number, prefix: number,
+  iterations: number, o: ZeroTPruneOptions, scratch: ZeroTPruneScratch,
+): number {
+  for (let h = 0; h < heads; h++) {
+    // With every token alive the rows already sum to 1: no copy.
+    const head = probs.subarray(h * n * n, (h + 1) * n * n);
+    const graph = c === n ? head : scratch.graph;
+    if (c !== n) restrictGraph(head, n, alive, c, graph);
+    initialScores(o.init, c, prefix, scratch.scoreRows[h]);
+    weightedPageRank(graph, c, scratch.scoreRows[h], iterations, scratch.next, o.tolerance);
+  }
+  const T = scratch.maxTokens;
+  let passed = heads;
+  if (o.useVHF) passed = varianceHeadFilter(scratch.scores, heads, T, prefix, c, o.vhfWindow, scratch.valid);
+  else scratch.valid.fill(1, 0, heads);
+  aggregateHeads(scratch.scores, heads, T, c, scratch.valid, o.useEIR ? 'rms' : 'mean', scratch.importance);
+  return passed;
+}
+
+/** Rows of a feature matrix: row i = data[offset + i·stride … + dim). */
+export interface FeatureRows {
+  data: Float32Array;
+  offset: number;
+  stride: number;
+  dim: number;
+}
+
+/** The S-stage features of a block's tokens: key rows of all heads, or their mean over heads (into scratch.meanKeys). */
+export function similarityFeatures(state: BlockState, similarity: ZeroTPruneOptions['similarity'], scratch: ZeroTPruneScratch): FeatureRows {
+  const { heads: H, qkDim: d } = state.config;
+  const layout = qkvLayout(state.config);
+  // K_h of token i is qkv[i·stride + keyOffset(h) …]; the heads' keys are contiguous.
+  if (similarity === 'keys') return { data: state.qkv, offset: layout.keyOffset(0), stride: layout.stride, dim: H * d };
+  const out = scratch.meanKeys;
+  for (let i = 0; i < state.n; i++) {
+    for (let j = 0; j < d; j++) {
+      let sum = 0;
+      for (let h = 0; h < H; h++) sum += state.qkv[i * layout.stride + layout.keyOffset(h) + j];
+      out[i * d + j] = sum / H;
+    }
+  }
+  return { data: out, offset: 0, stride: d, dim: d };
+}
+
+/**
+ * Sequential-U partition: order[0..m) ← the patch positions prefix..n−1 sorted by importance
+ * descending (ties: lower position first). B = order[0..⌈m/2⌉), A = order[⌈m/2⌉..m).
+ * Returns |B|.   importance: [n] by position
+ */
+export function partitionByImportance(importance: Float64Array, n: number, prefix: number, order: Int32Array): number {
+  const m = n - prefix;
+  for (let i = 0; i < m; i++) order[i] = prefix + i;
+  order.subarray(0, m).sort((a, b) => importance[b] - importance[a] || a - b);
+  return Math.ceil(m / 2);
+}
+
+/**
+ * best[a] = max_{b ∈ B} cos(f_a, f_b) for every a ∈ A, with B = order[0..bCount),
+ * A = order[bCount..m).
+ *   unit: [m, dim] scratch ← feature row of order[j] scaled to unit length (a zero row stays 0)
+ *   best: [n] by position
+ */
+export function bestMatch(f: FeatureRows, order: Int32Array, m: number, bCount: number, unit: Float32Array, best: Float64Array): void {
+  const { data, offset, stride, dim } = f;
+  if (m * dim > unit.length) throw new RangeError(`S-stage: ${m} features of width ${dim} exceed the scratch (${unit.length} values)`);
+  for (let j = 0; j < m; j++) {
+    const src = offset + order[j] * stride;
+    let sq = 0;
+    for (let d = 0; d < dim; d++) sq += data[src + d] * data[src + d];
+    const inv = sq > 0 ? 1 / Math.sqrt(sq) : 0;
+    for (let d = 0; d < dim; d++) unit[j * dim + d] = data[src + d] * inv;
+  }
+  // 2×2 blocks of (a, b) pairs share their loads (≈ 3× faster in V8); an odd last row pairs with itself.
+  for (let i = bCount; i < m; i += 2) {
+    const i1 = Math.min(i + 1, m - 1);
+    const a0 = i * dim;
+    const a1 = i1 * dim;
+    let max0 = -Infinity;
+    let max1 = -Infinity;
+    for (let j = 0; j < bCount; j += 2) {
+      const b0 = j * dim;
+      const b1 = Math.min(j + 1, bCount - 1) * dim;
+      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      for (let d = 0; d < dim; d++) {
+        const x0 = unit[a0 + d], x1 = unit[a1 + d], y0 = unit[b0 + d], y1 = unit[b1 + d];
+        d00 += x0 * y0;
+        d01 += x0 * y1;
+        d10 += x1 * y0;
+        d11 += x1 * y1;
+      }
+      max0 = Math.max(max0, d00, d01);
+      max1 = Math.max(max1, d10, d11);
+    }
+    best[order[i]] = max0;
+    best[order[i1]] = max1;
+  }
+}
+
+/**
+ * S-stage: partition the patch tokens by `importance` (Sequential-U) and drop the rS tokens of
+ * A with the largest best match in B (ties: the lower position is dropped first).
+ *   importance: [n] by position  →  scratch.droppedS[0..rS), ascending positions
+ */
+export function similarityPrune(f: FeatureRows, importance: Float64Array, n: number, prefix: number, rS: number, scratch: ZeroTPruneScratch): Int32Array {
+  const { order, best } = scratch;
+  const m = n - prefix;
+  const bCount = partitionByImportance(importance, n, prefix, order);
+  bestMatch(f, order, m, bCount, scratch.unit, best);
+  const groupA = order.subarray(bCount, m);
+  groupA.sort((a, b) => best[b] - best[a] || a - b);
+  const dropped = scratch.droppedS.subarray(0, rS);
+  dropped.set(groupA.subarray(0, rS));
+  return dropped.sort();
+}
+
+export interface ZeroTPruneLayerResult {
+  keep: Int32Array; // [n − r_S − r_I] positions kept, ascending (prefix tokens first)
+  droppedS: Int32Array; // [r_S] positions dropped by the S-stage, ascending
+  droppedI: Int32Array; // [r_I] positions dropped by the I-stage, ascending
+  // Share of heads inside the VHF window, per stage (1 without VHF; 0 = none, so all were used); null = stage not run.
+  headsKept: { preRank: number | null; importance: number | null };
+}
+
+/**
+ * One Zero-TPrune pruning layer on the state of the block before it (`afterBlock`): removes
+ * rS patch tokens by similarity, then rI by importance (§1.8). With `useSStage: false` the
+ * I-stage removes rS + rI. The result's arrays are views into `scratch`, valid until its next use.
+ */
+export function zeroTPruneLayer(
+  state: BlockState, rS: number, rI: number,
+  options: Partial<ZeroTPruneOptions> = {}, scratch = ZeroTPruneScratch.forModel(state.config),
+): ZeroTPruneLayerResult {
+  const o = resolveZeroTPruneOptions(options);
+  const cfg = state.config;
+  const { n, probs } = state;
+  const H = cfg.heads;
+  const prefix = prefixTokens(cfg);
+  const patches = n - prefix;
+  const where = `Zero-TPrune after block ${state.block + 1}`;
+  if (state.attentionTokens !== n) {
+    throw new RangeError(`${where}: expected the attention of the ${n} tokens alive, found attention over ${state.attentionTokens} (a reduction ran inside the block)`);
+  }
+  if (!(Number.isInteger(rS) && Number.isInteger(rI) && rS >= 0 && rI >= 0)) throw new RangeError(`${where}: expected non-negative integer rS, rI, found ${rS}, ${rI}`);
+  const sDrops = o.useSStage ? rS : 0;
+  const iDrops = o.useSStage ? rI : rS + rI;
+  if (sDrops > maxSimilarityDrops(patches)) throw new RangeError(`${where}: the S-stage can remove at most ${maxSimilarityDrops(patches)} of ${patches} patch tokens, found rS = ${sDrops}`);
+  if (sDrops + iDrops > patches) throw new RangeError(`${where}: expected at most ${patches} removals (patch tokens alive), found ${sDrops + iDrops}`);
+  if (scratch.maxTokens < n || scratch.heads !== H) throw new RangeError(`${where}: scratch is sized for ${scratch.maxTokens} tokens × ${scratch.heads} heads, the block has ${n} × ${H}`);
+  const iterations = o.iterations ? o.iterations[state.block] : defaultWprIterations(state.block, cfg.depth);
+  if (iDrops > 0 && !(Number.isInteger(iterations) && iterations >= 0)) throw new RangeError(`${where}: expected a WPR iteration count for block position ${state.block}, found ${iterations}`);
+
+  const { alive, dropped, importance, order } = scratch;
+  dropped.fill(0, 0, n);
+  for (let i = 0; i < n; i++) alive[i] = i;
+  const headsKept: ZeroTPruneLayerResult['headsKept'] = { preRank: null, importance: null };
+
+  // I′ + S: rough importance of every token (one WPR step), then similarity pruning.
+  const droppedS = scratch.droppedS.subarray(0, sDrops);
+  if (sDrops > 0) {
+    headsKept.preRank = tokenImportance(probs, H, n, alive, n, prefix, 1, o, scratch) / H;
+    similarityPrune(similarityFeatures(state, o.similarity, scratch), importance, n, prefix, sDrops, scratch);
+    for (const i of droppedS) dropped[i] = 1;
+  }
+  let c = 0; // tokens alive after the S-stage
+  for (let i = 0; i < n; i++) if (!dropped[i]) alive[c++] = i;
+
+  // I: full WPR on the survivors' sub-graph, drop the iDrops lowest patch tokens.
+  const droppedI = scratch.droppedI.subarray(0, iDrops);
+  if (iDrops > 0) {
+    headsKept.importance = tokenImportance(probs, H, n, alive, c, prefix, iterations, o, scratch) / H;
+    const ranks = order.subarray(0, c - prefix);
+    for (let j = 0; j < ranks.length; j++) ranks[j] = prefix + j;
+    ranks.sort((a, b) => importance[b] - importance[a] || a - b);
+    for (let j = 0; j < iDrops; j++) droppedI[j] = alive[ranks[ranks.length - 1 - j]];
+    droppedI.sort();
+    for (const i of droppedI) dropped[i] = 1;
+  }
+
+  let kept = 0;
+  for (let i = 0; i < n; i++) if (!dropped[i]) scratch.keep[kept++] = i;
+  return { keep: scratch.keep.subarray(0, kept), droppedS, droppedI, headsKept };
+}
+
+/** What one pruning layer did, in original token ids (0 = CLS, prefix + p = patch p). */
+export interface ZeroTPruneRecord {
+  after: number; // 1-indexed block the layer followed (as in the schedule)
+  tokensIn: number;
+  droppedS: Int32Array; // original ids dropped by the S-stage
+  droppedI: Int32Array; // original ids dropped by the I-stage
+  headsKept: ZeroTPruneLayerResult['headsKept'];
+}
+
+export interface ZeroTPruneHookOptions extends Partial<ZeroTPruneOptions> {
+  onLayer?: (record: ZeroTPruneRecord) => void; // called after every pruning layer (visualisation, logging)
+}
+
+/**
+ * Forward hooks running `schedule`: after block l (1-indexed) of each step, a pruning layer
+ * removes rS + rI patch tokens. Scratch buffers are allocated once per model.
+ */
+export function zeroTPruneHooks(schedule: PruneSchedule, options: ZeroTPruneHookOptions = {}): ForwardHooks {
+  const { onLayer, ...layer } = options;
+  const o = resolveZeroTPruneOptions(layer);
+  const steps = new Map(schedule.steps.map((s) => [s.after, s]));
+  let config: ViTConfig | null = null;
+  let scratch: ZeroTPruneScratch | null = null;
+  return {
+    afterBlock(state) {
+      if (state.config !== config || !scratch) {
+        validateSchedule(state.config, schedule);
+        config = state.config;
+        scratch = ZeroTPruneScratch.forModel(config);
+      }
+      const step = steps.get(state.block + 1);
+      if (!step) return;
+      const r = zeroTPruneLayer(state, step.rS, step.rI, o, scratch);
+      if (onLayer) {
+        const ids = state.tokenIds;
+        onLayer({
+          after: step.after,
+          tokensIn: state.n,
+          droppedS: r.droppedS.map((i) => ids[i]),
+          droppedI: r.droppedI.map((i) => ids[i]),
+          headsKept: r.headsKept,
+        });
+      }
+      return { kind: 'keep', indices: r.keep };
+    },
+  };
+}
