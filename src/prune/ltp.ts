@@ -1,0 +1,191 @@
+import type { ViTConfig } from '../model/types.js';
+import { prefixTokens } from '../model/types.js';
+import type { BlockState, ForwardHooks, TokenReduction, ViTRunner } from '../model/vit.js';
+import { denseGmacs, initialTokens } from './flops.js';
+import { ScheduleError } from './schedule.js';
+
+/**
+ * LTP-style threshold pruning (Learned Token Pruning, Kim et al., KDD 2022; algorithms.md §4),
+ * with thresholds calibrated on unlabelled images, without any training.
+ *
+ * This is NOT how LTP gets its thresholds: the paper learns them jointly with the model
+ * weights by fine-tuning (soft masks, then hard masks and more fine-tuning), and LTMP did the
+ * same for DeiT. Here the model is unchanged and the thresholds come from one of two
+ * calibration procedures of this project (algorithms.md §4.5, options 1 and 2):
+ *   - `calibrateLtpQuantiles`: sequential quantile matching to a per-block keep schedule;
+ *   - `calibrateLtpRamp`: LTP's rising ramp θ_l = c·l/L in units of the mean score, with c
+ *     bisected to hit a mean-GMACs budget.
+ *
+ * Importance of token i in block l, the attention it receives averaged over heads and queries:
+ *
+ *   s(i) = (1/(H·n)) Σ_h Σ_q P_h[q, i]          P [H, n, n], row = query;  mean_i s(i) = 1/n exactly
+ *
+ * Token i is pruned right after the attention of block l iff s(i) < θ_l; prefix tokens (CLS,
+ * DIST) never are. The MLP of block l and all later blocks see only the survivors, so token
+ * counts and GMACs vary per image: report the mean over images. (LTP's code uses
+ * max(θ_l, 1e-5); here θ_l ≤ 0 simply means no pruning.)
+ *
+ * Thresholds have a unit: 'absolute' compares θ with s, as LTP does; 'mean' measures θ in
+ * multiples of the mean score 1/n, i.e. prunes iff n·s(i) < θ, whatever the token count.
+ */
+
+export type ThresholdUnit = 'absolute' | 'mean';
+
+export interface LtpThresholds {
+  theta: number[]; // [depth] θ_l of each block (0-indexed); ≤ 0 = no pruning in that block
+  unit: ThresholdUnit;
+}
+
+/** s(i) = (1/(H·n)) Σ_h Σ_q P_h[q, i].  probs [H, n, n] (row = query) → [n]. */
+export function ltpImportance(probs: Float32Array, heads: number, n: number): Float64Array {
+  const s = new Float64Array(n);
+  for (let hq = 0; hq < heads * n; hq++) {
+    const row = hq * n;
+    for (let i = 0; i < n; i++) s[i] += probs[row + i];
+  }
+  for (let i = 0; i < n; i++) s[i] /= heads * n;
+  return s;
+}
+
+/** A score in the unit of a threshold: s, or n·s. */
+function inUnit(s: number, n: number, unit: ThresholdUnit): number {
+  return unit === 'mean' ? n * s : s;
+}
+
+/** Positions kept by threshold θ: the prefix tokens and every i with score ≥ θ (scores in θ's unit), ascending. */
+export function thresholdKeep(scores: Float64Array, n: number, prefix: number, theta: number, unit: ThresholdUnit): Int32Array {
+  const kept: number[] = [];
+  for (let i = 0; i < n; i++) if (i < prefix || !(inUnit(scores[i], n, unit) < theta)) kept.push(i);
+  return Int32Array.from(kept);
+}
+
+/** One LTP step on a block's state at the afterAttention hook (where every token alive entered the attention). */
+export function ltpPrune(state: BlockState, theta: number, unit: ThresholdUnit): TokenReduction | void {
+  if (!(theta > 0)) return;
+  const { config: cfg, n } = state;
+  if (n !== state.attentionTokens) throw new RangeError(`LTP prunes right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  const kept = thresholdKeep(ltpImportance(state.probs, cfg.heads, n), n, prefixTokens(cfg), theta, unit);
+  if (kept.length < n) return { kind: 'keep', indices: kept };
+}
+
+/** Forward hooks pruning by per-block thresholds. Stateless per image: one object serves a whole run. */
+export function ltpHooks(thresholds: LtpThresholds): ForwardHooks {
+  return {
+    afterAttention(state) {
+      if (thresholds.theta.length !== state.config.depth) {
+        throw new ScheduleError(`LTP thresholds: expected one per block (${state.config.depth}), found ${thresholds.theta.length}`);
+      }
+      return ltpPrune(state, thresholds.theta[state.block], thresholds.unit);
+    },
+  };
+}
+
+/** LTP's threshold ramp θ_l = c·l/L (0-indexed l: block 1 never prunes), in units of the mean score. */
+export function ltpRamp(depth: number, c: number): LtpThresholds {
+  return { theta: Array.from({ length: depth }, (_, l) => (c * l) / depth), unit: 'mean' };
+}
+
+/**
+ * Runs every calibration image through the model with `hooks` and resolves to the mean GMACs
+ * per image. Calibration only needs this, so it stays independent of how images are loaded.
+ */
+export type CalibrationRun = (hooks: ForwardHooks) => Promise<number>;
+
+/** A CalibrationRun over preprocessed inputs ([C, S, S] each). */
+export function calibrationRun(runner: ViTRunner, inputs: readonly Float32Array[]): CalibrationRun {
+  if (inputs.length === 0) throw new RangeError('calibration: expected at least one input image, found none');
+  return async (hooks) => {
+    let sum = 0;
+    for (const input of inputs) sum += runner.forward(input, hooks).gmacs;
+    return sum / inputs.length;
+  };
+}
+
+/**
+ * Sequential quantile matching (algorithms.md §4.5 option 1). For l = 1…L: run the calibration
+ * images with the thresholds found so far applied to blocks < l, pool the scores (in `unit`) of
+ * the N patch tokens alive at block l over all images, and set θ_l to the m-th smallest,
+ * m = round((1 − keep[l])·N), so that on the calibration images exactly m are pruned (barring
+ * ties). keep[l] is the fraction of the patch tokens alive at block l that survive it; 1 skips
+ * the block. Each pass drops every token after block l, so it costs about l/L of a forward
+ * pass: the whole calibration ≈ (L + 1)/2 forward passes per image.
+ */
+export async function calibrateLtpQuantiles(cfg: ViTConfig, run: CalibrationRun, keep: readonly number[], unit: ThresholdUnit = 'absolute'): Promise<LtpThresholds> {
+  if (keep.length !== cfg.depth) throw new ScheduleError(`LTP keep schedule: expected one fraction per block (${cfg.depth}), found ${keep.length}`);
+  keep.forEach((k, l) => {
+    if (!(k >= 0 && k <= 1)) throw new ScheduleError(`LTP keep schedule: expected fractions in [0, 1], found ${k} for block ${l + 1}`);
+  });
+  const prefix = prefixTokens(cfg);
+  const theta: number[] = Array.from({ length: cfg.depth }, () => 0);
+  for (let l = 0; l < cfg.depth; l++) {
+    if (keep[l] >= 1) continue;
+    const pooled: number[] = [];
+    await run({
+      afterAttention(state) {
+        if (state.block < l) return ltpPrune(state, theta[state.block], unit);
+        if (state.block > l) return;
+        const scores = ltpImportance(state.probs, cfg.heads, state.n);
+        for (let i = prefix; i < state.n; i++) pooled.push(inUnit(scores[i], state.n, unit));
+        return { kind: 'keep', indices: Array.from({ length: prefix }, (_, p) => p) }; // the rest of the pass is not needed
+      },
+    });
+    const sorted = Float64Array.from(pooled).sort();
+    const m = Math.round((1 - keep[l]) * sorted.length);
+    theta[l] = m === 0 ? 0 : m >= sorted.length ? Infinity : sorted[m];
+  }
+  return { theta, unit };
+}
+
+export interface LtpRampSolution {
+  c: number; // ramp height: θ_l = c·l/L in units of the mean score
+  thresholds: LtpThresholds;
+  gmacs: number; // mean GMACs per calibration image
+  fraction: number; // gmacs / dense GMACs
+}
+
+/**
+ * The LTP ramp (algorithms.md §4.5 option 2) whose mean GMACs over the calibration images is
+ * `fraction` × dense, within a relative `tolerance` (default 1 %): c is bracketed by doubling
+ * from 1, then bisected (mean GMACs fall as c grows), for at most `maxRuns` calibration runs
+ * (default 40). The closest c seen is returned; throws ScheduleError if it misses the tolerance.
+ */
+export async function calibrateLtpRamp(
+  cfg: ViTConfig,
+  run: CalibrationRun,
+  fraction: number,
+  options: { tolerance?: number; maxRuns?: number } = {},
+): Promise<LtpRampSolution> {
+  if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
+  const tolerance = options.tolerance ?? 0.01;
+  const maxRuns = options.maxRuns ?? 40;
+  const dense = denseGmacs(cfg);
+  let runs = 0;
+  const solution = async (c: number): Promise<LtpRampSolution> => {
+    runs++;
+    const thresholds = ltpRamp(cfg.depth, c);
+    const gmacs = await run(ltpHooks(thresholds));
+    return { c, thresholds, gmacs, fraction: gmacs / dense };
+  };
+  const miss = (s: LtpRampSolution) => Math.abs(s.fraction / fraction - 1);
+  // c = 0 prunes nothing. Above c = 2·n₀·L every block from the second keeps only the prefix
+  // (a mean-unit score n·s(i) never exceeds n ≤ n₀).
+  const cMax = 2 * initialTokens(cfg) * cfg.depth;
+  let lo: LtpRampSolution = { c: 0, thresholds: ltpRamp(cfg.depth, 0), gmacs: dense, fraction: 1 };
+  let hi = await solution(1);
+  let best = miss(hi) < miss(lo) ? hi : lo;
+  while (hi.fraction > fraction && hi.c < cMax && runs < maxRuns) {
+    lo = hi;
+    hi = await solution(hi.c * 2);
+    if (miss(hi) < miss(best)) best = hi;
+  }
+  while (miss(best) > tolerance && hi.fraction <= fraction && runs < maxRuns) {
+    const mid = await solution((lo.c + hi.c) / 2);
+    if (miss(mid) < miss(best)) best = mid;
+    if (mid.fraction > fraction) lo = mid;
+    else hi = mid;
+  }
+  if (miss(best) > tolerance) {
+    throw new ScheduleError(`GMACs budget: expected an LTP ramp within ${tolerance * 100} % of ${fraction} × dense on the calibration images, found at best ${best.fraction.toFixed(4)} × dense (c = ${best.c}, ${runs} runs)`);
+  }
+  return best;
+}

@@ -1,0 +1,235 @@
+import type { ViTConfig } from '../model/types.js';
+import { prefixTokens } from '../model/types.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
+import { qkvLayout } from '../model/vit.js';
+import type { BlockTokens } from './flops.js';
+import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
+import { ScheduleError } from './schedule.js';
+
+/**
+ * ToMe, Token Merging (Bolya et al., ICLR 2023; algorithms.md §3), off the shelf. In every
+ * block, between the attention residual add and the MLP, r tokens merge into their most
+ * similar partners (facebookresearch/ToMe `bipartite_soft_matching` + `merge_wavg`):
+ *
+ *   metric  k̄_i = mean_h K_h[i], L2-normalised              [t, qk]   keys of this block's attention
+ *   split   A = even positions, B = odd positions             CLS (0) is in A, DIST (1) in B
+ *   scores  S = k̄_A · k̄_Bᵀ                                   [|A|, |B|]  row CLS = −∞, column DIST = −∞
+ *   match   j(a) = argmax_b S[a, b], v(a) = max_b S[a, b];  the r tokens of A with the largest v
+ *           are sources (ties: lower position first), several may share a destination
+ *   merge   x_b ← (s_b·x_b + Σ_{a→b} s_a·x_a) / (s_b + Σ_{a→b} s_a),   s_b ← s_b + Σ_{a→b} s_a
+ *   order   [unmerged A by position, B by position]        distilled: [CLS, DIST, other A, other B]
+ *
+ * r is capped per block at ⌊(t − protected)/2⌋, protected = the prefix tokens (CLS, DIST).
+ * Merged tokens keep the token id of their destination. The sizes s go back to the forward
+ * pass, which from then on adds log s to every key's attention logit (proportional attention,
+ * ToMe's default for off-the-shelf DeiT): a token of size s is attended as if present s times.
+ * Proportional attention cannot be switched off here, since the forward pass ties it to sizes.
+ */
+
+/**
+ * r per block: a constant; a linear ramp `{ r, inflection }` (ToMe's `parse_r`: lo = ⌊r·(1 −
+ * inflection)⌋, hi = 2r − lo, r_l = ⌊lo + l·(hi − lo)/(L − 1)⌋; inflection 0 = constant r,
+ * −1 = 2r falling to 0); or an explicit list, padded with zeros to the depth.
+ */
+export type TomeSchedule = number | { r: number; inflection: number } | readonly number[];
+
+/** The requested r of each of `depth` blocks (before the per-block cap). Negative ramp values become 0. */
+export function tomeRates(depth: number, schedule: TomeSchedule): number[] {
+  if (typeof schedule === 'number') {
+    checkR(schedule, 'r');
+    return Array.from({ length: depth }, () => schedule);
+  }
+  if (isRateList(schedule)) {
+    if (schedule.length > depth) throw new ScheduleError(`ToMe schedule: expected at most ${depth} per-block values (the model has ${depth} blocks), found ${schedule.length}`);
+    schedule.forEach((r, i) => checkR(r, `r of block ${i + 1}`));
+    return Array.from({ length: depth }, (_, i) => schedule[i] ?? 0);
+  }
+  const { r, inflection } = schedule;
+  checkR(r, 'r');
+  if (!Number.isFinite(inflection)) throw new ScheduleError(`ToMe schedule: expected a finite inflection, found ${inflection}`);
+  // ToMe truncates with Python's int(); Math.trunc is the same for negative values too.
+  const lo = Math.trunc(r * (1 - inflection));
+  const hi = 2 * r - lo;
+  const step = depth > 1 ? (hi - lo) / (depth - 1) : 0;
+  return Array.from({ length: depth }, (_, l) => Math.max(0, Math.trunc(lo + step * l)));
+}
+
+/** The r a block really merges: min(r, ⌊(t − protected)/2⌋). */
+export function cappedR(r: number, t: number, prefix: number): number {
+  return Math.max(0, Math.min(r, Math.floor((t - prefix) / 2)));
+}
+
+/** Token counts per block under a schedule, without running the model: block l runs attention on t and its MLP on t − r_l. */
+export function tomeTokens(cfg: ViTConfig, schedule: TomeSchedule): BlockTokens[] {
+  const prefix = prefixTokens(cfg);
+  let t = initialTokens(cfg);
+  return tomeRates(cfg.depth, schedule).map((r) => {
+    const attention = t;
+    t -= cappedR(r, t, prefix);
+    return { attention, mlp: t };
+  });
+}
+
+/** Head-averaged keys of the first t tokens: k̄[i] = (1/H) Σ_h K_h[i].  qkv [t, stride] → [t, qkDim]. */
+export function headMeanKeys(qkv: Float32Array, cfg: ViTConfig, t: number): Float32Array {
+  const { stride, keyOffset } = qkvLayout(cfg);
+  const c = cfg.qkDim;
+  const out = new Float32Array(t * c);
+  for (let i = 0; i < t; i++) {
+    for (let h = 0; h < cfg.heads; h++) {
+      const k = i * stride + keyOffset(h);
+      for (let j = 0; j < c; j++) out[i * c + j] += qkv[k + j];
+    }
+    for (let j = 0; j < c; j++) out[i * c + j] /= cfg.heads;
+  }
+  return out;
+}
+
+/** A merge decision over a sequence of t tokens, in positions of that sequence. */
+export interface TomeMatching {
+  sources: Int32Array; // [r] A tokens merged away
+  destinations: Int32Array; // [r] the B token each source merges into
+  order: Int32Array; // [t − r] the surviving tokens, in output order
+}
+
+/**
+ * Bipartite soft matching on `metric` [t, c] (rows need not be normalised). `prefix` tokens are
+ * protected: CLS (position 0) is never a source, DIST (position 1) never a destination. r is
+ * capped at ⌊(t − prefix)/2⌋. A zero metric row has cosine 0 with everything.
+ */
+export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number): TomeMatching {
+  r = cappedR(r, t, prefix);
+  const unit = new Float64Array(t * c); // [t, c] rows of unit length
+  for (let i = 0; i < t; i++) {
+    let norm = 0;
+    for (let j = 0; j < c; j++) norm += metric[i * c + j] ** 2;
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+    for (let j = 0; j < c; j++) unit[i * c + j] = metric[i * c + j] * inv;
+  }
+  const nA = Math.ceil(t / 2); // A[i] = position 2i
+  const nB = Math.floor(t / 2); // B[j] = position 2j + 1
+  const best = new Float64Array(nA); // v(a)
+  const partner = new Int32Array(nA); // j(a)
+  for (let i = 0; i < nA; i++) {
+    best[i] = -Infinity;
+    if (prefix >= 1 && i === 0) continue; // CLS row = −∞
+    for (let j = 0; j < nB; j++) {
+      if (prefix >= 2 && j === 0) continue; // DIST column = −∞
+      let s = 0;
+      for (let d = 0; d < c; d++) s += unit[2 * i * c + d] * unit[(2 * j + 1) * c + d];
+      if (s > best[i]) {
+        best[i] = s;
+        partner[i] = j;
+      }
+    }
+  }
+  const ranked = Array.from({ length: nA }, (_, i) => i).sort((a, b) => best[b] - best[a] || a - b);
+  const sources = Int32Array.from(ranked.slice(0, r), (i) => 2 * i);
+  const destinations = Int32Array.from(ranked.slice(0, r), (i) => 2 * partner[i] + 1);
+  const unmerged = ranked.slice(r).sort((a, b) => a - b).map((i) => 2 * i);
+  const bPositions = Array.from({ length: nB }, (_, j) => 2 * j + 1);
+  const order = prefix >= 2 ? [unmerged[0], bPositions[0], ...unmerged.slice(1), ...bPositions.slice(1)] : [...unmerged, ...bPositions];
+  return { sources, destinations, order: Int32Array.from(order) };
+}
+
+/**
+ * Size-weighted merge of x [t, D] (sizes [t], null = all 1) by `m`: x [t − r, D] and sizes
+ * [t − r] in the order of `m.order`. Computed as ToMe does: scatter-add s·x and s, then divide.
+ */
+export function mergeWeightedAverage(m: TomeMatching, x: Float32Array, D: number, sizes: Float32Array | null): { x: Float32Array; sizes: Float32Array } {
+  const size = (p: number) => (sizes ? sizes[p] : 1);
+  const rows = m.order.length;
+  const rowOf = new Map<number, number>(); // position → output row
+  const sum = new Float64Array(rows * D); // [t − r, D] Σ s·x
+  const total = new Float64Array(rows); // [t − r] Σ s
+  m.order.forEach((p, row) => rowOf.set(p, row));
+  const add = (row: number, p: number) => {
+    const s = size(p);
+    for (let d = 0; d < D; d++) sum[row * D + d] += s * x[p * D + d];
+    total[row] += s;
+  };
+  m.order.forEach((p, row) => add(row, p));
+  m.sources.forEach((a, i) => add(rowOf.get(m.destinations[i])!, a));
+  const out = new Float32Array(rows * D);
+  for (let row = 0; row < rows; row++) {
+    for (let d = 0; d < D; d++) out[row * D + d] = sum[row * D + d] / total[row];
+  }
+  return { x: out, sizes: Float32Array.from(total) };
+}
+
+/** One ToMe step on a block's state at the afterAttention hook: merge r tokens (capped), or nothing. */
+export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
+  const { config: cfg, n } = state;
+  const prefix = prefixTokens(cfg);
+  if (cappedR(r, n, prefix) === 0) return;
+  const m = bipartiteSoftMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix);
+  const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
+  return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
+}
+
+/** Forward hooks merging tokens by `schedule` in every block. Stateless per image: one object serves a whole run. */
+export function tomeHooks(schedule: TomeSchedule): ForwardHooks {
+  let depth = -1;
+  let rates: number[] = [];
+  return {
+    afterAttention(state) {
+      if (state.config.depth !== depth) {
+        depth = state.config.depth;
+        rates = tomeRates(depth, schedule);
+      }
+      return tomeMerge(state, rates[state.block]);
+    },
+  };
+}
+
+export interface TomeSolution {
+  schedule: number | number[]; // a constant r, or a per-block list mixing r + 1 (first blocks) and r
+  gmacs: number;
+  fraction: number; // gmacs / dense GMACs
+}
+
+/**
+ * The ToMe schedule costing `fraction` × the dense GMACs within a relative `tolerance`
+ * (default 1 %). The closest constant r is taken when it is within tolerance. Constant r moves
+ * in coarse steps (≈ 3 % of dense per unit of r on DeiT-T/S), so otherwise the solver refines
+ * between r and r + 1 with the list [r + 1 × m, r × (L − m)], m = 1…L − 1: the extra merge goes
+ * to the first m blocks (more merging early, like ToMe's decreasing schedule), which keeps the
+ * per-block rates monotone. Throws ScheduleError if nothing lands within tolerance.
+ */
+export function solveTomeForBudget(cfg: ViTConfig, fraction: number, options: { tolerance?: number } = {}): TomeSolution {
+  if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
+  const tolerance = options.tolerance ?? 0.01;
+  const dense = denseGmacs(cfg);
+  const solution = (schedule: number | number[]): TomeSolution => {
+    const gmacs = modelGmacs(cfg, tomeTokens(cfg, schedule));
+    return { schedule, gmacs, fraction: gmacs / dense };
+  };
+  const miss = (s: TomeSolution) => Math.abs(s.fraction / fraction - 1);
+  // Beyond rMax every block is capped: larger r changes nothing.
+  const rMax = Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2);
+  const constants = Array.from({ length: rMax + 1 }, (_, r) => solution(r));
+  let best = constants.reduce((a, b) => (miss(b) < miss(a) ? b : a));
+  if (miss(best) > tolerance) {
+    // GMACs fall with r: bracket the target between r (above) and r + 1 (below).
+    let r = -1;
+    while (r < rMax && constants[r + 1].fraction >= fraction) r++;
+    if (r >= 0 && r < rMax) {
+      for (let m = 1; m < cfg.depth; m++) {
+        const mixed = solution(Array.from({ length: cfg.depth }, (_, l) => (l < m ? r + 1 : r)));
+        if (miss(mixed) < miss(best)) best = mixed;
+      }
+    }
+  }
+  if (miss(best) > tolerance) {
+    throw new ScheduleError(`GMACs budget: expected a ToMe schedule within ${tolerance * 100} % of ${fraction} × dense, found at best ${best.fraction.toFixed(4)} × dense (r = ${JSON.stringify(best.schedule)})`);
+  }
+  return best;
+}
+
+function isRateList(s: TomeSchedule): s is readonly number[] {
+  return Array.isArray(s);
+}
+
+function checkR(r: number, what: string): void {
+  if (!(Number.isInteger(r) && r >= 0)) throw new ScheduleError(`ToMe schedule: expected ${what} to be an integer ≥ 0, found ${r}`);
+}
