@@ -1,0 +1,70 @@
+import { UsageError } from '../errors.js';
+import { labelImages, listImages } from '../eval/dataset.js';
+import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
+import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
+import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions } from './common.js';
+
+export const evalSpec: CommandSpec = {
+  name: 'eval',
+  summary: 'Measure top-1/top-5 accuracy, GMACs and speed on a folder of labelled images (and, with --method, agreement with the dense model).',
+  usage: 'vitprune eval [--model M] --images DIR [--labels CSV] [--limit N] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--json]',
+  options: {
+    ...MODEL_OPTIONS,
+    images: { type: 'string', valueName: 'DIR', help: 'folder of .jpg/.jpeg/.png images (required)' },
+    labels: {
+      type: 'string',
+      valueName: 'CSV',
+      help: "CSV with columns 'file' and 'class_index'; without it, labels come from WordNet-id file-name prefixes",
+    },
+    limit: { type: 'string', valueName: 'N', help: 'evaluate only the first N images (sorted by name)' },
+    ...METHOD_OPTIONS,
+  },
+};
+
+const summary = (r: EvalResult) => ({ top1: r.top1, top5: r.top5, gmacs: r.gmacs, msPerImage: r.msPerImage });
+
+export async function evalCommand({ values }: Parsed): Promise<void> {
+  const imagesDir = stringOption(values, 'images');
+  if (!imagesDir) throw new UsageError("'vitprune eval' needs --images DIR (see --help)");
+  const limit = intOption(values, 'limit');
+  const { model, runner } = await openModel(values);
+  const plan = pruningFromOptions(values, model.config);
+  const files = listImages(imagesDir).slice(0, limit);
+  const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
+
+  // With a method, the dense model runs on the same images, interleaved, as the yardstick.
+  const variants: Variant[] = [{ name: 'dense' }];
+  if (plan) variants.push({ name: plan.method, hooks: (i) => plan.hooks(i) });
+  const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet });
+  const result = pruned ?? dense;
+  const report = {
+    model: values.model,
+    images: images.length,
+    ...summary(result),
+    ...(plan && {
+      method: plan.method,
+      schedule: plan.schedule,
+      ...agreementWithDense(dense, pruned),
+      gmacsFraction: pruned.gmacs / dense.gmacs,
+      speedup: dense.msPerImage / pruned.msPerImage,
+      dense: summary(dense),
+    }),
+  };
+  if (values.json) {
+    printJson(report);
+    return;
+  }
+  const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+  const line = (name: string, r: EvalResult) =>
+    `${name}: top-1 ${pct(r.top1)}, top-5 ${pct(r.top5)}, ${r.gmacs.toFixed(4)} GMACs, ${r.msPerImage.toFixed(1)} ms/image\n`;
+  process.stdout.write(`model ${report.model}, ${report.images} images\n`);
+  process.stdout.write(line('dense', dense));
+  if (plan) {
+    const a = agreementWithDense(dense, pruned);
+    process.stdout.write(line(plan.method, pruned));
+    process.stdout.write(
+      `  vs dense: agreement ${a.agreement.toFixed(3)}, KL ${a.kl.toFixed(4)}, top-1 loss ${(a.top1Loss * 100).toFixed(1)} points, ` +
+        `GMACs ×${(pruned.gmacs / dense.gmacs).toFixed(3)}, speed ×${(dense.msPerImage / pruned.msPerImage).toFixed(2)}\n`,
+    );
+  }
+}

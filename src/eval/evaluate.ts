@@ -1,0 +1,97 @@
+import { basename } from 'node:path';
+import { loadImageTensor } from '../image/preprocess.js';
+import type { ForwardHooks, ViTRunner } from '../model/vit.js';
+import { createProgress } from '../util/progress.js';
+import type { LabelledImage } from './dataset.js';
+import { klDivergence, topK } from './metrics.js';
+
+export interface ImageResult {
+  file: string; // base name
+  label: number | null;
+  top5: number[];
+  logits: Float32Array; // [numClasses]
+  gmacs: number;
+  ms: number; // forward pass only (decode and preprocessing excluded)
+}
+
+export interface EvalResult {
+  images: ImageResult[];
+  top1: number; // fraction of labelled images whose top-1 is the label
+  top5: number;
+  gmacs: number; // mean executed GMACs per image
+  msPerImage: number; // mean forward time per image
+}
+
+/** One way of running the model: dense (no hooks) or a pruning method. */
+export interface Variant {
+  name: string;
+  hooks?: (imageIndex: number) => ForwardHooks;
+}
+
+export interface EvalOptions {
+  progress?: boolean;
+}
+
+/**
+ * Run every variant on every image, each image decoded and preprocessed once; the variants run
+ * back to back on the same image so their timings share the machine's state (interleaved).
+ */
+export async function evaluateVariants(
+  runner: ViTRunner, images: LabelledImage[], variants: Variant[], opts: EvalOptions = {},
+): Promise<EvalResult[]> {
+  const bar = createProgress({ label: 'eval', total: images.length * variants.length, unit: 'items', enabled: opts.progress ?? true });
+  const results: ImageResult[][] = variants.map(() => []);
+  for (let i = 0; i < images.length; i++) {
+    const { file, label } = images[i];
+    const input = loadImageTensor(file, runner.config.preprocess);
+    variants.forEach((v, j) => {
+      const hooks = v.hooks?.(i);
+      const t0 = performance.now();
+      const { logits, gmacs } = runner.forward(input, hooks);
+      const ms = performance.now() - t0;
+      results[j].push({ file: basename(file), label, top5: topK(logits, 5), logits, gmacs, ms });
+    });
+    bar.tick(variants.length);
+    // Yield to the event loop now and then so the progress bar and signals get through.
+    if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+  }
+  bar.done();
+  return results.map(summarise);
+}
+
+/** Evaluate one way of running the model. */
+export async function evaluate(runner: ViTRunner, images: LabelledImage[], opts: EvalOptions & { hooks?: Variant['hooks'] } = {}): Promise<EvalResult> {
+  const [result] = await evaluateVariants(runner, images, [{ name: 'model', hooks: opts.hooks }], opts);
+  return result;
+}
+
+export function summarise(results: ImageResult[]): EvalResult {
+  const labelled = results.filter((r) => r.label !== null);
+  const hits = (k: number) => labelled.filter((r) => r.top5.slice(0, k).includes(r.label!)).length;
+  const mean = (f: (r: ImageResult) => number) => results.reduce((s, r) => s + f(r), 0) / Math.max(results.length, 1);
+  return {
+    images: results,
+    top1: labelled.length ? hits(1) / labelled.length : NaN,
+    top5: labelled.length ? hits(5) / labelled.length : NaN,
+    gmacs: mean((r) => r.gmacs),
+    msPerImage: mean((r) => r.ms),
+  };
+}
+
+export interface AgreementResult {
+  agreement: number; // share of images whose top-1 equals the dense model's
+  kl: number; // mean KL(dense ‖ pruned) of the softmax outputs, nats
+  top1Loss: number; // dense top-1 − pruned top-1 (fraction; noisy on small sets)
+}
+
+/** How closely a pruned run follows the dense run on the same images. */
+export function agreementWithDense(dense: EvalResult, pruned: EvalResult): AgreementResult {
+  const n = dense.images.length;
+  let agree = 0;
+  let kl = 0;
+  for (let i = 0; i < n; i++) {
+    if (dense.images[i].top5[0] === pruned.images[i].top5[0]) agree++;
+    kl += klDivergence(dense.images[i].logits, pruned.images[i].logits);
+  }
+  return { agreement: agree / n, kl: kl / n, top1Loss: dense.top1 - pruned.top1 };
+}
