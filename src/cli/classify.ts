@@ -1,0 +1,43 @@
+import { loadImageTensor } from '../image/preprocess.js';
+import { softmax, topK } from '../eval/metrics.js';
+import { intOption, type CommandSpec, type Parsed } from './args.js';
+import { MODEL_OPTIONS, openModel, printJson } from './common.js';
+
+export const classifySpec: CommandSpec = {
+  name: 'classify',
+  summary: 'Classify images with a ViT/DeiT model and print the top predictions.',
+  usage: 'vitprune classify [--model M] [--top K] [--json] IMAGE...',
+  options: {
+    ...MODEL_OPTIONS,
+    top: { type: 'string', valueName: 'K', default: '5', help: 'number of predictions per image' },
+  },
+  positionals: { name: 'IMAGE', min: 1 },
+};
+
+export async function classifyCommand({ values, positionals }: Parsed): Promise<void> {
+  const k = intOption(values, 'top', 5)!;
+  const { model, runner } = await openModel(values);
+  const { labels, descriptions, preprocess } = model.config;
+  const results = positionals.map((file) => {
+    const { logits } = runner.forward(loadImageTensor(file, preprocess));
+    const probs = softmax(logits);
+    const predictions = topK(logits, k).map((index) => ({
+      index,
+      label: labels[index],
+      description: descriptions[index],
+      score: probs[index],
+    }));
+    return { file, predictions };
+  });
+  if (values.json) {
+    printJson(results);
+    return;
+  }
+  for (const { file, predictions } of results) {
+    process.stdout.write(`${file}\n`);
+    for (const p of predictions) {
+      const name = p.description ? `${p.label} (${p.description})` : p.label;
+      process.stdout.write(`  ${(p.score * 100).toFixed(2).padStart(6)} %  ${String(p.index).padStart(4)}  ${name}\n`);
+    }
+  }
+}
