@@ -7,7 +7,7 @@ import { loadModelFolder, saveModelFolder } from '../src/model/load.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import type { ViTModel, ViTWeights } from '../src/model/types.js';
 import {
-  DEIT_PREPROCESSOR, DESCRIPTIONS, LABELS, timmConfig, timmTensors, tinyModel, transformersConfig, transformersTensors,
+  DEIT_PREPROCESSOR, DESCRIPTIONS, DIMS, LABELS, timmConfig, timmTensors, tinyModel, transformersConfig, transformersTensors,
   writeFolder, type Tensors, type TransformersClass,
 } from './model-writers.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
