@@ -3,12 +3,12 @@ import { benchForward, benchGemm, benchInput, modelGemmShapes } from '../eval/be
 import { BACKENDS, createKernels, type Backend } from '../kernels/index.js';
 import { ViTRunner } from '../model/vit.js';
 import { intOption, type CommandSpec, type Parsed } from './args.js';
-import { loadModelSpec, MODEL_OPTIONS, printJson } from './common.js';
+import { loadModelSpec, METHOD_OPTIONS, MODEL_OPTIONS, printJson, pruningFromOptions } from './common.js';
 
 export const benchSpec: CommandSpec = {
   name: 'bench',
   summary: 'Time the forward pass (ms/image, batch 1, 1 thread) and the GEMMs of a model (GFLOP/s).',
-  usage: 'vitprune bench [--model M | --model random:deit_small_patch16_224] [--backend B[,B2...]] [--runs N] [--json]',
+  usage: 'vitprune bench [--model M | --model random:deit_small_patch16_224] [--backend B[,B2...]] [--runs N] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--json]',
   options: {
     ...MODEL_OPTIONS,
     backend: {
@@ -18,6 +18,7 @@ export const benchSpec: CommandSpec = {
       help: `backend, or a comma-separated list timed interleaved in one run (${BACKENDS.join(', ')})`,
     },
     runs: { type: 'string', valueName: 'N', default: '20', help: 'timed forward passes per backend after 3 warm-up runs' },
+    ...METHOD_OPTIONS,
   },
 };
 
@@ -35,8 +36,13 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
   const model = await loadModelSpec(values.model as string, { quiet: values.quiet === true });
   const kernels = await Promise.all(backends.map((b) => createKernels(b)));
   const runners = kernels.map((k) => new ViTRunner(model, k));
+  const plan = pruningFromOptions(values, model.config);
   const input = benchInput(model.config);
-  const forward = benchForward(runners.map((runner) => ({ runner })), input, runs);
+  // Dense on every backend; with --method, the pruned model on the first backend too, interleaved.
+  const entries = [...runners.map((runner) => ({ runner })), ...(plan ? [{ runner: runners[0], hooks: () => plan.hooks(0) }] : [])];
+  const timed = benchForward(entries, input, runs);
+  const forward = timed.slice(0, runners.length);
+  const pruned = plan ? timed[runners.length] : null;
   // GEMM throughput of the first backend on the model's own shapes (the reference is slow: fewer runs).
   const gemmRuns = backends[0] === 'reference' ? 3 : runs;
   const gemm = modelGemmShapes(model.config, runners[0].maxTokens).map((s) => ({ ...s, gflops: benchGemm(kernels[0], s, gemmRuns) }));
@@ -45,8 +51,15 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
     model: values.model,
     backend: kernels[0].name,
     threads: 1,
-    gmacs: forward[0].gmacs,
-    msPerImage: forward[0].ms,
+    gmacs: (pruned ?? forward[0]).gmacs,
+    msPerImage: (pruned ?? forward[0]).ms,
+    ...(plan && pruned && {
+      method: plan.method,
+      schedule: plan.schedule,
+      dense: { gmacs: forward[0].gmacs, msPerImage: forward[0].ms },
+      gmacsFraction: pruned.gmacs / forward[0].gmacs,
+      msRatio: pruned.ms.median / forward[0].ms.median, // pruned / dense, same backend, same run
+    }),
     gemm: gemm.map(({ name, m, n, k, gflops }) => ({ name, m, n, k, gflops })),
     ...(backends.length > 1 && {
       compare: kernels.slice(1).map((k, i) => ({
@@ -61,10 +74,16 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
     return;
   }
   const ms = (t: { median: number; min: number; max: number }) => `${t.median.toFixed(2)} ms/image (min ${t.min.toFixed(2)}, max ${t.max.toFixed(2)})`;
-  process.stdout.write(`${report.model}: ${report.gmacs.toFixed(4)} GMACs, ${runs} runs, 1 thread\n`);
-  process.stdout.write(`  ${report.backend.padEnd(14)} ${ms(report.msPerImage)}\n`);
+  process.stdout.write(`${report.model}: ${forward[0].gmacs.toFixed(4)} GMACs dense, ${runs} runs, 1 thread\n`);
+  process.stdout.write(`  ${report.backend.padEnd(14)} ${ms(forward[0].ms)}\n`);
   for (const c of report.compare ?? []) {
     process.stdout.write(`  ${c.backend.padEnd(14)} ${ms(c.msPerImage)}  = ${c.ratio.toFixed(2)}× ${report.backend}\n`);
+  }
+  if (plan && pruned) {
+    process.stdout.write(
+      `  ${plan.method.padEnd(14)} ${ms(pruned.ms)} on ${report.backend}, ${pruned.gmacs.toFixed(4)} GMACs ` +
+        `(×${report.gmacsFraction!.toFixed(3)} GMACs, ×${report.msRatio!.toFixed(3)} time of dense)\n`,
+    );
   }
   process.stdout.write(`GEMMs on ${report.backend}:\n`);
   for (const g of report.gemm) {

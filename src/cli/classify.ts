@@ -1,15 +1,16 @@
 import { loadImageTensor } from '../image/preprocess.js';
 import { softmax, topK } from '../eval/metrics.js';
 import { intOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openModel, printJson } from './common.js';
+import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions } from './common.js';
 
 export const classifySpec: CommandSpec = {
   name: 'classify',
   summary: 'Classify images with a ViT/DeiT model and print the top predictions.',
-  usage: 'vitprune classify [--model M] [--top K] [--json] IMAGE...',
+  usage: 'vitprune classify [--model M] [--top K] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--json] IMAGE...',
   options: {
     ...MODEL_OPTIONS,
     top: { type: 'string', valueName: 'K', default: '5', help: 'number of predictions per image' },
+    ...METHOD_OPTIONS,
   },
   positionals: { name: 'IMAGE', min: 1 },
 };
@@ -18,8 +19,9 @@ export async function classifyCommand({ values, positionals }: Parsed): Promise<
   const k = intOption(values, 'top', 5)!;
   const { model, runner } = await openModel(values);
   const { labels, descriptions, preprocess } = model.config;
-  const results = positionals.map((file) => {
-    const { logits } = runner.forward(loadImageTensor(file, preprocess));
+  const plan = pruningFromOptions(values, model.config);
+  const results = positionals.map((file, i) => {
+    const { logits, gmacs } = runner.forward(loadImageTensor(file, preprocess), plan?.hooks(i));
     const probs = softmax(logits);
     const predictions = topK(logits, k).map((index) => ({
       index,
@@ -27,14 +29,14 @@ export async function classifyCommand({ values, positionals }: Parsed): Promise<
       description: descriptions[index],
       score: probs[index],
     }));
-    return { file, predictions };
+    return { file, ...(plan && { method: plan.method, gmacs }), predictions };
   });
   if (values.json) {
     printJson(results);
     return;
   }
-  for (const { file, predictions } of results) {
-    process.stdout.write(`${file}\n`);
+  for (const { file, predictions, gmacs } of results) {
+    process.stdout.write(`${file}${plan ? ` (${plan.method}, ${gmacs!.toFixed(4)} GMACs)` : ''}\n`);
     for (const p of predictions) {
       const name = p.description ? `${p.label} (${p.description})` : p.label;
       process.stdout.write(`  ${(p.score * 100).toFixed(2).padStart(6)} %  ${String(p.index).padStart(4)}  ${name}\n`);
