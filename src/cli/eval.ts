@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.js';
-import { labelImages, listImages } from '../eval/dataset.js';
+import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions } from './common.js';
@@ -17,6 +17,7 @@ export const evalSpec: CommandSpec = {
       help: "CSV with columns 'file' and 'class_index'; without it, labels come from WordNet-id file-name prefixes",
     },
     limit: { type: 'string', valueName: 'N', help: 'evaluate only the first N images (sorted by name)' },
+    split: { type: 'string', valueName: 'S', help: "evaluate only the images at 'even' or 'odd' positions of the sorted folder" },
     ...METHOD_OPTIONS,
   },
 };
@@ -29,7 +30,7 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const limit = intOption(values, 'limit');
   const { model, runner } = await openModel(values);
   const plan = pruningFromOptions(values, model.config);
-  const files = listImages(imagesDir).slice(0, limit);
+  const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
   const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
 
   // With a method, the dense model runs on the same images, interleaved, as the yardstick.

@@ -3,6 +3,7 @@ import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js
 import { benchCommand, benchSpec } from './bench.js';
 import { classifyCommand, classifySpec } from './classify.js';
 import { evalCommand, evalSpec } from './eval.js';
+import { tuneCommand, tuneSpec } from './tune.js';
 
 interface Command {
   spec: CommandSpec;
@@ -13,6 +14,7 @@ const COMMANDS: Command[] = [
   { spec: classifySpec, run: classifyCommand },
   { spec: evalSpec, run: evalCommand },
   { spec: benchSpec, run: benchCommand },
+  { spec: tuneSpec, run: tuneCommand },
 ];
 
 function mainHelp(): string {

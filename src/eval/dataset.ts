@@ -97,3 +97,16 @@ export function labelImages(files: string[], modelLabels: string[], labelsCsv?: 
     return { file, label };
   });
 }
+
+export const SPLITS = ['even', 'odd'] as const;
+export type Split = (typeof SPLITS)[number];
+
+/**
+ * Half of a sorted image list: the images at even (0, 2, 4, …) or odd positions. Interleaving
+ * keeps both halves spread over all classes, so one half can tune what the other half reports.
+ */
+export function selectSplit<T>(items: T[], split: Split | undefined): T[] {
+  if (split === undefined) return items;
+  if (!(SPLITS as readonly string[]).includes(split)) throw new UsageError(`--split expects 'even' or 'odd', got '${split}'`);
+  return items.filter((_, i) => i % 2 === (split === 'even' ? 0 : 1));
+}

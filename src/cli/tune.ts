@@ -1,0 +1,100 @@
+import { UsageError } from '../errors.js';
+import { listImages, selectSplit, type Split } from '../eval/dataset.js';
+import { klDivergence, topK } from '../eval/metrics.js';
+import { loadImageTensor } from '../image/preprocess.js';
+import { writeFileAtomic } from '../model/safetensors.js';
+import { denseGmacs } from '../prune/flops.js';
+import { scheduleToJson } from '../prune/schedule.js';
+import { tuneSchedule, type CandidateScore } from '../prune/tune.js';
+import { zeroTPruneHooks } from '../prune/zero-tprune.js';
+import { createProgress } from '../util/progress.js';
+import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
+import { MODEL_OPTIONS, openModel, printJson } from './common.js';
+
+export const tuneSpec: CommandSpec = {
+  name: 'tune',
+  summary: 'Search a Zero-TPrune schedule for a GMACs budget on unlabelled calibration images (Monte-Carlo, scored against the dense model).',
+  usage: 'vitprune tune [--model M] --method zero-tprune --budget F|--gmacs G --calib DIR [--samples N] [--split even|odd] [--out FILE] [--json]',
+  options: {
+    ...MODEL_OPTIONS,
+    method: { type: 'string', valueName: 'NAME', default: 'zero-tprune', help: 'method to tune (zero-tprune)' },
+    budget: { type: 'string', valueName: 'F', help: 'GMACs as a fraction of dense' },
+    gmacs: { type: 'string', valueName: 'G', help: 'GMACs as an absolute figure' },
+    calib: { type: 'string', valueName: 'DIR', help: 'folder of calibration images (labels are never read)' },
+    samples: { type: 'string', valueName: 'N', help: 'use the first N calibration images (default: all)' },
+    split: { type: 'string', valueName: 'S', help: "use only the images at 'even' or 'odd' positions of the sorted folder" },
+    candidates: { type: 'string', valueName: 'K', default: '100', help: 'random schedules sampled besides the presets' },
+    seed: { type: 'string', valueName: 'S', default: '1', help: 'random seed of the search' },
+    out: { type: 'string', valueName: 'FILE', help: 'write the best schedule here (JSON, for --schedule)' },
+  },
+};
+
+export async function tuneCommand({ values }: Parsed): Promise<void> {
+  if (values.method !== 'zero-tprune') throw new UsageError(`tune supports --method zero-tprune, got '${values.method}'`);
+  const calib = stringOption(values, 'calib');
+  if (!calib) throw new UsageError("'vitprune tune' needs --calib DIR (unlabelled images)");
+  if ((values.budget === undefined) === (values.gmacs === undefined)) throw new UsageError("'vitprune tune' needs exactly one of --budget F and --gmacs G");
+  const { model, runner } = await openModel(values);
+  const cfg = model.config;
+  const budget = values.budget !== undefined ? Number(values.budget) : Number(values.gmacs) / denseGmacs(cfg);
+  if (!(budget > 0 && budget < 1)) throw new UsageError(`the budget must be a fraction in (0, 1) of dense GMACs, got ${budget}`);
+  const files = selectSplit(listImages(calib), values.split as Split | undefined).slice(0, intOption(values, 'samples'));
+
+  // Decode every calibration image once and run the dense model once: the yardstick.
+  const loading = createProgress({ label: 'calibration images', total: files.length, unit: 'items', enabled: !values.quiet });
+  const inputs = files.map((f) => {
+    const input = loadImageTensor(f, cfg.preprocess);
+    loading.tick();
+    return input;
+  });
+  loading.done();
+  const dense = inputs.map((input) => runner.forward(input).logits);
+  const denseTop1 = dense.map((l) => topK(l, 1)[0]);
+
+  const score = async (schedule: Parameters<typeof zeroTPruneHooks>[0], images: number): Promise<CandidateScore> => {
+    const hooks = zeroTPruneHooks(schedule);
+    let agree = 0;
+    let kl = 0;
+    for (let i = 0; i < images; i++) {
+      const { logits } = runner.forward(inputs[i], hooks);
+      if (topK(logits, 1)[0] === denseTop1[i]) agree++;
+      kl += klDivergence(dense[i], logits);
+    }
+    return { agreement: agree / images, kl: kl / images };
+  };
+  // The search reports forward passes done out of its total; the bar is made at the first report.
+  const progress: { bar?: ReturnType<typeof createProgress> } = {};
+  const result = await tuneSchedule(cfg, score, {
+    budget,
+    candidates: intOption(values, 'candidates', 100)!,
+    images: inputs.length,
+    seed: intOption(values, 'seed', 1),
+    onProgress: (done, total) => {
+      progress.bar ??= createProgress({ label: 'tune (forward passes)', total, unit: 'items', enabled: !values.quiet });
+      progress.bar.update(done);
+    },
+  });
+  progress.bar?.done();
+
+  const out = stringOption(values, 'out');
+  if (out) writeFileAtomic(out, new TextEncoder().encode(scheduleToJson(result.best.schedule)));
+  const report = {
+    model: values.model,
+    method: 'zero-tprune',
+    budget,
+    calibrationImages: inputs.length,
+    candidatesEvaluated: result.evaluated,
+    out: out ?? null,
+    best: { ...result.best },
+    untuned: { ...result.baseline },
+  };
+  if (values.json) {
+    printJson(report);
+    return;
+  }
+  const line = (name: string, c: typeof result.best) =>
+    `${name}: ${c.gmacs.toFixed(4)} GMACs (×${c.fraction.toFixed(3)}), agreement ${c.score.agreement.toFixed(3)}, KL ${c.score.kl.toFixed(4)} on ${c.images} images  [${c.origin}]\n`;
+  process.stdout.write(line('tuned  ', result.best));
+  process.stdout.write(line('untuned', result.baseline));
+  process.stdout.write(out ? `schedule written to ${out}\n` : scheduleToJson(result.best.schedule));
+}
