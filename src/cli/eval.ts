@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { writeFileAtomic } from '../model/safetensors.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
@@ -17,6 +18,7 @@ export const evalSpec: CommandSpec = {
       help: "CSV with columns 'file' and 'class_index'; without it, labels come from WordNet-id file-name prefixes",
     },
     limit: { type: 'string', valueName: 'N', help: 'evaluate only the first N images (sorted by name)' },
+    predictions: { type: 'string', valueName: 'FILE', help: 'also write per-image top-5 predictions and GMACs as JSON (for cross-checks)' },
     split: { type: 'string', valueName: 'S', help: "evaluate only the images at 'even' or 'odd' positions of the sorted folder" },
     ...METHOD_OPTIONS,
   },
@@ -38,6 +40,11 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   if (plan) variants.push({ name: plan.method, hooks: (i) => plan.hooks(i) });
   const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet });
   const result = pruned ?? dense;
+  const predictionsFile = stringOption(values, 'predictions');
+  if (predictionsFile) {
+    const rows = result.images.map(({ file, label, top5, gmacs }) => ({ file, label, top5, gmacs }));
+    writeFileAtomic(predictionsFile, new TextEncoder().encode(JSON.stringify({ model: values.model, backend: runner.kernels.name, preds: rows }) + '\n'));
+  }
   const report = {
     model: values.model,
     images: images.length,
