@@ -8,7 +8,7 @@ import { maxSimilarityDrops, scheduleGmacs, solveKeepRatioForBudget, ScheduleErr
  * Monte-Carlo search over Zero-TPrune schedules at a GMACs budget (the paper chooses its
  * per-budget configuration by a Monte-Carlo search; algorithms.md §1.9). Our search space [I]:
  *
- *   - 2…6 pruning layers after distinct blocks 1…depth−1,
+ *   - 2…depth−1 pruning layers after distinct blocks 1…depth−1,
  *   - per layer a relative removal weight w ∈ [0.2, 1] and an S-stage share σ ∈ [0, 1],
  *   - one global scale α bisected so the schedule's GMACs land within ±1 % of the budget:
  *     a layer seeing m patch tokens removes r = round(m · min(0.9, α·w)), rS = min(⌊σ·r⌋, ⌊m/2⌋).
@@ -61,7 +61,7 @@ function objective(s: CandidateScore): number {
  * A random schedule at the budget (null when the sampled shape cannot hit it within tolerance).
  */
 export function sampleSchedule(cfg: ViTConfig, budget: number, rand: () => number, tolerance = 0.01): PruneSchedule | null {
-  const layers = 2 + Math.floor(rand() * 5);
+  const layers = 2 + Math.floor(rand() * (cfg.depth - 2));
   const blocks = new Set<number>();
   while (blocks.size < Math.min(layers, cfg.depth - 1)) blocks.add(1 + Math.floor(rand() * (cfg.depth - 1)));
   const after = [...blocks].sort((a, b) => a - b);
@@ -93,7 +93,33 @@ export function sampleSchedule(cfg: ViTConfig, budget: number, rand: () => numbe
   return null;
 }
 
-/** Presets worth trying at every budget: keep-ratio schedules at several placements and S/I splits. */
+/**
+ * "Constant r" schedules (algorithms.md §1.9): after each of blocks 1…depth−1 drop r tokens,
+ * the first k of them r + 1, a share σ by the S-stage; the (r, k) closest to the budget, or null.
+ */
+export function constantRateSchedule(cfg: ViTConfig, budget: number, sShare: number, tolerance = 0.01): PruneSchedule | null {
+  const target = budget * denseGmacs(cfg);
+  let best: PruneSchedule | null = null;
+  let bestError = tolerance;
+  for (let r = 0; r * (cfg.depth - 1) < numPatches(cfg); r++) {
+    for (let k = 0; k < cfg.depth - 1; k++) {
+      let m = numPatches(cfg);
+      const steps = [];
+      for (let b = 1; b < cfg.depth && m > 1; b++) {
+        const remove = Math.min(b <= k ? r + 1 : r, m - 1);
+        const rS = Math.min(Math.floor(sShare * remove), maxSimilarityDrops(m));
+        if (remove > 0) steps.push({ after: b, rS, rI: remove - rS });
+        m -= remove;
+      }
+      const schedule = { steps };
+      const error = Math.abs(scheduleGmacs(cfg, schedule) / target - 1);
+      if (error <= bestError) [best, bestError] = [schedule, error];
+    }
+  }
+  return best;
+}
+
+/** Presets worth trying at every budget: keep-ratio schedules at several placements and S/I splits, and constant-r ones. */
 export function presetSchedules(cfg: ViTConfig, budget: number, tolerance = 0.01): { origin: string; schedule: PruneSchedule }[] {
   const placements = [[3, 6, 9], [2, 4, 6, 8, 10], [3, 5, 7, 9], [4, 7, 10], [1, 3, 5, 7, 9, 11]].filter((p) => p.every((b) => b < cfg.depth));
   const out: { origin: string; schedule: PruneSchedule }[] = [];
@@ -106,6 +132,10 @@ export function presetSchedules(cfg: ViTConfig, budget: number, tolerance = 0.01
         if (!(err instanceof ScheduleError)) throw err;
       }
     }
+  }
+  for (const sShare of [0.5, 0.75, 1]) {
+    const schedule = constantRateSchedule(cfg, budget, sShare, tolerance);
+    if (schedule) out.push({ origin: `preset constant r ${schedule.steps.map((s) => s.rS + s.rI).join(',')} S-share ${sShare}`, schedule });
   }
   return out;
 }
