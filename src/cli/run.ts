@@ -4,6 +4,7 @@ import { benchCommand, benchSpec } from './bench.js';
 import { classifyCommand, classifySpec } from './classify.js';
 import { evalCommand, evalSpec } from './eval.js';
 import { tuneCommand, tuneSpec } from './tune.js';
+import { compareCommand, compareSpec } from './compare.js';
 
 interface Command {
   spec: CommandSpec;
@@ -15,6 +16,7 @@ const COMMANDS: Command[] = [
   { spec: evalSpec, run: evalCommand },
   { spec: benchSpec, run: benchCommand },
   { spec: tuneSpec, run: tuneCommand },
+  { spec: compareSpec, run: compareCommand },
 ];
 
 function mainHelp(): string {

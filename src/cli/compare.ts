@@ -1,0 +1,92 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { compareMethods, COMPARE_METHODS, reportMarkdown, type CompareReport } from '../eval/compare.js';
+import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
+import { loadImageTensor } from '../image/preprocess.js';
+import { writeFileAtomic } from '../model/safetensors.js';
+import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
+import { MODEL_OPTIONS, openModel, printJson } from './common.js';
+
+export const compareSpec: CommandSpec = {
+  name: 'compare',
+  summary: 'Run several pruning methods at several GMACs budgets on the same images and write a report (JSON, Markdown, plots).',
+  usage:
+    'vitprune compare [--model M[,M2...]] --images DIR [--labels CSV] --budgets 0.95,0.87,0.78,0.70,0.62 ' +
+    '--methods zero-tprune,tome,evit,topk,ltp,random [--tuned F=FILE,...] [--calib DIR] [--out DIR] [--json]',
+  options: {
+    ...MODEL_OPTIONS,
+    images: { type: 'string', valueName: 'DIR', help: 'folder of evaluation images (required)' },
+    labels: { type: 'string', valueName: 'CSV', help: "labels CSV (columns 'file', 'class_index'); default: WordNet-id file names" },
+    split: { type: 'string', valueName: 'S', help: "evaluate only the images at 'even' or 'odd' positions" },
+    limit: { type: 'string', valueName: 'N', help: 'evaluate only the first N images' },
+    budgets: { type: 'string', valueName: 'LIST', default: '0.95,0.87,0.78,0.70,0.62', help: 'GMACs fractions of dense' },
+    methods: { type: 'string', valueName: 'LIST', default: 'zero-tprune,tome,evit,topk,ltp,random', help: `methods: ${COMPARE_METHODS.join(', ')}` },
+    tuned: { type: 'string', valueName: 'LIST', help: "tuned Zero-TPrune schedules as 'budget=FILE,...' (method zero-tprune-tuned)" },
+    calib: { type: 'string', valueName: 'DIR', help: 'unlabelled images to calibrate LTP thresholds (default: the --images folder)' },
+    'calib-split': { type: 'string', valueName: 'S', help: "calibrate on the 'even' or 'odd' images of --calib (default: the half not evaluated, when --split is given)" },
+    'calib-samples': { type: 'string', valueName: 'N', default: '64', help: 'calibration images for LTP' },
+    out: { type: 'string', valueName: 'DIR', help: 'write report.json, report.md and the plots here' },
+  },
+};
+
+function parseList<T extends string>(raw: string, allowed: readonly T[], option: string): T[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const x of list) if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${option}: expected items from ${allowed.join(', ')}, got '${x}'`);
+  return list as T[];
+}
+
+function parseBudgets(raw: string): number[] {
+  return raw.split(',').map((s) => {
+    const b = Number(s);
+    if (!(b > 0 && b <= 1)) throw new UsageError(`--budgets expects fractions in (0, 1], got '${s}'`);
+    return b;
+  });
+}
+
+function parseTuned(raw: string | undefined): Map<number, string> {
+  const tuned = new Map<number, string>();
+  for (const item of raw?.split(',') ?? []) {
+    const [budget, file] = item.split('=');
+    if (!file || !(Number(budget) > 0)) throw new UsageError(`--tuned expects 'budget=FILE' items, got '${item}'`);
+    tuned.set(Number(budget), file);
+  }
+  return tuned;
+}
+
+export async function compareCommand({ values }: Parsed): Promise<void> {
+  const imagesDir = stringOption(values, 'images');
+  if (!imagesDir) throw new UsageError("'vitprune compare' needs --images DIR (see --help)");
+  const methods = parseList(values.methods as string, COMPARE_METHODS, 'methods');
+  const budgets = parseBudgets(values.budgets as string);
+  const tuned = parseTuned(stringOption(values, 'tuned'));
+  if (tuned.size && !methods.includes('zero-tprune-tuned')) methods.push('zero-tprune-tuned');
+  const split = values.split as Split | undefined;
+  const out = stringOption(values, 'out');
+  if (out) mkdirSync(out, { recursive: true });
+
+  const reports: CompareReport[] = [];
+  for (const spec of (values.model as string).split(',')) {
+    const { model, runner } = await openModel({ ...values, model: spec });
+    const files = selectSplit(listImages(imagesDir), split).slice(0, intOption(values, 'limit'));
+    const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
+    let calibration: Float32Array[] | undefined;
+    if (methods.includes('ltp')) {
+      const calibSplit = (values['calib-split'] as Split | undefined) ?? (split === 'even' ? 'odd' : split === 'odd' ? 'even' : undefined);
+      const calibFiles = selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit).slice(0, intOption(values, 'calib-samples', 64));
+      calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
+    }
+    const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
+    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log }));
+  }
+
+  if (out) {
+    const name = (i: number) => (reports.length > 1 ? `report-${i + 1}` : 'report');
+    reports.forEach((r, i) => {
+      writeFileAtomic(path.join(out, `${name(i)}.json`), new TextEncoder().encode(JSON.stringify(r, null, 2) + '\n'));
+      writeFileAtomic(path.join(out, `${name(i)}.md`), new TextEncoder().encode(reportMarkdown(r)));
+    });
+  }
+  if (values.json) printJson(reports.length === 1 ? reports[0] : reports);
+  else for (const r of reports) process.stdout.write(reportMarkdown(r) + '\n');
+}
