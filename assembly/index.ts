@@ -1,11 +1,13 @@
 // The exported kernels of vitprune's wasm backend. All take byte addresses into the imported
 // memory, which JavaScript lays out (src/kernels/wasm.ts); no kernel allocates. One source, two
 // builds: `_wasmsimd` kernels use f32x4.relaxed_madd in the relaxed-SIMD build (see vector.ts).
+// The token-pruning kernels (prune.ts) are bit-identical to their TypeScript oracles in both builds.
 export { f32_attention_head_wasmsimd } from './attention';
 export { f32_gemm_4x8_wasmsimd, f32_pack_panels8 } from './gemm';
 export { f32_gelu_wasmsimd } from './gelu';
 export { f32_layernorm_rows_wasmsimd } from './norm';
 export { f32_softmax_rows_wasmsimd } from './softmax';
+export { f32_restrict_graph, f64_max_cosine, f64_weighted_page_rank } from './prune';
 
 /** The first byte past the module's static data: JavaScript's allocations start here. */
 export function heap_base(): usize {

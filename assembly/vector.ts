@@ -68,3 +68,15 @@ export function expF32x4(y: v128): v128 {
   const twoToN = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   return v128.and(f32x4.mul(expR, twoToN), f32x4.ge(y, f32x4.splat(EXP_MIN)));
 }
+
+/**
+ * a·b + c per float64 lane: f64x2.relaxed_madd in the relaxed build, mul + add otherwise. Use
+ * it only where a·b is exact (e.g. both factors are float32 values): then fused and unfused
+ * results are identical and both builds agree bit for bit.
+ */
+// @ts-ignore: decorator
+@inline
+export function maddF64(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f64x2.relaxed_madd(a, b, c);
+  return f64x2.add(f64x2.mul(a, b), c);
+}

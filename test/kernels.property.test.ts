@@ -251,4 +251,124 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
       { numRuns: 80, examples: [[197, 2, 64, 64, 0.125, 2, true, 5], [1, 1, 1, 1, 1, 0.5, false, 6]] },
     );
   });
+
+  // ---- Zero-TPrune's primitives: bit-identical to the TypeScript oracles, on any shape ----
+
+  it('restrictGraph is bit-identical for any n, subset and row masses (zero rows → uniform)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 120 }), // n
+        fc.double({ min: 0, max: 1, noNaN: true }), // share of tokens alive
+        fc.constantFrom(0, 0.2), // share of rows set to zero
+        seed, misalign,
+        (n, share, zeroRows, s, shift) => {
+          const next = uniform(s);
+          const P = stochastic(n, next);
+          for (let q = 0; q < n; q++) if (next() * 0.5 + 0.5 < zeroRows) P.fill(0, q * n, (q + 1) * n);
+          const alive = Int32Array.from(subset(n, share, next));
+          const c = alive.length;
+          const expected = new Float32Array(c * c);
+          reference.restrictGraph(P, n, alive, c, expected);
+
+          const out = guardedBuffer(kernels, new Float32Array(c * c), shift);
+          const wasmAlive = kernels.allocInt32(c);
+          wasmAlive.set(alive);
+          kernels.restrictGraph(guardedBuffer(kernels, P, (shift + 1) % 4), n, wasmAlive, c, out);
+          expectBitIdentical(out, expected, 'restrictGraph');
+          expectGuardsIntact(out);
+        },
+      ),
+      { numRuns: 150, examples: [[197, 0.87, 0, 1, 0], [1, 1, 0, 2, 1], [5, 1, 0.2, 3, 3]] },
+    );
+  });
+
+  it('weightedPageRank is bit-identical for any n, iterations, start and tolerance', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 200 }), // n
+        fc.integer({ min: 0, max: 35 }), // iterations
+        fc.constantFrom(0, 1e-9, 1e-4), // tolerance
+        fc.boolean(), // a signed start (not a distribution)
+        seed,
+        (n, iterations, tolerance, signed, s) => {
+          const next = uniform(s);
+          const P = stochastic(n, next);
+          const start = Float64Array.from({ length: n }, () => (signed ? next() : next() * 0.5 + 0.5) / n);
+          const expected = Float64Array.from(start);
+          const steps = reference.weightedPageRank(P, n, expected, iterations, new Float64Array(n), tolerance);
+
+          const sBuf = kernels.allocFloat64(n);
+          sBuf.set(start);
+          const scratch = kernels.allocFloat64(n);
+          expect(kernels.weightedPageRank(kernels.upload(P), n, sBuf, iterations, scratch, tolerance)).toBe(steps);
+          expectBitIdentical(sBuf, expected, 'weightedPageRank');
+        },
+      ),
+      { numRuns: 150, examples: [[171, 30, 0, false, 1], [1, 3, 0, false, 2], [197, 50, 1e-9, false, 3]] },
+    );
+  });
+
+  it('maxCosine is bit-identical for any m, |B|, width, row layout and zero rows; writes only A entries of best', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 120 }), // m
+        fc.double({ min: 0, max: 1, noNaN: true }), // |B| share of m
+        fc.integer({ min: 1, max: 400 }), // dim
+        fc.oneof(fc.integer({ min: 0, max: 9 }), fc.constant(384)), // row padding: stride = dim + pad
+        fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant(192)), // offset of the first row
+        fc.boolean(), // some zero rows
+        seed,
+        (m, bShare, dim, pad, offset, zeros, s) => {
+          const next = uniform(s);
+          const tokens = m + 3; // a few tokens outside `order`
+          const stride = dim + pad;
+          const features = randomArray(offset + tokens * stride, next);
+          if (zeros) for (let t = 0; t < tokens; t += 3) features.fill(0, offset + t * stride, offset + t * stride + dim);
+          const order = Int32Array.from(shuffled(tokens, next).slice(0, m));
+          const bCount = Math.min(m, Math.round(bShare * m));
+          const expected = new Float64Array(tokens).fill(-7);
+          reference.maxCosine(features, offset, stride, dim, order, m, bCount, new Float64Array((m + 4) * dim), expected);
+
+          const best = kernels.allocFloat64(tokens);
+          best.fill(-7);
+          const wasmOrder = kernels.allocInt32(m);
+          wasmOrder.set(order);
+          kernels.maxCosine(kernels.upload(features), offset, stride, dim, wasmOrder, m, bCount, kernels.allocFloat64((m + 4) * dim), best);
+          expectBitIdentical(best, expected, 'maxCosine');
+        },
+      ),
+      // DeiT-T's keys inside qkv rows (dim 192, stride 576, offset 192), m = 196; |B| = 0 (max over nothing)
+      { numRuns: 120, examples: [[196, 0.5, 192, 384, 192, false, 1], [151, 0.5, 384, 384, 192, true, 2], [3, 0, 5, 0, 0, true, 3]] },
+    );
+  });
 });
+
+/** A [n, n] row-stochastic float32 matrix (softmax of random logits, like attention). */
+function stochastic(n: number, next: () => number): Float32Array {
+  const P = randomArray(n * n, next, 4);
+  reference.softmax(P, n, n);
+  return P;
+}
+
+/** Ascending indices of a random subset of 0..n−1 of about share·n (at least one). */
+function subset(n: number, share: number, next: () => number): number[] {
+  const picked = Array.from({ length: n }, (_, i) => i).filter(() => next() * 0.5 + 0.5 < share);
+  return picked.length ? picked : [0];
+}
+
+function shuffled(n: number, next: () => number): number[] {
+  const a = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor((next() * 0.5 + 0.5) * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+/** Fails at the first element whose bits differ (Object.is: also tells 0 from −0, NaN equals NaN). */
+function expectBitIdentical(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  expect(actual.length).toBe(expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    if (!Object.is(actual[i], expected[i])) expect.fail(`${what}[${i}] = ${actual[i]}, expected exactly ${expected[i]}`);
+  }
+}

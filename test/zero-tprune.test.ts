@@ -1,7 +1,13 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createKernels } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
+import type { Kernels } from '../src/kernels/types.js';
+import { createWasmKernels } from '../src/kernels/wasm.js';
+import { loadModelFolder } from '../src/model/load.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
+import { readSafetensors } from '../src/model/safetensors.js';
 import type { ViTConfig } from '../src/model/types.js';
 import { prefixTokens } from '../src/model/types.js';
 import { qkvLayout, ViTRunner, type BlockState } from '../src/model/vit.js';
@@ -15,7 +21,9 @@ import {
   bestMatch, partitionByImportance, similarityPrune, tokenImportance, resolveZeroTPruneOptions, ZERO_TPRUNE_ABLATIONS,
   zeroTPruneHooks, zeroTPruneLayer, ZeroTPruneScratch, type ZeroTPruneOptions, type ZeroTPruneRecord,
 } from '../src/prune/zero-tprune.js';
+import { describeWithData, SHARED_DATA } from './shared-data.js';
 
+const reference = createReferenceKernels();
 const deitT = configFromDims({ dim: 192, depth: 12, heads: 3 });
 const deitS = configFromDims({ dim: 384, depth: 12, heads: 6 });
 
@@ -49,7 +57,7 @@ function blockState(cfg: ViTConfig, n: number, probs: Float32Array, keys: Float3
   for (let i = 0; i < n; i++) qkv.set(keys.subarray(i * width, (i + 1) * width), i * layout.stride + layout.keyOffset(0));
   return {
     config: cfg, block, n, x: new Float32Array(n * cfg.dim), probs, attentionTokens: n, qkv, sizes: null,
-    tokenIds: Int32Array.from({ length: n }, (_, i) => i),
+    tokenIds: Int32Array.from({ length: n }, (_, i) => i), kernels: reference,
   };
 }
 
@@ -247,7 +255,7 @@ describe('S-stage (algorithms.md §1.12)', () => {
     const scratch = new ZeroTPruneScratch(7, 1, 2);
     expect(partitionByImportance(importance, 7, 1, scratch.order)).toBe(3);
     expect(Array.from(scratch.order.subarray(0, 6))).toEqual([1, 5, 3, 6, 4, 2]);
-    bestMatch(features, scratch.order, 6, 3, scratch.unit, scratch.best);
+    bestMatch(features, scratch.order, 6, 3, new Float32Array(6 * 2), scratch.best);
     expectClose([scratch.best[6], scratch.best[4], scratch.best[2]], [0.83205, 0.993884, 0.707107]);
   });
 
@@ -347,6 +355,94 @@ describe('Zero-TPrune pruning layer', () => {
     expect(() => zeroTPruneLayer(state, 6, 0)).toThrow(/at most 5 of 10/);
     expect(() => zeroTPruneLayer(state, 5, 6)).toThrow(/at most 10 removals/);
     expect(() => zeroTPruneLayer({ ...state, n: 10 }, 1, 1)).toThrow(/attention over 11/);
+  });
+});
+
+describe.each(['relaxed', 'simd'] as const)('Zero-TPrune on the wasm-%s kernels', (variant) => {
+  let wasm: Kernels;
+  beforeAll(async () => {
+    wasm = await createWasmKernels({ variant });
+  });
+
+  it('is bit-identical to the TypeScript oracle: kept, dropped, head shares and every score (property)', () => {
+    const optionSets: Partial<ZeroTPruneOptions>[] = [
+      {}, ...Object.values(ZERO_TPRUNE_ABLATIONS), { init: 'uniform' },
+      { similarity: 'head-mean-keys', vhfWindow: [0, 0.05] }, { tolerance: 1e-6, iterations: Array(12).fill(50) },
+    ];
+    fc.assert(
+      fc.property(problem, fc.constantFrom(...optionSets), ({ cfg, n, rS, rI, state }, options) => {
+        const oracle = ZeroTPruneScratch.forModel(cfg); // reference kernels = the functions of wpr.ts
+        const fast = ZeroTPruneScratch.forModel(cfg, wasm);
+        const expected = zeroTPruneLayer(state, rS, rI, options, oracle);
+        const onWasm: BlockState = { ...state, probs: wasm.upload(state.probs), qkv: wasm.upload(state.qkv), kernels: wasm };
+        const actual = zeroTPruneLayer(onWasm, rS, rI, options, fast);
+        expect(Array.from(actual.keep)).toEqual(Array.from(expected.keep));
+        expect(Array.from(actual.droppedS)).toEqual(Array.from(expected.droppedS));
+        expect(Array.from(actual.droppedI)).toEqual(Array.from(expected.droppedI));
+        expect(actual.headsKept).toEqual(expected.headsKept);
+        // the last stage's scores and S-stage matches, to the bit
+        expect(Array.from(fast.importance.subarray(0, n))).toEqual(Array.from(oracle.importance.subarray(0, n)));
+        expect(Array.from(fast.scores)).toEqual(Array.from(oracle.scores));
+        const groupA = Array.from(expected.droppedS);
+        expect(groupA.map((i) => fast.best[i])).toEqual(groupA.map((i) => oracle.best[i]));
+      }),
+      { numRuns: 80 },
+    );
+  });
+});
+
+/**
+ * On real images the backends must agree on every pruning decision. The pruning kernels are
+ * bit-identical to the oracle (above); what differs between backends is the forward pass itself
+ * (f32 GEMMs with other summation orders, FMA in the relaxed build: attention probabilities
+ * differ by ≈ 1e-7), and on these inputs that never flips a ranking at a cut.
+ */
+describeWithData('Zero-TPrune on the golden DeiT-Tiny inputs', () => {
+  const dir = path.join(SHARED_DATA, 'deit-tiny');
+  const model = loadModelFolder(dir);
+  const golden = readSafetensors(path.join(dir, 'golden_reference.safetensors')).tensors;
+  const input = (sample: number) => golden.get(`sample${sample}.input`)!.data;
+  const schedule = keepRatioSchedule(model.config, 0.735);
+  const ids = (records: ZeroTPruneRecord[]) => records.map((r) => ({ after: r.after, droppedS: Array.from(r.droppedS), droppedI: Array.from(r.droppedI) }));
+
+  for (const sample of [0, 1, 2]) {
+    it(`sample${sample}, ρ = 0.735: the reference, wasm and wasm-simd backends drop identical token ids at every pruning layer`, async () => {
+      const dropped = [];
+      for (const backend of ['reference', 'wasm', 'wasm-simd'] as const) {
+        const records: ZeroTPruneRecord[] = [];
+        new ViTRunner(model, await createKernels(backend)).forward(input(sample), zeroTPruneHooks(schedule, { onLayer: (r) => records.push(r) }));
+        expect(records.map((r) => r.after)).toEqual([3, 6, 9]);
+        dropped.push(ids(records));
+      }
+      expect(dropped[1]).toEqual(dropped[0]);
+      expect(dropped[2]).toEqual(dropped[0]);
+    });
+  }
+
+  it('on the wasm backend, the kernels keep what the TypeScript oracle keeps on the same states (3 samples, ρ = 0.5 / 0.735 / 0.915)', async () => {
+    const runner = new ViTRunner(model, await createKernels('wasm'));
+    const oracle = ZeroTPruneScratch.forModel(model.config);
+    let layers = 0;
+    for (const rho of [0.5, 0.735, 0.915]) {
+      const sched = keepRatioSchedule(model.config, rho);
+      const steps = new Map(sched.steps.map((st) => [st.after, st]));
+      for (const sample of [0, 1, 2]) {
+        const hooks = zeroTPruneHooks(sched);
+        runner.forward(input(sample), {
+          afterBlock(state) {
+            const step = steps.get(state.block + 1);
+            const expected = step && Array.from(zeroTPruneLayer(state, step.rS, step.rI, {}, oracle).keep);
+            const r = hooks.afterBlock!(state);
+            if (step) {
+              layers++;
+              expect(r && r.kind === 'keep' && Array.from(r.indices)).toEqual(expected);
+            }
+            return r;
+          },
+        });
+      }
+    }
+    expect(layers).toBe(27);
   });
 });
 

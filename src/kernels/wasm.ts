@@ -56,6 +56,9 @@ interface KernelExports {
     q: number, k: number, v: number, rowStride: number, n: number, qkDim: number, vDim: number,
     scale: number, logSizes: number, probs: number, out: number, outStride: number, scratch: number,
   ): void;
+  f32_restrict_graph(P: number, n: number, alive: number, c: number, out: number): void;
+  f64_weighted_page_rank(P: number, n: number, s: number, iterations: number, next: number, tolerance: number): number;
+  f64_max_cosine(features: number, stride: number, dim: number, order: number, m: number, bCount: number, work: number, best: number): void;
 }
 
 /** GEMM epilogues, as in assembly/gemm.ts. */
@@ -190,13 +193,29 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     return buf;
   }
 
-  /** Byte address of `buf`, after checking (when enabled) that it lives in this memory and holds `floats` floats. */
-  function address(buf: Float32Array, floats: number, what: string): number {
+  /** A zero-filled buffer of 8-byte (Float64Array) or 4-byte (Int32Array) elements, 16-byte aligned. */
+  function allocTyped<T extends Float64Array | Int32Array>(
+    make: (buffer: ArrayBufferLike, ptr: number, length: number) => T, length: number, bytesPerElement: number,
+  ): T {
+    if (!Number.isInteger(length) || length < 0) throw new RangeError(`expected a length ≥ 0, got ${length}`);
+    const ptr = reserve((length * bytesPerElement) / 4);
+    const buffer = memory.buffer;
+    ownBuffers.add(buffer);
+    const buf = make(buffer, ptr, length);
+    buf.fill(0);
+    return buf;
+  }
+
+  /** Byte address of `buf`, after checking (when enabled) that it lives in this memory and holds `length` elements. */
+  function address(buf: Float32Array | Float64Array | Int32Array, length: number, what: string): number {
     if (checks) {
       if (!ownBuffers.has(buf.buffer)) {
         throw new WasmBackendError(`${what}: expected a buffer from this backend's alloc/upload, got one outside its memory`);
       }
-      if (buf.length < floats) throw new WasmBackendError(`${what}: expected at least ${floats} floats, got ${buf.length}`);
+      if (buf.length < length) {
+        const unit = buf instanceof Float32Array ? 'floats' : buf instanceof Float64Array ? 'float64 values' : 'int32 values';
+        throw new WasmBackendError(`${what}: expected at least ${length} ${unit}, got ${buf.length}`);
+      }
     }
     return buf.byteOffset;
   }
@@ -222,6 +241,8 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     memory,
     module,
     alloc,
+    allocFloat64: (length) => allocTyped((b, p, l) => new Float64Array(b, p, l), length, 8),
+    allocInt32: (length) => allocTyped((b, p, l) => new Int32Array(b, p, l), length, 4),
     upload(data) {
       const buf = alloc(data.length);
       buf.set(data);
@@ -287,6 +308,42 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
           outPtr + 4 * h * vDim, outStride, attentionScratch,
         );
       }
+    },
+
+    // Zero-TPrune's primitives: bit-identical to the TypeScript oracles (assembly/prune.ts).
+    restrictGraph(P, n, alive, c, out) {
+      if (checks && !(Number.isInteger(c) && c >= 0 && c <= n)) throw new WasmBackendError(`restrictGraph: expected 0 ≤ c ≤ n = ${n}, got ${c}`);
+      const aliveAt = address(alive, c, 'restrictGraph alive');
+      if (checks) {
+        for (let i = 0; i < c; i++) {
+          if (!(alive[i] >= 0 && alive[i] < n)) throw new WasmBackendError(`restrictGraph: alive[${i}] = ${alive[i]} is outside 0..${n - 1}`);
+        }
+      }
+      wasm.f32_restrict_graph(address(P, n * n, 'restrictGraph P'), n, aliveAt, c, address(out, c * c, 'restrictGraph out'));
+    },
+
+    weightedPageRank(P, n, s, iterations, next, tolerance) {
+      if (checks && !Number.isInteger(iterations)) throw new WasmBackendError(`weightedPageRank: expected an integer iteration count, got ${iterations}`);
+      return wasm.f64_weighted_page_rank(
+        address(P, n * n, 'weightedPageRank P'), n, address(s, n, 'weightedPageRank s'), iterations,
+        address(next, n, 'weightedPageRank next'), tolerance,
+      );
+    },
+
+    maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
+      if (m <= bCount) return; // A is empty: nothing to match
+      const orderAt = address(order, m, 'maxCosine order');
+      let tokens = 0; // 1 + the largest token index: rows of features and entries of best read
+      for (let j = 0; j < m; j++) {
+        const t = order[j];
+        if (checks && !(Number.isInteger(t) && t >= 0)) throw new WasmBackendError(`maxCosine: order[${j}] = ${t} is not a token index`);
+        if (t >= tokens) tokens = t + 1;
+      }
+      const featuresAt = address(features, offset + (tokens - 1) * stride + dim, 'maxCosine features');
+      wasm.f64_max_cosine(
+        featuresAt + 4 * offset, stride, dim, orderAt, m, bCount,
+        address(work, (m + 4) * dim, 'maxCosine work'), address(best, tokens, 'maxCosine best'),
+      );
     },
   };
   return kernels;

@@ -11,7 +11,11 @@
  *   s^{t+1} = P_hᵀ s^t,   s^{t+1}[k] = Σ_q P_h[q, k] · s^t[q]          (Σ s is preserved)
  *
  * Heads are filtered by the variance of their scores (VHF) and combined by a root-mean-square
- * over the heads that pass (EIR).
+ * over the heads that pass (EIR). `bestMatch` is the S-stage's similarity core (§1.6).
+ *
+ * `restrictGraph`, `weightedPageRank` and `bestMatch` are also the oracles of the backends'
+ * kernels of the same names (Kernels.restrictGraph, .weightedPageRank, .maxCosine), which must
+ * return bit-identical results: keep their float64 reductions in the order written here.
  */
 
 /** 'cls-boost' = Zero-TPrune; 'uniform' = the Zero-TPrune-uni ablation. */
@@ -143,4 +147,54 @@ export function aggregateHeads(
     else for (let i = 0; i < n; i++) out[i] += scores[row + i];
   }
   for (let i = 0; i < n; i++) out[i] = mode === 'rms' ? Math.sqrt(out[i] / count) : out[i] / count;
+}
+
+/** Rows of a feature matrix: row i = data[offset + i·stride … + dim). */
+export interface FeatureRows {
+  data: Float32Array;
+  offset: number;
+  stride: number;
+  dim: number;
+}
+
+/**
+ * best[a] = max_{b ∈ B} cos(f_a, f_b) for every a ∈ A, with B = order[0..bCount),
+ * A = order[bCount..m).
+ *   unit: [m, dim] scratch ← feature row of order[j] scaled to unit length (a zero row stays 0)
+ *   best: [n] by position
+ */
+export function bestMatch(f: FeatureRows, order: Int32Array, m: number, bCount: number, unit: Float32Array, best: Float64Array): void {
+  const { data, offset, stride, dim } = f;
+  if (m * dim > unit.length) throw new RangeError(`S-stage: ${m} features of width ${dim} exceed the scratch (${unit.length} values)`);
+  for (let j = 0; j < m; j++) {
+    const src = offset + order[j] * stride;
+    let sq = 0;
+    for (let d = 0; d < dim; d++) sq += data[src + d] * data[src + d];
+    const inv = sq > 0 ? 1 / Math.sqrt(sq) : 0;
+    for (let d = 0; d < dim; d++) unit[j * dim + d] = data[src + d] * inv;
+  }
+  // 2×2 blocks of (a, b) pairs share their loads (≈ 3× faster in V8); an odd last row pairs with itself.
+  for (let i = bCount; i < m; i += 2) {
+    const i1 = Math.min(i + 1, m - 1);
+    const a0 = i * dim;
+    const a1 = i1 * dim;
+    let max0 = -Infinity;
+    let max1 = -Infinity;
+    for (let j = 0; j < bCount; j += 2) {
+      const b0 = j * dim;
+      const b1 = Math.min(j + 1, bCount - 1) * dim;
+      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      for (let d = 0; d < dim; d++) {
+        const x0 = unit[a0 + d], x1 = unit[a1 + d], y0 = unit[b0 + d], y1 = unit[b1 + d];
+        d00 += x0 * y0;
+        d01 += x0 * y1;
+        d10 += x1 * y0;
+        d11 += x1 * y1;
+      }
+      max0 = Math.max(max0, d00, d01);
+      max1 = Math.max(max1, d10, d11);
+    }
+    best[order[i]] = max0;
+    best[order[i1]] = max1;
+  }
 }

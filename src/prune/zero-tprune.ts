@@ -1,11 +1,15 @@
+import { createReferenceKernels } from '../kernels/reference.js';
+import type { Kernels } from '../kernels/types.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches, prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks } from '../model/vit.js';
 import { qkvLayout } from '../model/vit.js';
 import type { PruneSchedule } from './schedule.js';
 import { maxSimilarityDrops, validateSchedule } from './schedule.js';
-import type { WprInit } from './wpr.js';
-import { aggregateHeads, initialScores, restrictGraph, varianceHeadFilter, weightedPageRank } from './wpr.js';
+import type { FeatureRows, WprInit } from './wpr.js';
+import { aggregateHeads, initialScores, varianceHeadFilter } from './wpr.js';
+
+export { bestMatch, type FeatureRows } from './wpr.js';
 
 /**
  * Zero-TPrune (Wang, Dedhia, Jha, CVPR 2024; algorithms.md §1): a pruning layer between two
@@ -76,8 +80,17 @@ export function defaultWprIterations(block: number, depth: number): number {
   return 5;
 }
 
-/** Buffers for one model size, allocated once and reused by every pruning layer. */
+let defaultKernels: Kernels | null = null;
+
+/**
+ * Buffers for one model size, allocated once and reused by every pruning layer. The heavy steps
+ * (sub-graph restriction, WPR, S-stage matching) run on `kernels`, whose buffers these are: give
+ * the backend the model runs on (BlockState.kernels) so that its attention probabilities and
+ * keys are used where they lie. Every backend gives results bit-identical to the TypeScript
+ * oracles in wpr.ts (the reference kernels are those oracles), so the choice changes speed only.
+ */
 export class ZeroTPruneScratch {
+  readonly kernels: Kernels; // runs restrictGraph, weightedPageRank, maxCosine on the buffers below
   readonly maxTokens: number; // T
   readonly heads: number; // H
   readonly scores: Float64Array; // [H, T] per-head WPR scores
@@ -87,7 +100,7 @@ export class ZeroTPruneScratch {
   readonly valid: Uint8Array; // [H] heads used by the aggregation
   readonly graph: Float32Array; // [T, T] one head's attention restricted to the survivors
   readonly meanKeys: Float32Array; // [T, meanKeyDim] head-mean keys
-  readonly unit: Float32Array; // [T, H·meanKeyDim] S-stage features scaled to unit length
+  readonly work: Float64Array; // [(T + 4)·H·meanKeyDim] S-stage matching scratch (Kernels.maxCosine)
   readonly best: Float64Array; // [T] best cosine match in B, by position
   readonly order: Int32Array; // [T] tokens sorted by importance
   readonly alive: Int32Array; // [T] positions alive after the S-stage
@@ -96,29 +109,32 @@ export class ZeroTPruneScratch {
   readonly droppedS: Int32Array; // [T] result: positions dropped by the S-stage
   readonly droppedI: Int32Array; // [T] result: positions dropped by the I-stage
 
-  constructor(maxTokens: number, heads: number, meanKeyDim: number) {
+  /** kernels: default the reference kernels (plain typed arrays, any input arrays accepted). */
+  constructor(maxTokens: number, heads: number, meanKeyDim: number, kernels?: Kernels) {
     const T = maxTokens;
+    const k = kernels ?? (defaultKernels ??= createReferenceKernels());
+    this.kernels = k;
     this.maxTokens = T;
     this.heads = heads;
-    this.scores = new Float64Array(heads * T);
+    this.scores = k.allocFloat64(heads * T);
     this.scoreRows = Array.from({ length: heads }, (_, h) => this.scores.subarray(h * T, (h + 1) * T));
-    this.next = new Float64Array(T);
+    this.next = k.allocFloat64(T);
     this.importance = new Float64Array(T);
     this.valid = new Uint8Array(heads);
-    this.graph = new Float32Array(T * T);
-    this.meanKeys = new Float32Array(T * meanKeyDim);
-    this.unit = new Float32Array(T * heads * meanKeyDim);
-    this.best = new Float64Array(T);
-    this.order = new Int32Array(T);
-    this.alive = new Int32Array(T);
+    this.graph = k.alloc(T * T);
+    this.meanKeys = k.alloc(T * meanKeyDim);
+    this.work = k.allocFloat64((T + 4) * heads * meanKeyDim);
+    this.best = k.allocFloat64(T);
+    this.order = k.allocInt32(T);
+    this.alive = k.allocInt32(T);
     this.dropped = new Uint8Array(T);
     this.keep = new Int32Array(T);
     this.droppedS = new Int32Array(T);
     this.droppedI = new Int32Array(T);
   }
 
-  static forModel(cfg: ViTConfig): ZeroTPruneScratch {
-    return new ZeroTPruneScratch(prefixTokens(cfg) + numPatches(cfg), cfg.heads, cfg.qkDim);
+  static forModel(cfg: ViTConfig, kernels?: Kernels): ZeroTPruneScratch {
+    return new ZeroTPruneScratch(prefixTokens(cfg) + numPatches(cfg), cfg.heads, cfg.qkDim, kernels);
   }
 }
 
@@ -133,13 +149,14 @@ export function tokenImportance(
   probs: Float32Array, heads: number, n: number, alive: Int32Array, c: number, prefix: number,
   iterations: number, o: ZeroTPruneOptions, scratch: ZeroTPruneScratch,
 ): number {
+  const k = scratch.kernels;
   for (let h = 0; h < heads; h++) {
     // With every token alive the rows already sum to 1: no copy.
     const head = probs.subarray(h * n * n, (h + 1) * n * n);
     const graph = c === n ? head : scratch.graph;
-    if (c !== n) restrictGraph(head, n, alive, c, graph);
+    if (c !== n) k.restrictGraph(head, n, alive, c, graph);
     initialScores(o.init, c, prefix, scratch.scoreRows[h]);
-    weightedPageRank(graph, c, scratch.scoreRows[h], iterations, scratch.next, o.tolerance);
+    k.weightedPageRank(graph, c, scratch.scoreRows[h], iterations, scratch.next, o.tolerance);
   }
   const T = scratch.maxTokens;
   let passed = heads;
@@ -147,14 +164,6 @@ export function tokenImportance(
   else scratch.valid.fill(1, 0, heads);
   aggregateHeads(scratch.scores, heads, T, c, scratch.valid, o.useEIR ? 'rms' : 'mean', scratch.importance);
   return passed;
-}
-
-/** Rows of a feature matrix: row i = data[offset + i·stride … + dim). */
-export interface FeatureRows {
-  data: Float32Array;
-  offset: number;
-  stride: number;
-  dim: number;
 }
 
 /** The S-stage features of a block's tokens: key rows of all heads, or their mean over heads (into scratch.meanKeys). */
@@ -187,48 +196,6 @@ export function partitionByImportance(importance: Float64Array, n: number, prefi
 }
 
 /**
- * best[a] = max_{b ∈ B} cos(f_a, f_b) for every a ∈ A, with B = order[0..bCount),
- * A = order[bCount..m).
- *   unit: [m, dim] scratch ← feature row of order[j] scaled to unit length (a zero row stays 0)
- *   best: [n] by position
- */
-export function bestMatch(f: FeatureRows, order: Int32Array, m: number, bCount: number, unit: Float32Array, best: Float64Array): void {
-  const { data, offset, stride, dim } = f;
-  if (m * dim > unit.length) throw new RangeError(`S-stage: ${m} features of width ${dim} exceed the scratch (${unit.length} values)`);
-  for (let j = 0; j < m; j++) {
-    const src = offset + order[j] * stride;
-    let sq = 0;
-    for (let d = 0; d < dim; d++) sq += data[src + d] * data[src + d];
-    const inv = sq > 0 ? 1 / Math.sqrt(sq) : 0;
-    for (let d = 0; d < dim; d++) unit[j * dim + d] = data[src + d] * inv;
-  }
-  // 2×2 blocks of (a, b) pairs share their loads (≈ 3× faster in V8); an odd last row pairs with itself.
-  for (let i = bCount; i < m; i += 2) {
-    const i1 = Math.min(i + 1, m - 1);
-    const a0 = i * dim;
-    const a1 = i1 * dim;
-    let max0 = -Infinity;
-    let max1 = -Infinity;
-    for (let j = 0; j < bCount; j += 2) {
-      const b0 = j * dim;
-      const b1 = Math.min(j + 1, bCount - 1) * dim;
-      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
-      for (let d = 0; d < dim; d++) {
-        const x0 = unit[a0 + d], x1 = unit[a1 + d], y0 = unit[b0 + d], y1 = unit[b1 + d];
-        d00 += x0 * y0;
-        d01 += x0 * y1;
-        d10 += x1 * y0;
-        d11 += x1 * y1;
-      }
-      max0 = Math.max(max0, d00, d01);
-      max1 = Math.max(max1, d10, d11);
-    }
-    best[order[i]] = max0;
-    best[order[i1]] = max1;
-  }
-}
-
-/**
  * S-stage: partition the patch tokens by `importance` (Sequential-U) and drop the rS tokens of
  * A with the largest best match in B (ties: the lower position is dropped first).
  *   importance: [n] by position  →  scratch.droppedS[0..rS), ascending positions
@@ -237,7 +204,7 @@ export function similarityPrune(f: FeatureRows, importance: Float64Array, n: num
   const { order, best } = scratch;
   const m = n - prefix;
   const bCount = partitionByImportance(importance, n, prefix, order);
-  bestMatch(f, order, m, bCount, scratch.unit, best);
+  scratch.kernels.maxCosine(f.data, f.offset, f.stride, f.dim, order, m, bCount, scratch.work, best);
   const groupA = order.subarray(bCount, m);
   groupA.sort((a, b) => best[b] - best[a] || a - b);
   const dropped = scratch.droppedS.subarray(0, rS);
@@ -257,6 +224,8 @@ export interface ZeroTPruneLayerResult {
  * One Zero-TPrune pruning layer on the state of the block before it (`afterBlock`): removes
  * rS patch tokens by similarity, then rI by importance (§1.8). With `useSStage: false` the
  * I-stage removes rS + rI. The result's arrays are views into `scratch`, valid until its next use.
+ * Without a scratch, fresh reference-kernel buffers are made (plain typed arrays); for speed,
+ * reuse one made with the model's backend: ZeroTPruneScratch.forModel(cfg, state.kernels).
  */
 export function zeroTPruneLayer(
   state: BlockState, rS: number, rI: number,
@@ -328,20 +297,26 @@ export interface ZeroTPruneHookOptions extends Partial<ZeroTPruneOptions> {
 
 /**
  * Forward hooks running `schedule`: after block l (1-indexed) of each step, a pruning layer
- * removes rS + rI patch tokens. Scratch buffers are allocated once per model.
+ * removes rS + rI patch tokens. Scratch buffers are allocated once per model and backend, from
+ * the backend's kernels (BlockState.kernels), which then run the heavy steps.
  */
 export function zeroTPruneHooks(schedule: PruneSchedule, options: ZeroTPruneHookOptions = {}): ForwardHooks {
   const { onLayer, ...layer } = options;
   const o = resolveZeroTPruneOptions(layer);
   const steps = new Map(schedule.steps.map((s) => [s.after, s]));
   let config: ViTConfig | null = null;
-  let scratch: ZeroTPruneScratch | null = null;
+  const scratches = new Map<Kernels | undefined, ZeroTPruneScratch>(); // per backend, for `config`
   return {
     afterBlock(state) {
-      if (state.config !== config || !scratch) {
+      if (state.config !== config) {
         validateSchedule(state.config, schedule);
         config = state.config;
-        scratch = ZeroTPruneScratch.forModel(config);
+        scratches.clear();
+      }
+      let scratch = scratches.get(state.kernels);
+      if (!scratch) {
+        scratch = ZeroTPruneScratch.forModel(config, state.kernels);
+        scratches.set(state.kernels, scratch);
       }
       const step = steps.get(state.block + 1);
       if (!step) return;
