@@ -4,6 +4,7 @@ import { UsageError } from '../errors.js';
 import { compareMethods, COMPARE_METHODS, reportMarkdown, type CompareReport } from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { loadImageTensor } from '../image/preprocess.js';
+import { comparePlotSpecs, renderSvg, svgToPng } from '../eval/plots.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { MODEL_OPTIONS, openModel, printJson } from './common.js';
@@ -82,10 +83,17 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
 
   if (out) {
     const name = (i: number) => (reports.length > 1 ? `report-${i + 1}` : 'report');
-    reports.forEach((r, i) => {
-      writeFileAtomic(path.join(out, `${name(i)}.json`), new TextEncoder().encode(JSON.stringify(r, null, 2) + '\n'));
-      writeFileAtomic(path.join(out, `${name(i)}.md`), new TextEncoder().encode(reportMarkdown(r)));
-    });
+    const text = (s: string) => new TextEncoder().encode(s);
+    for (const [i, r] of reports.entries()) {
+      writeFileAtomic(path.join(out, `${name(i)}.json`), text(JSON.stringify(r, null, 2) + '\n'));
+      writeFileAtomic(path.join(out, `${name(i)}.md`), text(reportMarkdown(r)));
+      for (const [plot, spec] of Object.entries(comparePlotSpecs(r))) {
+        const svg = await renderSvg(spec);
+        const base = path.join(out, `${name(i)}-${plot}`);
+        writeFileAtomic(`${base}.svg`, text(svg));
+        writeFileAtomic(`${base}.png`, svgToPng(svg));
+      }
+    }
   }
   if (values.json) printJson(reports.length === 1 ? reports[0] : reports);
   else for (const r of reports) process.stdout.write(reportMarkdown(r) + '\n');
