@@ -45,7 +45,11 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Parsed | 'help'
       ),
     });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see 'vitprune ${spec.name} --help')`);
+    // Node's messages run over several lines; the unknown-option one ends in a half-quoted hint.
+    const { code, message } = err as NodeJS.ErrnoException;
+    const unknown = code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'([^']+)'/.exec(message)?.[1] : undefined;
+    const text = unknown ? `unknown option '${unknown}' for 'vitprune ${spec.name}'` : message.replace(/\s*\n\s*/g, ' ');
+    throw new UsageError(`${text} (see 'vitprune ${spec.name} --help')`);
   }
   if (parsed.values.help) return 'help';
   const min = spec.positionals?.min ?? 0;

@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js';
+import { UsageError, VitpruneError } from '../errors.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
@@ -43,7 +43,11 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const predictionsFile = stringOption(values, 'predictions');
   if (predictionsFile) {
     const rows = result.images.map(({ file, label, top5, gmacs }) => ({ file, label, top5, gmacs }));
-    writeFileAtomic(predictionsFile, new TextEncoder().encode(JSON.stringify({ model: values.model, backend: runner.kernels.name, preds: rows }) + '\n'));
+    try {
+      writeFileAtomic(predictionsFile, new TextEncoder().encode(JSON.stringify({ model: values.model, backend: runner.kernels.name, preds: rows }) + '\n'));
+    } catch (err) {
+      throw new VitpruneError(`cannot write --predictions file '${predictionsFile}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
   }
   const report = {
     model: values.model,

@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js';
+import { UsageError, VitpruneError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
 import { loadImageTensor } from '../image/preprocess.js';
@@ -77,7 +77,13 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
   progress.bar?.done();
 
   const out = stringOption(values, 'out');
-  if (out) writeFileAtomic(out, new TextEncoder().encode(scheduleToJson(result.best.schedule)));
+  if (out) {
+    try {
+      writeFileAtomic(out, new TextEncoder().encode(scheduleToJson(result.best.schedule)));
+    } catch (err) {
+      throw new VitpruneError(`cannot write --out file '${out}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+  }
   const report = {
     model: values.model,
     method: 'zero-tprune',

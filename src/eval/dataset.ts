@@ -82,6 +82,11 @@ export function labelImages(files: string[], modelLabels: string[], labelsCsv?: 
     return files.map((file) => {
       const label = labels.get(basename(file));
       if (label === undefined) throw new UsageError(`image '${basename(file)}' has no row in labels file '${labelsCsv}'`);
+      if (label >= modelLabels.length) {
+        throw new UsageError(
+          `labels file '${labelsCsv}': class_index ${label} of '${basename(file)}' is out of range; the model has ${modelLabels.length} classes (0 … ${modelLabels.length - 1})`,
+        );
+      }
       return { file, label };
     });
   }

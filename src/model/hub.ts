@@ -149,7 +149,12 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
  * snapshot appears complete or not at all. Returns the snapshot folder.
  */
 async function downloadSnapshot(repoDir: string, revision: string, endpoint: string, session: Session): Promise<string> {
-  await fs.mkdir(session.blobsDir, { recursive: true });
+  try {
+    await fs.mkdir(session.blobsDir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new HubError(`cannot create the hub cache folder ${session.blobsDir}: ${code}; set HF_HOME or HF_HUB_CACHE to a writable folder`, { cause: err });
+  }
   let commit: string | undefined;
   const fetched: Array<{ file: string; blob: string }> = [];
   const absent: string[] = [];
