@@ -1,4 +1,5 @@
-import { UsageError } from '../errors.js';
+import { UsageError, VitpruneError } from '../errors.js';
+import { writeFileAtomic } from '../model/safetensors.js';
 import { BACKENDS, createKernels, type Backend } from '../kernels/index.js';
 import { resolveModel } from '../model/hub.js';
 import { timmArchitectureDims } from '../model/config.js';
@@ -50,6 +51,15 @@ export async function openModel(values: Parsed['values']): Promise<OpenedModel> 
   const model = await loadModelSpec(values.model as string, { quiet: values.quiet === true });
   const runner = new ViTRunner(model, await createKernels(backend));
   return { model, runner };
+}
+
+/** Write an output file atomically; a failure is one line naming the option and the file. */
+export function writeOutputFile(option: string, file: string, content: string | Uint8Array): void {
+  try {
+    writeFileAtomic(file, typeof content === 'string' ? new TextEncoder().encode(content) : content);
+  } catch (err) {
+    throw new VitpruneError(`cannot write ${option} file '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
 }
 
 /** Write one JSON document on stdout. */

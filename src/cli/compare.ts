@@ -4,10 +4,8 @@ import { UsageError } from '../errors.js';
 import { compareMethods, COMPARE_METHODS, reportMarkdown, type CompareReport } from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { loadImageTensor } from '../image/preprocess.js';
-import { comparePlotSpecs, renderSvg, svgToPng } from '../eval/plots.js';
-import { writeFileAtomic } from '../model/safetensors.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openModel, printJson } from './common.js';
+import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
 
 export const compareSpec: CommandSpec = {
   name: 'compare',
@@ -83,15 +81,16 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
 
   if (out) {
     const name = (i: number) => (reports.length > 1 ? `report-${i + 1}` : 'report');
-    const text = (s: string) => new TextEncoder().encode(s);
+    // vega is large: load it only when plots are written.
+    const { comparePlotSpecs, renderSvg, svgToPng } = await import('../eval/plots.js');
     for (const [i, r] of reports.entries()) {
-      writeFileAtomic(path.join(out, `${name(i)}.json`), text(JSON.stringify(r, null, 2) + '\n'));
-      writeFileAtomic(path.join(out, `${name(i)}.md`), text(reportMarkdown(r)));
+      writeOutputFile('--out', path.join(out, `${name(i)}.json`), JSON.stringify(r, null, 2) + '\n');
+      writeOutputFile('--out', path.join(out, `${name(i)}.md`), reportMarkdown(r));
       for (const [plot, spec] of Object.entries(comparePlotSpecs(r))) {
         const svg = await renderSvg(spec);
         const base = path.join(out, `${name(i)}-${plot}`);
-        writeFileAtomic(`${base}.svg`, text(svg));
-        writeFileAtomic(`${base}.png`, svgToPng(svg));
+        writeOutputFile('--out', `${base}.svg`, svg);
+        writeOutputFile('--out', `${base}.png`, svgToPng(svg));
       }
     }
   }

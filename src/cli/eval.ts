@@ -1,9 +1,8 @@
-import { UsageError, VitpruneError } from '../errors.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { UsageError } from '../errors.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions } from './common.js';
+import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions, writeOutputFile } from './common.js';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
@@ -43,11 +42,7 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const predictionsFile = stringOption(values, 'predictions');
   if (predictionsFile) {
     const rows = result.images.map(({ file, label, top5, gmacs }) => ({ file, label, top5, gmacs }));
-    try {
-      writeFileAtomic(predictionsFile, new TextEncoder().encode(JSON.stringify({ model: values.model, backend: runner.kernels.name, preds: rows }) + '\n'));
-    } catch (err) {
-      throw new VitpruneError(`cannot write --predictions file '${predictionsFile}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
+    writeOutputFile('--predictions', predictionsFile, JSON.stringify({ model: values.model, backend: runner.kernels.name, preds: rows }) + '\n');
   }
   const report = {
     model: values.model,

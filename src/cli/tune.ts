@@ -1,15 +1,14 @@
-import { UsageError, VitpruneError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
 import { loadImageTensor } from '../image/preprocess.js';
-import { writeFileAtomic } from '../model/safetensors.js';
 import { denseGmacs } from '../prune/flops.js';
 import { scheduleToJson } from '../prune/schedule.js';
 import { tuneSchedule, type CandidateScore } from '../prune/tune.js';
 import { zeroTPruneHooks } from '../prune/zero-tprune.js';
 import { createProgress } from '../util/progress.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openModel, printJson } from './common.js';
+import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
 
 export const tuneSpec: CommandSpec = {
   name: 'tune',
@@ -78,11 +77,7 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
 
   const out = stringOption(values, 'out');
   if (out) {
-    try {
-      writeFileAtomic(out, new TextEncoder().encode(scheduleToJson(result.best.schedule)));
-    } catch (err) {
-      throw new VitpruneError(`cannot write --out file '${out}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
+    writeOutputFile('--out', out, scheduleToJson(result.best.schedule));
   }
   const report = {
     model: values.model,

@@ -1,14 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError, VitpruneError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
-import { writeFileAtomic } from '../model/safetensors.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
 import { figureSvg, renderFigurePng, stagePanels } from '../viz/figure.js';
 import { cropTensor, modelInputCrop, traceTokens } from '../viz/trace.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions } from './common.js';
+import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions, writeOutputFile } from './common.js';
 
 export const visualizeSpec: CommandSpec = {
   name: 'visualize',
@@ -71,11 +70,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   }, columns);
   const { png, hasText } = renderFigurePng(svg, fontFile);
   if (!hasText && !values.quiet) process.stderr.write('warning: no font found (system or --font): the figure has no captions\n');
-  try {
-    writeFileAtomic(out, png);
-  } catch (err) {
-    throw new VitpruneError(`cannot write '${out}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-  }
+  writeOutputFile('--out', out, png);
 
   if (values.json) {
     printJson({
