@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { compareMethods, COMPARE_METHODS, reportMarkdown, type CompareReport } from '../eval/compare.js';
-import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
+import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
 import { loadImageTensor } from '../image/preprocess.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
@@ -24,7 +24,7 @@ export const compareSpec: CommandSpec = {
     tuned: { type: 'string', valueName: 'LIST', help: "tuned Zero-TPrune schedules as 'budget=FILE,...' (method zero-tprune-tuned)" },
     calib: { type: 'string', valueName: 'DIR', help: 'unlabelled images to calibrate LTP thresholds (default: the --images folder)' },
     'calib-split': { type: 'string', valueName: 'S', help: "calibrate on the 'even' or 'odd' images of --calib (default: the half not evaluated, when --split is given)" },
-    'calib-samples': { type: 'string', valueName: 'N', default: '64', help: 'calibration images for LTP' },
+    'calib-samples': { type: 'string', valueName: 'N', default: '128', help: 'calibration images for LTP, spread evenly over the folder' },
     out: { type: 'string', valueName: 'DIR', help: 'write report.json, report.md and the plots here' },
   },
 };
@@ -72,7 +72,7 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
     let calibration: Float32Array[] | undefined;
     if (methods.includes('ltp')) {
       const calibSplit = (values['calib-split'] as Split | undefined) ?? (split === 'even' ? 'odd' : split === 'odd' ? 'even' : undefined);
-      const calibFiles = selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit).slice(0, intOption(values, 'calib-samples', 64));
+      const calibFiles = spreadSample(selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit), intOption(values, 'calib-samples', 128)!);
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
     const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');

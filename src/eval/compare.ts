@@ -108,7 +108,7 @@ export function reportMarkdown(r: CompareReport): string {
     `# ${r.model}: ${r.images} images`,
     '',
     'Agreement = share of images whose top-1 equals the dense model\'s; KL = mean KL(dense ‖ pruned). ' +
-      'With this many images top-1 carries a noise of about ±' + (100 * Math.sqrt(0.25 / r.images) * 2).toFixed(1) + ' points: agreement and KL decide.',
+      `With ${r.images} images one image is ${(100 / r.images).toFixed(2)} point and top-1 carries a sampling noise of about ±${(100 * Math.sqrt((r.dense.top1 * (1 - r.dense.top1)) / r.images)).toFixed(1)} points (one standard error): agreement and KL decide.`,
     '',
     '| method | budget | GMACs (× dense) | top-1 % | top-5 % | agreement | KL | ms/image |',
     '|---|---|---|---|---|---|---|---|',

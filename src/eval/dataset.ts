@@ -115,3 +115,9 @@ export function selectSplit<T>(items: T[], split: Split | undefined): T[] {
   if (!(SPLITS as readonly string[]).includes(split)) throw new UsageError(`--split expects 'even' or 'odd', got '${split}'`);
   return items.filter((_, i) => i % 2 === (split === 'even' ? 0 : 1));
 }
+
+/** `n` items spread evenly over the list (all of them when n ≥ length): a sample across every class of a sorted folder. */
+export function spreadSample<T>(items: T[], n: number): T[] {
+  if (n >= items.length) return items;
+  return Array.from({ length: n }, (_, i) => items[Math.floor((i * items.length) / n)]);
+}
