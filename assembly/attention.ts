@@ -1,5 +1,19 @@
-import { EPILOGUE_STORE, f32_gemm_4x8_wasmsimd, f32_pack_panels8 } from './gemm';
+import {
+  EPILOGUE_STORE, PACKED_PANEL, f32_gemm_4x8_wasmsimd, f32_gemm_packed_wasmsimd, f32_pack_panels, f32_pack_rows8,
+} from './gemm';
 import { softmaxRow } from './softmax';
+
+/** Floats of scratch f32_attention_head_wasmsimd needs: packed scale·Kᵀ, then packed V. */
+export function f32_attention_scratch_floats(n: i32, qkDim: i32, vDim: i32): i32 {
+  return keyPanelsFloats(n, qkDim) + ((vDim + 7) >> 3) * 8 * n;
+}
+
+// @ts-ignore: decorator
+@inline
+function keyPanelsFloats(n: i32, qkDim: i32): i32 {
+  // rounded up to 4 floats so the V panels start 16-byte aligned
+  return ((((n + PACKED_PANEL - 1) / PACKED_PANEL) * PACKED_PANEL * qkDim) + 3) & ~3;
+}
 
 /**
  * One head of self-attention over n tokens:
@@ -8,18 +22,23 @@ import { softmaxRow } from './softmax';
  * q, k, v: the head's first Q, K, V element of token 0; token rows `rowStride` floats apart
  *          (the rows of the fused qkv projection).
  * logSizes: [n] or 0 for none. probs: this head's [n, n] block. out: rows `outStride` floats apart.
- * scratch: ⌈n/8⌉·8·qkDim floats for scale·Kᵀ packed in column panels.
+ * scratch: f32_attention_scratch_floats(n, qkDim, vDim) floats, 16-byte aligned: scale·Kᵀ in
+ *          the packed GEMM's column panels, then V in column panels of 8 (so that P·V reads B
+ *          contiguously instead of one 32-byte piece per qkv row).
  * Pointers are byte addresses, strides in floats.
  */
 export function f32_attention_head_wasmsimd(
   q: usize, k: usize, v: usize, rowStride: i32, n: i32, qkDim: i32, vDim: i32, scale: f32,
   logSizes: usize, probs: usize, out: usize, outStride: i32, scratch: usize,
 ): void {
-  f32_pack_panels8(k, rowStride, n, qkDim, scale, scratch);
+  const keys = scratch;
+  const values = scratch + (<usize>keyPanelsFloats(n, qkDim) << 2);
+  f32_pack_panels(k, rowStride, n, qkDim, scale, PACKED_PANEL, keys);
+  f32_pack_rows8(v, rowStride, n, vDim, values);
   // probs = Q · (scale·Kᵀ) + logSizes
-  f32_gemm_4x8_wasmsimd(n, n, qkDim, q, rowStride, scratch, qkDim << 3, 8, logSizes, probs, n, EPILOGUE_STORE);
+  f32_gemm_packed_wasmsimd(n, n, qkDim, q, rowStride, keys, logSizes, probs, n, EPILOGUE_STORE);
   const rowBytes = <usize>n << 2;
   for (let row = 0, p = probs; row < n; row++, p += rowBytes) softmaxRow(p, n);
-  // out = probs · V, V read in place as a row-major [n, vDim] matrix
-  f32_gemm_4x8_wasmsimd(n, vDim, n, probs, n, v, 8, rowStride, 0, out, outStride, EPILOGUE_STORE);
+  // out = probs · V
+  f32_gemm_4x8_wasmsimd(n, vDim, n, probs, n, values, n << 3, 8, 0, out, outStride, EPILOGUE_STORE);
 }

@@ -2,8 +2,10 @@
 // memory, which JavaScript lays out (src/kernels/wasm.ts); no kernel allocates. One source, two
 // builds: `_wasmsimd` kernels use f32x4.relaxed_madd in the relaxed-SIMD build (see vector.ts).
 // The token-pruning kernels (prune.ts) are bit-identical to their TypeScript oracles in both builds.
-export { f32_attention_head_wasmsimd } from './attention';
-export { f32_gemm_4x8_wasmsimd, f32_pack_panels8 } from './gemm';
+export { f32_attention_head_wasmsimd, f32_attention_scratch_floats } from './attention';
+export {
+  f32_gemm_4x8_wasmsimd, f32_gemm_packed_wasmsimd, f32_pack_panels8, f32_pack_weights, f32_packed_panel_width,
+} from './gemm';
 export { f32_gelu_wasmsimd } from './gelu';
 export { f32_layernorm_rows_wasmsimd } from './norm';
 export { f32_softmax_rows_wasmsimd } from './softmax';

@@ -43,30 +43,60 @@ export function laneMask(count: i32): v128 {
   return i32x4.gt_s(i32x4.splat(count), i32x4(0, 1, 2, 3));
 }
 
-// exp(y) = 2ⁿ · exp(r), n = round(y·log₂e), r = y − n·ln2 ∈ [−ln2/2, ln2/2] (Cody–Waite split of
-// ln2), exp(r) by the Cephes expf polynomial (≈ 1 ulp). Inputs below −87.33 (where 2ⁿ would
-// leave the normal range) give exactly 0; inputs are clamped at 88 (exp(88) ≈ 1.65e38).
-const EXP_MIN: f32 = -87.33654475;
+// Constant tables. Kernels read their f32x4 constants with v128.load from splatted tables in
+// static memory: V8 (x64) builds each v128.const from immediates in 3 instructions, and a kernel
+// whose constants outnumber the free registers spills and rebuilds them; a load is 1 instruction.
+
+// exp(y) = 2^w, w = y·log₂e = n + f with n = round(w) (the float "magic number" rounding: the
+// low bits of w + 1.5·2²³ hold n) and f ∈ [−½, ½]; 2^f by a degree-5 minimax polynomial
+// (relative error 7.4e-8); 2ⁿ is added to the exponent field. The rounding of w adds a relative
+// error ≈ |y|·2⁻²⁵: ≤ 3e-7 for |y| ≤ 10, and an absolute error ≤ e⁻¹·2⁻²⁵ ≈ 1.1e-8 for y ≤ 0
+// (softmax's range). Inputs below −87 give exactly 0 (the true value is < 1.7e-38); inputs are
+// clamped at 88 (exp(88) ≈ 1.65e38).
+const EXP_MIN: f32 = -87.0;
 const EXP_MAX: f32 = 88.0;
 const LOG2E: f32 = 1.44269504088896341;
-const LN2_HI: f32 = 0.693359375;
-const LN2_LO: f32 = -2.12194440e-4;
+const ROUND_MAGIC: f32 = 12582912.0; // 1.5·2²³
+// 2^f ≈ X0 + f·(X1 + f·(X2 + f·(X3 + f·(X4 + f·X5)))) on [−½, ½]
+const X0: f32 = 1.0000001192092896;
+const X1: f32 = 0.6931469440460205;
+const X2: f32 = 0.24022120237350464;
+const X3: f32 = 0.0555071160197258;
+const X4: f32 = 0.009675559587776661;
+const X5: f32 = 0.0013276932295411825;
+
+// Offsets into EXP_TABLE (bytes).
+const EXP_TABLE = memory.data<f32>([
+  EXP_MIN, EXP_MIN, EXP_MIN, EXP_MIN, // 0
+  EXP_MAX, EXP_MAX, EXP_MAX, EXP_MAX, // 16
+  LOG2E, LOG2E, LOG2E, LOG2E, // 32
+  ROUND_MAGIC, ROUND_MAGIC, ROUND_MAGIC, ROUND_MAGIC, // 48
+  X5, X5, X5, X5, X4, X4, X4, X4, X3, X3, X3, X3, // 64, 80, 96
+  X2, X2, X2, X2, X1, X1, X1, X1, X0, X0, X0, X0, // 112, 128, 144
+], 16);
+
+/** 2^f for f ∈ [−½, ½] (relative error ≤ 7.4e-8), with the coefficient table at `table` (X5 first). */
+// @ts-ignore: decorator
+@inline
+export function exp2Fraction(f: v128, table: usize): v128 {
+  let e = madd(v128.load(table), f, v128.load(table, 16));
+  e = madd(e, f, v128.load(table, 32));
+  e = madd(e, f, v128.load(table, 48));
+  e = madd(e, f, v128.load(table, 64));
+  return madd(e, f, v128.load(table, 80));
+}
 
 // @ts-ignore: decorator
 @inline
 export function expF32x4(y: v128): v128 {
-  const clamped = f32x4.pmax(f32x4.pmin(y, f32x4.splat(EXP_MAX)), f32x4.splat(EXP_MIN));
-  const n = f32x4.nearest(f32x4.mul(clamped, f32x4.splat(LOG2E)));
-  let r = f32x4.sub(clamped, f32x4.mul(n, f32x4.splat(LN2_HI)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = madd(f32x4.splat(1.9875691500e-4), r, f32x4.splat(1.3981999507e-3));
-  p = madd(p, r, f32x4.splat(8.3334519073e-3));
-  p = madd(p, r, f32x4.splat(4.1665795894e-2));
-  p = madd(p, r, f32x4.splat(1.6666665459e-1));
-  p = madd(p, r, f32x4.splat(5.0000001201e-1));
-  const expR = f32x4.add(madd(p, f32x4.mul(r, r), r), f32x4.splat(1));
-  const twoToN = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return v128.and(f32x4.mul(expR, twoToN), f32x4.ge(y, f32x4.splat(EXP_MIN)));
+  const T = EXP_TABLE;
+  const clamped = f32x4.pmax(f32x4.pmin(y, v128.load(T, 16)), v128.load(T));
+  const w = f32x4.mul(clamped, v128.load(T, 32));
+  const magic = v128.load(T, 48);
+  const t = f32x4.add(w, magic); // low bits: n = round(w)
+  const f = f32x4.sub(w, f32x4.sub(t, magic)); // exact
+  const e = i32x4.add(exp2Fraction(f, T + 64), i32x4.shl(t, 23)); // 2^f · 2ⁿ
+  return v128.and(e, f32x4.ge(y, v128.load(T)));
 }
 
 /**

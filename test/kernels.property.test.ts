@@ -116,7 +116,15 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
             expectGuardsIntact(out);
           },
         ),
-        { numRuns: 60, examples: [[197, 100, 384, 1, 1, 0], [4, 8, 1, 1, 2, 0], [1, 1, 1536, 10, 3, 1]] },
+        {
+          numRuns: 60,
+          // DeiT-S-like rows; 1 column; K at and around the 128-product chunks of the sums, the
+          // 12- and 8-column panels and the 3- and 4-row tiles (full, partial and edge)
+          examples: [
+            [197, 100, 384, 1, 1, 0], [4, 8, 1, 1, 2, 0], [1, 1, 1536, 10, 3, 1],
+            [5, 24, 128, 1, 4, 2], [3, 13, 129, 1, 5, 3], [2, 12, 257, 10, 6, 1], [7, 36, 768, 0.01, 7, 0],
+          ],
+        },
       );
     });
   });

@@ -44,10 +44,10 @@ export class WasmBackendError extends VitpruneError {}
 /** The exports of build/vitprune-*.wasm (assembly/index.ts). Pointers are byte addresses, strides in floats. */
 interface KernelExports {
   heap_base(): number;
-  f32_pack_panels8(src: number, srcStride: number, n: number, k: number, scale: number, dst: number): void;
-  f32_gemm_4x8_wasmsimd(
-    m: number, n: number, k: number, a: number, lda: number, b: number, panelStride: number,
-    bRowStride: number, bias: number, c: number, ldc: number, epilogue: number,
+  f32_packed_panel_width(): number;
+  f32_pack_weights(src: number, srcStride: number, n: number, k: number, dst: number): void;
+  f32_gemm_packed_wasmsimd(
+    m: number, n: number, k: number, a: number, lda: number, b: number, bias: number, c: number, ldc: number, epilogue: number,
   ): void;
   f32_layernorm_rows_wasmsimd(x: number, m: number, d: number, gamma: number, beta: number, eps: number, out: number): void;
   f32_gelu_wasmsimd(x: number, length: number): void;
@@ -56,6 +56,7 @@ interface KernelExports {
     q: number, k: number, v: number, rowStride: number, n: number, qkDim: number, vDim: number,
     scale: number, logSizes: number, probs: number, out: number, outStride: number, scratch: number,
   ): void;
+  f32_attention_scratch_floats(n: number, qkDim: number, vDim: number): number;
   f32_restrict_graph(P: number, n: number, alive: number, c: number, out: number): void;
   f64_weighted_page_rank(P: number, n: number, s: number, iterations: number, next: number, tolerance: number): number;
   f64_max_cosine(features: number, stride: number, dim: number, order: number, m: number, bCount: number, work: number, best: number): void;
@@ -70,9 +71,11 @@ const enum Epilogue {
 
 const PAGE_BYTES = 65536;
 const MAX_PAGES = 65536; // the builds declare their memory import with this maximum (4 GiB)
-/** Bytes kept addressable past the last allocation: kernels read up to 7 floats past a row's end into discarded lanes. */
+/**
+ * Bytes kept addressable past the last allocation: the GEMMs read a bias (or attention's logSizes) a
+ * whole panel at a time, up to 11 floats past its end, into discarded lanes.
+ */
 const TAIL_SLACK = 64;
-const PANEL = 8; // columns per packed weight panel
 
 /** f32x4.relaxed_madd on three v128 parameters: validates only where relaxed SIMD is on. */
 const RELAXED_SIMD_PROBE = new Uint8Array([
@@ -132,9 +135,9 @@ function createSharedMemory(): WebAssembly.Memory {
   }
 }
 
-/** A linear layer whose weight is packed in column panels of 8 in wasm memory. */
+/** A linear layer whose weight is packed in column panels (of the build's panel width) in wasm memory. */
 interface PackedLinear extends PreparedLinear {
-  readonly packedWeight: number; // byte address of Wᵀ as [⌈out/8⌉][in][8]
+  readonly packedWeight: number; // byte address of Wᵀ as [⌈out/P⌉][in][P], P = the build's f32_packed_panel_width()
   readonly bias: number; // byte address of [out]
 }
 
@@ -158,7 +161,8 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   let top = align16(wasm.heap_base()); // first free byte
   const ownBuffers = new WeakSet<ArrayBufferLike>(); // memory.buffer objects views were made on
   const ownLinears = new WeakSet<PreparedLinear>();
-  let attentionScratch = 0; // byte address of packed scale·Kᵀ for one head
+  const panel = wasm.f32_packed_panel_width(); // columns per packed weight panel (12 or 8)
+  let attentionScratch = 0; // byte address of one head's packed scale·Kᵀ and V
   let attentionScratchFloats = 0;
 
   /** Makes [0, end + TAIL_SLACK) addressable. */
@@ -229,9 +233,9 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     const lin = linearAddress(w);
     const k = lin.inFeatures;
     const n = lin.outFeatures;
-    wasm.f32_gemm_4x8_wasmsimd(
-      m, n, k, address(x, m * k, 'linear input'), k, lin.packedWeight, PANEL * k, PANEL,
-      lin.bias, address(out, m * n, 'linear output'), n, epilogue,
+    wasm.f32_gemm_packed_wasmsimd(
+      m, n, k, address(x, m * k, 'linear input'), k, lin.packedWeight, lin.bias,
+      address(out, m * n, 'linear output'), n, epilogue,
     );
   }
 
@@ -255,13 +259,13 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
           `expected a linear layer with weight [${n}, ${k}] and bias [${n}], got ${lin.weight.length} and ${lin.bias.length} floats`,
         );
       }
-      const packedWeight = reserve(Math.ceil(n / PANEL) * PANEL * k);
+      const packedWeight = reserve(Math.ceil(n / panel) * panel * k);
       const bias = reserve(n);
       view(bias, n).set(lin.bias);
       // W is copied just past the allocator's top, packed, and dropped (alloc re-zeroes those bytes).
       ensureCapacity(top + n * k * 4);
       view(top, n * k).set(lin.weight);
-      wasm.f32_pack_panels8(top, k, n, k, 1, packedWeight);
+      wasm.f32_pack_weights(top, k, n, k, packedWeight);
       const packed: PackedLinear = { outFeatures: n, inFeatures: k, packedWeight, bias };
       ownLinears.add(packed);
       return packed;
@@ -293,9 +297,9 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const probsPtr = address(probs, heads * n * n, 'attention probs');
       const outPtr = address(out, n * outStride, 'attention output');
       const logSizesPtr = logSizes ? address(logSizes, n, 'attention logSizes') : 0;
-      const scratchFloats = Math.ceil(n / PANEL) * PANEL * qkDim;
+      const scratchFloats = wasm.f32_attention_scratch_floats(n, qkDim, vDim);
       if (scratchFloats > attentionScratchFloats) {
-        attentionScratch = reserve(scratchFloats); // grows only when a larger n·qkDim first appears
+        attentionScratch = reserve(scratchFloats); // grows only when a larger shape first appears
         attentionScratchFloats = scratchFloats;
       }
       for (let h = 0; h < heads; h++) {
