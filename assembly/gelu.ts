@@ -1,4 +1,4 @@
-import { exp2Fraction, loadFirstLanes, madd, storeFirstLanes } from './vector';
+import { X0, X1, X2, X3, X4, X5, exp2Fraction, loadFirstLanes, madd, storeFirstLanes } from './vector';
 
 // GELU(x) = x·Φ(x) = relu(x) − T(|x|),  T(a) = a·Φ(−a)  (Φ the standard normal CDF).
 // Working with the tail T keeps every rounding relative to a small quantity (no 1 + erf
@@ -22,13 +22,7 @@ const P3: f32 = 0.04451249912381172;
 const Q1: f32 = 1.2545279264450073;
 const Q2: f32 = 0.5895047187805176;
 const Q3: f32 = 0.110300712287426;
-// 2^f on [−½, ½] (as in vector.ts)
-const X0: f32 = 1.0000001192092896;
-const X1: f32 = 0.6931469440460205;
-const X2: f32 = 0.24022120237350464;
-const X3: f32 = 0.0555071160197258;
-const X4: f32 = 0.009675559587776661;
-const X5: f32 = 0.0013276932295411825;
+// 2^f on [−½, ½]: the coefficients X0…X5 of vector.ts
 
 /** The constants, each splatted to 16 bytes (see vector.ts: loads beat v128.const in V8). */
 const GELU_TABLE = memory.data<f32>([

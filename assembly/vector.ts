@@ -58,12 +58,12 @@ const EXP_MAX: f32 = 88.0;
 const LOG2E: f32 = 1.44269504088896341;
 const ROUND_MAGIC: f32 = 12582912.0; // 1.5·2²³
 // 2^f ≈ X0 + f·(X1 + f·(X2 + f·(X3 + f·(X4 + f·X5)))) on [−½, ½]
-const X0: f32 = 1.0000001192092896;
-const X1: f32 = 0.6931469440460205;
-const X2: f32 = 0.24022120237350464;
-const X3: f32 = 0.0555071160197258;
-const X4: f32 = 0.009675559587776661;
-const X5: f32 = 0.0013276932295411825;
+export const X0: f32 = 1.0000001192092896;
+export const X1: f32 = 0.6931469440460205;
+export const X2: f32 = 0.24022120237350464;
+export const X3: f32 = 0.0555071160197258;
+export const X4: f32 = 0.009675559587776661;
+export const X5: f32 = 0.0013276932295411825;
 
 // Offsets into EXP_TABLE (bytes).
 const EXP_TABLE = memory.data<f32>([
