@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/run.js';
+import { runCli as run } from './run-cli.js';
 import { loadImageTensor } from '../src/image/preprocess.js';
 import type { RgbImage } from '../src/image/rgb-image.js';
 import { loadModelFolder } from '../src/model/load.js';
@@ -31,17 +31,6 @@ const image = path.join(tmp, 'ramp.png');
 writeFileSync(image, encodePng({ width: 12, height: 10, colorType: 2, bitDepth: 8, samples: rampImage(12, 10) }));
 const schedule = path.join(tmp, 'schedule.json');
 writeFileSync(schedule, JSON.stringify({ steps: [{ after: 1, rS: 1, rI: 1 }] }));
-
-/** Run the CLI in-process; returns its exit code, stdout and stderr. */
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, stdout, stderr };
-}
 
 function readPng(file: string): RgbImage {
   const png = PNG.sync.read(readFileSync(file));

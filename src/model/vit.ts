@@ -132,26 +132,34 @@ export class ViTRunner {
     this.tokenIds = new Int32Array(T);
   }
 
-  /** Classify one preprocessed image `input` [C, S, S]. */
-  forward(input: Float32Array, hooks: ForwardHooks = {}): ForwardResult {
+  /**
+   * The residual stream entering block 0 for `input` [C, S, S]: [CLS, (DIST), patches·W_pe + b_pe] + pos_embed,
+   * [tokens, D] (a view of the runner's buffer, overwritten by the next call).
+   */
+  embed(input: Float32Array): Float32Array {
     const cfg = this.config;
-    const k = this.kernels;
     const D = cfg.dim;
     const expected = cfg.inChannels * cfg.imageSize * cfg.imageSize;
     if (input.length !== expected) {
       throw new RangeError(`input has ${input.length} values, expected ${expected} ([${cfg.inChannels}, ${cfg.imageSize}, ${cfg.imageSize}])`);
     }
-
     // Patch embedding: a stride-P convolution = im2col + linear.
     this.im2col(input);
     const prefixCount = prefixTokens(cfg);
-    const patchCount = numPatches(cfg);
-    k.linear(this.patches, patchCount, this.patchEmbed, this.x.subarray(prefixCount * D));
+    this.kernels.linear(this.patches, numPatches(cfg), this.patchEmbed, this.x.subarray(prefixCount * D));
     this.x.set(this.prefix, 0);
     const x = this.x;
     const posEmbed = this.posEmbed;
     for (let i = 0; i < this.maxTokens * D; i++) x[i] += posEmbed[i];
+    return x.subarray(0, this.maxTokens * D);
+  }
 
+  /** Classify one preprocessed image `input` [C, S, S]. */
+  forward(input: Float32Array, hooks: ForwardHooks = {}): ForwardResult {
+    const cfg = this.config;
+    const k = this.kernels;
+    const D = cfg.dim;
+    this.embed(input);
     let n = this.maxTokens;
     let hasSizes = false;
     this.sizes.fill(1);
@@ -188,7 +196,7 @@ export class ViTRunner {
     }
 
     // logits = head(LN(x)[CLS]); the final norm is only needed on the prefix rows.
-    k.layerNorm(this.x, prefixCount, D, this.norm.gamma, this.norm.beta, cfg.eps, this.normed);
+    k.layerNorm(this.x, prefixTokens(cfg), D, this.norm.gamma, this.norm.beta, cfg.eps, this.normed);
     k.linear(this.normed, 1, this.head, this.logits);
     const logits = Float32Array.from(this.logits);
     if (this.headDist) {
