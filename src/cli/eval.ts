@@ -7,7 +7,7 @@ import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions
 export const evalSpec: CommandSpec = {
   name: 'eval',
   summary: 'Measure top-1/top-5 accuracy, GMACs and speed on a folder of labelled images (and, with --method, agreement with the dense model).',
-  usage: 'vitprune eval [--model M] --images DIR [--labels CSV] [--limit N] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--json]',
+  usage: 'vitprune eval [--model M] --images DIR [--labels CSV] [--limit N] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--dense M0] [--json]',
   options: {
     ...MODEL_OPTIONS,
     images: { type: 'string', valueName: 'DIR', help: 'folder of .jpg/.jpeg/.png images (required)' },
@@ -19,6 +19,11 @@ export const evalSpec: CommandSpec = {
     limit: { type: 'string', valueName: 'N', help: 'evaluate only the first N images (sorted by name)' },
     predictions: { type: 'string', valueName: 'FILE', help: 'also write per-image top-5 predictions and GMACs as JSON (for cross-checks)' },
     split: { type: 'string', valueName: 'S', help: "evaluate only the images at 'even' or 'odd' positions of the sorted folder" },
+    dense: {
+      type: 'string',
+      valueName: 'M',
+      help: 'measure agreement and KL against this model (e.g. the original of a channel-pruned one); default: --model without token pruning',
+    },
     ...METHOD_OPTIONS,
   },
 };
@@ -34,9 +39,15 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
   const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
 
-  // With a method, the dense model runs on the same images, interleaved, as the yardstick.
-  const variants: Variant[] = [{ name: 'dense' }];
-  if (plan) variants.push({ name: plan.method, hooks: (i) => plan.hooks(i) });
+  // With a method or --dense, the yardstick runs on the same images, interleaved.
+  const denseSpec = stringOption(values, 'dense');
+  const yardstick = denseSpec ? (await openModel({ ...values, model: denseSpec })).runner : undefined;
+  if (yardstick && JSON.stringify(yardstick.config.preprocess) !== JSON.stringify(model.config.preprocess)) {
+    throw new UsageError(`--dense ${denseSpec} preprocesses images differently from --model ${values.model as string}; they cannot be compared on the same inputs`);
+  }
+  const compared = Boolean(plan || yardstick);
+  const variants: Variant[] = [{ name: 'dense', runner: yardstick }];
+  if (compared) variants.push({ name: plan?.method ?? 'model', hooks: plan ? (i) => plan.hooks(i) : undefined });
   const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet });
   const result = pruned ?? dense;
   const predictionsFile = stringOption(values, 'predictions');
@@ -48,9 +59,10 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
     model: values.model,
     images: images.length,
     ...summary(result),
-    ...(plan && {
-      method: plan.method,
-      schedule: plan.schedule,
+    ...(compared && {
+      method: plan?.method ?? null,
+      schedule: plan?.schedule ?? null,
+      denseModel: denseSpec ?? values.model,
       ...agreementWithDense(dense, pruned),
       gmacsFraction: pruned.gmacs / dense.gmacs,
       speedup: dense.msPerImage / pruned.msPerImage,
@@ -65,10 +77,10 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const line = (name: string, r: EvalResult) =>
     `${name}: top-1 ${pct(r.top1)}, top-5 ${pct(r.top5)}, ${r.gmacs.toFixed(4)} GMACs, ${r.msPerImage.toFixed(1)} ms/image\n`;
   process.stdout.write(`model ${report.model}, ${report.images} images\n`);
-  process.stdout.write(line('dense', dense));
-  if (plan) {
+  process.stdout.write(line(denseSpec ? `dense ${denseSpec}` : 'dense', dense));
+  if (compared) {
     const a = agreementWithDense(dense, pruned);
-    process.stdout.write(line(plan.method, pruned));
+    process.stdout.write(line(plan?.method ?? String(values.model), pruned));
     process.stdout.write(
       `  vs dense: agreement ${a.agreement.toFixed(3)}, KL ${a.kl.toFixed(4)}, top-1 loss ${(a.top1Loss * 100).toFixed(1)} points, ` +
         `GMACs ×${(pruned.gmacs / dense.gmacs).toFixed(3)}, speed ×${(dense.msPerImage / pruned.msPerImage).toFixed(2)}\n`,

@@ -22,10 +22,11 @@ export interface EvalResult {
   msPerImage: number; // mean forward time per image
 }
 
-/** One way of running the model: dense (no hooks) or a pruning method. */
+/** One way of running the model: dense (no hooks) or a pruning method; optionally another model (same preprocessing). */
 export interface Variant {
   name: string;
   hooks?: (imageIndex: number) => ForwardHooks;
+  runner?: ViTRunner; // default: the runner given to evaluateVariants
 }
 
 export interface EvalOptions {
@@ -47,7 +48,7 @@ export async function evaluateVariants(
     variants.forEach((v, j) => {
       const hooks = v.hooks?.(i);
       const t0 = performance.now();
-      const { logits, gmacs } = runner.forward(input, hooks);
+      const { logits, gmacs } = (v.runner ?? runner).forward(input, hooks);
       const ms = performance.now() - t0;
       results[j].push({ file: basename(file), label, top5: topK(logits, 5), logits, gmacs, ms });
     });
