@@ -28,3 +28,4 @@ export { evitHooks, evitTokens } from './prune/evit.js';
 export { ltpHooks, calibrateLtpQuantiles, calibrateLtpRamp } from './prune/ltp.js';
 export { randomDropHooks } from './prune/random.js';
 export { tuneSchedule } from './prune/tune.js';
+export { pruneChannels, savePrunedModel, type ChannelPruningOptions, type ChannelPruningResult, type PrunedDescription } from './prune/channels.js';

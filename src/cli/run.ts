@@ -5,6 +5,7 @@ import { classifyCommand, classifySpec } from './classify.js';
 import { evalCommand, evalSpec } from './eval.js';
 import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
+import { pruneChannelsCommand, pruneChannelsSpec } from './prune-channels.js';
 import { visualizeCommand, visualizeSpec } from './visualize.js';
 
 interface Command {
@@ -18,6 +19,7 @@ const COMMANDS: Command[] = [
   { spec: benchSpec, run: benchCommand },
   { spec: tuneSpec, run: tuneCommand },
   { spec: compareSpec, run: compareCommand },
+  { spec: pruneChannelsSpec, run: pruneChannelsCommand },
   { spec: visualizeSpec, run: visualizeCommand },
 ];
 

@@ -1,0 +1,302 @@
+import type { Kernels, PreparedLinear } from '../kernels/types.js';
+import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.js';
+import { ViTRunner } from '../model/vit.js';
+import { fitLogitScale, fitQueryMap, fitValueBasis, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
+import type { ChannelSelection } from './channels-select.js';
+import { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
+import { initialTokens } from './flops.js';
+
+/**
+ * Build the pruned blocks one after another on the calibration images (algorithms.md §5.3,
+ * steps 5–6). Block b is fitted on the inputs it will really see: the calibration tokens after
+ * the already pruned blocks 0…b−1. On those inputs (LN1 applied) the original block gives the
+ * attention P_h and Y = proj(attn_out); the pruned block is made to reproduce them:
+ *
+ *   query refit   q′ = A_h·q, A_h the least-squares prediction of the keys from the kept keys
+ *                 (fitQueryMap): the logits q·k are reproduced as well as the kept keys allow;
+ *   value basis   v′ = B_h·v, the r directions of the head output that proj needs most
+ *                 (fitValueBasis, reduced-rank regression) instead of the selected v channels;
+ *   (a) logit scale  α_h minimises Σ KL(P_h ‖ softmax(α_h·q′k′ᵀ/√d))   (d = original width),
+ *                 folded into the Q rows as γ_h = α_h·√(qk′/d) since the runtime divides by √qk′;
+ *   (b) proj refit   W′_proj, b′ = ridge fit of Y on the pruned head outputs Z′ (with all the above).
+ *
+ * Every map is linear in the block input, so it folds into the kept qkv rows: the pruned model is
+ * an ordinary ViT with smaller per-head widths. A model that loses no channel is returned as it is.
+ */
+
+export interface CompensationOptions {
+  queryRefit: boolean;
+  valueBasis: boolean; // false: the selected v channels
+  logitScale: boolean; // (a)
+  refit: boolean; // (b); its reconstruction errors are measured either way
+  ridge: number; // λ of the fits, relative to the mean diagonal of their Gram matrices
+  logitScaleImages: number; // (a) uses the first this-many calibration images
+  onBlock?: (done: number, total: number) => void;
+}
+
+export interface BlockCompensation {
+  block: number;
+  logitScale: number[] | null; // [H] fitted α_h (null: not fitted)
+  attentionKlBefore: number[] | null; // [H] mean KL(P_h ‖ pruned attention) per query at α = 1
+  attentionKlAfter: number[] | null; // [H] at the fitted α
+  reconstructionBefore: number | null; // ‖Y − proj₀(Z′)‖² / ‖Y‖², proj₀ = kept (or basis-matched) columns of the original proj
+  reconstructionAfter: number | null; // with the proj that was kept (the refit, unless it is off)
+}
+
+/** Scratch buffers of the backend, sized once. */
+interface Workspace {
+  x: Float32Array; // [n, D]
+  normed: Float32Array; // [n, D]
+  qkv: Float32Array; // [n, 2H·qk + H·v] original block
+  probs: Float32Array; // [H, n, n]
+  attnOut: Float32Array; // [n, H·v] original block
+  y: Float32Array; // [n, D] original attention-branch output
+  prunedQkv: Float32Array; // [n, 2H·qk′ + H·v′]
+  prunedOut: Float32Array; // [n, H·v′]
+  hidden: Float32Array; // [n, mlpDim]
+}
+
+/** A block's attention weights on the backend. */
+interface PreparedAttention {
+  norm1: { gamma: Float32Array; beta: Float32Array };
+  qkv: PreparedLinear;
+  proj: PreparedLinear;
+}
+
+export function compensateBlocks(
+  model: ViTModel, kernels: Kernels, inputs: readonly Float32Array[], selection: ChannelSelection, opts: CompensationOptions,
+): { blocks: BlockWeights[]; reports: BlockCompensation[] } {
+  const cfg = model.config;
+  const { dim: D, heads: H } = cfg;
+  const qkPruned = selection.qkDim < cfg.qkDim;
+  const vPruned = selection.vDim < cfg.vDim;
+  if (!qkPruned && !vPruned) {
+    const unchanged = (block: number): BlockCompensation => ({
+      block, logitScale: null, attentionKlBefore: null, attentionKlAfter: null, reconstructionBefore: null, reconstructionAfter: null,
+    });
+    return { blocks: model.weights.blocks, reports: model.weights.blocks.map((_, b) => unchanged(b)) };
+  }
+  const k = kernels;
+  const n = initialTokens(cfg);
+  const pruned = shrinkConfig(cfg, selection);
+  const ws: Workspace = {
+    x: k.alloc(n * D),
+    normed: k.alloc(n * D),
+    qkv: k.alloc(n * (2 * H * cfg.qkDim + H * cfg.vDim)),
+    probs: k.alloc(H * n * n),
+    attnOut: k.alloc(n * H * cfg.vDim),
+    y: k.alloc(n * D),
+    prunedQkv: k.alloc(n * (2 * H * pruned.qkDim + H * pruned.vDim)),
+    prunedOut: k.alloc(n * H * pruned.vDim),
+    hidden: k.alloc(n * cfg.mlpDim),
+  };
+
+  // Block inputs of the pruned model, per image [n, D]: the embeddings, then each pruned block's output.
+  const embedder = new ViTRunner(model, k);
+  const xs = inputs.map((input) => embedder.embed(input).slice());
+
+  const blocks: BlockWeights[] = [];
+  const reports: BlockCompensation[] = [];
+  model.weights.blocks.forEach((blk, b) => {
+    const original = prepareAttention(k, blk);
+    const moments = opts.queryRefit || opts.valueBasis ? blockMoments(cfg, k, original, xs, ws) : null;
+    const queryMaps = qkPruned && opts.queryRefit ? moments!.centredKeyGram.map((g, h) => fitQueryMap(g, cfg.qkDim, selection.qk[b][h], opts.ridge)) : null;
+    const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, k, original, xs.slice(0, opts.logitScaleImages), selection.qk[b], queryMaps, ws) : null;
+    const alpha = logit?.map((f) => f.alpha) ?? new Array<number>(H).fill(1);
+    const values = vPruned && opts.valueBasis ? valueBases(cfg, blk.proj, moments!, selection.vDim, opts.ridge) : null;
+
+    const qScale = alpha.map((a) => a * Math.sqrt(selection.qkDim / cfg.qkDim));
+    const qkv = shrinkQkv(cfg, blk.qkv, selection.qk[b], selection.v[b], qScale, queryMaps, values?.maps ?? null);
+    const proj0 = values?.proj ?? shrinkProj(cfg, blk.proj, selection.v[b]);
+    const refit = fitProjection(cfg, pruned, k, original, k.prepareLinear(qkv), proj0, xs, opts.ridge, ws);
+    const proj: Linear = opts.refit ? { ...proj0, weight: refit.weight, bias: refit.bias } : proj0;
+    const weights: BlockWeights = { ...blk, qkv, proj };
+    advance(pruned, k, weights, xs, ws);
+    blocks.push(weights);
+    reports.push({
+      block: b,
+      logitScale: logit ? alpha : null,
+      attentionKlBefore: logit?.map((f) => f.klBefore) ?? null,
+      attentionKlAfter: logit?.map((f) => f.klAfter) ?? null,
+      reconstructionBefore: refit.errorBefore,
+      reconstructionAfter: opts.refit ? refit.errorAfter : refit.errorBefore,
+    });
+    opts.onBlock?.(b + 1, cfg.depth);
+  });
+  return { blocks, reports };
+}
+
+function prepareAttention(k: Kernels, blk: BlockWeights): PreparedAttention {
+  return { norm1: { gamma: k.upload(blk.norm1.weight), beta: k.upload(blk.norm1.bias) }, qkv: k.prepareLinear(blk.qkv), proj: k.prepareLinear(blk.proj) };
+}
+
+/** ws.normed = LN1(x); ws.qkv, ws.probs, ws.attnOut = the original block's q/k/v, attention and head outputs. */
+function originalAttention(cfg: ViTConfig, k: Kernels, original: PreparedAttention, x: Float32Array, ws: Workspace): void {
+  const n = initialTokens(cfg);
+  ws.x.set(x);
+  k.layerNorm(ws.x, n, cfg.dim, original.norm1.gamma, original.norm1.beta, cfg.eps, ws.normed);
+  k.linear(ws.normed, n, original.qkv, ws.qkv);
+  k.attention(ws.qkv, n, cfg.heads, cfg.qkDim, cfg.vDim, 1 / Math.sqrt(cfg.qkDim), null, ws.probs, ws.attnOut);
+}
+
+/** Second moments of the original block on the block inputs, per head. */
+interface BlockMoments {
+  centredKeyGram: Float64Array[]; // [H][qk, qk] Σ_images Σ_tokens (k − k̄)(k − k̄)ᵀ, k̄ = the image's mean key
+  outputCovariance: Float64Array[]; // [H][v, v] covariance of the head outputs z = P_h·V_h over all tokens
+}
+
+function blockMoments(cfg: ViTConfig, k: Kernels, original: PreparedAttention, xs: Float32Array[], ws: Workspace): BlockMoments {
+  const n = initialTokens(cfg);
+  const { heads: H, qkDim: d, vDim: dv } = cfg;
+  const stride = 2 * H * d + H * dv;
+  const keyGrams = Array.from({ length: H }, () => new Float64Array(d * d));
+  const outputGrams = Array.from({ length: H }, () => new Float64Array(dv * dv));
+  const outputSums = Array.from({ length: H }, () => new Float64Array(dv));
+  const key = new Float64Array(n * d);
+  for (const x of xs) {
+    originalAttention(cfg, k, original, x, ws);
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < n; t++) for (let c = 0; c < d; c++) key[t * d + c] = ws.qkv[t * stride + H * d + h * d + c];
+      centreColumns(key, n, d);
+      addUpperGram(keyGrams[h], key, 0, d, n, d);
+      addUpperGram(outputGrams[h], ws.attnOut, h * dv, H * dv, n, dv);
+      for (let t = 0; t < n; t++) for (let c = 0; c < dv; c++) outputSums[h][c] += ws.attnOut[t * H * dv + h * dv + c];
+    }
+  }
+  const rows = xs.length * n;
+  return {
+    centredKeyGram: keyGrams.map((g) => symmetrise(g, d)),
+    outputCovariance: outputGrams.map((g, h) => {
+      const mean = outputSums[h].map((s) => s / rows);
+      for (let c = 0; c < dv; c++) for (let c2 = c; c2 < dv; c2++) g[c * dv + c2] = g[c * dv + c2] / rows - mean[c] * mean[c2];
+      return symmetrise(g, dv);
+    }),
+  };
+}
+
+/** gram[c, c'] += Σ_t x[t·stride + offset + c]·x[t·stride + offset + c'] for c ≤ c' (upper triangle). */
+function addUpperGram(gram: Float64Array, x: ArrayLike<number>, offset: number, stride: number, n: number, d: number): void {
+  for (let t = 0; t < n; t++) {
+    const row = t * stride + offset;
+    for (let c = 0; c < d; c++) {
+      const xc = x[row + c];
+      for (let c2 = c; c2 < d; c2++) gram[c * d + c2] += xc * x[row + c2];
+    }
+  }
+}
+
+function symmetrise(g: Float64Array, d: number): Float64Array {
+  for (let c = 0; c < d; c++) for (let c2 = 0; c2 < c; c2++) g[c * d + c2] = g[c2 * d + c];
+  return g;
+}
+
+function centreColumns(x: Float64Array, n: number, d: number): void {
+  for (let c = 0; c < d; c++) {
+    let mean = 0;
+    for (let t = 0; t < n; t++) mean += x[t * d + c];
+    mean /= n;
+    for (let t = 0; t < n; t++) x[t * d + c] -= mean;
+  }
+}
+
+/** The value basis of every head (fitValueBasis) and proj₀ [D, H·r], the proj columns that match it. */
+function valueBases(cfg: ViTConfig, proj: Linear, moments: BlockMoments, r: number, ridge: number): { maps: Float64Array[]; proj: Linear } {
+  const { heads: H, vDim: dv, dim: D } = cfg;
+  const weight = new Float32Array(D * H * r);
+  const maps = moments.outputCovariance.map((cov, h) => {
+    const columns = new Float64Array(D * dv); // [D, v] proj columns of head h
+    for (let o = 0; o < D; o++) for (let c = 0; c < dv; c++) columns[o * dv + c] = proj.weight[o * H * dv + h * dv + c];
+    const fit = fitValueBasis(cov, dv, columns, D, r, ridge);
+    for (let o = 0; o < D; o++) for (let i = 0; i < r; i++) weight[o * H * r + h * r + i] = fit.proj[o * r + i];
+    return fit.basis;
+  });
+  // The bias stays; the refit moves the mean of the dropped directions into it.
+  return { maps, proj: { weight, bias: Float32Array.from(proj.bias), outFeatures: D, inFeatures: H * r } };
+}
+
+/** (a) for every head of one block, with the queries mapped by queryMaps (null: the kept channels as they are). */
+function fitLogitScales(
+  cfg: ViTConfig, k: Kernels, original: PreparedAttention, xs: Float32Array[], kept: Int32Array[], queryMaps: Float64Array[] | null, ws: Workspace,
+): LogitScaleFit[] {
+  const n = initialTokens(cfg);
+  const { heads: H, qkDim: d } = cfg;
+  const stride = 2 * H * d + H * cfg.vDim;
+  const scale = 1 / Math.sqrt(d);
+  const problems: LogitScaleProblem[] = Array.from({ length: H }, () => ({ logits: [], rowLength: [], targetDot: 0, targetNegEntropy: 0, rows: 0 }));
+  for (const x of xs) {
+    originalAttention(cfg, k, original, x, ws);
+    for (let h = 0; h < H; h++) {
+      const channels = kept[h];
+      const m = channels.length;
+      const map = queryMaps?.[h] ?? null;
+      const problem = problems[h];
+      const s = new Float32Array(n * n); // [n, n] pruned logits q′k′ᵀ/√d
+      const q = new Float64Array(m); // q′_i
+      for (let i = 0; i < n; i++) {
+        const qRow = i * stride + h * d;
+        for (let r = 0; r < m; r++) {
+          if (!map) {
+            q[r] = ws.qkv[qRow + channels[r]];
+            continue;
+          }
+          let sum = 0;
+          for (let c = 0; c < d; c++) sum += map[r * d + c] * ws.qkv[qRow + c];
+          q[r] = sum;
+        }
+        for (let j = 0; j < n; j++) {
+          const kRow = j * stride + H * d + h * d;
+          let dot = 0;
+          for (let r = 0; r < m; r++) dot += q[r] * ws.qkv[kRow + channels[r]];
+          const logit = (s[i * n + j] = dot * scale);
+          const p = ws.probs[h * n * n + i * n + j];
+          problem.targetDot += p * logit;
+          if (p > 0) problem.targetNegEntropy += p * Math.log(p);
+        }
+      }
+      problem.logits.push(s);
+      problem.rowLength.push(n);
+      problem.rows += n;
+    }
+  }
+  return problems.map(fitLogitScale);
+}
+
+/**
+ * (b) for one block: accumulate [Z′, 1]ᵀ[Z′, 1] and [Z′, 1]ᵀY over every calibration image and
+ * solve. prunedQkv: the pruned qkv with every map folded in; proj0: the projection to start from.
+ */
+function fitProjection(
+  cfg: ViTConfig, pruned: ViTConfig, k: Kernels, original: PreparedAttention, prunedQkv: PreparedLinear, proj0: Linear,
+  xs: Float32Array[], ridge: number, ws: Workspace,
+): ReturnType<typeof refitProjection> {
+  const n = initialTokens(cfg);
+  const stats = new RefitStatistics(proj0.inFeatures, cfg.dim);
+  for (const x of xs) {
+    originalAttention(cfg, k, original, x, ws);
+    k.linear(ws.attnOut, n, original.proj, ws.y);
+    k.linear(ws.normed, n, prunedQkv, ws.prunedQkv);
+    k.attention(ws.prunedQkv, n, pruned.heads, pruned.qkDim, pruned.vDim, 1 / Math.sqrt(pruned.qkDim), null, ws.probs, ws.prunedOut);
+    stats.add(ws.prunedOut, ws.y, n);
+  }
+  return refitProjection(stats, proj0.weight, proj0.bias, ridge);
+}
+
+/** Run one pruned block on every image's tokens in place: x ← block(x). */
+function advance(cfg: ViTConfig, k: Kernels, blk: BlockWeights, xs: Float32Array[], ws: Workspace): void {
+  const n = initialTokens(cfg);
+  const D = cfg.dim;
+  const w = prepareAttention(k, blk);
+  const norm2 = { gamma: k.upload(blk.norm2.weight), beta: k.upload(blk.norm2.bias) };
+  const mlp = { fc1: k.prepareLinear(blk.fc1), fc2: k.prepareLinear(blk.fc2) };
+  for (const x of xs) {
+    ws.x.set(x);
+    k.layerNorm(ws.x, n, D, w.norm1.gamma, w.norm1.beta, cfg.eps, ws.normed);
+    k.linear(ws.normed, n, w.qkv, ws.prunedQkv);
+    k.attention(ws.prunedQkv, n, cfg.heads, cfg.qkDim, cfg.vDim, 1 / Math.sqrt(cfg.qkDim), null, ws.probs, ws.prunedOut);
+    k.linearAdd(ws.prunedOut, n, w.proj, ws.x);
+    k.layerNorm(ws.x, n, D, norm2.gamma, norm2.beta, cfg.eps, ws.normed);
+    k.linearGelu(ws.normed, n, mlp.fc1, ws.hidden);
+    k.linearAdd(ws.hidden, n, mlp.fc2, ws.x);
+    x.set(ws.x.subarray(0, n * D));
+  }
+}
