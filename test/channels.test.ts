@@ -10,7 +10,7 @@ import { configFromDims, randomModel, seededRandom } from '../src/model/random.j
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
 import {
-  allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQueryMap, fitValueBasis, pruneChannels,
+  allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels,
   refitProjection, RefitStatistics, savePrunedModel, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions,
 } from '../src/prune/channels.js';
 import { blockMacs, denseGmacs } from '../src/prune/flops.js';
@@ -73,9 +73,9 @@ describe('channel pruning of attention', () => {
   });
 
   it.each(['reconstruction', 'score'] as const)('q and k keep the same channel indices (%s selection)', (selection) => {
-    // Without the query refit, head h's Q rows are γ_h times the original Q rows of the kept
+    // Without the q/k basis and the query refit, head h's Q rows are γ_h times the original Q rows of the kept
     // indices and its K rows are the original K rows of the same indices.
-    const result = prune({ ratio: 0.25, selection, queryRefit: false, valueBasis: false });
+    const result = prune({ ratio: 0.25, selection, qkBasis: false, queryRefit: false, valueBasis: false });
     const { heads: H, qkDim: d, vDim: dv, dim: D } = cfg;
     for (const [b, blk] of result.model.weights.blocks.entries()) {
       const original = model.weights.blocks[b].qkv;
@@ -165,7 +165,8 @@ describe('channel pruning of attention', () => {
     expect(config.vitprune).toMatchObject({ qkDim: 6, vDim: 6 });
     expect(config.pruned).toMatchObject({ method: 'attention-channels', ratio: 0.25, widths: { qkDim: 6, vDim: 6 }, calibration: { images: 6 } });
     expect(config.pruned.blocks).toHaveLength(2);
-    expect(config.pruned.blocks[0].qk).toHaveLength(3);
+    expect(config.pruned.blocks[0]).toMatchObject({ qk: null, v: null }); // bases, not kept channels
+    expect(config.pruned.blocks[0].logitScale).toHaveLength(3);
   });
 
   it('counts the GMACs of the pruned model as the hand formula', () => {
@@ -293,6 +294,111 @@ describe('channel pruning: the fits', () => {
         expect(got).toBeCloseTo(want, 5);
       }
     }
+  });
+
+  /** Σ_i Σ_j (q_i·k_j − (A·q_i)·(B·k_j))² over rows of q [n, d] and centred keys k [n, d]. */
+  function logitError(qs: number[][], ks: number[][], A: ArrayLike<number>, B: ArrayLike<number>, r: number): number {
+    const d = qs[0].length;
+    const map = (M: ArrayLike<number>, x: number[]) => Array.from({ length: r }, (_, i) => x.reduce((s, xc, c) => s + M[i * d + c] * xc, 0));
+    let err = 0;
+    for (const q of qs) {
+      const q2 = map(A, q);
+      for (const k of ks) {
+        const full = q.reduce((s, qc, c) => s + qc * k[c], 0);
+        err += (full - map(B, k).reduce((s, x, i) => s + x * q2[i], 0)) ** 2;
+      }
+    }
+    return err;
+  }
+  const gramOf = (xs: number[][]) => {
+    const d = xs[0].length;
+    const g = new Float64Array(d * d);
+    for (const x of xs) for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) g[i * d + j] += x[i] * x[j];
+    return g;
+  };
+  const centred = (xs: number[][]) => {
+    const mean = xs[0].map((_, c) => xs.reduce((s, x) => s + x[c], 0) / xs.length);
+    return xs.map((x) => x.map((v, c) => v - mean[c]));
+  };
+
+  it('fitQkBasis reproduces the logits exactly when the queries span r dimensions', () => {
+    const rand = seededRandom(12);
+    const d = 5;
+    const r = 2;
+    const dirs = Array.from({ length: r }, () => Array.from({ length: d }, () => rand() - 0.5));
+    const qs = Array.from({ length: 20 }, () => {
+      const u = [rand() - 0.5, rand() - 0.5];
+      return dirs[0].map((x, c) => u[0] * x + u[1] * dirs[1][c]);
+    });
+    const ks = centred(Array.from({ length: 25 }, () => Array.from({ length: d }, () => rand() - 0.5)));
+    const { query, key } = fitQkBasis(gramOf(qs), gramOf(ks), d, r, 1e-12);
+    expect(logitError(qs, ks, query, key, r)).toBeLessThan(1e-16 * logitError(qs, ks, new Float64Array(r * d), new Float64Array(r * d), r) + 1e-18);
+    // At full width it is the identity on the logits.
+    const full = fitQkBasis(gramOf(qs), gramOf(ks), d, d, 1e-12);
+    expect(logitError(qs, ks, full.query, full.key, d)).toBeLessThan(1e-18);
+  });
+
+  it('fitQkBasis loses no more logit energy than any choice of kept channels with the query refit', () => {
+    const rand = seededRandom(13);
+    const d = 6;
+    const r = 3;
+    const mixing = Array.from({ length: d * d }, () => rand() - 0.5); // correlated channels
+    const sample = () => {
+      const u = Array.from({ length: d }, () => (rand() - 0.5) * (1 + 3 * rand()));
+      return Array.from({ length: d }, (_, c) => u.reduce((s, x, t) => s + x * mixing[t * d + c], 0));
+    };
+    const qs = Array.from({ length: 30 }, sample);
+    const ks = centred(Array.from({ length: 30 }, sample));
+    const { query, key } = fitQkBasis(gramOf(qs), gramOf(ks), d, r, 1e-12);
+    const basisError = logitError(qs, ks, query, key, r);
+    for (const kept of [[0, 1, 2], [3, 4, 5], [0, 2, 4], [1, 3, 5]]) {
+      const A = fitQueryMap(gramOf(ks), d, Int32Array.from(kept), 1e-12);
+      const B = new Float64Array(r * d);
+      kept.forEach((c, i) => (B[i * d + c] = 1));
+      expect(basisError).toBeLessThanOrEqual(logitError(qs, ks, A, B, r) * (1 + 1e-9));
+    }
+  });
+
+  it('fitValueBases: fitting the heads jointly loses no more of the attention output than fitting each alone', () => {
+    const rand = seededRandom(14);
+    const H = 3;
+    const v = 4;
+    const D = 5;
+    const r = 2;
+    const Z = H * v;
+    // Correlated head outputs: z = u·M with u ∈ ℝ⁶, so heads share directions.
+    const M = Array.from({ length: 6 * Z }, () => rand() - 0.5);
+    const zs = centred(Array.from({ length: 200 }, () => {
+      const u = Array.from({ length: 6 }, () => rand() - 0.5);
+      return Array.from({ length: Z }, (_, c) => u.reduce((s, x, t) => s + x * M[t * Z + c], 0));
+    }));
+    const cov = gramOf(zs).map((x) => x / zs.length);
+    const W = Float64Array.from({ length: D * Z }, () => rand() - 0.5);
+    // E‖Σ_h (W_h − C_h·B_h)·z_h‖²
+    const loss = (fits: { basis: Float64Array; proj: Float64Array }[]) => {
+      let e = 0;
+      for (const z of zs) {
+        for (let o = 0; o < D; o++) {
+          let diff = 0;
+          for (let h = 0; h < H; h++) {
+            for (let c = 0; c < v; c++) {
+              let cb = 0;
+              for (let k = 0; k < r; k++) cb += fits[h].proj[o * r + k] * fits[h].basis[k * v + c];
+              diff += (W[o * Z + h * v + c] - cb) * z[h * v + c];
+            }
+          }
+          e += diff * diff;
+        }
+      }
+      return e / zs.length;
+    };
+    const headW = (h: number) => Float64Array.from({ length: D * v }, (_, i) => W[Math.floor(i / v) * Z + h * v + (i % v)]);
+    const headCov = (h: number) => Float64Array.from({ length: v * v }, (_, i) => cov[(h * v + Math.floor(i / v)) * Z + h * v + (i % v)]);
+    const alone = Array.from({ length: H }, (_, h) => fitValueBasis(headCov(h), v, headW(h), D, r, 1e-9));
+    const joint = fitValueBases(cov, W, D, H, v, r, 1e-9);
+    expect(joint.every((f) => f.basis.length === r * v && f.proj.length === D * r)).toBe(true);
+    expect(loss(joint)).toBeLessThan(loss(alone));
+    expect(loss(fitValueBases(cov, W, D, H, v, r, 1e-9, 0))).toBeCloseTo(loss(alone), 10);
   });
 
   it('symmetricEigen and choleskySolve', () => {

@@ -14,7 +14,7 @@ export const pruneChannelsSpec: CommandSpec = {
   summary: 'Remove attention q/k and v channels (the same number in every head) calibrated on unlabelled images, and write the smaller model.',
   usage:
     'vitprune prune-channels [--model M] --calib DIR --ratio P [--samples N] [--split even|odd] [--allocator uniform|greedy] ' +
-    '[--selection reconstruction|score] [--no-similarity] [--no-query-refit] [--no-value-basis] [--no-logit-scale] [--no-refit] --out DIR2 [--json]',
+    '[--selection reconstruction|score] [--no-similarity] [--no-qk-basis] [--no-query-refit] [--no-value-basis] [--no-logit-scale] [--no-refit] --out DIR2 [--json]',
   options: {
     ...MODEL_OPTIONS,
     calib: { type: 'string', valueName: 'DIR', help: 'folder of calibration images (labels are never read)' },
@@ -30,6 +30,7 @@ export const pruneChannelsSpec: CommandSpec = {
     },
     'qk-score': { type: 'string', valueName: 'S', default: 'attention-difference', help: `q/k channel score (score selection, greedy allocator): ${QK_SCORES.join(' | ')}` },
     'no-similarity': { type: 'boolean', help: 'do not weight q/k scores by channel dissimilarity' },
+    'no-qk-basis': { type: 'boolean', help: 'keep selected q/k channels (with the query refit) instead of the rank-reduced q/k basis' },
     'no-query-refit': { type: 'boolean', help: 'keep the kept Q rows instead of refitting them to reproduce the logits' },
     'no-value-basis': { type: 'boolean', help: 'keep selected v channels instead of the reduced-rank value basis' },
     'no-logit-scale': { type: 'boolean', help: 'do not fit the per-head logit scale' },
@@ -73,6 +74,7 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
     selection: selection as Selection,
     qkScore: qkScore as QkScore,
     similarity: !values['no-similarity'],
+    qkBasis: !values['no-qk-basis'],
     queryRefit: !values['no-query-refit'],
     valueBasis: !values['no-value-basis'],
     logitScale: !values['no-logit-scale'],
@@ -99,6 +101,7 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
     selection,
     qkScore: description.qkScore,
     similarity: description.similarity,
+    qkBasis: description.qkBasis,
     queryRefit: description.queryRefit,
     valueBasis: description.valueBasis,
     logitScale: description.logitScale,

@@ -1,7 +1,7 @@
 import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
-import { fitLogitScale, fitQueryMap, fitValueBasis, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
+import { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
 import type { ChannelSelection } from './channels-select.js';
 import { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
 import { initialTokens } from './flops.js';
@@ -12,10 +12,13 @@ import { initialTokens } from './flops.js';
  * the already pruned blocks 0…b−1. On those inputs (LN1 applied) the original block gives the
  * attention P_h and Y = proj(attn_out); the pruned block is made to reproduce them:
  *
- *   query refit   q′ = A_h·q, A_h the least-squares prediction of the keys from the kept keys
- *                 (fitQueryMap): the logits q·k are reproduced as well as the kept keys allow;
- *   value basis   v′ = B_h·v, the r directions of the head output that proj needs most
- *                 (fitValueBasis, reduced-rank regression) instead of the selected v channels;
+ *   q/k basis     q′ = A_h·q, k′ = B_h·k, the best rank-qk′ factorisation of the logits q·k̃ over
+ *                 all query/key pairs (fitQkBasis) instead of selected channels (default);
+ *   query refit   without the basis: q′ = A_h·q, A_h the least-squares prediction of the keys from
+ *                 the kept keys (fitQueryMap): the logits are reproduced as well as the kept keys allow;
+ *   value basis   v′ = B_h·v, the r directions of the head outputs from which proj best rebuilds the
+ *                 whole attention output, heads fitted jointly (fitValueBases, reduced-rank
+ *                 regression) instead of the selected v channels;
  *   (a) logit scale  α_h minimises Σ KL(P_h ‖ softmax(α_h·q′k′ᵀ/√d))   (d = original width),
  *                 folded into the Q rows as γ_h = α_h·√(qk′/d) since the runtime divides by √qk′;
  *   (b) proj refit   W′_proj, b′ = ridge fit of Y on the pruned head outputs Z′ (with all the above).
@@ -26,6 +29,7 @@ import { initialTokens } from './flops.js';
 
 export interface CompensationOptions {
   queryRefit: boolean;
+  qkBasis: boolean; // q′ = A·q, k′ = B·k, the best rank-qk′ logits (fitQkBasis) instead of selected channels; overrides queryRefit
   valueBasis: boolean; // false: the selected v channels
   logitScale: boolean; // (a)
   refit: boolean; // (b); its reconstruction errors are measured either way
@@ -99,14 +103,22 @@ export function compensateBlocks(
   const reports: BlockCompensation[] = [];
   model.weights.blocks.forEach((blk, b) => {
     const original = prepareAttention(k, blk);
-    const moments = opts.queryRefit || opts.valueBasis ? blockMoments(cfg, k, original, xs, ws) : null;
-    const queryMaps = qkPruned && opts.queryRefit ? moments!.centredKeyGram.map((g, h) => fitQueryMap(g, cfg.qkDim, selection.qk[b][h], opts.ridge)) : null;
-    const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, k, original, xs.slice(0, opts.logitScaleImages), selection.qk[b], queryMaps, ws) : null;
+    const moments = opts.queryRefit || opts.valueBasis || opts.qkBasis ? blockMoments(cfg, k, original, xs, ws) : null;
+    let queryMaps: Float64Array[] | null = null;
+    let keyMaps: Float64Array[] | null = null;
+    if (qkPruned && opts.qkBasis) {
+      const bases = moments!.queryGram.map((g, h) => fitQkBasis(g, moments!.centredKeyGram[h], cfg.qkDim, selection.qkDim, opts.ridge));
+      queryMaps = bases.map((f) => f.query);
+      keyMaps = bases.map((f) => f.key);
+    } else if (qkPruned && opts.queryRefit) {
+      queryMaps = moments!.centredKeyGram.map((g, h) => fitQueryMap(g, cfg.qkDim, selection.qk[b][h], opts.ridge));
+    }
+    const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, k, original, xs.slice(0, opts.logitScaleImages), selection.qk[b], queryMaps, keyMaps, ws) : null;
     const alpha = logit?.map((f) => f.alpha) ?? new Array<number>(H).fill(1);
     const values = vPruned && opts.valueBasis ? valueBases(cfg, blk.proj, moments!, selection.vDim, opts.ridge) : null;
 
     const qScale = alpha.map((a) => a * Math.sqrt(selection.qkDim / cfg.qkDim));
-    const qkv = shrinkQkv(cfg, blk.qkv, selection.qk[b], selection.v[b], qScale, queryMaps, values?.maps ?? null);
+    const qkv = shrinkQkv(cfg, blk.qkv, selection.qk[b], selection.v[b], qScale, queryMaps, values?.maps ?? null, keyMaps);
     const proj0 = values?.proj ?? shrinkProj(cfg, blk.proj, selection.v[b]);
     const refit = fitProjection(cfg, pruned, k, original, k.prepareLinear(qkv), proj0, xs, opts.ridge, ws);
     const proj: Linear = opts.refit ? { ...proj0, weight: refit.weight, bias: refit.bias } : proj0;
@@ -142,16 +154,19 @@ function originalAttention(cfg: ViTConfig, k: Kernels, original: PreparedAttenti
 /** Second moments of the original block on the block inputs, per head. */
 interface BlockMoments {
   centredKeyGram: Float64Array[]; // [H][qk, qk] Σ_images Σ_tokens (k − k̄)(k − k̄)ᵀ, k̄ = the image's mean key
-  outputCovariance: Float64Array[]; // [H][v, v] covariance of the head outputs z = P_h·V_h over all tokens
+  queryGram: Float64Array[]; // [H][qk, qk] Σ_images Σ_tokens q·qᵀ
+  outputCovariance: Float64Array; // [H·v, H·v] covariance of the head outputs z = [P_h·V_h]_h over all tokens
 }
 
 function blockMoments(cfg: ViTConfig, k: Kernels, original: PreparedAttention, xs: Float32Array[], ws: Workspace): BlockMoments {
   const n = initialTokens(cfg);
   const { heads: H, qkDim: d, vDim: dv } = cfg;
   const stride = 2 * H * d + H * dv;
+  const Z = H * dv;
   const keyGrams = Array.from({ length: H }, () => new Float64Array(d * d));
-  const outputGrams = Array.from({ length: H }, () => new Float64Array(dv * dv));
-  const outputSums = Array.from({ length: H }, () => new Float64Array(dv));
+  const queryGrams = Array.from({ length: H }, () => new Float64Array(d * d));
+  const outputGram = new Float64Array(Z * Z);
+  const outputSum = new Float64Array(Z);
   const key = new Float64Array(n * d);
   for (const x of xs) {
     originalAttention(cfg, k, original, x, ws);
@@ -159,18 +174,18 @@ function blockMoments(cfg: ViTConfig, k: Kernels, original: PreparedAttention, x
       for (let t = 0; t < n; t++) for (let c = 0; c < d; c++) key[t * d + c] = ws.qkv[t * stride + H * d + h * d + c];
       centreColumns(key, n, d);
       addUpperGram(keyGrams[h], key, 0, d, n, d);
-      addUpperGram(outputGrams[h], ws.attnOut, h * dv, H * dv, n, dv);
-      for (let t = 0; t < n; t++) for (let c = 0; c < dv; c++) outputSums[h][c] += ws.attnOut[t * H * dv + h * dv + c];
+      addUpperGram(queryGrams[h], ws.qkv, h * d, stride, n, d);
     }
+    addUpperGram(outputGram, ws.attnOut, 0, Z, n, Z);
+    for (let t = 0; t < n; t++) for (let c = 0; c < Z; c++) outputSum[c] += ws.attnOut[t * Z + c];
   }
   const rows = xs.length * n;
+  const mean = outputSum.map((s) => s / rows);
+  for (let c = 0; c < Z; c++) for (let c2 = c; c2 < Z; c2++) outputGram[c * Z + c2] = outputGram[c * Z + c2] / rows - mean[c] * mean[c2];
   return {
     centredKeyGram: keyGrams.map((g) => symmetrise(g, d)),
-    outputCovariance: outputGrams.map((g, h) => {
-      const mean = outputSums[h].map((s) => s / rows);
-      for (let c = 0; c < dv; c++) for (let c2 = c; c2 < dv; c2++) g[c * dv + c2] = g[c * dv + c2] / rows - mean[c] * mean[c2];
-      return symmetrise(g, dv);
-    }),
+    queryGram: queryGrams.map((g) => symmetrise(g, d)),
+    outputCovariance: symmetrise(outputGram, Z),
   };
 }
 
@@ -199,54 +214,57 @@ function centreColumns(x: Float64Array, n: number, d: number): void {
   }
 }
 
-/** The value basis of every head (fitValueBasis) and proj₀ [D, H·r], the proj columns that match it. */
+/** The value bases of the heads (fitValueBases) and proj₀ [D, H·r], the proj columns that match them. */
 function valueBases(cfg: ViTConfig, proj: Linear, moments: BlockMoments, r: number, ridge: number): { maps: Float64Array[]; proj: Linear } {
-  const { heads: H, vDim: dv, dim: D } = cfg;
+  const { heads: H, dim: D } = cfg;
+  const fit = fitValueBases(moments.outputCovariance, proj.weight, D, H, cfg.vDim, r, ridge);
   const weight = new Float32Array(D * H * r);
-  const maps = moments.outputCovariance.map((cov, h) => {
-    const columns = new Float64Array(D * dv); // [D, v] proj columns of head h
-    for (let o = 0; o < D; o++) for (let c = 0; c < dv; c++) columns[o * dv + c] = proj.weight[o * H * dv + h * dv + c];
-    const fit = fitValueBasis(cov, dv, columns, D, r, ridge);
-    for (let o = 0; o < D; o++) for (let i = 0; i < r; i++) weight[o * H * r + h * r + i] = fit.proj[o * r + i];
-    return fit.basis;
+  fit.forEach(({ proj: c }, h) => {
+    for (let o = 0; o < D; o++) for (let i = 0; i < r; i++) weight[o * H * r + h * r + i] = c[o * r + i];
   });
   // The bias stays; the refit moves the mean of the dropped directions into it.
-  return { maps, proj: { weight, bias: Float32Array.from(proj.bias), outFeatures: D, inFeatures: H * r } };
+  return { maps: fit.map((f) => f.basis), proj: { weight, bias: Float32Array.from(proj.bias), outFeatures: D, inFeatures: H * r } };
 }
 
-/** (a) for every head of one block, with the queries mapped by queryMaps (null: the kept channels as they are). */
+/** (a) for every head of one block, with q′ = queryMaps[h]·q and k′ = keyMaps[h]·k (null: the kept channels as they are). */
 function fitLogitScales(
-  cfg: ViTConfig, k: Kernels, original: PreparedAttention, xs: Float32Array[], kept: Int32Array[], queryMaps: Float64Array[] | null, ws: Workspace,
+  cfg: ViTConfig, k: Kernels, original: PreparedAttention, xs: Float32Array[], kept: Int32Array[],
+  queryMaps: Float64Array[] | null, keyMaps: Float64Array[] | null, ws: Workspace,
 ): LogitScaleFit[] {
   const n = initialTokens(cfg);
   const { heads: H, qkDim: d } = cfg;
   const stride = 2 * H * d + H * cfg.vDim;
   const scale = 1 / Math.sqrt(d);
   const problems: LogitScaleProblem[] = Array.from({ length: H }, () => ({ logits: [], rowLength: [], targetDot: 0, targetNegEntropy: 0, rows: 0 }));
+  const m = kept[0].length;
+  const q = new Float64Array(n * m); // q′ of every token
+  const key = new Float64Array(n * m); // k′ of every token
+  // out[t, r] = (map ? map[r, :]·x_t : x_t[channels[r]]), x_t = the d values at qkv[t·stride + first]
+  const reduce = (out: Float64Array, first: number, map: Float64Array | null, channels: Int32Array) => {
+    for (let t = 0; t < n; t++) {
+      const row = t * stride + first;
+      for (let r = 0; r < m; r++) {
+        if (!map) {
+          out[t * m + r] = ws.qkv[row + channels[r]];
+          continue;
+        }
+        let sum = 0;
+        for (let c = 0; c < d; c++) sum += map[r * d + c] * ws.qkv[row + c];
+        out[t * m + r] = sum;
+      }
+    }
+  };
   for (const x of xs) {
     originalAttention(cfg, k, original, x, ws);
     for (let h = 0; h < H; h++) {
-      const channels = kept[h];
-      const m = channels.length;
-      const map = queryMaps?.[h] ?? null;
+      reduce(q, h * d, queryMaps?.[h] ?? null, kept[h]);
+      reduce(key, H * d + h * d, keyMaps?.[h] ?? null, kept[h]);
       const problem = problems[h];
       const s = new Float32Array(n * n); // [n, n] pruned logits q′k′ᵀ/√d
-      const q = new Float64Array(m); // q′_i
       for (let i = 0; i < n; i++) {
-        const qRow = i * stride + h * d;
-        for (let r = 0; r < m; r++) {
-          if (!map) {
-            q[r] = ws.qkv[qRow + channels[r]];
-            continue;
-          }
-          let sum = 0;
-          for (let c = 0; c < d; c++) sum += map[r * d + c] * ws.qkv[qRow + c];
-          q[r] = sum;
-        }
         for (let j = 0; j < n; j++) {
-          const kRow = j * stride + H * d + h * d;
           let dot = 0;
-          for (let r = 0; r < m; r++) dot += q[r] * ws.qkv[kRow + channels[r]];
+          for (let r = 0; r < m; r++) dot += q[i * m + r] * key[j * m + r];
           const logit = (s[i * n + j] = dot * scale);
           const p = ws.probs[h * n * n + i * n + j];
           problem.targetDot += p * logit;

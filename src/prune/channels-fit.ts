@@ -278,3 +278,125 @@ export function fitValueBasis(covariance: Float64Array, v: number, projColumns: 
   }
   return { basis, proj };
 }
+
+/**
+ * Query/key basis for one head, the q/k analogue of fitValueBasis: r-dimensional q′ = A·q and
+ * k′ = B·k (A, B [r, d]) minimising the logit error summed over every query and every (centred)
+ * key, Σ_i Σ_j (q_i·k̃_j − q′_i·k̃′_j)² = ‖L_qᵀ·(I − AᵀB)·L_k‖²_F, with Σ_q = Σ_i q_i q_iᵀ = L_q L_qᵀ
+ * and Σ_k = Σ_j k̃_j k̃_jᵀ = L_k L_kᵀ. The optimum is the rank-r SVD of C = L_qᵀL_k; with
+ * V_r, s_r the top eigenvectors and singular values of CᵀC = L_kᵀ Σ_q L_k,
+ *    A = diag(s_r)^(−½)·V_rᵀ·L_kᵀ,    B = diag(s_r)^(½)·V_rᵀ·L_k⁻¹,
+ * so AᵀB = L_q⁻ᵀ·C_r·L_k⁻¹. Both fold into the Q and K rows. λ = ridge · mean diagonal.
+ */
+export function fitQkBasis(queryGram: Float64Array, keyGram: Float64Array, d: number, r: number, ridge: number): { query: Float64Array; key: Float64Array } {
+  const Sk = Float64Array.from(keyGram);
+  let trace = 0;
+  for (let i = 0; i < d; i++) trace += Sk[i * d + i];
+  const lambda = Math.max(ridge * (trace / d), 1e-12);
+  for (let i = 0; i < d; i++) Sk[i * d + i] += lambda;
+  const L = choleskyFactor(Sk, d); // lower triangular
+  // E = Lᵀ·Σ_q·L [d, d]
+  const QL = new Float64Array(d * d); // Σ_q·L
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) {
+      let sum = 0;
+      for (let t = j; t < d; t++) sum += queryGram[i * d + t] * L[t * d + j];
+      QL[i * d + j] = sum;
+    }
+  }
+  const E = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = i; j < d; j++) {
+      let sum = 0;
+      for (let t = i; t < d; t++) sum += L[t * d + i] * QL[t * d + j];
+      E[i * d + j] = E[j * d + i] = sum;
+    }
+  }
+  const { values, vectors } = symmetricEigen(E, d);
+  const floor = Math.max(values[0], 1e-30) * 1e-12;
+  const query = new Float64Array(r * d);
+  const scaledV = new Float64Array(d * r); // V_r·diag(s)^½ [d, r]
+  for (let k = 0; k < r; k++) {
+    const s = Math.sqrt(Math.max(values[k], floor)); // singular value of C
+    const down = 1 / Math.sqrt(s);
+    // A[k, :] = s^(−½)·(L·v_k)ᵀ
+    for (let c = 0; c < d; c++) {
+      let sum = 0;
+      for (let t = 0; t <= c; t++) sum += L[c * d + t] * vectors[k * d + t];
+      query[k * d + c] = down * sum;
+    }
+    for (let i = 0; i < d; i++) scaledV[i * r + k] = Math.sqrt(s) * vectors[k * d + i];
+  }
+  const Bt = solveLowerTransposed(L, d, scaledV, r); // [d, r] = L⁻ᵀ·V_r·diag(s)^½ = Bᵀ
+  const key = new Float64Array(r * d);
+  for (let i = 0; i < d; i++) for (let k = 0; k < r; k++) key[k * d + i] = Bt[i * r + k];
+  return { query, key };
+}
+
+/**
+ * Value bases of all the heads of one block, fitted jointly: minimise the error of the whole
+ * attention output, E‖Σ_h (W_h − C_h·B_h)·z_h‖² (W_h [D, v] the proj columns of head h, B_h [r, v],
+ * C_h [D, r]), rather than each head's own. Heads' outputs are correlated, so part of what one head
+ * drops can be carried by what the others keep. Block-coordinate descent from the per-head
+ * solutions: for each head in turn, the others fixed, the best (B_h, C_h) is the reduced-rank
+ * regression of the remaining error R = Σ_g W_g z_g − Σ_{g≠h} C_g B_g z_g on z_h, i.e.
+ * fitValueBasis with the regression matrix β_h = Cov(R, z_h)·Cov(z_h)⁻¹ in place of W_h. Every
+ * step lowers the objective (up to the ridge). covariance: [H·v, H·v] of z; proj: [D, H·v].
+ */
+export function fitValueBases(
+  covariance: Float64Array, proj: ArrayLike<number>, D: number, H: number, v: number, r: number, ridge: number, rounds = 4,
+): { basis: Float64Array; proj: Float64Array }[] {
+  const Z = H * v;
+  const block = (g: number, h: number) => {
+    const out = new Float64Array(v * v);
+    for (let i = 0; i < v; i++) for (let j = 0; j < v; j++) out[i * v + j] = covariance[(g * v + i) * Z + h * v + j];
+    return out;
+  };
+  const W = Array.from({ length: H }, (_, h) => {
+    const w = new Float64Array(D * v);
+    for (let o = 0; o < D; o++) for (let c = 0; c < v; c++) w[o * v + c] = proj[o * Z + h * v + c];
+    return w;
+  });
+  const fits = W.map((w, h) => fitValueBasis(block(h, h), v, w, D, r, ridge));
+  if (H === 1) return fits;
+  // The part of head g's output that its basis drops: W_g − C_g·B_g [D, v].
+  const lost = (g: number) => {
+    const { basis: B, proj: C } = fits[g];
+    const out = Float64Array.from(W[g]);
+    for (let o = 0; o < D; o++) {
+      for (let c = 0; c < v; c++) {
+        let sum = 0;
+        for (let k = 0; k < r; k++) sum += C[o * r + k] * B[k * v + c];
+        out[o * v + c] -= sum;
+      }
+    }
+    return out;
+  };
+  for (let round = 0; round < rounds; round++) {
+    for (let h = 0; h < H; h++) {
+      // Mᵀ [v, D] = Σ_g Σ_hg·Ŵ_gᵀ, Ŵ_g = W_h for g = h and the lost part of head g otherwise.
+      const Mt = new Float64Array(v * D);
+      for (let g = 0; g < H; g++) {
+        const Wg = g === h ? W[h] : lost(g);
+        const S = block(h, g); // [v, v] Cov(z_h, z_g)
+        for (let i = 0; i < v; i++) {
+          for (let o = 0; o < D; o++) {
+            let sum = 0;
+            for (let c = 0; c < v; c++) sum += S[i * v + c] * Wg[o * v + c];
+            Mt[i * D + o] += sum;
+          }
+        }
+      }
+      const Shh = block(h, h);
+      let trace = 0;
+      for (let i = 0; i < v; i++) trace += Shh[i * v + i];
+      const lambda = Math.max(ridge * (trace / v), 1e-12);
+      for (let i = 0; i < v; i++) Shh[i * v + i] += lambda;
+      const betaT = choleskySolve(Shh, v, Mt, D); // [v, D] = (Σ_hh + λI)⁻¹·Mᵀ = β_hᵀ
+      const beta = new Float64Array(D * v);
+      for (let i = 0; i < v; i++) for (let o = 0; o < D; o++) beta[o * v + i] = betaT[i * D + o];
+      fits[h] = fitValueBasis(block(h, h), v, beta, D, r, ridge);
+    }
+  }
+  return fits;
+}

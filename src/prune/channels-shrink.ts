@@ -10,11 +10,12 @@ import type { Linear, ViTConfig } from '../model/types.js';
 /**
  * qkv [2H·qk + H·v, D] → [2H·qk′ + H·v′, D]. The Q rows (and bias) of head h become
  * qScale[h]·M_h·Q_h, with M_h = queryMaps[h] [qk′, qk] (null: the row selection of qk[h]). That
- * folds a logit scale and a query refit into the weights, so the runtime needs no change.
+ * folds a logit scale and a query refit into the weights, so the runtime needs no change. keyMaps
+ * and valueMaps [width′, width] likewise replace the K and V row selections by linear maps.
  */
 export function shrinkQkv(
   cfg: ViTConfig, qkv: Linear, qk: Int32Array[], v: Int32Array[], qScale: ArrayLike<number>, queryMaps: (Float64Array | null)[] | null = null,
-  valueMaps: Float64Array[] | null = null,
+  valueMaps: Float64Array[] | null = null, keyMaps: Float64Array[] | null = null,
 ): Linear {
   const { heads: H, qkDim: d, vDim: dv } = cfg;
   const D = qkv.inFeatures;
@@ -42,7 +43,8 @@ export function shrinkQkv(
     bias[r++] = scale * b;
   };
   for (let h = 0; h < H; h++) for (let i = 0; i < keep; i++) mappedRow(h * d, d, queryMaps?.[h] ?? null, i, qk[h], qScale[h]);
-  for (let h = 0; h < H; h++) for (const c of qk[h]) copyRow(H * d + h * d + c); // K
+  if (keyMaps) for (let h = 0; h < H; h++) for (let i = 0; i < keep; i++) mappedRow(H * d + h * d, d, keyMaps[h], i, qk[h], 1);
+  else for (let h = 0; h < H; h++) for (const c of qk[h]) copyRow(H * d + h * d + c); // K
   if (valueMaps) for (let h = 0; h < H; h++) for (let i = 0; i < v[h].length; i++) mappedRow(2 * H * d + h * dv, dv, valueMaps[h], i, v[h], 1);
   else for (let h = 0; h < H; h++) for (const c of v[h]) copyRow(2 * H * d + h * dv + c); // V
   return { weight, bias, outFeatures: rows, inFeatures: D };

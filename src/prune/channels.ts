@@ -15,7 +15,7 @@ import { accumulateChannelStats, emptyChannelStats } from './channels-stats.js';
 import { denseGmacs } from './flops.js';
 
 export { ALLOCATORS, allocateWidths, channelMacs, selectByElimination, selectChannels, similarityWeights, topChannels, type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore } from './channels-select.js';
-export { fitLogitScale, fitQueryMap, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit } from './channels-fit.js';
+export { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit } from './channels-fit.js';
 export { choleskySolve, symmetricEigen } from './channels-linalg.js';
 export { eliminateChannels } from './channels-elimination.js';
 export { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
@@ -34,8 +34,9 @@ export type { BlockCompensation } from './channels-compensate.js';
  *        'reconstruction': backward elimination of the error the reweightings leave (the part of a
  *                         channel the others cannot predict; channels-elimination.ts);
  *   4. blocks rebuilt one after another on the pruned model's own activations
- *      (channels-compensate.ts): query refit, value basis (extensions beyond §5.3), per-head logit
- *      scale (§5.3 a) and ridge refit of the output projection (§5.3 b), all folded into the weights;
+ *      (channels-compensate.ts): q/k basis or query refit, value basis (extensions beyond §5.3; with
+ *      both bases, step 3's choice of channels no longer matters), per-head logit scale (§5.3 a)
+ *      and ridge refit of the output projection (§5.3 b), all folded into the weights;
  *   5. a model with physically smaller qkv and proj that every command runs like any other.
  */
 
@@ -48,6 +49,7 @@ export interface ChannelPruningOptions {
   selection?: Selection; // 'reconstruction' (default) | 'score'
   qkScore?: QkScore; // scores: 'attention-difference' (default, exact) | 'logit-proxy' (E|s·q_c·k_c|, cheap)
   similarity?: boolean; // scores: weight q/k by 1 − max |cos| (default true)
+  qkBasis?: boolean; // q′/k′ = the best rank-qk′ factorisation of the logits instead of selected channels (default true; overrides queryRefit)
   queryRefit?: boolean; // refit the kept Q rows to reproduce the logits from the kept keys (default true)
   valueBasis?: boolean; // v′ = reduced-rank basis of the head outputs instead of selected v channels (default true)
   logitScale?: boolean; // fit and fold a logit scale per head (default true)
@@ -77,6 +79,7 @@ export interface PrunedDescription {
   selection: Selection;
   qkScore: QkScore;
   similarity: boolean;
+  qkBasis: boolean;
   queryRefit: boolean;
   valueBasis: boolean;
   logitScale: boolean;
@@ -86,8 +89,8 @@ export interface PrunedDescription {
   original: { qkDim: number; vDim: number };
   widths: { qkDim: number; vDim: number };
   gmacs: { before: number; after: number };
-  // per block: kept q/k channels per head, kept v channels per head (null: value basis), fitted logit scales
-  blocks: { block: number; qk: number[][]; v: number[][] | null; logitScale: number[] | null }[];
+  // per block: kept q/k channels per head (null: q/k basis), kept v channels per head (null: value basis), fitted logit scales
+  blocks: { block: number; qk: number[][] | null; v: number[][] | null; logitScale: number[] | null }[];
   [extra: string]: unknown; // e.g. the calibration folder, added by the caller
 }
 
@@ -102,6 +105,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     selection: 'reconstruction' as Selection,
     qkScore: 'attention-difference' as QkScore,
     similarity: true,
+    qkBasis: true,
     queryRefit: true,
     valueBasis: true,
     logitScale: true,
@@ -130,6 +134,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
 
   // 4. Blocks rebuilt with the reweightings.
   const { blocks, reports } = compensateBlocks(model, kernels, inputs, selection, {
+    qkBasis: opts.qkBasis,
     queryRefit: opts.queryRefit,
     valueBasis: opts.valueBasis,
     logitScale: opts.logitScale,
@@ -148,6 +153,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
   const gmacsBefore = denseGmacs(cfg);
   const gmacsAfter = denseGmacs(pruned.config);
   const basis = opts.valueBasis && selection.vDim < cfg.vDim;
+  const qkBasis = opts.qkBasis && selection.qkDim < cfg.qkDim;
   const description: PrunedDescription = {
     method: 'attention-channels',
     reference: 'calibration-only channel pruning after Lee & Hwang, arXiv 2405.20867 (vitprune docs/algorithms.md §5.3)',
@@ -157,6 +163,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     selection: opts.selection,
     qkScore,
     similarity: opts.similarity,
+    qkBasis: opts.qkBasis,
     queryRefit: opts.queryRefit,
     valueBasis: opts.valueBasis,
     logitScale: opts.logitScale,
@@ -168,7 +175,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     gmacs: { before: gmacsBefore, after: gmacsAfter },
     blocks: reports.map((r, b) => ({
       block: b,
-      qk: selection.qk[b].map((idx) => Array.from(idx)),
+      qk: qkBasis ? null : selection.qk[b].map((idx) => Array.from(idx)),
       v: basis ? null : selection.v[b].map((idx) => Array.from(idx)),
       logitScale: r.logitScale,
     })),
