@@ -108,20 +108,41 @@ export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number
   }
   const nA = Math.ceil(t / 2); // A[i] = position 2i
   const nB = Math.floor(t / 2); // B[j] = position 2j + 1
-  const best = new Float64Array(nA); // v(a)
-  const partner = new Int32Array(nA); // j(a)
-  for (let i = 0; i < nA; i++) {
-    best[i] = -Infinity;
-    if (prefix >= 1 && i === 0) continue; // CLS row = −∞
-    for (let j = 0; j < nB; j++) {
-      if (prefix >= 2 && j === 0) continue; // DIST column = −∞
-      let s = 0;
-      for (let d = 0; d < c; d++) s += unit[2 * i * c + d] * unit[(2 * j + 1) * c + d];
-      if (s > best[i]) {
-        best[i] = s;
-        partner[i] = j;
+  const best = new Float64Array(nA).fill(-Infinity); // v(a)
+  const partner = new Int32Array(nA); // j(a): the first B token of the highest similarity
+  // Rows a0 = 2i, a1 = 2i + 2 against columns b0 = 2j + 1, b1 = 2j + 3, four dot products sharing
+  // their loads (≈ 3× faster in V8); each dot product sums d in order, so the values and the
+  // first-maximum ties are those of the plain double loop. An odd last row or column pairs with
+  // itself. The CLS row (prefix ≥ 1) is never a source, the DIST column (prefix ≥ 2) never a destination.
+  const firstRow = prefix >= 1 ? 1 : 0;
+  const firstColumn = prefix >= 2 ? 1 : 0;
+  for (let i = firstRow; i < nA; i += 2) {
+    const i1 = Math.min(i + 1, nA - 1);
+    const a0 = 2 * i * c;
+    const a1 = 2 * i1 * c;
+    let max0 = -Infinity, max1 = -Infinity;
+    let arg0 = 0, arg1 = 0;
+    for (let j = firstColumn; j < nB; j += 2) {
+      const j1 = Math.min(j + 1, nB - 1);
+      const b0 = (2 * j + 1) * c;
+      const b1 = (2 * j1 + 1) * c;
+      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      for (let d = 0; d < c; d++) {
+        const x0 = unit[a0 + d], x1 = unit[a1 + d], y0 = unit[b0 + d], y1 = unit[b1 + d];
+        d00 += x0 * y0;
+        d01 += x0 * y1;
+        d10 += x1 * y0;
+        d11 += x1 * y1;
       }
+      if (d00 > max0) { max0 = d00; arg0 = j; }
+      if (d01 > max0) { max0 = d01; arg0 = j1; }
+      if (d10 > max1) { max1 = d10; arg1 = j; }
+      if (d11 > max1) { max1 = d11; arg1 = j1; }
     }
+    best[i] = max0;
+    partner[i] = arg0;
+    best[i1] = max1;
+    partner[i1] = arg1;
   }
   const ranked = Array.from({ length: nA }, (_, i) => i).sort((a, b) => best[b] - best[a] || a - b);
   const sources = Int32Array.from(ranked.slice(0, r), (i) => 2 * i);
