@@ -11,9 +11,11 @@ import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
 import {
   allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels,
-  refitProjection, RefitStatistics, savePrunedModel, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions,
+  refitProjection, RefitStatistics, savePrunedModel, selectChannels, shrinkConfig, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions,
 } from '../src/prune/channels.js';
+import { compensateBlocks } from '../src/prune/channels-compensate.js';
 import { blockMacs, denseGmacs } from '../src/prune/flops.js';
+import { planPruning } from '../src/prune/methods.js';
 import { encodePng } from './image-writers.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
@@ -163,7 +165,7 @@ describe('channel pruning of attention', () => {
     expect(Array.from(b)).toEqual(Array.from(a));
     const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
     expect(config.vitprune).toMatchObject({ qkDim: 6, vDim: 6 });
-    expect(config.pruned).toMatchObject({ method: 'attention-channels', ratio: 0.25, widths: { qkDim: 6, vDim: 6 }, calibration: { images: 6 } });
+    expect(config.pruned).toMatchObject({ method: 'attention-channels', ratio: 0.25, widths: [{ qkDim: 6, vDim: 6 }, { qkDim: 6, vDim: 6 }], calibration: { images: 6 } });
     expect(config.pruned.blocks).toHaveLength(2);
     expect(config.pruned.blocks[0]).toMatchObject({ qk: null, v: null }); // bases, not kept channels
     expect(config.pruned.blocks[0].logitScale).toHaveLength(3);
@@ -183,6 +185,41 @@ describe('channel pruning of attention', () => {
     expect(blockMacs(deit, { attention: 197, mlp: 197 })).toBe(block);
     expect(denseGmacs(deit)).toBeCloseTo((196 * 768 * 192 + 192 * 1000 + 12 * block) / 1e9, 12);
     expect(denseGmacs(configFromDims({ dim: 192, depth: 12, heads: 3 }))).toBeCloseTo(1.2537, 4);
+  });
+
+  it('blocks of different widths: GMACs by the hand formula per block, bit-exact save and load, both backends agree', async () => {
+    const scores = prune({ ratio: 0.25, allocator: 'uniform' }).scores;
+    // Make block 1's v channels nearly worthless so the greedy allocator takes them there.
+    const skewed = scores.map((s, b) => ({ ...s, v: b === 1 ? s.v.map((x) => x * 1e-6) : s.v }));
+    const widths = allocateWidths(cfg, skewed, 0.25, 'greedy');
+    expect(widths[0]).not.toEqual(widths[1]);
+    const selection = selectChannels(cfg, skewed, widths);
+    const result = compensateBlocks(model, reference, images.slice(0, 6), selection, {
+      qkBasis: true, queryRefit: true, valueBasis: true, logitScale: true, refit: true, ridge: 1e-3, logitScaleImages: 4,
+    });
+    const pruned: ViTModel = { config: shrinkConfig(cfg, widths), weights: { ...model.weights, blocks: result.blocks }, source: 'test' };
+    expect(pruned.config.blockWidths).toEqual(widths);
+    const n = 17;
+    const hand = (16 * 3 * 8 * 8 * 24 + 24 * 10 + widths.reduce((s, w) => s + handBlockMacs({ ...cfg, ...w }, n), 0)) / 1e9;
+    expect(denseGmacs(pruned.config)).toBeCloseTo(hand, 15);
+    const ref = new ViTRunner(pruned, reference).forward(images[7]);
+    expect(ref.gmacs).toBeCloseTo(hand, 15);
+
+    const dir = path.join(tmp, 'per-block');
+    saveModelFolder(dir, pruned);
+    const loaded = loadModelFolder(dir);
+    expect(loaded.config.blockWidths).toEqual(widths);
+    expect(Array.from(new ViTRunner(loaded, reference).forward(images[7]).logits)).toEqual(Array.from(ref.logits));
+    const fast = new ViTRunner(loaded, await createKernels('wasm')).forward(images[7]);
+    expect(maxAbsDiff(fast.logits, ref.logits)).toBeLessThanOrEqual(1e-4);
+    // A config whose per-block widths do not fit the model is refused, naming the field.
+    const configFile = path.join(dir, 'config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8'));
+    writeFileSync(configFile, JSON.stringify({ ...config, vitprune: { ...config.vitprune, blockVDims: [widths[0].vDim] } }));
+    expect(() => loadModelFolder(dir)).toThrow(/"blockVDims" to list 2 widths/);
+    writeFileSync(configFile, JSON.stringify(config));
+    // Token pruning runs on it too.
+    expect(new ViTRunner(loaded, reference).forward(images[7], planPruning(loaded.config, { method: "tome", r: 2 }).hooks(0)).gmacs).toBeLessThan(hand);
   });
 
   it('a pruned model runs on the reference and wasm backends, which agree to 1e-4', async () => {
@@ -458,12 +495,23 @@ describe('channel pruning: the fits', () => {
       v: Float64Array.from({ length: 24 }, () => 1 + 0.1 * rand()),
       similarity: new Float64Array(24).fill(1),
     }));
-    expect(allocateWidths(c, scores, 0.25, 'uniform')).toEqual({ qkDim: 6, vDim: 6 });
+    expect(allocateWidths(c, scores, 0.25, 'uniform')).toEqual([{ qkDim: 6, vDim: 6 }, { qkDim: 6, vDim: 6 }]);
     const macs = channelMacs(c);
+    const saving = (ws: { qkDim: number; vDim: number }[]) => ws.reduce((s, w) => s + (8 - w.qkDim) * macs.qk + (8 - w.vDim) * macs.v, 0);
     const greedy = allocateWidths(c, scores, 0.25, 'greedy');
-    expect((8 - greedy.qkDim) * macs.qk + (8 - greedy.vDim) * macs.v).toBeGreaterThanOrEqual(2 * macs.qk + 2 * macs.v);
-    expect(greedy).toEqual({ qkDim: 4, vDim: 8 }); // the q/k channels that carry nothing go first
-    expect(allocateWidths(c, scores, 0.99, 'greedy').qkDim).toBeGreaterThanOrEqual(1);
+    expect(saving(greedy)).toBeGreaterThanOrEqual(2 * (2 * macs.qk + 2 * macs.v));
+    expect(greedy).toEqual([{ qkDim: 4, vDim: 8 }, { qkDim: 4, vDim: 8 }]); // the q/k channels that carry nothing go first
+    expect(allocateWidths(c, scores, 0.99, 'greedy').every((w) => w.qkDim >= 1 && w.vDim >= 1)).toBe(true);
+
+    // Across blocks: block 1's v channels carry almost nothing next to one channel per head, so
+    // block 1 loses v channels while block 0 keeps its own.
+    const skewed: BlockChannelScores[] = [
+      { ...scores[0], qk: new Float64Array(24).fill(1), v: new Float64Array(24).fill(1) },
+      { ...scores[1], qk: new Float64Array(24).fill(1), v: Float64Array.from({ length: 24 }, (_, i) => (i % 8 === 0 ? 1 : 1e-4)) },
+    ];
+    const across = allocateWidths(c, skewed, 0.25, 'greedy');
+    expect(across[1].vDim).toBeLessThan(across[0].vDim);
+    expect(saving(across)).toBeGreaterThanOrEqual(2 * (2 * macs.qk + 2 * macs.v));
   });
 });
 

@@ -21,7 +21,7 @@ export const pruneChannelsSpec: CommandSpec = {
     ratio: { type: 'string', valueName: 'P', help: 'fraction of the q/k channels and of the v channels removed from every head, in [0, 1)' },
     samples: { type: 'string', valueName: 'N', help: 'use the first N calibration images (default: all)' },
     split: { type: 'string', valueName: 'S', help: "use only the images at 'even' or 'odd' positions of the sorted folder" },
-    allocator: { type: 'string', valueName: 'A', default: 'uniform', help: `how the MAC saving is spread: ${ALLOCATORS.join(' | ')} (greedy: between q/k and v, by score per MAC)` },
+    allocator: { type: 'string', valueName: 'A', default: 'uniform', help: `how the MAC saving is spread: ${ALLOCATORS.join(' | ')} (greedy: across blocks and between q/k and v, by score per MAC saved)` },
     selection: {
       type: 'string',
       valueName: 'S',
@@ -107,7 +107,7 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
     logitScale: description.logitScale,
     refit: description.refit,
     calibrationImages: inputs.length,
-    widths: result.blocks.map((b) => ({ block: b.block, qkDim: result.selection.qkDim, vDim: result.selection.vDim })),
+    widths: result.selection.widths.map((w, block) => ({ block, ...w })),
     gmacs: { before: result.gmacsBefore, after: result.gmacsAfter, fraction: result.gmacsAfter / result.gmacsBefore },
     reconstruction: {
       // ‖Y − proj′(Z′)‖² / ‖Y‖² on the calibration tokens, per block: Y = original attention-branch output
@@ -122,8 +122,12 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
     return;
   }
   const fmt = (x: number | null) => (x === null ? '-' : x.toFixed(4));
+  const widthList = (key: 'qkDim' | 'vDim') => {
+    const ws = result.selection.widths.map((w) => w[key]);
+    return ws.every((w) => w === ws[0]) ? String(ws[0]) : ws.join('/');
+  };
   process.stdout.write(
-    `pruned ${ratio * 100} % of the attention channels: per head q/k ${cfg.qkDim} → ${result.selection.qkDim}, v ${cfg.vDim} → ${result.selection.vDim}\n` +
+    `pruned ${ratio * 100} % of the attention channels (${allocator}): per head, block by block, q/k ${cfg.qkDim} → ${widthList('qkDim')}, v ${cfg.vDim} → ${widthList('vDim')}\n` +
       `GMACs ${result.gmacsBefore.toFixed(4)} → ${result.gmacsAfter.toFixed(4)} (×${report.gmacs.fraction.toFixed(3)}), ` +
       `calibration reconstruction error ${fmt(report.reconstruction.meanBefore)} → ${fmt(report.reconstruction.meanAfter)} (mean over blocks)\n` +
       `model written to ${out}\n`,

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ModelFormatError } from '../errors.js';
-import type { PreprocessConfig } from './types.js';
+import type { BlockWidths, PreprocessConfig } from './types.js';
 
 /**
  * What a model folder's config files declare, before any weight is read. Two layouts:
@@ -26,6 +26,7 @@ export interface DeclaredModel {
   heads: number;
   qkDim: number; // D / heads unless recorded by vitprune (channel-pruned)
   vDim: number;
+  blockWidths?: BlockWidths[]; // recorded by vitprune when channel pruning left blocks different widths
   mlpDim: number | null;
   numClasses: number | null;
   imageSize: number;
@@ -106,7 +107,7 @@ function timmConfig(config: JsonObject): DeclaredModel {
 
 type DeclaredDims = Pick<
   DeclaredModel,
-  'dim' | 'depth' | 'heads' | 'qkDim' | 'vDim' | 'mlpDim' | 'imageSize' | 'patchSize' | 'inChannels' | 'numClasses' | 'eps' | 'distilled'
+  'dim' | 'depth' | 'heads' | 'qkDim' | 'vDim' | 'blockWidths' | 'mlpDim' | 'imageSize' | 'patchSize' | 'inChannels' | 'numClasses' | 'eps' | 'distilled'
 >;
 
 /** The `vitprune` object of a folder written by saveModelFolder records every dimension. */
@@ -124,7 +125,24 @@ function savedDims(saved: JsonObject): DeclaredDims {
     numClasses: saved.positiveInteger('numClasses'),
     eps: saved.positiveNumber('eps'),
     distilled: saved.boolean('distilled'),
+    blockWidths: savedBlockWidths(saved),
   };
+}
+
+/** Per-block widths (`blockQkDims`, `blockVDims`: one per block, none above qkDim/vDim), or undefined. */
+function savedBlockWidths(saved: JsonObject): BlockWidths[] | undefined {
+  const qk = saved.optionalIntegerArray('blockQkDims');
+  const v = saved.optionalIntegerArray('blockVDims');
+  if (!qk && !v) return undefined;
+  const depth = saved.positiveInteger('depth');
+  const qkDim = saved.positiveInteger('qkDim');
+  const vDim = saved.positiveInteger('vDim');
+  for (const [key, list, max] of [['blockQkDims', qk, qkDim], ['blockVDims', v, vDim]] as const) {
+    if (!list || list.length !== depth || list.some((w) => w > max)) {
+      throw new ModelFormatError(`${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`);
+    }
+  }
+  return qk!.map((q, b) => ({ qkDim: q, vDim: v![b] }));
 }
 
 /** Dimensions of a timm checkpoint: model_args first, then pretrained_cfg.input_size, then the name. */

@@ -5,7 +5,7 @@ import { ModelFormatError } from '../errors.js';
 import { readModelConfig, TRANSFORMERS_CLASSES, type DeclaredModel } from './config.js';
 import { readSafetensors, serializeSafetensors, writeFileDurable, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 import type { BlockWeights, Linear, Norm, ViTConfig, ViTModel, ViTWeights } from './types.js';
-import { numPatches, prefixTokens } from './types.js';
+import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /**
  * Load a model folder: `config.json` + `model.safetensors` in timm or transformers layout
@@ -240,6 +240,7 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
     heads: H,
     qkDim,
     vDim,
+    ...(declared.blockWidths && { blockWidths: declared.blockWidths }),
     mlpDim,
     numClasses,
     eps: declared.eps,
@@ -255,8 +256,10 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
   }
 
   const tokens = prefixTokens(config) + numPatches(config);
-  const qkvRows = 2 * H * qkDim + H * vDim;
-  const qkvWhy = `2·H·qkDim + H·vDim rows with H = ${H}, qkDim = ${qkDim}, vDim = ${vDim}; ${legend}`;
+  const qkvRows = (b: number) => {
+    const { qkDim: qk, vDim: v } = blockConfig(config, b);
+    return { rows: 2 * H * qk + H * v, why: `2·H·qkDim + H·vDim rows with H = ${H}, qkDim = ${qk}, vDim = ${v}; ${legend}`, inputs: H * v };
+  };
   const qkvBias = (declared.qkvBias ?? w.has('blocks.0.attn.qkv.bias')) ? 'required' : 'zeros';
   const weights: ViTWeights = {
     // The conv kernel [D, C, P, P] is the matrix [D, C·P·P] over (channel, row, col)-flattened patches.
@@ -271,8 +274,8 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
     posEmbed: w.take('pos_embed', [1, tokens, D], `${prefixTokens(config)} prefix token(s) + (${config.imageSize}/${patchSize})² patches; ${legend}`),
     blocks: Array.from({ length: depth }, (_, i): BlockWeights => ({
       norm1: w.norm(`blocks.${i}.norm1`, D),
-      qkv: w.linear(`blocks.${i}.attn.qkv`, qkvRows, D, qkvBias, qkvWhy),
-      proj: w.linear(`blocks.${i}.attn.proj`, D, H * vDim, 'required', `H·vDim = ${H * vDim} inputs; ${legend}`),
+      qkv: w.linear(`blocks.${i}.attn.qkv`, qkvRows(i).rows, D, qkvBias, qkvRows(i).why),
+      proj: w.linear(`blocks.${i}.attn.proj`, D, qkvRows(i).inputs, 'required', `H·vDim = ${qkvRows(i).inputs} inputs; ${legend}`),
       norm2: w.norm(`blocks.${i}.norm2`, D),
       fc1: w.linear(`blocks.${i}.mlp.fc1`, mlpDim, D),
       fc2: w.linear(`blocks.${i}.mlp.fc2`, D, mlpDim),
@@ -338,6 +341,7 @@ function timmConfigJson(cfg: ViTConfig): Record<string, unknown> {
       heads: cfg.heads,
       qkDim: cfg.qkDim,
       vDim: cfg.vDim,
+      ...(cfg.blockWidths && { blockQkDims: cfg.blockWidths.map((w) => w.qkDim), blockVDims: cfg.blockWidths.map((w) => w.vDim) }),
       mlpDim: cfg.mlpDim,
       imageSize: cfg.imageSize,
       patchSize: cfg.patchSize,

@@ -1,5 +1,5 @@
 import type { Linear, Norm, PreprocessConfig, ViTConfig, ViTModel, ViTWeights } from './types.js';
-import { numPatches, prefixTokens } from './types.js';
+import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /** The dimensions that define a ViT; everything else gets ImageNet defaults. */
 export interface ViTDims {
@@ -78,20 +78,23 @@ export function randomModel(cfg: ViTConfig, seed = 1): ViTModel {
     weight: Float32Array.from({ length: cfg.dim }, () => 1 + (rand() * 2 - 1) * 0.2),
     bias: uniform(cfg.dim, 0.1),
   });
-  const { dim: D, heads: H, qkDim, vDim } = cfg;
+  const { dim: D, heads: H } = cfg;
   const weights: ViTWeights = {
     patchEmbed: linear(D, cfg.inChannels * cfg.patchSize * cfg.patchSize),
     clsToken: uniform(D, 1),
     distToken: cfg.distilled ? uniform(D, 1) : null,
     posEmbed: uniform((prefixTokens(cfg) + numPatches(cfg)) * D, 0.5),
-    blocks: Array.from({ length: cfg.depth }, () => ({
-      norm1: norm(),
-      qkv: linear(2 * H * qkDim + H * vDim, D),
-      proj: linear(D, H * vDim),
-      norm2: norm(),
-      fc1: linear(cfg.mlpDim, D),
-      fc2: linear(D, cfg.mlpDim),
-    })),
+    blocks: Array.from({ length: cfg.depth }, (_, b) => {
+      const { qkDim, vDim } = blockConfig(cfg, b);
+      return {
+        norm1: norm(),
+        qkv: linear(2 * H * qkDim + H * vDim, D),
+        proj: linear(D, H * vDim),
+        norm2: norm(),
+        fc1: linear(cfg.mlpDim, D),
+        fc2: linear(D, cfg.mlpDim),
+      };
+    }),
     norm: norm(),
     head: linear(cfg.numClasses, D),
     headDist: cfg.distilled ? linear(cfg.numClasses, D) : null,

@@ -23,6 +23,7 @@ export interface ViTConfig {
   heads: number; // H
   qkDim: number; // per-head width of q and k (64 unless channel-pruned)
   vDim: number; // per-head width of v (64 unless channel-pruned)
+  blockWidths?: BlockWidths[]; // per block, when channel pruning left blocks different widths (qkDim, vDim are then the largest)
   mlpDim: number; // hidden width of the MLP (4D)
   numClasses: number;
   eps: number; // LayerNorm epsilon
@@ -30,6 +31,18 @@ export interface ViTConfig {
   labels: string[]; // per class: short label (WordNet id for timm, id2label for transformers)
   descriptions: string[]; // per class: human-readable description ('' when unknown)
   preprocess: PreprocessConfig;
+}
+
+/** Per-head widths of one block. */
+export interface BlockWidths {
+  qkDim: number;
+  vDim: number;
+}
+
+/** The config as block b sees it: qkDim and vDim are that block's widths. */
+export function blockConfig(cfg: ViTConfig, b: number): ViTConfig {
+  const w = cfg.blockWidths?.[b];
+  return w ? { ...cfg, qkDim: w.qkDim, vDim: w.vDim } : cfg;
 }
 
 /** Number of prefix tokens (CLS, and the distillation token when distilled). */

@@ -2,7 +2,7 @@ import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockTokens } from '../prune/flops.js';
 import { modelGmacs } from '../prune/flops.js';
 import type { ViTConfig, ViTModel } from './types.js';
-import { numPatches, prefixTokens } from './types.js';
+import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /**
  * The ViT / DeiT forward pass (timm `VisionTransformer`), written once over the `Kernels`
@@ -19,7 +19,7 @@ import { numPatches, prefixTokens } from './types.js';
 
 /** What a block has computed, handed to hooks. Views into the runner's buffers: valid during the call only. */
 export interface BlockState {
-  readonly config: ViTConfig;
+  readonly config: ViTConfig; // the model's, with this block's per-head widths (blockConfig)
   readonly block: number; // 0-indexed block
   readonly n: number; // tokens alive (prefix tokens first)
   readonly x: Float32Array; // [n, D] residual stream (rows beyond n are stale)
@@ -166,20 +166,20 @@ export class ViTRunner {
     for (let i = 0; i < n; i++) this.tokenIds[i] = i;
 
     const tokens: BlockTokens[] = [];
-    const scale = 1 / Math.sqrt(cfg.qkDim);
     for (let b = 0; b < cfg.depth; b++) {
       const blk = this.blocks[b];
+      const bc = blockConfig(cfg, b); // this block's per-head widths
       const nAttention = n;
 
       // x = x + proj(MHSA(LN1(x)))
       k.layerNorm(this.x, n, D, blk.norm1.gamma, blk.norm1.beta, cfg.eps, this.normed);
       k.linear(this.normed, n, blk.qkv, this.qkv);
       if (hasSizes) for (let i = 0; i < n; i++) this.logSizes[i] = Math.log(this.sizes[i]);
-      k.attention(this.qkv, n, cfg.heads, cfg.qkDim, cfg.vDim, scale, hasSizes ? this.logSizes : null, this.probs, this.attnOut);
+      k.attention(this.qkv, n, cfg.heads, bc.qkDim, bc.vDim, 1 / Math.sqrt(bc.qkDim), hasSizes ? this.logSizes : null, this.probs, this.attnOut);
       k.linearAdd(this.attnOut, n, blk.proj, this.x);
 
       if (hooks.afterAttention) {
-        const r = hooks.afterAttention(this.state(b, n, nAttention, hasSizes));
+        const r = hooks.afterAttention(this.state(bc, b, n, nAttention, hasSizes));
         if (r) ({ n, hasSizes } = this.apply(r, n, hasSizes));
       }
 
@@ -190,7 +190,7 @@ export class ViTRunner {
       tokens.push({ attention: nAttention, mlp: n });
 
       if (hooks.afterBlock) {
-        const r = hooks.afterBlock(this.state(b, n, nAttention, hasSizes));
+        const r = hooks.afterBlock(this.state(bc, b, n, nAttention, hasSizes));
         if (r) ({ n, hasSizes } = this.apply(r, n, hasSizes));
       }
     }
@@ -224,16 +224,16 @@ export class ViTRunner {
     }
   }
 
-  private state(block: number, n: number, attentionTokens: number, hasSizes: boolean): BlockState {
-    const D = this.config.dim;
+  private state(config: ViTConfig, block: number, n: number, attentionTokens: number, hasSizes: boolean): BlockState {
+    const D = config.dim;
     return {
-      config: this.config,
+      config,
       block,
       n,
       x: this.x.subarray(0, n * D),
-      probs: this.probs.subarray(0, this.config.heads * attentionTokens * attentionTokens),
+      probs: this.probs.subarray(0, config.heads * attentionTokens * attentionTokens),
       attentionTokens,
-      qkv: this.qkv.subarray(0, attentionTokens * (2 * this.config.heads * this.config.qkDim + this.config.heads * this.config.vDim)),
+      qkv: this.qkv.subarray(0, attentionTokens * (2 * config.heads * config.qkDim + config.heads * config.vDim)),
       sizes: hasSizes ? this.sizes.subarray(0, n) : null,
       tokenIds: this.tokenIds.subarray(0, n),
       kernels: this.kernels,

@@ -1,5 +1,6 @@
 import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.js';
+import { blockConfig } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
 import type { ChannelSelection } from './channels-select.js';
@@ -72,9 +73,9 @@ export function compensateBlocks(
 ): { blocks: BlockWeights[]; reports: BlockCompensation[] } {
   const cfg = model.config;
   const { dim: D, heads: H } = cfg;
-  const qkPruned = selection.qkDim < cfg.qkDim;
-  const vPruned = selection.vDim < cfg.vDim;
-  if (!qkPruned && !vPruned) {
+  const pruned = shrinkConfig(cfg, selection.widths); // per-block widths: blockConfig(pruned, b)
+  if (cfg.blockWidths) throw new RangeError('channel pruning needs a model with the same widths in every block');
+  if (pruned.qkDim === cfg.qkDim && pruned.vDim === cfg.vDim && !pruned.blockWidths) {
     const unchanged = (block: number): BlockCompensation => ({
       block, logitScale: null, attentionKlBefore: null, attentionKlAfter: null, reconstructionBefore: null, reconstructionAfter: null,
     });
@@ -82,7 +83,6 @@ export function compensateBlocks(
   }
   const k = kernels;
   const n = initialTokens(cfg);
-  const pruned = shrinkConfig(cfg, selection);
   const ws: Workspace = {
     x: k.alloc(n * D),
     normed: k.alloc(n * D),
@@ -103,11 +103,14 @@ export function compensateBlocks(
   const reports: BlockCompensation[] = [];
   model.weights.blocks.forEach((blk, b) => {
     const original = prepareAttention(k, blk);
+    const widths = blockConfig(pruned, b);
+    const qkPruned = widths.qkDim < cfg.qkDim;
+    const vPruned = widths.vDim < cfg.vDim;
     const moments = opts.queryRefit || opts.valueBasis || opts.qkBasis ? blockMoments(cfg, k, original, xs, ws) : null;
     let queryMaps: Float64Array[] | null = null;
     let keyMaps: Float64Array[] | null = null;
     if (qkPruned && opts.qkBasis) {
-      const bases = moments!.queryGram.map((g, h) => fitQkBasis(g, moments!.centredKeyGram[h], cfg.qkDim, selection.qkDim, opts.ridge));
+      const bases = moments!.queryGram.map((g, h) => fitQkBasis(g, moments!.centredKeyGram[h], cfg.qkDim, widths.qkDim, opts.ridge));
       queryMaps = bases.map((f) => f.query);
       keyMaps = bases.map((f) => f.key);
     } else if (qkPruned && opts.queryRefit) {
@@ -115,15 +118,15 @@ export function compensateBlocks(
     }
     const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, k, original, xs.slice(0, opts.logitScaleImages), selection.qk[b], queryMaps, keyMaps, ws) : null;
     const alpha = logit?.map((f) => f.alpha) ?? new Array<number>(H).fill(1);
-    const values = vPruned && opts.valueBasis ? valueBases(cfg, blk.proj, moments!, selection.vDim, opts.ridge) : null;
+    const values = vPruned && opts.valueBasis ? valueBases(cfg, blk.proj, moments!, widths.vDim, opts.ridge) : null;
 
-    const qScale = alpha.map((a) => a * Math.sqrt(selection.qkDim / cfg.qkDim));
+    const qScale = alpha.map((a) => a * Math.sqrt(widths.qkDim / cfg.qkDim));
     const qkv = shrinkQkv(cfg, blk.qkv, selection.qk[b], selection.v[b], qScale, queryMaps, values?.maps ?? null, keyMaps);
     const proj0 = values?.proj ?? shrinkProj(cfg, blk.proj, selection.v[b]);
-    const refit = fitProjection(cfg, pruned, k, original, k.prepareLinear(qkv), proj0, xs, opts.ridge, ws);
+    const refit = fitProjection(cfg, widths, k, original, k.prepareLinear(qkv), proj0, xs, opts.ridge, ws);
     const proj: Linear = opts.refit ? { ...proj0, weight: refit.weight, bias: refit.bias } : proj0;
     const weights: BlockWeights = { ...blk, qkv, proj };
-    advance(pruned, k, weights, xs, ws);
+    advance(widths, k, weights, xs, ws);
     blocks.push(weights);
     reports.push({
       block: b,

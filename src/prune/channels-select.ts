@@ -1,4 +1,4 @@
-import type { ViTConfig, ViTWeights } from '../model/types.js';
+import type { BlockWidths, ViTConfig, ViTWeights } from '../model/types.js';
 import type { AttentionChannelStats } from './channels-stats.js';
 import { eliminateChannels } from './channels-elimination.js';
 import { initialTokens } from './flops.js';
@@ -21,10 +21,9 @@ export interface BlockChannelScores {
   similarity: Float64Array; // [H, qk] w_{h,c} = 1 − max_{c'≠c} |cos(a_c, a_c')| (all 1 when the term is off)
 }
 
-/** The kept channels of every block and head. Indices ascending; every head of every block keeps the same count. */
+/** The kept channels of every block and head. Indices ascending; every head of a block keeps the same count. */
 export interface ChannelSelection {
-  qkDim: number; // kept q/k channels per head
-  vDim: number; // kept v channels per head
+  widths: BlockWidths[]; // [block] kept q/k and v channels per head
   qk: Int32Array[][]; // [block][head] kept q/k channel indices (the same for Q and K)
   v: Int32Array[][]; // [block][head] kept v channel indices
 }
@@ -89,54 +88,59 @@ export function channelMacs(cfg: ViTConfig): { qk: number; v: number } {
 }
 
 /**
- * Kept widths (per head; the engine has one qkDim and one vDim for every block).
- *  - uniform: qk′ = v′ = round((1 − ratio)·d).
- *  - greedy: the same MAC saving as uniform, spent where it costs least score: channel groups
- *    (the lowest-ranked remaining channel of every head of every block, q/k or v) are removed one
- *    at a time, cheapest (score per MAC saved) first, until the saving reaches uniform's. Scores
- *    are made comparable across blocks and between q/k and v by dividing each block's q/k (and v)
- *    scores by their block total. At least one channel per head stays.
+ * Kept widths per block (per head: every head of a block keeps the same number).
+ *  - uniform: qk′ = v′ = round((1 − ratio)·d) in every block.
+ *  - greedy (algorithms.md §5.3 step 7): the same MAC saving as uniform, spent where it costs
+ *    least score: channel groups (the lowest-ranked remaining channel of every head of one block,
+ *    q/k or v) are removed one at a time, cheapest (score per MAC saved) first over all blocks and
+ *    both kinds, until the saving reaches uniform's. Scores are made comparable across blocks and
+ *    between q/k and v by dividing each block's q/k (and v) scores by their block total. At least
+ *    one channel per head stays.
  */
-export function allocateWidths(cfg: ViTConfig, scores: BlockChannelScores[], ratio: number, allocator: Allocator): { qkDim: number; vDim: number } {
+export function allocateWidths(cfg: ViTConfig, scores: BlockChannelScores[], ratio: number, allocator: Allocator): BlockWidths[] {
   if (!(ratio >= 0 && ratio < 1)) throw new RangeError(`the pruning ratio must be in [0, 1), got ${ratio}`);
   const keep = (d: number) => Math.max(1, Math.round((1 - ratio) * d));
   const uniform = { qkDim: keep(cfg.qkDim), vDim: keep(cfg.vDim) };
-  if (allocator === 'uniform') return uniform;
+  if (allocator === 'uniform') return scores.map(() => ({ ...uniform }));
 
   const macs = channelMacs(cfg);
-  const target = (cfg.qkDim - uniform.qkDim) * macs.qk + (cfg.vDim - uniform.vDim) * macs.v;
-  const qkCost = groupCosts(scores.map((s) => s.qk), cfg.heads, cfg.qkDim);
-  const vCost = groupCosts(scores.map((s) => s.v), cfg.heads, cfg.vDim);
-  let qkRemoved = 0;
-  let vRemoved = 0;
+  const target = scores.length * ((cfg.qkDim - uniform.qkDim) * macs.qk + (cfg.vDim - uniform.vDim) * macs.v);
+  const costs = scores.map((s) => ({ qk: groupCosts(s.qk, cfg.heads, cfg.qkDim), v: groupCosts(s.v, cfg.heads, cfg.vDim) }));
+  const removed = scores.map(() => ({ qk: 0, v: 0 }));
+  const width = { qk: cfg.qkDim, v: cfg.vDim };
   let saved = 0;
   while (saved < target) {
-    const qkNext = qkRemoved < cfg.qkDim - 1 ? qkCost[qkRemoved] / macs.qk : Infinity;
-    const vNext = vRemoved < cfg.vDim - 1 ? vCost[vRemoved] / macs.v : Infinity;
-    if (qkNext === Infinity && vNext === Infinity) break;
-    if (qkNext <= vNext) {
-      qkRemoved++;
-      saved += macs.qk;
-    } else {
-      vRemoved++;
-      saved += macs.v;
-    }
+    let best: { b: number; kind: 'qk' | 'v' } | null = null;
+    let bestCost = Infinity;
+    costs.forEach((c, b) => {
+      for (const kind of ['qk', 'v'] as const) {
+        const r = removed[b][kind];
+        if (r >= width[kind] - 1) continue;
+        const cost = c[kind][r] / macs[kind];
+        if (cost < bestCost) {
+          bestCost = cost;
+          best = { b, kind };
+        }
+      }
+    });
+    if (!best) break;
+    const { b, kind } = best as { b: number; kind: 'qk' | 'v' };
+    removed[b][kind]++;
+    saved += macs[kind];
   }
-  return { qkDim: cfg.qkDim - qkRemoved, vDim: cfg.vDim - vRemoved };
+  return removed.map((r) => ({ qkDim: cfg.qkDim - r.qk, vDim: cfg.vDim - r.v }));
 }
 
 /**
- * cost[r] = Σ_blocks Σ_heads (normalised score of the head's r-th lowest channel): the score lost
- * by removing the r-th group. Each block's scores are divided by their total.
+ * cost[r] = Σ_heads (normalised score of the head's r-th lowest channel): the score one block
+ * loses by removing its r-th group. The block's scores are divided by their total.
  */
-function groupCosts(blockScores: Float64Array[], heads: number, d: number): Float64Array {
+function groupCosts(s: Float64Array, heads: number, d: number): Float64Array {
   const cost = new Float64Array(d);
-  for (const s of blockScores) {
-    const total = s.reduce((a, b) => a + b, 0);
-    for (let h = 0; h < heads; h++) {
-      const sorted = Array.from(s.subarray(h * d, (h + 1) * d)).sort((a, b) => a - b);
-      for (let r = 0; r < d; r++) cost[r] += total > 0 ? sorted[r] / total : 1 / (heads * d);
-    }
+  const total = s.reduce((a, b) => a + b, 0);
+  for (let h = 0; h < heads; h++) {
+    const sorted = Array.from(s.subarray(h * d, (h + 1) * d)).sort((a, b) => a - b);
+    for (let r = 0; r < d; r++) cost[r] += total > 0 ? sorted[r] / total : 1 / (heads * d);
   }
   return cost;
 }
@@ -150,11 +154,11 @@ export function topChannels(scores: Float64Array, heads: number, d: number, keep
   });
 }
 
-export function selectChannels(cfg: ViTConfig, scores: BlockChannelScores[], widths: { qkDim: number; vDim: number }): ChannelSelection {
+export function selectChannels(cfg: ViTConfig, scores: BlockChannelScores[], widths: BlockWidths[]): ChannelSelection {
   return {
-    ...widths,
-    qk: scores.map((s) => topChannels(s.qk, cfg.heads, cfg.qkDim, widths.qkDim)),
-    v: scores.map((s) => topChannels(s.v, cfg.heads, cfg.vDim, widths.vDim)),
+    widths,
+    qk: scores.map((s, b) => topChannels(s.qk, cfg.heads, cfg.qkDim, widths[b].qkDim)),
+    v: scores.map((s, b) => topChannels(s.v, cfg.heads, cfg.vDim, widths[b].vDim)),
   };
 }
 
@@ -164,16 +168,16 @@ export function selectChannels(cfg: ViTConfig, scores: BlockChannelScores[], wid
  * with heads in rounds for v (the output error after the proj refit).
  */
 export function selectByElimination(
-  cfg: ViTConfig, weights: ViTWeights, stats: AttentionChannelStats[], widths: { qkDim: number; vDim: number }, ridge: number,
+  cfg: ViTConfig, weights: ViTWeights, stats: AttentionChannelStats[], widths: BlockWidths[], ridge: number,
 ): ChannelSelection {
   const { heads: H, qkDim: d, vDim: dv, dim: D } = cfg;
   const identity = new Float64Array(d * d);
   for (let c = 0; c < d; c++) identity[c * d + c] = 1;
   const all = Int32Array.from({ length: d }, (_, c) => c);
-  const qk = stats.map((s) =>
+  const qk = stats.map((s, b) =>
     Array.from({ length: H }, (_, h) => {
       const head = (g: Float64Array) => g.subarray(h * d * d, (h + 1) * d * d);
-      return eliminateChannels(head(s.centredKeyGram), d, identity, d, head(s.queryGram), [all], d - widths.qkDim, ridge)[0];
+      return eliminateChannels(head(s.centredKeyGram), d, identity, d, head(s.queryGram), [all], d - widths[b].qkDim, ridge)[0];
     }),
   );
   const m = H * dv + 1;
@@ -185,7 +189,7 @@ export function selectByElimination(
       coefficients[H * dv * D + o] = proj.bias[o];
     }
     const heads = Array.from({ length: H }, (_, h) => Int32Array.from({ length: dv }, (_, c) => h * dv + c));
-    return eliminateChannels(s.headOutputGram, m, coefficients, D, null, heads, dv - widths.vDim, ridge).map((kept, h) => kept.map((i) => i - h * dv));
+    return eliminateChannels(s.headOutputGram, m, coefficients, D, null, heads, dv - widths[b].vDim, ridge).map((kept, h) => kept.map((i) => i - h * dv));
   });
-  return { ...widths, qk, v };
+  return { widths, qk, v };
 }

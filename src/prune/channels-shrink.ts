@@ -1,4 +1,4 @@
-import type { Linear, ViTConfig } from '../model/types.js';
+import type { BlockWidths, Linear, ViTConfig } from '../model/types.js';
 
 /**
  * Physically smaller attention weights (algorithms.md §5.3, step 6): the kept rows of the fused
@@ -62,7 +62,14 @@ export function shrinkProj(cfg: ViTConfig, proj: Linear, v: Int32Array[]): Linea
   return { weight, bias: Float32Array.from(proj.bias), outFeatures: D, inFeatures: k };
 }
 
-/** The config of the pruned model: the same except the per-head widths. */
-export function shrinkConfig(cfg: ViTConfig, widths: { qkDim: number; vDim: number }): ViTConfig {
-  return { ...cfg, qkDim: widths.qkDim, vDim: widths.vDim };
+/**
+ * The config of the pruned model: the same except the per-head widths of every block; when
+ * blocks differ, blockWidths lists them and qkDim, vDim are the largest.
+ */
+export function shrinkConfig(cfg: ViTConfig, widths: BlockWidths[]): ViTConfig {
+  const qkDim = Math.max(...widths.map((w) => w.qkDim));
+  const vDim = Math.max(...widths.map((w) => w.vDim));
+  const uniform = widths.every((w) => w.qkDim === qkDim && w.vDim === vDim);
+  const { blockWidths: _, ...rest } = cfg;
+  return uniform ? { ...rest, qkDim, vDim } : { ...rest, qkDim, vDim, blockWidths: widths };
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Kernels } from '../kernels/types.js';
 import { saveModelFolder } from '../model/load.js';
 import { writeFileAtomic } from '../model/safetensors.js';
-import type { ViTModel } from '../model/types.js';
+import type { BlockWidths, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { compensateBlocks, type BlockCompensation } from './channels-compensate.js';
 import {
@@ -26,8 +26,8 @@ export type { BlockCompensation } from './channels-compensate.js';
  * 2405.20867; algorithms.md §5.3 and the extensions below). From unlabelled calibration images:
  *
  *   1. statistics of the dense model, per block and head (channels-stats.ts);
- *   2. widths: qk′ and v′ per head, the same in every head of every block (equal proportion),
- *      uniform or greedy between q/k and v (channels-select.ts);
+ *   2. widths: qk′ and v′ per head, the same in every head of a block (equal proportion);
+ *      uniform over the blocks, or greedy across blocks and between q/k and v (channels-select.ts);
  *   3. the kept channels of each head, q and k sharing indices, by
  *        'score' (§5.3): q/k = (1 − max |cos| to another channel of the head) × attention difference,
  *                         v = RMS head output × norm of its proj column; the top channels;
@@ -87,10 +87,10 @@ export interface PrunedDescription {
   ridge: number;
   calibrationImages: number;
   original: { qkDim: number; vDim: number };
-  widths: { qkDim: number; vDim: number };
+  widths: BlockWidths[]; // per block
   gmacs: { before: number; after: number };
   // per block: kept q/k channels per head (null: q/k basis), kept v channels per head (null: value basis), fitted logit scales
-  blocks: { block: number; qk: number[][] | null; v: number[][] | null; logitScale: number[] | null }[];
+  blocks: { block: number; qkDim: number; vDim: number; qk: number[][] | null; v: number[][] | null; logitScale: number[] | null }[];
   [extra: string]: unknown; // e.g. the calibration folder, added by the caller
 }
 
@@ -146,14 +146,12 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
 
   // 5. The smaller model.
   const pruned: ViTModel = {
-    config: shrinkConfig(cfg, selection),
+    config: shrinkConfig(cfg, selection.widths),
     weights: { ...model.weights, blocks },
     source: `${model.source} (attention channels pruned)`,
   };
   const gmacsBefore = denseGmacs(cfg);
   const gmacsAfter = denseGmacs(pruned.config);
-  const basis = opts.valueBasis && selection.vDim < cfg.vDim;
-  const qkBasis = opts.qkBasis && selection.qkDim < cfg.qkDim;
   const description: PrunedDescription = {
     method: 'attention-channels',
     reference: 'calibration-only channel pruning after Lee & Hwang, arXiv 2405.20867 (vitprune docs/algorithms.md §5.3)',
@@ -171,12 +169,13 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     ridge: opts.ridge,
     calibrationImages: inputs.length,
     original: { qkDim: cfg.qkDim, vDim: cfg.vDim },
-    widths: { qkDim: selection.qkDim, vDim: selection.vDim },
+    widths: selection.widths,
     gmacs: { before: gmacsBefore, after: gmacsAfter },
     blocks: reports.map((r, b) => ({
       block: b,
-      qk: qkBasis ? null : selection.qk[b].map((idx) => Array.from(idx)),
-      v: basis ? null : selection.v[b].map((idx) => Array.from(idx)),
+      ...selection.widths[b],
+      qk: opts.qkBasis && selection.widths[b].qkDim < cfg.qkDim ? null : selection.qk[b].map((idx) => Array.from(idx)),
+      v: opts.valueBasis && selection.widths[b].vDim < cfg.vDim ? null : selection.v[b].map((idx) => Array.from(idx)),
       logitScale: r.logitScale,
     })),
   };

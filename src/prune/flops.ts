@@ -1,5 +1,5 @@
 import type { ViTConfig } from '../model/types.js';
-import { numPatches } from '../model/types.js';
+import { blockConfig, numPatches } from '../model/types.js';
 
 /**
  * The one MAC counter (docs: algorithms.md §7.3), in the fvcore convention the papers use:
@@ -38,7 +38,7 @@ export function stemAndHeadMacs(cfg: ViTConfig): number {
 /** Total GMACs for the executed token counts of every block. */
 export function modelGmacs(cfg: ViTConfig, blocks: BlockTokens[]): number {
   let macs = stemAndHeadMacs(cfg);
-  for (const t of blocks) macs += blockMacs(cfg, t);
+  blocks.forEach((t, b) => (macs += blockMacs(blockConfig(cfg, b), t)));
   return macs / 1e9;
 }
 
