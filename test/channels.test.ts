@@ -13,6 +13,7 @@ import {
   allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels,
   refitProjection, RefitStatistics, savePrunedModel, selectChannels, shrinkConfig, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions,
 } from '../src/prune/channels.js';
+import { modelGemmShapes } from '../src/eval/bench.js';
 import { compensateBlocks } from '../src/prune/channels-compensate.js';
 import { blockMacs, denseGmacs } from '../src/prune/flops.js';
 import { planPruning } from '../src/prune/methods.js';
@@ -199,6 +200,10 @@ describe('channel pruning of attention', () => {
     });
     const pruned: ViTModel = { config: shrinkConfig(cfg, widths), weights: { ...model.weights, blocks: result.blocks }, source: 'test' };
     expect(pruned.config.blockWidths).toEqual(widths);
+    const H = cfg.heads;
+    expect(modelGemmShapes(pruned.config, 17).filter((g) => g.name.startsWith('qkv'))).toEqual(
+      widths.map((w, b) => ({ name: `qkv (block ${b + 1})`, m: 17, n: 2 * H * w.qkDim + H * w.vDim, k: 24 })),
+    );
     const n = 17;
     const hand = (16 * 3 * 8 * 8 * 24 + 24 * 10 + widths.reduce((s, w) => s + handBlockMacs({ ...cfg, ...w }, n), 0)) / 1e9;
     expect(denseGmacs(pruned.config)).toBeCloseTo(hand, 15);

@@ -1,6 +1,7 @@
 import type { Kernels } from '../kernels/types.js';
 import { seededRandom } from '../model/random.js';
 import type { ViTConfig } from '../model/types.js';
+import { blockConfig } from '../model/types.js';
 import type { ForwardHooks, ViTRunner } from '../model/vit.js';
 import { median } from './metrics.js';
 
@@ -21,14 +22,27 @@ export interface GemmShape {
   k: number; // input features
 }
 
-/** The distinct GEMM shapes of one dense forward pass. */
+/** The distinct GEMM shapes of one dense forward pass (qkv and proj once per distinct block width, named by their blocks). */
 export function modelGemmShapes(cfg: ViTConfig, tokens: number): GemmShape[] {
-  const { dim: D, heads: H, qkDim, vDim, mlpDim } = cfg;
+  const { dim: D, heads: H, mlpDim } = cfg;
   const patches = (cfg.imageSize / cfg.patchSize) ** 2;
+  const widths = new Map<string, { qkDim: number; vDim: number; blocks: number[] }>();
+  for (let b = 0; b < cfg.depth; b++) {
+    const { qkDim, vDim } = blockConfig(cfg, b);
+    const key = `${qkDim}/${vDim}`;
+    if (!widths.has(key)) widths.set(key, { qkDim, vDim, blocks: [] });
+    widths.get(key)!.blocks.push(b + 1);
+  }
+  const attention = [...widths.values()].flatMap(({ qkDim, vDim, blocks }) => {
+    const which = widths.size === 1 ? '' : ` (block${blocks.length > 1 ? 's' : ''} ${blocks.join(',')})`;
+    return [
+      { name: `qkv${which}`, m: tokens, n: 2 * H * qkDim + H * vDim, k: D },
+      { name: `proj${which}`, m: tokens, n: D, k: H * vDim },
+    ];
+  });
   return [
     { name: 'patch_embed', m: patches, n: D, k: cfg.inChannels * cfg.patchSize ** 2 },
-    { name: 'qkv', m: tokens, n: 2 * H * qkDim + H * vDim, k: D },
-    { name: 'proj', m: tokens, n: D, k: H * vDim },
+    ...attention,
     { name: 'fc1', m: tokens, n: mlpDim, k: D },
     { name: 'fc2', m: tokens, n: D, k: mlpDim },
   ];
