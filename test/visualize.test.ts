@@ -91,6 +91,9 @@ describe('visualize', () => {
     ]);
     expect(panels.map((p) => p.caption)).toEqual(['input: 4 patches', 'after block 1, S-stage: −1', 'block 2, after attention: −2', 'kept: 1 of 4 patches']);
     expect(panels.map((p) => Array.from(p.marks))).toEqual([[0, 0, 0, 0], [0, 0, 2, 0], [2, 0, 1, 2], [1, 0, 1, 1]]);
+    // EViT folds its inattentive tokens into one: the captions say so.
+    const fused = stagePanels(4, [{ after: 4, hook: 'attention', stage: null, dropped: [1, 2] }], 'fused');
+    expect(fused.map((p) => p.caption)).toEqual(['input: 4 patches', 'block 4, after attention: −2 fused', 'left: 2 of 4 patch tokens']);
   });
 
   it('writes the Zero-TPrune figure: input, S-stage, I-stage, kept; --json describes it', async () => {
@@ -166,6 +169,7 @@ describe('visualize', () => {
     const tome = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'tome', '--r', '1', '--scale', '8', '--out', path.join(tmp, 'tome.png'), '--json');
     expect(tome.code).toBe(0);
     const t = JSON.parse(tome.stdout);
+    expect(t.removal).toBe('merged');
     expect(t.stages.map((s: { after: number; hook: string; dropped: number[] }) => [s.after, s.hook, s.dropped.length])).toEqual([[1, 'attention', 1], [2, 'attention', 1]]);
     expect(t.kept).toHaveLength(2);
     expect(readPng(path.join(tmp, 'tome.png')).width).toBe(figureLayout(4, 64, 4, 2).width);

@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
-import { figureSvg, renderFigurePng, stagePanels } from '../viz/figure.js';
+import { figureSvg, renderFigurePng, stagePanels, type Removal } from '../viz/figure.js';
 import { cropTensor, modelInputCrop, traceTokens } from '../viz/trace.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions, writeOutputFile } from './common.js';
@@ -61,12 +61,12 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const prediction = top1(pruned.logits, cfg);
   const densePrediction = top1(dense.logits, cfg);
 
-  const merging = plan.method === 'tome';
-  const panels = stagePanels(numPatches(cfg), pruned.stages, merging);
+  const removal: Removal = plan.method === 'tome' ? 'merged' : plan.method === 'evit' ? 'fused' : 'dropped';
+  const panels = stagePanels(numPatches(cfg), pruned.stages, removal);
   const { svg, layout } = figureSvg(crop, cfg.patchSize, scale, panels, {
     title: `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs (${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
     lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
-    merging,
+    removal,
   }, columns);
   const { png, hasText } = renderFigurePng(svg, fontFile);
   if (!hasText && !values.quiet) process.stderr.write('warning: no font found (system or --font): the figure has no captions\n');
@@ -78,6 +78,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
       out,
       method: plan.method,
       schedule: plan.schedule,
+      removal,
       gmacs: pruned.gmacs,
       denseGmacs: dense.gmacs,
       prediction,

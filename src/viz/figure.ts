@@ -66,14 +66,14 @@ export interface Panel {
   marks: Uint8Array; // [patches] PATCH_* per patch
 }
 
-/**
- * One panel for the input, one per stage that removed patches, one for the patches kept.
- * `merging`: the tokens were merged away (ToMe), not dropped; only the wording changes.
- */
-export function stagePanels(patches: number, stages: readonly TokenStage[], merging = false): Panel[] {
+/** How a method removes tokens: only the wording of captions and legend changes. */
+export type Removal = 'dropped' | 'merged' | 'fused'; // fused: EViT's inattentive tokens, folded into one extra token
+
+/** One panel for the input, one per stage that removed patches, one for the patches kept. */
+export function stagePanels(patches: number, stages: readonly TokenStage[], removal: Removal = 'dropped'): Panel[] {
   const marks = new Uint8Array(patches);
   const panels: Panel[] = [{ caption: `input: ${patches} patches`, marks: marks.slice() }];
-  const verb = merging ? ' merged' : '';
+  const verb = removal === 'dropped' ? '' : ` ${removal}`;
   for (const s of stages) {
     if (s.dropped.length === 0) continue;
     for (let p = 0; p < patches; p++) if (marks[p] === PATCH_DROPPED_NOW) marks[p] = PATCH_DROPPED_EARLIER;
@@ -84,7 +84,7 @@ export function stagePanels(patches: number, stages: readonly TokenStage[], merg
   }
   for (let p = 0; p < patches; p++) if (marks[p] !== PATCH_KEPT) marks[p] = PATCH_DROPPED_EARLIER;
   const kept = marks.filter((m) => m === PATCH_KEPT).length;
-  panels.push({ caption: merging ? `left: ${kept} of ${patches} patch tokens` : `kept: ${kept} of ${patches} patches`, marks });
+  panels.push({ caption: removal === 'dropped' ? `kept: ${kept} of ${patches} patches` : `left: ${kept} of ${patches} patch tokens`, marks });
   return panels;
 }
 
@@ -135,7 +135,7 @@ export function figureLayout(panels: number, panelSize: number, columns: number,
 export interface FigureText {
   title: string;
   lines: string[]; // under the title (predictions, GMACs)
-  merging?: boolean; // legend says "merged" instead of "dropped"
+  removal?: Removal; // the legend's verb (default "dropped")
 }
 
 /** The SVG document of the figure: panel images as PNG data URIs, captions as text. */
@@ -151,7 +151,7 @@ export function figureSvg(crop: RgbImage, patchSize: number, scale: number, pane
     `<text x="${MARGIN}" y="${MARGIN + TITLE_SIZE}" font-size="${TITLE_SIZE}" font-weight="bold">${escapeXml(text.title)}</text>`,
     ...text.lines.map((line, i) => `<text x="${MARGIN}" y="${MARGIN + TITLE_SIZE + LINE * (i + 1)}" font-size="${TEXT_SIZE}">${escapeXml(line)}</text>`),
   ];
-  const verb = text.merging ? 'merged' : 'dropped';
+  const verb = text.removal ?? 'dropped';
   const legendY = MARGIN + TITLE_SIZE + LINE * (text.lines.length + 1);
   const legend: [readonly number[], readonly number[], string][] = [
     [RED.map((c) => Math.round(c + (255 - c) * 0.3)), RED_OUTLINE, `${verb} at this stage`],
