@@ -43,6 +43,7 @@ function run(r: ViTRunner, input: Float32Array, hooks: ForwardHooks): ForwardRes
 function blockState(cfg: ViTConfig, n: number, x: Float32Array, probs: Float32Array): BlockState {
   return {
     config: cfg,
+    model: cfg,
     block: 0,
     n,
     x,

@@ -1,6 +1,7 @@
 import { expect, it } from 'vitest';
 import { createWasmKernels } from '../src/kernels/wasm.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
+import type { ViTConfig } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { planPruning } from '../src/prune/methods.js';
 
@@ -8,8 +9,11 @@ import { planPruning } from '../src/prune/methods.js';
  * Activations live in wasm memory in buffers sized once per model: 1,000 consecutive inferences
  * (dense and pruned by each method) must not grow the wasm memory.
  */
-it('wasm memory does not grow across 1,000 consecutive inferences', async () => {
-  const cfg = configFromDims({ dim: 32, depth: 12, heads: 2, imageSize: 64, patchSize: 8, numClasses: 10 });
+const uniform = configFromDims({ dim: 32, depth: 12, heads: 2, imageSize: 64, patchSize: 8, numClasses: 10 });
+// A channel-pruned shape: every block its own per-head widths.
+const perBlock: ViTConfig = { ...uniform, blockWidths: Array.from({ length: 12 }, (_, b) => ({ qkDim: 16 - (b % 4), vDim: 9 + (b % 3) })) };
+
+it.each([['uniform widths', uniform], ['per-block widths', perBlock]] as const)('wasm memory does not grow across 1,000 consecutive inferences (%s)', async (_, cfg) => {
   const kernels = await createWasmKernels();
   const runner = new ViTRunner(randomModel(cfg, 4), kernels);
   const input = Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i));

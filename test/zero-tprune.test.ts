@@ -56,7 +56,7 @@ function blockState(cfg: ViTConfig, n: number, probs: Float32Array, keys: Float3
   const qkv = new Float32Array(n * layout.stride);
   for (let i = 0; i < n; i++) qkv.set(keys.subarray(i * width, (i + 1) * width), i * layout.stride + layout.keyOffset(0));
   return {
-    config: cfg, block, n, x: new Float32Array(n * cfg.dim), probs, attentionTokens: n, qkv, sizes: null,
+    config: cfg, model: cfg, block, n, x: new Float32Array(n * cfg.dim), probs, attentionTokens: n, qkv, sizes: null,
     tokenIds: Int32Array.from({ length: n }, (_, i) => i), kernels: reference,
   };
 }

@@ -20,6 +20,7 @@ import { blockConfig, numPatches, prefixTokens } from './types.js';
 /** What a block has computed, handed to hooks. Views into the runner's buffers: valid during the call only. */
 export interface BlockState {
   readonly config: ViTConfig; // the model's, with this block's per-head widths (blockConfig)
+  readonly model: ViTConfig; // the model's own: the same object for every block and image (caches key on it; widths are the largest)
   readonly block: number; // 0-indexed block
   readonly n: number; // tokens alive (prefix tokens first)
   readonly x: Float32Array; // [n, D] residual stream (rows beyond n are stale)
@@ -52,6 +53,7 @@ export interface ForwardResult {
 }
 
 interface PreparedBlock {
+  config: ViTConfig; // blockConfig of this block, built once
   norm1: { gamma: Float32Array; beta: Float32Array };
   qkv: PreparedLinear;
   proj: PreparedLinear;
@@ -104,7 +106,8 @@ export class ViTRunner {
     this.prefix = prefix;
     this.posEmbed = w.posEmbed;
     const norm = (n: { weight: Float32Array; bias: Float32Array }) => ({ gamma: k.upload(n.weight), beta: k.upload(n.bias) });
-    this.blocks = w.blocks.map((b) => ({
+    this.blocks = w.blocks.map((b, i) => ({
+      config: blockConfig(cfg, i),
       norm1: norm(b.norm1),
       qkv: k.prepareLinear(b.qkv),
       proj: k.prepareLinear(b.proj),
@@ -168,7 +171,7 @@ export class ViTRunner {
     const tokens: BlockTokens[] = [];
     for (let b = 0; b < cfg.depth; b++) {
       const blk = this.blocks[b];
-      const bc = blockConfig(cfg, b); // this block's per-head widths
+      const bc = blk.config; // this block's per-head widths
       const nAttention = n;
 
       // x = x + proj(MHSA(LN1(x)))
@@ -228,6 +231,7 @@ export class ViTRunner {
     const D = config.dim;
     return {
       config,
+      model: this.config,
       block,
       n,
       x: this.x.subarray(0, n * D),

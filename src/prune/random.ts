@@ -57,8 +57,8 @@ export function randomDropHooks(steps: readonly RandomDropStep[], seed: number):
   let removals = new Map<number, number>();
   return {
     afterBlock(state) {
-      if (state.config !== config) {
-        config = state.config;
+      if (state.model !== config) {
+        config = state.model;
         removals = removalsByBlock(config, steps);
       }
       const remove = removals.get(state.block);

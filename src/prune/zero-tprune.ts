@@ -308,9 +308,9 @@ export function zeroTPruneHooks(schedule: PruneSchedule, options: ZeroTPruneHook
   const scratches = new Map<Kernels | undefined, ZeroTPruneScratch>(); // per backend, for `config`
   return {
     afterBlock(state) {
-      if (state.config !== config) {
-        validateSchedule(state.config, schedule);
-        config = state.config;
+      if (state.model !== config) {
+        validateSchedule(state.model, schedule);
+        config = state.model;
         scratches.clear();
       }
       let scratch = scratches.get(state.kernels);
