@@ -195,7 +195,8 @@ describe('channel pruning of attention', () => {
     const widths = allocateWidths(cfg, skewed, 0.25, 'greedy');
     expect(widths[0]).not.toEqual(widths[1]);
     const selection = selectChannels(cfg, skewed, widths);
-    const result = compensateBlocks(model, reference, images.slice(0, 6), selection, {
+    const embedder = new ViTRunner(model, reference);
+    const result = compensateBlocks(model, reference, images.slice(0, 6).map((image) => embedder.embed(image).slice()), selection, {
       qkBasis: true, queryRefit: true, valueBasis: true, logitScale: true, refit: true, ridge: 1e-3, logitScaleImages: 4,
     });
     const pruned: ViTModel = { config: shrinkConfig(cfg, widths), weights: { ...model.weights, blocks: result.blocks }, source: 'test' };

@@ -1,7 +1,6 @@
 import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.js';
 import { blockConfig } from '../model/types.js';
-import { ViTRunner } from '../model/vit.js';
 import { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
 import type { ChannelSelection } from './channels-select.js';
 import { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
@@ -68,8 +67,9 @@ interface PreparedAttention {
   proj: PreparedLinear;
 }
 
+/** embeddings: per calibration image, the residual stream entering block 0 [tokens, D] (ViTRunner.embed); not modified. */
 export function compensateBlocks(
-  model: ViTModel, kernels: Kernels, inputs: readonly Float32Array[], selection: ChannelSelection, opts: CompensationOptions,
+  model: ViTModel, kernels: Kernels, embeddings: readonly Float32Array[], selection: ChannelSelection, opts: CompensationOptions,
 ): { blocks: BlockWeights[]; reports: BlockCompensation[] } {
   const cfg = model.config;
   const { dim: D, heads: H } = cfg;
@@ -96,8 +96,7 @@ export function compensateBlocks(
   };
 
   // Block inputs of the pruned model, per image [n, D]: the embeddings, then each pruned block's output.
-  const embedder = new ViTRunner(model, k);
-  const xs = inputs.map((input) => embedder.embed(input).slice());
+  const xs = embeddings.map((x) => x.slice());
 
   const blocks: BlockWeights[] = [];
   const reports: BlockCompensation[] = [];

@@ -122,9 +122,10 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
   const qkScore: QkScore = scoresChoose ? opts.qkScore : 'logit-proxy';
   const stats = Array.from({ length: cfg.depth }, () => emptyChannelStats(cfg, qkScore === 'attention-difference'));
   const runner = new ViTRunner(model, kernels);
-  inputs.forEach((input, i) => {
+  const embeddings = inputs.map((input, i) => {
     runner.forward(input, { afterAttention: (state) => accumulateChannelStats(stats[state.block], state) });
     opts.onProgress?.('statistics', i + 1, inputs.length);
+    return runner.embed(input).slice(); // the residual stream entering block 0, for step 4
   });
 
   // 2–3. Scores, widths, kept channels.
@@ -133,7 +134,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
   const selection = opts.selection === 'score' ? selectChannels(cfg, scores, widths) : selectByElimination(cfg, model.weights, stats, widths, opts.ridge);
 
   // 4. Blocks rebuilt with the reweightings.
-  const { blocks, reports } = compensateBlocks(model, kernels, inputs, selection, {
+  const { blocks, reports } = compensateBlocks(model, kernels, embeddings, selection, {
     qkBasis: opts.qkBasis,
     queryRefit: opts.queryRefit,
     valueBasis: opts.valueBasis,
