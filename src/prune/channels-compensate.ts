@@ -2,6 +2,7 @@ import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.js';
 import { blockConfig } from '../model/types.js';
 import { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
+import { centreColumns } from './channels-linalg.js';
 import type { ChannelSelection } from './channels-select.js';
 import { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
 import { initialTokens } from './flops.js';
@@ -207,14 +208,6 @@ function symmetrise(g: Float64Array, d: number): Float64Array {
   return g;
 }
 
-function centreColumns(x: Float64Array, n: number, d: number): void {
-  for (let c = 0; c < d; c++) {
-    let mean = 0;
-    for (let t = 0; t < n; t++) mean += x[t * d + c];
-    mean /= n;
-    for (let t = 0; t < n; t++) x[t * d + c] -= mean;
-  }
-}
 
 /** The value bases of the heads (fitValueBases) and proj₀ [D, H·r], the proj columns that match them. */
 function valueBases(cfg: ViTConfig, proj: Linear, moments: BlockMoments, r: number, ridge: number): { maps: Float64Array[]; proj: Linear } {

@@ -1,4 +1,4 @@
-import { choleskySolve } from './channels-linalg.js';
+import { choleskySolve, withRidge } from './channels-linalg.js';
 
 /**
  * Channel selection by greedy backward elimination of a least-squares reconstruction error
@@ -71,11 +71,7 @@ export function eliminateChannels(
 
 /** (Σ + λI)⁻¹ with λ = ridge · mean diagonal. */
 function inverseSpd(gram: Float64Array, m: number, ridge: number): Float64Array {
-  let trace = 0;
-  for (let i = 0; i < m; i++) trace += gram[i * m + i];
-  const lambda = Math.max(ridge * (trace / m), 1e-12);
-  const a = Float64Array.from(gram);
-  for (let i = 0; i < m; i++) a[i * m + i] += lambda;
+  const a = withRidge(gram, m, ridge);
   const identity = new Float64Array(m * m);
   for (let i = 0; i < m; i++) identity[i * m + i] = 1;
   return choleskySolve(a, m, identity, m);

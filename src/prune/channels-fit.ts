@@ -1,4 +1,4 @@
-import { choleskyFactor, choleskySolve, solveLowerTransposed, symmetricEigen } from './channels-linalg.js';
+import { choleskyFactor, choleskySolve, ridgeLambda, solveLowerTransposed, symmetricEigen, withRidge } from './channels-linalg.js';
 
 /**
  * The closed-form reweightings of channel pruning, in float64: (a) and (b) are algorithms.md §5.3
@@ -188,9 +188,7 @@ export function refitProjection(stats: RefitStatistics, weight0: Float32Array, b
     w0[k * D + o] = bias0[o];
   }
   const g = stats.symmetricGram();
-  let trace = 0;
-  for (let i = 0; i < k; i++) trace += g[i * K + i];
-  const lambda = Math.max(ridge * (trace / k), 1e-12);
+  const lambda = ridgeLambda(g, K, k, ridge); // over the k inputs, not the bias row
   const rhs = new Float64Array(K * D);
   for (let i = 0; i < K * D; i++) rhs[i] = stats.cross[i] + lambda * w0[i];
   for (let i = 0; i < K; i++) g[i * K + i] += lambda;
@@ -239,12 +237,7 @@ export function fitQueryMap(keyGram: Float64Array, d: number, kept: Int32Array, 
  * B·V is linear in the block input, so it folds into the V rows: W′_v = B·W_v, b′_v = B·b_v.
  */
 export function fitValueBasis(covariance: Float64Array, v: number, projColumns: Float64Array, D: number, r: number, ridge: number): { basis: Float64Array; proj: Float64Array } {
-  let trace = 0;
-  for (let i = 0; i < v; i++) trace += covariance[i * v + i];
-  const S = Float64Array.from(covariance);
-  const lambda = Math.max(ridge * (trace / v), 1e-12);
-  for (let i = 0; i < v; i++) S[i * v + i] += lambda;
-  const L = choleskyFactor(S, v);
+  const L = choleskyFactor(withRidge(covariance, v, ridge), v);
   // WL = W_h·L [D, v]; E = (W_h L)ᵀ(W_h L) [v, v]
   const WL = new Float64Array(D * v);
   for (let o = 0; o < D; o++) {
@@ -289,12 +282,7 @@ export function fitValueBasis(covariance: Float64Array, v: number, projColumns: 
  * so AᵀB = L_q⁻ᵀ·C_r·L_k⁻¹. Both fold into the Q and K rows. λ = ridge · mean diagonal.
  */
 export function fitQkBasis(queryGram: Float64Array, keyGram: Float64Array, d: number, r: number, ridge: number): { query: Float64Array; key: Float64Array } {
-  const Sk = Float64Array.from(keyGram);
-  let trace = 0;
-  for (let i = 0; i < d; i++) trace += Sk[i * d + i];
-  const lambda = Math.max(ridge * (trace / d), 1e-12);
-  for (let i = 0; i < d; i++) Sk[i * d + i] += lambda;
-  const L = choleskyFactor(Sk, d); // lower triangular
+  const L = choleskyFactor(withRidge(keyGram, d, ridge), d); // lower triangular
   // E = Lᵀ·Σ_q·L [d, d]
   const QL = new Float64Array(d * d); // Σ_q·L
   for (let i = 0; i < d; i++) {
@@ -387,12 +375,7 @@ export function fitValueBases(
           }
         }
       }
-      const Shh = block(h, h);
-      let trace = 0;
-      for (let i = 0; i < v; i++) trace += Shh[i * v + i];
-      const lambda = Math.max(ridge * (trace / v), 1e-12);
-      for (let i = 0; i < v; i++) Shh[i * v + i] += lambda;
-      const betaT = choleskySolve(Shh, v, Mt, D); // [v, D] = (Σ_hh + λI)⁻¹·Mᵀ = β_hᵀ
+      const betaT = choleskySolve(withRidge(block(h, h), v, ridge), v, Mt, D); // [v, D] = (Σ_hh + λI)⁻¹·Mᵀ = β_hᵀ
       const beta = new Float64Array(D * v);
       for (let i = 0; i < v; i++) for (let o = 0; o < D; o++) beta[o * v + i] = betaT[i * D + o];
       fits[h] = fitValueBasis(block(h, h), v, beta, D, r, ridge);

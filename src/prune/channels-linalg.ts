@@ -102,3 +102,31 @@ export function solveLowerTransposed(L: Float64Array, m: number, b: Float64Array
   }
   return x;
 }
+
+/**
+ * The ridge λ of every channel-pruning fit: ridge × the mean of the first m diagonal entries of
+ * the square matrix a [size, size], at least 1e-12.
+ */
+export function ridgeLambda(a: Float64Array, size: number, m: number, ridge: number): number {
+  let trace = 0;
+  for (let i = 0; i < m; i++) trace += a[i * size + i];
+  return Math.max(ridge * (trace / m), 1e-12);
+}
+
+/** A copy of the symmetric a [m, m] with ridgeLambda(a) added to its diagonal. */
+export function withRidge(a: Float64Array, m: number, ridge: number): Float64Array {
+  const lambda = ridgeLambda(a, m, m, ridge);
+  const out = Float64Array.from(a);
+  for (let i = 0; i < m; i++) out[i * m + i] += lambda;
+  return out;
+}
+
+/** Subtract the column means of x [n, d] in place. */
+export function centreColumns(x: Float64Array, n: number, d: number): void {
+  for (let c = 0; c < d; c++) {
+    let mean = 0;
+    for (let t = 0; t < n; t++) mean += x[t * d + c];
+    mean /= n;
+    for (let t = 0; t < n; t++) x[t * d + c] -= mean;
+  }
+}

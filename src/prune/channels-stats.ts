@@ -1,6 +1,7 @@
 import type { ViTConfig } from '../model/types.js';
 import type { BlockState } from '../model/vit.js';
 import { qkvLayout } from '../model/vit.js';
+import { centreColumns } from './channels-linalg.js';
 
 /**
  * Calibration statistics of the attention channels of one block (algorithms.md §5.3, steps 1,
@@ -68,7 +69,7 @@ export function accumulateChannelStats(stats: AttentionChannelStats, state: Bloc
     const P = state.probs.subarray(h * n * n, (h + 1) * n * n); // [n, n]
     addGram(stats.queryGram, h * d * d, q, n, d);
     addGram(stats.keyGram, h * d * d, k, n, d);
-    centre(k, n, d);
+    centreColumns(k, n, d);
     addGram(stats.centredKeyGram, h * d * d, k, n, d);
     addLogitContribution(stats.logitContribution, h * d, q, kT, n, d, scale);
     headOutputs(z, h * dv, H * dv + 1, P, v, n, dv);
@@ -96,16 +97,6 @@ function addGram(gram: Float64Array, offset: number, x: Float64Array, n: number,
       gram[offset + c * d + c2] += upper[c * d + c2];
       if (c2 !== c) gram[offset + c2 * d + c] += upper[c * d + c2];
     }
-  }
-}
-
-/** Subtract the column means of x [n, d] in place. */
-function centre(x: Float64Array, n: number, d: number): void {
-  for (let c = 0; c < d; c++) {
-    let mean = 0;
-    for (let t = 0; t < n; t++) mean += x[t * d + c];
-    mean /= n;
-    for (let t = 0; t < n; t++) x[t * d + c] -= mean;
   }
 }
 
