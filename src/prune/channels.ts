@@ -134,13 +134,10 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
   const selection = opts.selection === 'score' ? selectChannels(cfg, scores, widths) : selectByElimination(cfg, model.weights, stats, widths, opts.ridge);
 
   // 4. Blocks rebuilt with the reweightings.
+  const { qkBasis, queryRefit, valueBasis, logitScale, refit, ridge } = opts;
+  const fits = { qkBasis, queryRefit, valueBasis, logitScale, refit, ridge }; // also recorded in the description
   const { blocks, reports } = compensateBlocks(model, kernels, embeddings, selection, {
-    qkBasis: opts.qkBasis,
-    queryRefit: opts.queryRefit,
-    valueBasis: opts.valueBasis,
-    logitScale: opts.logitScale,
-    refit: opts.refit,
-    ridge: opts.ridge,
+    ...fits,
     logitScaleImages: opts.logitScaleImages,
     onBlock: (done, total) => opts.onProgress?.('blocks', done, total),
   });
@@ -162,12 +159,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     selection: opts.selection,
     qkScore,
     similarity: opts.similarity,
-    qkBasis: opts.qkBasis,
-    queryRefit: opts.queryRefit,
-    valueBasis: opts.valueBasis,
-    logitScale: opts.logitScale,
-    refit: opts.refit,
-    ridge: opts.ridge,
+    ...fits,
     calibrationImages: inputs.length,
     original: { qkDim: cfg.qkDim, vDim: cfg.vDim },
     widths: selection.widths,
@@ -175,8 +167,8 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     blocks: reports.map((r, b) => ({
       block: b,
       ...selection.widths[b],
-      qk: opts.qkBasis && selection.widths[b].qkDim < cfg.qkDim ? null : selection.qk[b].map((idx) => Array.from(idx)),
-      v: opts.valueBasis && selection.widths[b].vDim < cfg.vDim ? null : selection.v[b].map((idx) => Array.from(idx)),
+      qk: qkBasis && selection.widths[b].qkDim < cfg.qkDim ? null : selection.qk[b].map((idx) => Array.from(idx)),
+      v: valueBasis && selection.widths[b].vDim < cfg.vDim ? null : selection.v[b].map((idx) => Array.from(idx)),
       logitScale: r.logitScale,
     })),
   };
