@@ -112,21 +112,20 @@ export function allocateWidths(cfg: ViTConfig, scores: BlockChannelScores[], rat
   while (saved < target) {
     let best: { b: number; kind: 'qk' | 'v' } | null = null;
     let bestCost = Infinity;
-    costs.forEach((c, b) => {
+    for (let b = 0; b < costs.length; b++) {
       for (const kind of ['qk', 'v'] as const) {
         const r = removed[b][kind];
         if (r >= width[kind] - 1) continue;
-        const cost = c[kind][r] / macs[kind];
+        const cost = costs[b][kind][r] / macs[kind];
         if (cost < bestCost) {
           bestCost = cost;
           best = { b, kind };
         }
       }
-    });
+    }
     if (!best) break;
-    const { b, kind } = best as { b: number; kind: 'qk' | 'v' };
-    removed[b][kind]++;
-    saved += macs[kind];
+    removed[best.b][best.kind]++;
+    saved += macs[best.kind];
   }
   return removed.map((r) => ({ qkDim: cfg.qkDim - r.qk, vDim: cfg.vDim - r.v }));
 }
