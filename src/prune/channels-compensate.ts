@@ -74,8 +74,8 @@ export function compensateBlocks(
 ): { blocks: BlockWeights[]; reports: BlockCompensation[] } {
   const cfg = model.config;
   const { dim: D, heads: H } = cfg;
-  const pruned = shrinkConfig(cfg, selection.widths); // per-block widths: blockConfig(pruned, b)
   if (cfg.blockWidths) throw new RangeError('channel pruning needs a model with the same widths in every block');
+  const pruned = shrinkConfig(cfg, selection.widths); // per-block widths: blockConfig(pruned, b)
   if (pruned.qkDim === cfg.qkDim && pruned.vDim === cfg.vDim && !pruned.blockWidths) {
     const unchanged = (block: number): BlockCompensation => ({
       block, logitScale: null, attentionKlBefore: null, attentionKlAfter: null, reconstructionBefore: null, reconstructionAfter: null,
@@ -106,7 +106,8 @@ export function compensateBlocks(
     const widths = blockConfig(pruned, b);
     const qkPruned = widths.qkDim < cfg.qkDim;
     const vPruned = widths.vDim < cfg.vDim;
-    const moments = opts.queryRefit || opts.valueBasis || opts.qkBasis ? blockMoments(cfg, k, original, xs, ws) : null;
+    const needsMoments = (qkPruned && (opts.qkBasis || opts.queryRefit)) || (vPruned && opts.valueBasis);
+    const moments = needsMoments ? blockMoments(cfg, k, original, xs, ws) : null;
     let queryMaps: Float64Array[] | null = null;
     let keyMaps: Float64Array[] | null = null;
     if (qkPruned && opts.qkBasis) {
