@@ -94,15 +94,18 @@ export function toNormalizedTensor(
   return tensor;
 }
 
-/** The whole eval transform on a decoded image. */
-export function preprocess(image: RgbImage, cfg: PreprocessConfig): Float32Array /* [3, S, S] */ {
-  const resized = resizeShorterSide(image, resizeTarget(cfg), cfg.interpolation);
-  const cropped = centerCrop(resized, cfg.inputSize);
-  return toNormalizedTensor(cropped, cfg.mean, cfg.std);
+/** The eval transform up to the crop the model sees: resize of the shorter side, centre crop. */
+export function modelCrop(image: RgbImage, cfg: PreprocessConfig): RgbImage /* [S, S, 3] */ {
+  return centerCrop(resizeShorterSide(image, resizeTarget(cfg), cfg.interpolation), cfg.inputSize);
 }
 
-/** Reads, decodes and preprocesses an image file. */
-export function loadImageTensor(file: string, cfg: PreprocessConfig, options?: DecodeOptions): Float32Array /* [3, S, S] */ {
+/** The whole eval transform on a decoded image. */
+export function preprocess(image: RgbImage, cfg: PreprocessConfig): Float32Array /* [3, S, S] */ {
+  return toNormalizedTensor(modelCrop(image, cfg), cfg.mean, cfg.std);
+}
+
+/** Reads and decodes an image file. */
+export function loadImage(file: string, options?: DecodeOptions): RgbImage {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(file);
@@ -110,5 +113,10 @@ export function loadImageTensor(file: string, cfg: PreprocessConfig, options?: D
     const reason = error instanceof Error ? error.message : String(error);
     throw new ImageError(`${file}: cannot read image file: ${reason}`, { cause: error });
   }
-  return preprocess(decodeImage(bytes, file, options), cfg);
+  return decodeImage(bytes, file, options);
+}
+
+/** Reads, decodes and preprocesses an image file. */
+export function loadImageTensor(file: string, cfg: PreprocessConfig, options?: DecodeOptions): Float32Array /* [3, S, S] */ {
+  return preprocess(loadImage(file, options), cfg);
 }

@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { ImageError } from '../errors.js';
-import { decodeImage } from '../image/decode.js';
-import { centerCrop, resizeShorterSide, resizeTarget, toNormalizedTensor } from '../image/preprocess.js';
+import { loadImage, modelCrop, toNormalizedTensor } from '../image/preprocess.js';
 import type { RgbImage } from '../image/rgb-image.js';
 import type { PreprocessConfig } from '../model/types.js';
 import { numPatches, prefixTokens } from '../model/types.js';
@@ -38,14 +35,7 @@ export interface TokenTrace {
 
 /** The cropped RGB image the model sees (timm's eval transform without the normalisation). */
 export function modelInputCrop(file: string, cfg: PreprocessConfig): RgbImage /* [S, S, 3] */ {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    throw new ImageError(`${file}: cannot read image file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
-  }
-  const resized = resizeShorterSide(decodeImage(bytes, file), resizeTarget(cfg), cfg.interpolation);
-  return centerCrop(resized, cfg.inputSize);
+  return modelCrop(loadImage(file), cfg);
 }
 
 /** The model input for a crop from `modelInputCrop` (equal to `preprocess` of the decoded image). */
@@ -58,7 +48,6 @@ export function traceTokens(runner: ViTRunner, input: Float32Array, plan: Prunin
   const cfg = runner.config;
   const prefix = prefixTokens(cfg);
   const stages: TokenStage[] = [];
-  const patchesOf = (ids: ArrayLike<number>) => Array.from(ids, (id) => id - prefix).filter((p) => p >= 0).sort((a, b) => a - b);
 
   let hooks: ForwardHooks = {};
   if (plan?.method === 'zero-tprune') {
@@ -66,8 +55,8 @@ export function traceTokens(runner: ViTRunner, input: Float32Array, plan: Prunin
     hooks = zeroTPruneHooks({ steps }, {
       ...ZERO_TPRUNE_ABLATIONS[ablation],
       onLayer(record) {
-        stages.push({ after: record.after, hook: 'block', stage: 'S', dropped: patchesOf(record.droppedS) });
-        stages.push({ after: record.after, hook: 'block', stage: 'I', dropped: patchesOf(record.droppedI) });
+        stages.push({ after: record.after, hook: 'block', stage: 'S', dropped: patchIndices(record.droppedS, prefix) });
+        stages.push({ after: record.after, hook: 'block', stage: 'I', dropped: patchIndices(record.droppedI, prefix) });
       },
     });
   } else if (plan) {
@@ -81,6 +70,11 @@ export function traceTokens(runner: ViTRunner, input: Float32Array, plan: Prunin
   return { logits, gmacs, stages, kept };
 }
 
+/** The patch indices (id − prefix) among token ids, ascending; prefix tokens and EViT's fused token (negative id) are none. */
+function patchIndices(ids: ArrayLike<number>, prefix: number): number[] {
+  return Array.from(ids, (id) => id - prefix).filter((p) => p >= 0).sort((a, b) => a - b);
+}
+
 /** Wrap `inner` so that every reduction it returns is reported (in patch indices) before it is applied. */
 function recordReductions(inner: ForwardHooks, prefix: number, onStage: (stage: TokenStage) => void): ForwardHooks {
   const wrap = (hook: ((state: BlockState) => TokenReduction | void) | undefined, point: TokenStage['hook']) => {
@@ -90,7 +84,7 @@ function recordReductions(inner: ForwardHooks, prefix: number, onStage: (stage: 
       const r = hook(state);
       if (!r) return r;
       const after = new Set(r.kind === 'keep' ? Array.from(r.indices, (i) => before[i]) : Array.from(r.tokenIds.subarray(0, r.n)));
-      const dropped = before.filter((id) => id >= prefix && !after.has(id)).map((id) => id - prefix).sort((a, b) => a - b);
+      const dropped = patchIndices(before.filter((id) => !after.has(id)), prefix);
       onStage({ after: state.block + 1, hook: point, stage: null, dropped });
       return r;
     };
