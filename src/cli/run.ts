@@ -3,6 +3,7 @@ import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js
 import { benchCommand, benchSpec } from './bench.js';
 import { classifyCommand, classifySpec } from './classify.js';
 import { evalCommand, evalSpec } from './eval.js';
+import { learnLtpCommand, learnLtpSpec } from './learn-ltp.js';
 import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
 import { pruneChannelsCommand, pruneChannelsSpec } from './prune-channels.js';
@@ -18,6 +19,7 @@ const COMMANDS: Command[] = [
   { spec: evalSpec, run: evalCommand },
   { spec: benchSpec, run: benchCommand },
   { spec: tuneSpec, run: tuneCommand },
+  { spec: learnLtpSpec, run: learnLtpCommand },
   { spec: compareSpec, run: compareCommand },
   { spec: pruneChannelsSpec, run: pruneChannelsCommand },
   { spec: visualizeSpec, run: visualizeCommand },

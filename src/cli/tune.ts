@@ -1,13 +1,13 @@
 import { UsageError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
-import { loadImageTensor } from '../image/preprocess.js';
 import { denseGmacs } from '../prune/flops.js';
 import { scheduleToJson } from '../prune/schedule.js';
 import { tuneSchedule, type CandidateScore } from '../prune/tune.js';
 import { zeroTPruneHooks } from '../prune/zero-tprune.js';
 import { createProgress } from '../util/progress.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
+import { loadCalibrationImages } from './calibration-images.js';
 import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
 
 export const tuneSpec: CommandSpec = {
@@ -40,13 +40,7 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
   const files = selectSplit(listImages(calib), values.split as Split | undefined).slice(0, intOption(values, 'samples'));
 
   // Decode every calibration image once and run the dense model once: the yardstick.
-  const loading = createProgress({ label: 'calibration images', total: files.length, unit: 'items', enabled: !values.quiet });
-  const inputs = files.map((f) => {
-    const input = loadImageTensor(f, cfg.preprocess);
-    loading.tick();
-    return input;
-  });
-  loading.done();
+  const inputs = loadCalibrationImages(files, cfg.preprocess, values.quiet === true);
   const dense = inputs.map((input) => runner.forward(input).logits);
   const denseTop1 = dense.map((l) => topK(l, 1)[0]);
 

@@ -1,0 +1,99 @@
+/**
+ * Learned LTP thresholds (thresholds.json from `vitprune learn-ltp`) on a split of labelled images,
+ * against the dense model, the calibrated LTP ramp they started from (stored in the file), and
+ * top-k (`evitHooks({ keepRate, fuse: false })`) at the GMACs the learned thresholds execute on
+ * these images (`solveKeepRateForBudget`):
+ *
+ *   npx tsx scripts/eval-ltp-thresholds.ts --model DIR --images DIR [--split odd] [--labels CSV] [--json] FILE...
+ *
+ * Per file and method: agreement with the dense top-1, mean KL(dense ‖ pruned), top-1, GMACs
+ * (mean executed, × dense). Dense, learned and calibrated run interleaved on each image (decoded
+ * once); top-k runs in a second pass, as its keep rate depends on the first pass's GMACs.
+ * Single thread; ms/image is the forward pass only, on whatever else the machine is doing.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadModelSpec } from '../src/cli/common.js';
+import { labelImages, listImages, selectSplit, type Split } from '../src/eval/dataset.js';
+import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../src/eval/evaluate.js';
+import { createKernels } from '../src/kernels/index.js';
+import { ViTRunner } from '../src/model/vit.js';
+import { evitHooks, solveKeepRateForBudget } from '../src/prune/evit.js';
+import { denseGmacs } from '../src/prune/flops.js';
+import { ltpHooks, type LtpThresholds } from '../src/prune/ltp.js';
+import { parseLtpThresholds } from '../src/prune/ltp-thresholds.js';
+
+const { values, positionals: files } = parseArgs({
+  allowPositionals: true,
+  options: {
+    model: { type: 'string' },
+    images: { type: 'string' },
+    split: { type: 'string', default: 'odd' },
+    labels: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+if (!values.model || !values.images || files.length === 0) {
+  console.error('usage: npx tsx scripts/eval-ltp-thresholds.ts --model DIR --images DIR [--split odd] [--labels CSV] [--json] thresholds.json...');
+  process.exit(1);
+}
+const model = await loadModelSpec(values.model, { quiet: true });
+const cfg = model.config;
+const runner = new ViTRunner(model, await createKernels('wasm'));
+const images = labelImages(selectSplit(listImages(values.images), values.split as Split), cfg.labels, values.labels);
+const dense = denseGmacs(cfg);
+
+/** The thresholds a file was learned from: its "initial" record (the calibrated ramp). */
+function initialThresholds(initial: unknown, unit: LtpThresholds['unit'], file: string): LtpThresholds {
+  const theta = (initial as { theta?: unknown } | undefined)?.theta;
+  if (!Array.isArray(theta) || !theta.every((t) => typeof t === 'number')) throw new Error(`${file}: expected "initial": { "theta": [...] }`);
+  return { theta, unit };
+}
+
+const learned = files.map((file) => ({ file, thresholds: parseLtpThresholds(readFileSync(file, 'utf8'), file, cfg) }));
+const firstPass: Variant[] = [{ name: 'dense' }];
+for (const { file, thresholds } of learned) {
+  const learnedHooks = ltpHooks(thresholds);
+  const calibratedHooks = ltpHooks(initialThresholds(thresholds.initial, thresholds.unit, file));
+  firstPass.push({ name: `ltp-learned ${file}`, hooks: () => learnedHooks }, { name: `ltp-calibrated ${file}`, hooks: () => calibratedHooks });
+}
+const [denseResult, ...ltpResults] = await evaluateVariants(runner, images, firstPass, { progress: true });
+const keepRates = learned.map((_, i) => solveKeepRateForBudget(cfg, ltpResults[2 * i].gmacs / dense, false).keepRate);
+const topkResults = await evaluateVariants(
+  runner, images, keepRates.map((keepRate) => {
+    const hooks = evitHooks({ keepRate, fuse: false });
+    return { name: `topk ρ=${keepRate}`, hooks: () => hooks };
+  }), { progress: true },
+);
+
+const row = (method: string, r: EvalResult, extra: Record<string, unknown> = {}) => {
+  const { agreement, kl } = agreementWithDense(denseResult, r);
+  return { method, agreement, kl, top1: r.top1, gmacs: r.gmacs, fraction: r.gmacs / dense, msPerImage: r.msPerImage, ...extra };
+};
+const report = {
+  model: values.model,
+  split: values.split,
+  images: images.length,
+  dense: { top1: denseResult.top1, gmacs: denseResult.gmacs, msPerImage: denseResult.msPerImage },
+  files: learned.map(({ file, thresholds }, i) => ({
+    file,
+    budget: thresholds.budget,
+    rows: [
+      row('ltp-learned', ltpResults[2 * i], { theta: thresholds.theta }),
+      row('ltp-calibrated', ltpResults[2 * i + 1]),
+      row('topk', topkResults[i], { keepRate: keepRates[i] }),
+    ],
+  })),
+};
+if (values.json) {
+  console.log(JSON.stringify(report, null, 2));
+} else {
+  console.log(`${values.model}: ${images.length} images (${values.split}), dense top-1 ${(100 * denseResult.top1).toFixed(1)} %, ${dense.toFixed(4)} GMACs\n`);
+  console.log('| file | budget | method | GMACs (× dense) | agreement | KL | top-1 % |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const f of report.files) {
+    for (const r of f.rows) {
+      console.log(`| ${f.file} | ${f.budget} | ${r.method} | ${r.gmacs.toFixed(4)} (${r.fraction.toFixed(3)}) | ${r.agreement.toFixed(3)} | ${r.kl.toFixed(4)} | ${(100 * r.top1).toFixed(1)} |`);
+    }
+  }
+}
