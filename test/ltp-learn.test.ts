@@ -154,7 +154,7 @@ describe('vitprune learn-ltp', () => {
     expect(written.theta).toEqual(report.thresholds.theta);
     expect(written.budget).toBe(0.9);
     expect(written.unit).toBe('mean');
-    expect((written.learning as { epochs: unknown[] }).epochs).toHaveLength(2);
+    expect((written.learning as { history: unknown[] }).history).toHaveLength(2);
   });
 
   it('shows progress on stderr without --json and --quiet', async () => {

@@ -89,10 +89,10 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
     budget,
     calibration,
     initial: { method: 'ltp ramp (calibrateLtpRamp)', c: result.initial.c, theta: result.initial.thresholds.theta, ...result.initial.hard },
-    learning: { ...options, temperature: options.temperature, scale: result.scale, epochs: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
+    learning: { ...options, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
   }));
 
-  const report = { model: values.model, budget, out, thresholds: result.thresholds, calibration, initial: { c: result.initial.c, ...result.initial.hard }, scale: result.scale, epochs: result.epochs, seconds: result.seconds };
+  const report = { model: values.model, budget, out, thresholds: result.thresholds, calibration, initial: { c: result.initial.c, ...result.initial.hard }, scale: result.scale, history: result.epochs, seconds: result.seconds };
   if (values.json) {
     printJson(report);
     return;

@@ -11,6 +11,9 @@ import type { Tensor } from './types.js';
  * no longer sees it); 1 keeps it. Gradients, from ∂L/∂qkv′:
  *
  *   ∂L/∂g_c = Σ_i qkv[i, c]·∂L/∂qkv′[i, c],    ∂L/∂qkv[i, c] = g_c·∂L/∂qkv′[i, c]
+ *
+ * A per-head logit scale a_h (the logits of head h times a_h) is the same as all of head h's
+ * query gates times a_h, so its gradient at a_h = 1 is Σ_{c ∈ head h} g_c·∂L/∂g_c.
  */
 export interface ChannelGates {
   qk: Float64Array | null; // [H·qkDim] gates of the query (and key) channels, null = all 1

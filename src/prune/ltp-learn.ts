@@ -48,10 +48,10 @@ import { ScheduleError } from './schedule.js';
 
 export interface LtpLearnOptions {
   budget: number; // F: GMACs as a fraction of dense
-  epochs?: number; // passes over the images (default 3)
+  epochs?: number; // passes over the images (default 10)
   batchSize?: number; // images per Adam step (default 10)
   learningRate?: number; // Adam's α on log θ (default 0.05)
-  temperature?: { start: number; end: number }; // τ: T_l = τ·θ_l (default 0.3 → 0.05)
+  temperature?: { start: number; end: number }; // τ: T_l = τ·θ_l (default 0.3 → 0.02)
   tolerance?: number; // of the final hard budget (default 0.01)
   seed?: number; // of the image order (default 1)
   /** Where learning starts (unit 'mean'; blocks at 0 neither prune nor learn); default: the LTP ramp calibrated to the budget. */
@@ -63,7 +63,7 @@ export interface LtpLearnOptions {
 }
 
 /** The learning defaults (documented in the options). */
-export const LTP_LEARN_DEFAULTS = { epochs: 3, batchSize: 10, learningRate: 0.05, temperature: { start: 0.3, end: 0.05 }, tolerance: 0.01, seed: 1 };
+export const LTP_LEARN_DEFAULTS = { epochs: 10, batchSize: 10, learningRate: 0.05, temperature: { start: 0.3, end: 0.02 }, tolerance: 0.01, seed: 1 };
 
 /** Gain of the budget controller: the shift of log θ per unit of relative budget excess (per batch). */
 const BUDGET_GAIN = 1;
