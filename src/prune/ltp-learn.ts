@@ -3,7 +3,7 @@ import { distillationLoss } from '../grad/distillation.js';
 import type { SoftMaskedViT, SoftPruning } from '../grad/soft-vit.js';
 import { seededRandom } from '../model/random.js';
 import type { ViTRunner } from '../model/vit.js';
-import { denseGmacs, modelGmacs } from './flops.js';
+import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
 import { calibrateLtpRamp, calibrationRun, ltpHooks, type LtpThresholds } from './ltp.js';
 import { ScheduleError } from './schedule.js';
 
@@ -34,7 +34,7 @@ import { ScheduleError } from './schedule.js';
  *
  * Initialisation: today's calibrated thresholds, the LTP ramp θ_l = c·l/L with c bisected to the
  * budget (calibrateLtpRamp; block 1 never prunes, nor does it learn). Adam on φ = log θ (steps
- * relative to θ; θ stays positive). Temperature relative to each threshold, T_l = τ·θ_l (held
+ * relative to θ; θ stays positive), capped at log 2n₀ (see maxLogTheta). Temperature relative to each threshold, T_l = τ·θ_l (held
  * fixed within a step), so that a mask spans the same share of scores at every block:
  * σ((s − θ)/(τθ)) is 0.12 at s = (1 − 2τ)θ and 0.88 at (1 + 2τ)θ. τ is annealed geometrically from
  * τ_start to τ_end over all steps: warm masks give every token near its threshold a gradient,
@@ -150,9 +150,12 @@ export async function learnLtpThresholds(
   }
   const initialHard = evaluateHard(initial);
   log(`initial: ${rampHeight === null ? 'given thresholds' : `LTP ramp c = ${rampHeight.toFixed(4)}`}, ${initialHard.fraction.toFixed(4)} × dense, agreement ${initialHard.agreement.toFixed(3)}, KL ${initialHard.kl.toFixed(4)} on ${inputs.length} calibration images`);
+  // A score in mean units, n·s(i), never exceeds n ≤ n₀: a threshold above prunes every token the
+  // block can (its KL gradient is then 0, and the budget alone would raise it without end).
+  const maxLogTheta = Math.log(2 * initialTokens(cfg));
   const learned = initial.theta.flatMap((t, b) => (t > 0 ? [b] : [])); // blocks that prune
   if (learned.length === 0) throw new ScheduleError('learn-ltp: expected initial thresholds with at least one block that prunes (θ > 0), found none');
-  const logTheta = Float64Array.from(learned, (b) => Math.log(initial.theta[b]));
+  const logTheta = Float64Array.from(learned, (b) => Math.min(Math.log(initial.theta[b]), maxLogTheta));
   const thetaOf = (phi: Float64Array): number[] => {
     const theta = Array.from({ length: cfg.depth }, () => 0);
     learned.forEach((b, j) => (theta[b] = Math.exp(phi[j])));
@@ -198,7 +201,7 @@ export async function learnLtpThresholds(
       adam.step(logTheta, batch.gradient);
       const commonMode = logTheta.reduce((sum, phi, j) => sum + phi - before[j], 0) / logTheta.length;
       const shift = BUDGET_GAIN * (batch.fraction / budget - 1) - commonMode; // over budget: raise every threshold
-      logTheta.forEach((phi, j) => (logTheta[j] = phi + shift));
+      logTheta.forEach((phi, j) => (logTheta[j] = Math.min(phi + shift, maxLogTheta)));
       klSum += batch.kl * images.length;
       fractionSum += batch.fraction * images.length;
       step++;
