@@ -9,7 +9,8 @@ import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import { denseGmacs } from '../src/prune/flops.js';
+import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
+import { geometricKeepSchedule } from '../src/prune/ltp-keep-schedule.js';
 import { learnLtpThresholds, type LtpLearnResult } from '../src/prune/ltp-learn.js';
 import { ltpThresholdsToJson, parseLtpThresholds } from '../src/prune/ltp-thresholds.js';
 import { ltpHooks, type LtpThresholds } from '../src/prune/ltp.js';
@@ -106,6 +107,21 @@ describe('learned LTP thresholds', () => {
   });
 });
 
+describe('geometricKeepSchedule', () => {
+  it('keeps the same share per block from the second, at the budget, and refuses budgets out of reach', () => {
+    const deitT = configFromDims({ dim: 192, depth: 12, heads: 3 });
+    const keep = geometricKeepSchedule(deitT, 0.7);
+    expect(keep[0]).toBe(1);
+    expect(new Set(keep.slice(1)).size).toBe(1);
+    const k = keep[1];
+    const tokens = keep.map((_, l) => ({ attention: 1 + 196 * k ** Math.max(l - 1, 0), mlp: 1 + 196 * k ** l }));
+    expect(modelGmacs(deitT, tokens) / denseGmacs(deitT)).toBeCloseTo(0.7, 9);
+    expect(geometricKeepSchedule(deitT, 0.9)[1]).toBeGreaterThan(k);
+    expect(() => geometricKeepSchedule(deitT, 0.05)).toThrow(/expected at least 0\.1\d+ × dense/);
+    expect(() => geometricKeepSchedule(deitT, 1)).toThrow(/in \(0, 1\), found 1/);
+  });
+});
+
 describe('thresholds.json', () => {
   const file = { theta: [0, 0.5, 2], unit: 'mean' as const, model: cfg.architecture, budget: 0.7, learning: { epochs: 3 } };
 
@@ -161,7 +177,7 @@ describe('vitprune learn-ltp', () => {
     const r = await run('learn-ltp', '--model', FIXTURE, '--backend', 'reference', '--calib', calib, '--split', 'even', '--budget', '0.9', '--epochs', '1', '--out', path.join(tmp, 't2.json'));
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/learn-ltp \(forward \+ backward\) \[#+\] 100% 3\/3/);
-    expect(r.stdout).toMatch(/^learned {3}: .*agreement .* on 3 calibration images/m);
+    expect(r.stdout).toMatch(/^learned +: .*agreement .* on 3 calibration images\ncalibrated \(quantiles\): /m);
   });
 
   it.each([

@@ -70,7 +70,7 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
   const soft = new SoftMaskedViT(model, gradKernelsFor(runner.kernels));
   const log = values.quiet ? undefined : (line: string) => process.stderr.write(`learn-ltp: ${line}\n`);
   const progress: { bar?: ReturnType<typeof createProgress> } = {};
-  log?.(`calibrating the LTP ramp to ${budget} × dense on ${inputs.length} images (the starting point)`);
+  log?.(`calibrating LTP thresholds (quantiles) to ${budget} × dense on ${inputs.length} images: the starting point`);
   const result = await learnLtpThresholds(runner, soft, inputs, {
     ...options,
     log,
@@ -88,19 +88,20 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
     model: cfg.architecture,
     budget,
     calibration,
-    initial: { method: 'ltp ramp (calibrateLtpRamp)', c: result.initial.c, theta: result.initial.thresholds.theta, ...result.initial.hard },
+    initial: { method: result.initial.method, keep: result.initial.keep, theta: result.initial.thresholds.theta, ...result.initial.hard },
     learning: { ...options, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
   }));
 
-  const report = { model: values.model, budget, out, thresholds: result.thresholds, calibration, initial: { c: result.initial.c, ...result.initial.hard }, scale: result.scale, history: result.epochs, seconds: result.seconds };
+  const report = { model: values.model, budget, out, thresholds: result.thresholds, calibration, initial: { method: result.initial.method, theta: result.initial.thresholds.theta, ...result.initial.hard }, scale: result.scale, history: result.epochs, seconds: result.seconds };
   if (values.json) {
     printJson(report);
     return;
   }
   const line = (name: string, h: typeof result.hard) =>
     `${name}: ${h.gmacs.toFixed(4)} GMACs (×${h.fraction.toFixed(3)}), agreement ${h.agreement.toFixed(3)}, KL ${h.kl.toFixed(4)} on ${inputs.length} calibration images\n`;
-  process.stdout.write(line('learned   ', result.hard));
-  process.stdout.write(line('calibrated', result.initial.hard));
+  const calibrated = `calibrated (${result.initial.method})`;
+  process.stdout.write(line('learned'.padEnd(calibrated.length), result.hard));
+  process.stdout.write(line(calibrated, result.initial.hard));
   process.stdout.write(`θ (mean-score units): ${result.thresholds.theta.map((t) => t.toFixed(3)).join(' ')}\n`);
   process.stdout.write(`learned in ${result.seconds.toFixed(0)} s; thresholds written to ${out}\n`);
 }
