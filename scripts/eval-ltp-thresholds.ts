@@ -1,27 +1,30 @@
 /**
  * Learned LTP thresholds (thresholds.json from `vitprune learn-ltp`) on a split of labelled images,
- * against the dense model, the calibrated LTP ramp they started from (stored in the file), and
- * top-k (`evitHooks({ keepRate, fuse: false })`) at the GMACs the learned thresholds execute on
- * these images (`solveKeepRateForBudget`):
+ * against the dense model, the calibrated thresholds they started from (stored in the file), LTP's
+ * ramp calibrated to the same budget on the same calibration images (what `compare` runs as 'ltp';
+ * calibrated again from the file's calibration record: folder, split, count), and top-k
+ * (`evitHooks({ keepRate, fuse: false })`) at the GMACs the learned thresholds execute on these
+ * images (`solveKeepRateForBudget`):
  *
  *   npx tsx scripts/eval-ltp-thresholds.ts --model DIR --images DIR [--split odd] [--labels CSV] [--json] FILE...
  *
  * Per file and method: agreement with the dense top-1, mean KL(dense ‖ pruned), top-1, GMACs
- * (mean executed, × dense). Dense, learned and calibrated run interleaved on each image (decoded
+ * (mean executed, × dense). Dense and the LTP variants run interleaved on each image (decoded
  * once); top-k runs in a second pass, as its keep rate depends on the first pass's GMACs.
  * Single thread; ms/image is the forward pass only, on whatever else the machine is doing.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadModelSpec } from '../src/cli/common.js';
-import { labelImages, listImages, selectSplit, type Split } from '../src/eval/dataset.js';
+import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../src/eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../src/eval/evaluate.js';
 import { createKernels } from '../src/kernels/index.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { evitHooks, solveKeepRateForBudget } from '../src/prune/evit.js';
 import { denseGmacs } from '../src/prune/flops.js';
-import { ltpHooks, type LtpThresholds } from '../src/prune/ltp.js';
-import { parseLtpThresholds } from '../src/prune/ltp-thresholds.js';
+import { loadImageTensor } from '../src/image/preprocess.js';
+import { calibrateLtpRamp, calibrationRun, ltpHooks, type LtpThresholds } from '../src/prune/ltp.js';
+import { parseLtpThresholds, type LtpThresholdsFile } from '../src/prune/ltp-thresholds.js';
 
 const { values, positionals: files } = parseArgs({
   allowPositionals: true,
@@ -43,22 +46,42 @@ const runner = new ViTRunner(model, await createKernels('wasm'));
 const images = labelImages(selectSplit(listImages(values.images), values.split as Split), cfg.labels, values.labels);
 const dense = denseGmacs(cfg);
 
-/** The thresholds a file was learned from: its "initial" record (the calibrated ramp). */
-function initialThresholds(initial: unknown, unit: LtpThresholds['unit'], file: string): LtpThresholds {
-  const theta = (initial as { theta?: unknown } | undefined)?.theta;
-  if (!Array.isArray(theta) || !theta.every((t) => typeof t === 'number')) throw new Error(`${file}: expected "initial": { "theta": [...] }`);
-  return { theta, unit };
+/** The thresholds a file's learning started from: its "initial" record (method and θ). */
+function initialThresholds(file: LtpThresholdsFile, source: string): { method: string; thresholds: LtpThresholds } {
+  const { method, theta } = (file.initial ?? {}) as { method?: unknown; theta?: unknown };
+  if (!Array.isArray(theta) || !theta.every((t) => typeof t === 'number')) throw new Error(`${source}: expected "initial": { "theta": [...] }`);
+  return { method: String(method), thresholds: { theta, unit: file.unit } };
+}
+
+/** LTP's ramp at the file's budget, calibrated on the file's calibration images (folder, split, count). */
+async function rampThresholds(file: LtpThresholdsFile): Promise<LtpThresholds> {
+  const { folder, split, images: count } = file.calibration as { folder: string; split: Split | null; images: number };
+  const all = selectSplit(listImages(folder), split ?? undefined);
+  const inputs = spreadSample(all, count).map((f) => loadImageTensor(f, cfg.preprocess));
+  return (await calibrateLtpRamp(cfg, calibrationRun(runner, inputs), file.budget)).thresholds;
 }
 
 const learned = files.map((file) => ({ file, thresholds: parseLtpThresholds(readFileSync(file, 'utf8'), file, cfg) }));
-const firstPass: Variant[] = [{ name: 'dense' }];
+const LTP_ROWS = 3; // learned, its start, the ramp
+const ltpRows: { name: string; thresholds: LtpThresholds }[][] = [];
 for (const { file, thresholds } of learned) {
-  const learnedHooks = ltpHooks(thresholds);
-  const calibratedHooks = ltpHooks(initialThresholds(thresholds.initial, thresholds.unit, file));
-  firstPass.push({ name: `ltp-learned ${file}`, hooks: () => learnedHooks }, { name: `ltp-calibrated ${file}`, hooks: () => calibratedHooks });
+  const start = initialThresholds(thresholds, file);
+  ltpRows.push([
+    { name: 'ltp-learned', thresholds },
+    { name: `ltp-calibrated (${start.method}: the start)`, thresholds: start.thresholds },
+    { name: "ltp-calibrated (ramp: compare's ltp)", thresholds: await rampThresholds(thresholds) },
+  ]);
 }
+const firstPass: Variant[] = [
+  { name: 'dense' },
+  ...ltpRows.flatMap((rows, i) => rows.map(({ name, thresholds }) => {
+    const hooks = ltpHooks(thresholds);
+    return { name: `${name} ${files[i]}`, hooks: () => hooks };
+  })),
+];
 const [denseResult, ...ltpResults] = await evaluateVariants(runner, images, firstPass, { progress: true });
-const keepRates = learned.map((_, i) => solveKeepRateForBudget(cfg, ltpResults[2 * i].gmacs / dense, false).keepRate);
+const ltpResult = (file: number, row: number) => ltpResults[LTP_ROWS * file + row];
+const keepRates = learned.map((_, i) => solveKeepRateForBudget(cfg, ltpResult(i, 0).gmacs / dense, false).keepRate);
 const topkResults = await evaluateVariants(
   runner, images, keepRates.map((keepRate) => {
     const hooks = evitHooks({ keepRate, fuse: false });
@@ -79,8 +102,7 @@ const report = {
     file,
     budget: thresholds.budget,
     rows: [
-      row('ltp-learned', ltpResults[2 * i], { theta: thresholds.theta }),
-      row('ltp-calibrated', ltpResults[2 * i + 1]),
+      ...ltpRows[i].map(({ name }, j) => row(name, ltpResult(i, j))),
       row('topk', topkResults[i], { keepRate: keepRates[i] }),
     ],
   })),
