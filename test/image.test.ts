@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import jpeg from 'jpeg-js';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageError } from '../src/errors.js';
 import type { PreprocessConfig } from '../src/model/types.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, readImageInfo } from '../src/image/decode.js';
@@ -451,16 +451,20 @@ describe('decodeImage: refusals and corrupt data', () => {
 
 describeWithData('real ImageNet sample (../shared/data)', () => {
   const dir = path.join(SHARED_DATA, 'imagenet-sample');
-  const labels = readFileSync(path.join(dir, 'labels.csv'), 'utf8')
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((line) => {
-      const fields = line.split(',');
-      const [width, height, channels] = fields.slice(-3).map(Number);
-      return { file: fields[0], width, height, channels };
-    });
-  const files = readdirSync(path.join(dir, 'images')).sort();
+  let labels: { file: string; width: number; height: number; channels: number }[];
+  let files: string[];
+  beforeAll(() => {
+    labels = readFileSync(path.join(dir, 'labels.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => {
+        const fields = line.split(',');
+        const [width, height, channels] = fields.slice(-3).map(Number);
+        return { file: fields[0], width, height, channels };
+      });
+    files = readdirSync(path.join(dir, 'images')).sort();
+  });
 
   it('decodes all 500 images with the sizes of labels.csv, close to jpeg-js', () => {
     expect(labels.length).toBe(500);
