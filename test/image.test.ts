@@ -378,7 +378,10 @@ describe('decodeImage: refusals and corrupt data', () => {
 
   it('refuses truncated JPEGs', () => {
     const inScan = good.subarray(0, sosAt + 60);
-    expectImageError(() => decodeImage(inScan, 'cut.jpg'), /cut\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\); decoded \d+ of 6 MCUs/);
+    expectImageError(() => decodeImage(inScan, 'cut.jpg'), /cut\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs [1-6]–6 of 6 are incomplete or missing/);
+    // Missing only its tail (the last bytes of scan data and EOI): the last MCU is named, not "decoded 6 of 6".
+    const eoi = good.length - 2;
+    expectImageError(() => decodeImage(good.subarray(0, eoi - 1), 'tail.jpg'), /tail\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: the last MCU \(6 of 6\) is incomplete/);
     expectImageError(() => decodeImage(good.subarray(0, 30), 'head.jpg'), /head\.jpg: corrupt JPEG: .*truncated/);
     expectImageError(() => decodeImage(good.subarray(0, 2), 'soi.jpg'), /soi\.jpg: corrupt JPEG: file ends before the frame header/);
   });
