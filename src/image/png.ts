@@ -50,7 +50,7 @@ const ADAM7 = [
   [0, 1, 1, 2],
 ] as const;
 /** Compressed bytes handed to the inflater at a time (at most ~1032× that comes out of it). */
-const INFLATE_SLICE = 16_384;
+const INFLATE_SLICE = 65_536;
 const MAX_DEFLATE_RATIO = 1032;
 
 const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
@@ -170,19 +170,20 @@ export function decodePng(bytes: Uint8Array, file: string, maxPixels: number): R
   const image = createRgbImage(width, height);
   const toRgb = pixelConverter(info, palette);
   const bytesPerPixel = Math.max(1, (SAMPLES_PER_PIXEL[info.colorType] * info.bitDepth) >> 3);
-  let offset = 0;
+  let offset = 0; // of the current row's filter byte in raw
   for (const [p, pass] of passes.entries()) {
     if (pass.width === 0) continue;
     const length = rowBytes(pass.width);
-    let previous: Uint8Array = new Uint8Array(length); // the row above the first is zeros
+    const zeros = new Uint8Array(length); // the row above a pass's first row
+    const [x0, y0, dx, dy] = info.interlaced ? ADAM7[p] : [0, 0, 1, 1];
     for (let y = 0; y < pass.height; y++) {
-      if (offset >= raw.length) return image; // the stream ended early: the remaining rows stay black (as PIL)
-      const row = raw.subarray(offset + 1, offset + 1 + length);
-      if (row.length < length) return image;
-      unfilterRow(raw[offset], row, previous, bytesPerPixel, file, p, y, info.interlaced);
-      const [x0, y0, dx, dy] = info.interlaced ? ADAM7[p] : [0, 0, 1, 1];
-      toRgb(row, pass.width, image.data, ((y0 + y * dy) * width + x0) * 3, dx * 3);
-      previous = row;
+      // A stream that ended early leaves the remaining rows black (as PIL does).
+      if (offset + 1 + length > raw.length) return image;
+      const filter = raw[offset];
+      if (filter > 4) throw new ImageError(`${file}: corrupt PNG: ${info.interlaced ? `row ${y} of Adam7 pass ${p + 1}` : `row ${y}`} has filter type ${filter}; expected 0–4`);
+      if (y === 0) unfilterRow(filter, raw, offset + 1, zeros, 0, length, bytesPerPixel);
+      else unfilterRow(filter, raw, offset + 1, raw, offset - length, length, bytesPerPixel);
+      toRgb(raw, offset + 1, pass.width, image.data, ((y0 + y * dy) * width + x0) * 3, dx * 3);
       offset += 1 + length;
     }
   }
@@ -246,55 +247,52 @@ function inflateImageData(idat: Chunk[], expected: number, file: string, progres
   return produced < capacity ? out.subarray(0, produced) : out;
 }
 
-/** Undoes a row's filter in place (filters 0–4 of the PNG standard). */
-function unfilterRow(filter: number, row: Uint8Array, previous: Uint8Array, bpp: number, file: string, pass: number, y: number, interlaced: boolean): void {
-  const n = row.length;
+/**
+ * Undoes filter 0–4 (PNG standard) in place on the n bytes of r from s, with the row above
+ * at u[t…t + n − 1] (offsets, not views: no allocation per row).
+ */
+function unfilterRow(filter: number, r: Uint8Array, s: number, u: Uint8Array, t: number, n: number, bpp: number): void {
   switch (filter) {
     case 0:
       return;
     case 1: // Sub
-      for (let i = bpp; i < n; i++) row[i] += row[i - bpp];
+      for (let i = bpp; i < n; i++) r[s + i] += r[s + i - bpp];
       return;
     case 2: // Up
-      for (let i = 0; i < n; i++) row[i] += previous[i];
+      for (let i = 0; i < n; i++) r[s + i] += u[t + i];
       return;
     case 3: // Average
-      for (let i = 0; i < bpp; i++) row[i] += previous[i] >> 1;
-      for (let i = bpp; i < n; i++) row[i] += (row[i - bpp] + previous[i]) >> 1;
+      for (let i = 0; i < bpp; i++) r[s + i] += u[t + i] >> 1;
+      for (let i = bpp; i < n; i++) r[s + i] += (r[s + i - bpp] + u[t + i]) >> 1;
       return;
     case 4: // Paeth
-      for (let i = 0; i < bpp; i++) row[i] += previous[i];
+      for (let i = 0; i < bpp; i++) r[s + i] += u[t + i];
       for (let i = bpp; i < n; i++) {
-        const a = row[i - bpp];
-        const b = previous[i];
-        const c = previous[i - bpp];
+        const a = r[s + i - bpp];
+        const b = u[t + i];
+        const c = u[t + i - bpp];
         const pa = Math.abs(b - c);
         const pb = Math.abs(a - c);
         const pc = Math.abs(a + b - 2 * c);
-        row[i] += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        r[s + i] += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
       }
-      return;
-    default: {
-      const where = interlaced ? `row ${y} of Adam7 pass ${pass + 1}` : `row ${y}`;
-      throw new ImageError(`${file}: corrupt PNG: ${where} has filter type ${filter}; expected 0–4`);
-    }
   }
 }
 
 /**
- * Writes a row of `count` pixels as RGB at out[at], out[at + step], … (step 3, or more for an
- * interlaced pass).
+ * Writes the row of `count` pixels that starts at bytes[start] as RGB at out[at],
+ * out[at + step], … (step 3, or more for an interlaced pass).
  */
-type RowConverter = (row: Uint8Array, count: number, out: Uint8Array, at: number, step: number) => void;
+type RowConverter = (bytes: Uint8Array, start: number, count: number, out: Uint8Array, at: number, step: number) => void;
 
 function pixelConverter(info: PngInfo, palette: Uint8Array | null): RowConverter {
   const { colorType, bitDepth } = info;
   const samples = SAMPLES_PER_PIXEL[colorType];
   if (colorType === 3) {
     const lookup = paletteLookup(palette);
-    return (row, count, out, at, step) => {
+    return (row, start, count, out, at, step) => {
       for (let x = 0; x < count; x++, at += step) {
-        const index = subByteSample(row, x, bitDepth) * 3;
+        const index = subByteSample(row, start, x, bitDepth) * 3;
         out[at] = lookup[index];
         out[at + 1] = lookup[index + 1];
         out[at + 2] = lookup[index + 2];
@@ -307,8 +305,8 @@ function pixelConverter(info: PngInfo, palette: Uint8Array | null): RowConverter
     const stride = samples * bytes;
     const green = colour ? bytes : 0;
     const blue = colour ? 2 * bytes : 0;
-    return (row, count, out, at, step) => {
-      for (let x = 0, s = 0; x < count; x++, at += step, s += stride) {
+    return (row, start, count, out, at, step) => {
+      for (let x = 0, s = start; x < count; x++, at += step, s += stride) {
         out[at] = row[s];
         out[at + 1] = row[s + green];
         out[at + 2] = row[s + blue];
@@ -316,9 +314,9 @@ function pixelConverter(info: PngInfo, palette: Uint8Array | null): RowConverter
     };
   }
   const scale = 255 / ((1 << bitDepth) - 1); // an exact integer for depths 1, 2, 4
-  return (row, count, out, at, step) => {
+  return (row, start, count, out, at, step) => {
     for (let x = 0; x < count; x++, at += step) {
-      const v = subByteSample(row, x, bitDepth) * scale;
+      const v = subByteSample(row, start, x, bitDepth) * scale;
       out[at] = v;
       out[at + 1] = v;
       out[at + 2] = v;
@@ -326,11 +324,11 @@ function pixelConverter(info: PngInfo, palette: Uint8Array | null): RowConverter
   };
 }
 
-/** Sample x of a row of one-sample pixels at 1, 2, 4 or 8 bits (most significant bits first). */
-function subByteSample(row: Uint8Array, x: number, bitDepth: number): number {
-  if (bitDepth === 8) return row[x];
+/** Sample x of the row at bytes[start] of one-sample pixels at 1, 2, 4 or 8 bits (most significant bits first). */
+function subByteSample(bytes: Uint8Array, start: number, x: number, bitDepth: number): number {
+  if (bitDepth === 8) return bytes[start + x];
   const bit = x * bitDepth;
-  return (row[bit >> 3] >> (8 - bitDepth - (bit & 7))) & ((1 << bitDepth) - 1);
+  return (bytes[start + (bit >> 3)] >> (8 - bitDepth - (bit & 7))) & ((1 << bitDepth) - 1);
 }
 
 /** 256 RGB entries: PLTE's, then PIL's grey ramp (i, i, i) where PLTE has none. */
