@@ -393,7 +393,10 @@ describe.concurrent('bad images', () => {
 
 describe.concurrent('hub errors', () => {
   it('unreachable endpoint', async () => {
-    await expectCliError(['classify', '--model', 'owner/tiny', png], [closedEndpoint, 'ECONNREFUSED', `${closedEndpoint}/owner/tiny/resolve/main/config.json`]);
+    await expectCliError(['classify', '--model', 'owner/tiny', png], [
+      `cannot reach the model hub at ${closedEndpoint} (ECONNREFUSED) while fetching ${closedEndpoint}/owner/tiny/resolve/main/config.json`,
+      /owner\/tiny is not in the hub cache at \S+models--owner--tiny; without network, pass a model folder \(config.json \+ model.safetensors\) instead: --model DIR/,
+    ]);
   });
 
   it('failing endpoint (HTTP 500)', async () => {
