@@ -381,6 +381,8 @@ describe('decodeImage: refusals and corrupt data', () => {
   it('refuses truncated JPEGs', () => {
     const inScan = good.subarray(0, sosAt + 60);
     expectImageError(() => decodeImage(inScan, 'cut.jpg'), /cut\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs [1-6]–6 of 6 are incomplete or missing/);
+    const loneFf = Uint8Array.from([...inScan, 0xff]); // cut right after an FF (found by the fuzz harness: was a TypeError)
+    expectImageError(() => decodeImage(loneFf, 'ff.jpg'), /ff\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs/);
     // Missing only its tail (the last bytes of scan data and EOI): the last MCU is named, not "decoded 6 of 6".
     const eoi = good.length - 2;
     expectImageError(() => decodeImage(good.subarray(0, eoi - 1), 'tail.jpg'), /tail\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: the last MCU \(6 of 6\) is incomplete/);

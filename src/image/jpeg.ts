@@ -455,7 +455,7 @@ class JpegDecoder {
   /** Fails for a scan whose data ran out (truncated file or early marker) inside MCU `mcu` (0-based). */
   private scanDataMissing(reader: EntropyReader, mcu: number, totalMcus: number): never {
     const where =
-      reader.pos >= this.bytes.length
+      reader.pos + 1 >= this.bytes.length // at the end, or on a last lone FF
         ? `the file ends inside the scan data (truncated) at byte ${this.bytes.length}`
         : `the scan data stops at the marker FF ${hex(this.bytes[reader.pos + 1])} at byte ${reader.pos}`;
     const missing = mcu + 1 === totalMcus ? `the last MCU (${totalMcus} of ${totalMcus}) is incomplete` : `MCUs ${mcu + 1}–${totalMcus} of ${totalMcus} are incomplete or missing`;
