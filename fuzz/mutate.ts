@@ -4,6 +4,7 @@
  * the large declared sizes that decompression bombs use. Every mutation is a function of a
  * seeded PRNG, so an input is reproduced from (seed, target, index) alone.
  */
+import { crc32 } from '../src/image/png.js';
 
 /** mulberry32: a small, fast, seeded PRNG. */
 export class Random {
@@ -115,18 +116,6 @@ export function mutate(seeds: readonly Uint8Array[], mutators: readonly Mutator[
 
 // ---------------------------------------------------------------------------------------------
 // Format-aware edits
-
-const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c;
-});
-
-function crc32(bytes: Uint8Array): number {
-  let c = -1;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
-}
 
 /** The PNG chunks of a file: offset of each length field, declared length, type. */
 function pngChunks(bytes: Uint8Array): { at: number; length: number; type: string }[] {

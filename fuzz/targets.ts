@@ -43,22 +43,13 @@ const fixtureImages = (extension: string) =>
 /** A small photo-like image, for preprocessing with a loaded config. */
 const SAMPLE_IMAGE = { width: 23, height: 17, data: testPattern(23, 17) };
 
-function jpegTarget(): FuzzTarget {
+/** Image files of one format, decoded by decodeImage. */
+function imageTarget(name: 'jpeg' | 'png', seeds: Uint8Array[], headerEdit: Mutator): FuzzTarget {
   return {
-    name: 'jpeg',
-    seeds: [...fixtureImages('.jpg'), ...syntheticJpegs().map((j) => j.bytes)],
-    mutators: [...GENERIC_MUTATORS, jpegHeaderEdit, jpegHeaderEdit],
-    run: (input) => void decodeImage(input, 'fuzz.jpg'),
-    close() {},
-  };
-}
-
-function pngTarget(): FuzzTarget {
-  return {
-    name: 'png',
-    seeds: [...fixtureImages('.png'), ...pngCases().map((c) => c.bytes)],
-    mutators: [...GENERIC_MUTATORS, pngHeaderEdit, pngHeaderEdit],
-    run: (input) => void decodeImage(input, 'fuzz.png'),
+    name,
+    seeds,
+    mutators: [...GENERIC_MUTATORS, headerEdit, headerEdit],
+    run: (input) => void decodeImage(input, `fuzz.${name}`),
     close() {},
   };
 }
@@ -188,9 +179,9 @@ export function isOurs(error: unknown): boolean {
 export function createTarget(name: TargetName): FuzzTarget {
   switch (name) {
     case 'jpeg':
-      return jpegTarget();
+      return imageTarget('jpeg', [...fixtureImages('.jpg'), ...syntheticJpegs().map((j) => j.bytes)], jpegHeaderEdit);
     case 'png':
-      return pngTarget();
+      return imageTarget('png', [...fixtureImages('.png'), ...pngCases().map((c) => c.bytes)], pngHeaderEdit);
     case 'safetensors':
       return safetensorsTarget();
     case 'config':

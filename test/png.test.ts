@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ImageError } from '../src/errors.js';
 import { decodeImage } from '../src/image/decode.js';
+import { crc32 } from '../src/image/png.js';
 import { encodePng, pngChunk, testPattern } from './image-writers.js';
 import { pngCases } from './png-cases.js';
 
@@ -87,7 +88,7 @@ describe('PNG decoder: leniency and refusals', () => {
     const twoRows = encodePng({ width, height: 2, colorType: 2, bitDepth: 8, samples: testPattern(width, 2) });
     const header = Uint8Array.from(twoRows);
     new DataView(header.buffer).setUint32(20, height); // IHDR height 2 → 9
-    new DataView(header.buffer).setUint32(29, crcOf(header.subarray(12, 29)));
+    new DataView(header.buffer).setUint32(29, crc32(header.subarray(12, 29)));
     const image = decodeImage(header, 'short.png');
     expect(image.data.subarray(0, width * 2 * 3)).toEqual(testPattern(width, 2));
     expect(image.data.subarray(width * 2 * 3).every((v) => v === 0)).toBe(true);
@@ -103,7 +104,7 @@ describe('PNG decoder: leniency and refusals', () => {
     const withIhdr = (edit: (ihdr: Uint8Array) => void) => {
       const copy = Uint8Array.from(good);
       edit(copy.subarray(16, 29));
-      new DataView(copy.buffer).setUint32(29, crcOf(copy.subarray(12, 29)));
+      new DataView(copy.buffer).setUint32(29, crc32(copy.subarray(12, 29)));
       return copy;
     };
     expect(refusal(withIhdr((h) => (h[12] = 2)))).toMatch(/interlace method 2; expected 0 \(none\) or 1 \(Adam7\)/);
@@ -147,13 +148,4 @@ describe('PNG decoder: leniency and refusals', () => {
 /** The deflate "stored" encoding of `raw` in a zlib stream (no compression). */
 function zlibStored(raw: Uint8Array): Uint8Array {
   return Uint8Array.from([0x78, 0x01, 0x01, raw.length & 0xff, raw.length >> 8, ~raw.length & 0xff, (~raw.length >> 8) & 0xff, ...raw, 0, 0, 0, 0]);
-}
-
-function crcOf(bytes: Uint8Array): number {
-  let c = -1;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  }
-  return (c ^ -1) >>> 0;
 }
