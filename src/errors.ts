@@ -23,3 +23,6 @@ export class HubError extends VitpruneError {}
 
 /** The command line or an option value is wrong. */
 export class UsageError extends VitpruneError {}
+
+/** An optional package that a feature needs (plots: vega, vega-lite, @resvg/resvg-js) is not installed. */
+export class DependencyError extends VitpruneError {}

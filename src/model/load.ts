@@ -178,6 +178,12 @@ class WeightReader {
   take(name: string, shape: number[], why = this.legend): Float32Array {
     const tensor = this.require(name, formatShape(shape));
     if (!sameShape(tensor.shape, shape)) this.wrongShape(name, tensor.shape, formatShape(shape), why);
+    const nonFinite = countNonFinite(tensor.data);
+    if (nonFinite > 0) {
+      throw new ModelFormatError(
+        `${this.source.file}: tensor "${this.source.nameInFile(name)}" has ${nonFinite} non-finite value(s) (NaN or ±Infinity) among ${tensor.data.length}; expected finite weights`,
+      );
+    }
     return tensor.data;
   }
 
@@ -385,6 +391,12 @@ function timmTensors(model: ViTModel): Map<string, TensorToWrite> {
   addLinear('head', w.head);
   if (w.headDist) addLinear('head_dist', w.headDist);
   return tensors;
+}
+
+function countNonFinite(data: Float32Array): number {
+  let count = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) count++;
+  return count;
 }
 
 function sameShape(a: number[], b: number[]): boolean {
