@@ -23,3 +23,6 @@ export class HubError extends VitpruneError {}
 
 /** The command line or an option value is wrong. */
 export class UsageError extends VitpruneError {}
+
+/** A trace bundle (manifest.json + tensors.safetensors) is malformed or does not fit its manifest. */
+export class TraceFormatError extends VitpruneError {}
