@@ -38,13 +38,20 @@ export function dtypeOf(data: TraceArray): TensorDtype {
 export function writeBundle(dir: string, bundle: TraceBundle): number {
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, t] of bundle.tensors) tensors.set(name, { shape: t.info.shape, data: t.data });
-  const manifest: TraceManifest = { ...bundle.manifest, tensors: [...bundle.tensors.values()].map((t) => ({ ...t.info, dtype: dtypeOf(t.data) })) };
+  const entries = [...bundle.tensors.values()].map((t) => ({ ...t.info, dtype: dtypeOf(t.data) }));
   const files = {
     [TENSORS_FILE]: serializeSafetensors(tensors, { format: TRACE_FORMAT }),
-    [MANIFEST_FILE]: new TextEncoder().encode(JSON.stringify(manifest, null, 1) + '\n'),
+    [MANIFEST_FILE]: new TextEncoder().encode(manifestJson({ ...bundle.manifest, tensors: entries })),
   };
   writeFolderAtomic(dir, files);
   return Object.values(files).reduce((sum, bytes) => sum + bytes.length, 0);
+}
+
+/** The manifest as JSON: indented, one line per tensor entry. */
+function manifestJson(manifest: TraceManifest): string {
+  const { tensors, ...rest } = manifest;
+  const head = JSON.stringify(rest, null, 1).slice(0, -2); // without the closing "\n}"
+  return `${head},\n "tensors": [\n${(tensors ?? []).map((t) => `  ${JSON.stringify(t)}`).join(',\n')}\n ]\n}\n`;
 }
 
 /**

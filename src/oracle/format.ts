@@ -143,7 +143,8 @@ const TENSOR_SPECS: readonly TensorSpec[] = [
 
 /** The format's description of a tensor name, or undefined for a name the format does not define. */
 export function tensorSpec(name: string): Omit<TensorSpec, 'pattern'> | undefined {
-  return TENSOR_SPECS.find((s) => s.pattern.test(name));
+  const spec = TENSOR_SPECS.find((s) => s.pattern.test(name));
+  return spec && { kind: spec.kind, layout: spec.layout, meaning: spec.meaning };
 }
 
 /** The block a tensor belongs to: its number, −1 for input and embed, `depth` for final.norm and logits. */
