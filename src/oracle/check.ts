@@ -1,13 +1,13 @@
 import type { TraceBundle } from './bundle.js';
-import { DEFAULT_TOLERANCES, isIntegerKind, tensorBlock, tensorSpec, TENSOR_KINDS, type TensorKind, type TraceArray } from './format.js';
+import { DEFAULT_TOLERANCES, depthFactor, isIntegerKind, tensorBlock, tensorSpec, TENSOR_KINDS, type TensorKind, type TraceArray } from './format.js';
 
 /**
  * The checker: compares an ACTUAL bundle (another port, another backend) with an EXPECTED one
  * (normally from reference64), tensor by tensor in the order the expected forward pass computed
- * them. Floats of a kind pass when every |actual − expected| ≤ tolerance × max|expected| over the
- * tensor (non-finite values must be equal); integer kinds must be equal. Tensors the actual bundle
- * lacks are listed, not failed: a port only writes what it has. The first tensor that fails is
- * the first divergence; later failures are usually its consequences.
+ * them. Floats of a kind pass when every |actual − expected| ≤ τ × max|expected| over the tensor,
+ * τ = τ_kind × depthFactor(block) (non-finite values must be equal); integer kinds must be equal.
+ * Tensors the actual bundle lacks are listed, not failed: a port only writes what it has. The
+ * first tensor that fails is the first divergence; later failures are usually its consequences.
  */
 
 export type TensorStatus = 'ok' | 'differs' | 'shape' | 'dtype' | 'missing';
@@ -25,7 +25,7 @@ export interface TensorComparison {
   kind: TensorKind | 'other';
   block: number; // −1 before the blocks, depth after them
   status: TensorStatus;
-  tolerance: number; // relative to max|expected| (0: exact)
+  tolerance: number; // τ: relative to max|expected|, the kind's times depthFactor (0: exact)
   expectedShape: number[];
   actualShape?: number[];
   maxError?: number; // max |actual − expected|
@@ -40,7 +40,8 @@ export interface KindSummary {
   failed: number;
   worstRelativeError: number; // over the float tensors of the kind that were compared with matching shapes
   worstTensor: string | null;
-  tolerance: number;
+  tolerance: number; // the kind's τ, before depthFactor
+  worstShare: number; // the largest error as a share of its tensor's τ (≤ 1 passes)
 }
 
 export interface CheckReport {
@@ -68,9 +69,10 @@ export function checkBundles(expected: TraceBundle, actual: TraceBundle, options
   const tensors: TensorComparison[] = [];
   for (const [name, e] of expected.tensors) {
     const kind = kindOf(name, e.info.kind);
+    const block = e.info.block ?? tensorBlock(name, depth);
     const exact = e.data instanceof Int32Array || (kind !== 'other' && isIntegerKind(kind));
-    const tolerance = exact ? 0 : (tolerances[kind] ?? tolerances.residual);
-    const base = { name, kind, block: e.info.block ?? tensorBlock(name, depth), tolerance, expectedShape: e.info.shape };
+    const tolerance = exact ? 0 : (tolerances[kind] ?? tolerances.residual) * depthFactor(block);
+    const base = { name, kind, block, tolerance, expectedShape: e.info.shape };
     const a = actual.tensors.get(name);
     tensors.push(a ? compareTensor(base, e.data, a.info.shape, a.data) : { ...base, status: 'missing' });
   }
@@ -133,13 +135,14 @@ function summarizeKinds(tensors: TensorComparison[]): KindSummary[] {
   const kinds = new Map<string, KindSummary>();
   for (const t of tensors) {
     if (t.status === 'missing') continue;
-    const s = kinds.get(t.kind) ?? { kind: t.kind, tensors: 0, failed: 0, worstRelativeError: 0, worstTensor: null, tolerance: t.tolerance };
+    const s = kinds.get(t.kind) ?? { kind: t.kind, tensors: 0, failed: 0, worstRelativeError: 0, worstTensor: null, tolerance: t.tolerance / depthFactor(t.block), worstShare: 0 };
     s.tensors++;
     if (t.status !== 'ok') s.failed++;
     if (t.relativeError !== undefined && (s.worstTensor === null || t.relativeError > s.worstRelativeError)) {
       s.worstRelativeError = t.relativeError;
       s.worstTensor = t.name;
     }
+    if (t.relativeError !== undefined && t.tolerance > 0) s.worstShare = Math.max(s.worstShare, t.relativeError / t.tolerance);
     kinds.set(t.kind, s);
   }
   return [...kinds.values()];
@@ -189,7 +192,7 @@ export function describeDivergence(t: TensorComparison, depth: number): string {
   if (t.status === 'shape') return `${where}: actual shape [${t.actualShape!.join(', ')}]`;
   if (t.status === 'dtype') return `${where}: expected ${t.kind === 'other' || !isIntegerKind(t.kind) ? 'floats' : 'int32'}, actual the other`;
   const f = t.first!;
-  const tolerance = t.tolerance === 0 ? 'exact' : `tolerance ${g(t.tolerance)} × max|expected| = ${g(f.allowed)}`;
+  const tolerance = t.tolerance === 0 ? 'exact' : `tolerance ${g(t.tolerance)} × max|expected| = ${g(f.allowed)}, τ_${t.kind} × ${depthFactor(t.block)}`;
   return `${where} at [${f.at.join(', ')}]: expected ${f.expected}, actual ${f.actual} (|Δ| ${g(Math.abs(f.actual - f.expected))}, ${tolerance}); ${t.mismatches} of ${t.expectedShape.reduce((p, d) => p * d, 1)} values outside`;
 }
 
@@ -198,13 +201,15 @@ export function formatCheckReport(report: CheckReport, depth: number): string {
   const lines = [`expected ${report.expected}`, `actual   ${report.actual}`];
   for (const d of report.manifestDifferences) lines.push(`manifests differ: ${d}`);
   lines.push(report.firstDivergence ? `first divergence: ${describeDivergence(report.firstDivergence, depth)}` : 'no divergence');
-  const rows = [['kind', 'tensors', 'failed', 'max rel. error', 'tolerance', 'worst tensor']];
+  const rows = [['kind', 'tensors', 'failed', 'max rel. error', 'τ_kind', 'max share of τ', 'worst tensor']];
   for (const k of report.kinds) {
-    const exact = k.kind !== 'other' && isIntegerKind(k.kind);
-    rows.push([k.kind, String(k.tensors), String(k.failed), exact ? (k.failed ? 'differ' : 'equal') : g(k.worstRelativeError), exact ? 'exact' : g(k.tolerance), k.worstTensor ?? '']);
+    const exact = k.tolerance === 0;
+    const share = exact ? '' : k.worstShare.toFixed(3);
+    rows.push([k.kind, String(k.tensors), String(k.failed), exact ? (k.failed ? 'differ' : 'equal') : g(k.worstRelativeError), exact ? 'exact' : g(k.tolerance), share, k.worstTensor ?? '']);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  lines.push('', ...rows.map((r) => r.map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd()), '');
+  lines.push('', ...rows.map((r) => r.map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd()));
+  lines.push('(a tensor of block b is allowed τ_kind × (b + 1) × its max|expected|; a share above 1 fails)', '');
   if (report.missing.length) lines.push(`missing from actual (${report.missing.length}, not compared): ${report.missing.join(', ')}`);
   if (report.extra.length) lines.push(`only in actual (${report.extra.length}, not compared): ${report.extra.join(', ')}`);
   const compared = report.tensors.length - report.missing.length;
