@@ -1,14 +1,9 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createKernels, type Backend } from '../src/kernels/index.js';
-import { loadModelFolder } from '../src/model/load.js';
-import type { ViTModel } from '../src/model/types.js';
-import { ViTRunner } from '../src/model/vit.js';
-import { readBundle } from '../src/oracle/bundle.js';
-import { checkBundles, describeDivergence } from '../src/oracle/check.js';
+import { describeDivergence } from '../src/oracle/check.js';
 import { TENSOR_KINDS, type TensorKind } from '../src/oracle/format.js';
-import { readSuite } from '../src/oracle/suite.js';
-import { recordTrace, requestFromBundle } from '../src/oracle/trace.js';
+import { checkSuite, readSuite } from '../src/oracle/suite.js';
 
 // The conformance suite (fixtures/conformance, `npm run conformance`): reference64 still writes
 // every stored bundle bit for bit (the fixtures are not stale), and our float32 backends pass
@@ -16,25 +11,13 @@ import { recordTrace, requestFromBundle } from '../src/oracle/trace.js';
 
 const SUITE = path.resolve(import.meta.dirname, '../fixtures/conformance');
 const suite = readSuite(SUITE);
-const models = new Map<string, ViTModel>();
-const model = (name: string) => {
-  if (!models.has(name)) models.set(name, loadModelFolder(path.join(SUITE, suite.models[name].dir)));
-  return models.get(name)!;
-};
 
 /** Every case of the suite traced on `backend` and checked against its bundle; failures described. */
 async function runSuite(backend: Backend, tolerances?: Partial<Record<TensorKind, number>>): Promise<string[]> {
-  const kernels = await createKernels(backend);
-  const runners = new Map<string, ViTRunner>();
   const failures: string[] = [];
-  for (const c of suite.cases) {
-    if (!runners.has(c.model)) runners.set(c.model, new ViTRunner(model(c.model), kernels));
-    const expected = readBundle(path.join(SUITE, c.dir));
-    const request = requestFromBundle(expected, c.dir);
-    const actual = recordTrace(runners.get(c.model)!, model(c.model), { ...request, modelSource: expected.manifest.model!.source });
-    const report = checkBundles(expected, actual, { tolerances });
-    if (report.missing.length || report.extra.length) failures.push(`${c.name}: tensors missing ${report.missing.join(', ')}; extra ${report.extra.join(', ')}`);
-    if (!report.ok) failures.push(`${c.name}: ${report.firstDivergence ? describeDivergence(report.firstDivergence, model(c.model).config.depth) : report.manifestDifferences.join('; ')}`);
+  for (const { suiteCase, model, report } of checkSuite(SUITE, await createKernels(backend), { tolerances })) {
+    if (report.missing.length || report.extra.length) failures.push(`${suiteCase.name}: tensors missing ${report.missing.join(', ')}; extra ${report.extra.join(', ')}`);
+    if (!report.ok) failures.push(`${suiteCase.name}: ${report.firstDivergence ? describeDivergence(report.firstDivergence, model.config.depth) : report.manifestDifferences.join('; ')}`);
   }
   return failures;
 }

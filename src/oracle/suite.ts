@@ -1,7 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TraceFormatError } from '../errors.js';
+import type { Kernels } from '../kernels/types.js';
+import { loadModelFolder } from '../model/load.js';
+import type { ViTModel } from '../model/types.js';
+import { ViTRunner } from '../model/vit.js';
+import { readBundle } from './bundle.js';
+import { checkBundles, type CheckOptions, type CheckReport } from './check.js';
 import { describeJson } from './json-fields.js';
+import { recordTrace, requestFromBundle } from './trace.js';
 
 /**
  * The conformance suite (fixtures/conformance, made by `npm run conformance`): tiny random models
@@ -52,4 +59,26 @@ export function readSuite(dir: string): SuiteIndex {
     }
   }
   return suite;
+}
+
+export interface CaseResult {
+  suiteCase: SuiteCase;
+  model: ViTModel;
+  report: CheckReport;
+}
+
+/** Run every case of the suite in `dir` on `kernels` and check it against its expected bundle. */
+export function checkSuite(dir: string, kernels: Kernels, options: CheckOptions = {}): CaseResult[] {
+  const suite = readSuite(dir);
+  const runners = new Map<string, { model: ViTModel; runner: ViTRunner }>();
+  return suite.cases.map((suiteCase) => {
+    if (!runners.has(suiteCase.model)) {
+      const model = loadModelFolder(path.join(dir, suite.models[suiteCase.model].dir));
+      runners.set(suiteCase.model, { model, runner: new ViTRunner(model, kernels) });
+    }
+    const { model, runner } = runners.get(suiteCase.model)!;
+    const expected = readBundle(path.join(dir, suiteCase.dir));
+    const actual = recordTrace(runner, model, { ...requestFromBundle(expected, suiteCase.dir), modelSource: expected.manifest.model?.source ?? suiteCase.model });
+    return { suiteCase, model, report: checkBundles(expected, actual, { ...options, expectedLabel: suiteCase.dir, actualLabel: kernels.name }) };
+  });
 }
