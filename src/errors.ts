@@ -26,3 +26,6 @@ export class UsageError extends VitpruneError {}
 
 /** An optional package that a feature needs (plots: vega, vega-lite, @resvg/resvg-js) is not installed. */
 export class DependencyError extends VitpruneError {}
+
+/** A trace bundle (manifest.json + tensors.safetensors) is malformed or does not fit its manifest. */
+export class TraceFormatError extends VitpruneError {}

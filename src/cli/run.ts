@@ -8,6 +8,8 @@ import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
 import { pruneChannelsCommand, pruneChannelsSpec } from './prune-channels.js';
 import { visualizeCommand, visualizeSpec } from './visualize.js';
+import { traceCommand, traceSpec } from './trace.js';
+import { checkCommand, checkSpec } from './check.js';
 
 interface Command {
   spec: CommandSpec;
@@ -22,6 +24,8 @@ const COMMANDS: Command[] = [
   { spec: compareSpec, run: compareCommand },
   { spec: pruneChannelsSpec, run: pruneChannelsCommand },
   { spec: visualizeSpec, run: visualizeCommand },
+  { spec: traceSpec, run: traceCommand },
+  { spec: checkSpec, run: checkCommand },
 ];
 
 function mainHelp(): string {

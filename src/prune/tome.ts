@@ -2,6 +2,7 @@ import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
 import { qkvLayout } from '../model/vit.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 import type { BlockTokens } from './flops.js';
 import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
 import { ScheduleError } from './schedule.js';
@@ -90,6 +91,7 @@ export interface TomeMatching {
   sources: Int32Array; // [r] A tokens merged away
   destinations: Int32Array; // [r] the B token each source merges into
   order: Int32Array; // [t − r] the surviving tokens, in output order
+  scores: Float64Array; // [⌈t/2⌉] v(a) of each A token, the CLS row −∞
 }
 
 /**
@@ -150,7 +152,7 @@ export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number
   const unmerged = ranked.slice(r).sort((a, b) => a - b).map((i) => 2 * i);
   const bPositions = Array.from({ length: nB }, (_, j) => 2 * j + 1);
   const order = prefix >= 2 ? [unmerged[0], bPositions[0], ...unmerged.slice(1), ...bPositions.slice(1)] : [...unmerged, ...bPositions];
-  return { sources, destinations, order: Int32Array.from(order) };
+  return { sources, destinations, order: Int32Array.from(order), scores: best };
 }
 
 /**
@@ -184,8 +186,17 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
   const prefix = prefixTokens(cfg);
   if (cappedR(r, n, prefix) === 0) return;
   const m = bipartiteSoftMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix);
+  if (isRecordingDecisions()) recordMatching(m);
   const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
+}
+
+/** The decisions of a matching: v(a) of the A tokens, and [source, destination] pairs by source position. */
+function recordMatching(m: TomeMatching): void {
+  recordDecision('score', m.scores, [m.scores.length]);
+  const bySource = Array.from(m.sources.keys()).sort((i, j) => m.sources[i] - m.sources[j]);
+  const pairs = Int32Array.from(bySource.flatMap((i) => [m.sources[i], m.destinations[i]]));
+  recordDecision('pairs', pairs, [m.sources.length, 2]);
 }
 
 /** Forward hooks merging tokens by `schedule` in every block. Stateless per image: one object serves a whole run. */
