@@ -5,7 +5,7 @@ import type { ViTConfig } from '../src/model/types.js';
 import type { BlockState, ForwardHooks } from '../src/model/vit.js';
 import { denseGmacs } from '../src/prune/flops.js';
 import {
-  fusedAttention, mctfCappedR, mctfFuse, mctfGmacs, mctfHooks, mctfRates, mctfTokens, outputRows, poolTokens, solveMctfForBudget,
+  mctfCappedR, mctfFuse, mctfGmacs, mctfHooks, mctfRates, mctfTokens, outputRows, poolTokens, solveMctfForBudget,
 } from '../src/prune/mctf.js';
 import { attentionReceived, mctfMatching, mctfScores } from '../src/prune/mctf-matching.js';
 import { ScheduleError } from '../src/prune/schedule.js';
@@ -29,6 +29,22 @@ const sizes = Float32Array.from([1, 1, 1, 1, 2]);
 const allOne = { tauSim: 1, tauInfo: 1, tauSize: 1 };
 const paper = { tauSim: 1, tauInfo: 20, tauSize: 40 };
 const similarityOnly = { tauSim: 1, tauInfo: 0, tauSize: 0 };
+
+/**
+ * The paper's one-step-ahead attention, written out: columns of a group summed, rows pooled with
+ * the fusion weights. P'_h[g', g] = Σ_{q→g'} w_q Σ_{k→g} P_h[q, k] / Σ_{q→g'} w_q.   probs [H, t, t] → [H, rows, rows]
+ */
+function fusedAttention(probs: Float32Array, heads: number, t: number, weights: ArrayLike<number>, rowOf: Int32Array, rows: number): Float64Array {
+  const out = new Float64Array(heads * rows * rows);
+  const total = new Float64Array(rows);
+  for (let q = 0; q < t; q++) total[rowOf[q]] += weights[q];
+  for (let h = 0; h < heads; h++) {
+    for (let q = 0; q < t; q++) {
+      for (let k = 0; k < t; k++) out[(h * rows + rowOf[q]) * rows + rowOf[k]] += (weights[q] * probs[(h * t + q) * t + k]) / total[rowOf[q]];
+    }
+  }
+  return out;
+}
 
 describe('MCTF multi-criteria matching (worked example)', () => {
   it('scores multiply similarity, informativeness and size, each tempered by its τ', () => {
@@ -77,7 +93,7 @@ describe('MCTF multi-criteria matching (worked example)', () => {
     expect(Array.from(a).map((v) => +v.toFixed(6))).toEqual([0.575, 0.425]);
   });
 
-  it('one-step-ahead attention: columns of a group summed, rows pooled with the fusion weights', () => {
+  it('one-step-ahead attention (the written-out reference below): columns of a group summed, rows pooled with the fusion weights', () => {
     // H = 1, t = 3, tokens 1 and 2 fused into row 1 with weights 1 and 3:
     //   columns summed: (0.5, 0.5), (0.2, 0.8), (0.1, 0.9); row 1 = (1·(0.2, 0.8) + 3·(0.1, 0.9)) / 4 = (0.125, 0.875).
     const P = Float32Array.from([0.5, 0.3, 0.2, 0.2, 0.6, 0.2, 0.1, 0.1, 0.8]);

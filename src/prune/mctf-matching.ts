@@ -70,24 +70,48 @@ export function mctfScores(
 ): Float64Array {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
-  const unit = unitRows(metric, 0, t, c); // [t, c]
   const info = temperedInverseShare(attention, t, tau.tauInfo);
   const size = temperedInverseShare(sizes, t, tau.tauSize);
-  const W = new Float64Array(nA * nB);
+  const W = tau.tauSim > 0 ? evenOddCosines(unitRows(metric, 0, t, c), t, c) : new Float64Array(nA * nB);
   for (let i = 0; i < nA; i++) {
-    const a = 2 * i;
     for (let j = 0; j < nB; j++) {
-      const b = 2 * j + 1;
-      let sim = 1;
-      if (tau.tauSim > 0) {
-        let dot = 0;
-        for (let d = 0; d < c; d++) dot += unit[a * c + d] * unit[b * c + d];
-        sim = Math.min(1, Math.max(0, (dot + 1) / 2)) ** (1 / tau.tauSim);
-      }
-      W[i * nB + j] = sim * info[a] * info[b] * size[a] * size[b];
+      const sim = tau.tauSim > 0 ? Math.min(1, Math.max(0, (W[i * nB + j] + 1) / 2)) ** (1 / tau.tauSim) : 1;
+      W[i * nB + j] = sim * info[2 * i] * info[2 * j + 1] * size[2 * i] * size[2 * j + 1];
     }
   }
   return W;
+}
+
+/**
+ * cos[i, j] = u_2i · u_2j+1 for unit rows u [t, c]  →  [⌈t/2⌉, ⌊t/2⌋]. Rows i, i + 1 against
+ * columns j, j + 1: four dot products sharing their loads (an odd last row or column pairs with itself).
+ */
+function evenOddCosines(u: Float64Array, t: number, c: number): Float64Array {
+  const nA = Math.ceil(t / 2);
+  const nB = Math.floor(t / 2);
+  const cos = new Float64Array(nA * nB);
+  for (let i = 0; i < nA; i += 2) {
+    const i1 = Math.min(i + 1, nA - 1);
+    const a0 = 2 * i * c;
+    const a1 = 2 * i1 * c;
+    for (let j = 0; j < nB; j += 2) {
+      const j1 = Math.min(j + 1, nB - 1);
+      const b0 = (2 * j + 1) * c;
+      const b1 = (2 * j1 + 1) * c;
+      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      for (let d = 0; d < c; d++) {
+        d00 += u[a0 + d] * u[b0 + d];
+        d01 += u[a0 + d] * u[b1 + d];
+        d10 += u[a1 + d] * u[b0 + d];
+        d11 += u[a1 + d] * u[b1 + d];
+      }
+      cos[i * nB + j] = d00;
+      cos[i * nB + j1] = d01;
+      cos[i1 * nB + j] = d10;
+      cos[i1 * nB + j1] = d11;
+    }
+  }
+  return cos;
 }
 
 /** Indices sorted by value descending, ties by index ascending. */

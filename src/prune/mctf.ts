@@ -1,7 +1,8 @@
 import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { blockConfig, prefixTokens } from '../model/types.js';
-import type { ForwardHooks, TokenReduction } from '../model/vit.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
+import { qkvLayout } from '../model/vit.js';
 import { closestToBudget } from './budget-search.js';
 import type { BlockTokens } from './flops.js';
 import { blockMacs, initialTokens, stemAndHeadMacs } from './flops.js';
@@ -27,10 +28,11 @@ import type { TomeMatching } from './tome.js';
  *   x ← x' + proj(P' · V(LN1(x')))          then the MLP on the t − r fused tokens.
  *
  * In this engine the forward pass has already run block l's attention on x when the
- * `afterAttention` hook sees P; the hook discards that output and recomputes the attention
- * sublayer on the fused tokens from the block's own weights (so `mctfHooks` needs the model),
- * taking x from a copy kept at the previous block's `afterBlock`. Wall time therefore pays
- * for both until the fusion runs in a kernel of its own; GMACs count the method (mctfGmacs).
+ * `afterAttention` hook sees P. The hook fuses x (a copy kept at the previous block's
+ * `afterBlock`) and derives the sublayer's output on the fused tokens exactly from the
+ * forward's output plus a correction for the fused groups, which needs the block's LN1, value
+ * and projection weights (so `mctfHooks` takes the model; see OneStepAheadSublayer). Wall time
+ * pays for the unfused attention the forward ran; GMACs count the method (mctfGmacs).
  *
  * Without one-step-ahead (`oneStepAhead: false`, "fusion after the block"), block l runs
  * unchanged and its output is fused with the attention block l computed: the next block sees
@@ -126,29 +128,6 @@ export function poolTokens(
   return summedSizes;
 }
 
-/**
- * One-step-ahead attention: P'_h[g', g] = Σ_{q→g'} w_q Σ_{k→g} P_h[q, k] / Σ_{q→g'} w_q.
- *   probs [H, t, t], rowOf [t], weights [t]  →  [H, rows, rows]
- */
-export function fusedAttention(probs: Float32Array, heads: number, t: number, weights: ArrayLike<number>, rowOf: Int32Array, rows: number): Float64Array {
-  const out = new Float64Array(heads * rows * rows);
-  const total = new Float64Array(rows);
-  for (let q = 0; q < t; q++) total[rowOf[q]] += weights[q];
-  for (let h = 0; h < heads; h++) {
-    for (let q = 0; q < t; q++) {
-      const w = weights[q];
-      const src = (h * t + q) * t;
-      const dst = (h * rows + rowOf[q]) * rows;
-      for (let k = 0; k < t; k++) out[dst + rowOf[k]] += w * probs[src + k];
-    }
-    for (let g = 0; g < rows; g++) {
-      const dst = (h * rows + g) * rows;
-      for (let j = 0; j < rows; j++) out[dst + j] /= total[g];
-    }
-  }
-  return out;
-}
-
 /** What one MCTF fusion produced (for the tokens of one block). */
 export interface MctfFusion {
   matching: TomeMatching; // sources → destinations (final), survivors in output order
@@ -178,79 +157,137 @@ export function mctfFuse(
   return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: matching.order.map((p) => tokenIds[p]) };
 }
 
-interface PreparedAttentionTail {
+interface PreparedBlockTail {
   gamma: Float32Array; // [D] LN1
   beta: Float32Array; // [D]
   values: PreparedLinear; // the V rows of the block's qkv: [H·v, D]
-  proj: PreparedLinear; // [D, H·v]
+  projection: PreparedLinear; // the output projection without its bias: [D, H·v]
 }
 
 /**
- * The attention sublayer of a block on fused tokens with a given attention (P'), on one
- * backend: x ← x + proj(P' · V(LN1(x))). Buffers and prepared weights are made once per block.
+ * A block's attention sublayer on the fused tokens under one-step-ahead attention, derived from
+ * what the forward pass computed on the unfused ones. With y = x + proj(P·V) (the forward's
+ * output for all t tokens), ŵ_q = w_q / Σ_{q'→g} w_q' and δ_k = V(LN1(x'_g)) − V_k for the
+ * tokens k of fused groups g (δ = 0 for a token alone in its row, where x'_g = x_k):
+ *
+ *   x'_g' + proj(P'·V(LN1(x')))_g' = Σ_{q→g'} ŵ_q y_q + W_proj · Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h   (heads concatenated)
+ *
+ * because P' pools P's rows with weights summing to 1 (the bias passes through) and sums its
+ * columns over groups whose fused value is shared. It costs t·|fused tokens|·H·v plus one
+ * projection instead of (t − r)²·H·v. Buffers and prepared weights are made once per block.
  */
-class FusedAttentionSublayer {
-  readonly x: Float32Array; // [T, D] fused tokens in, the sublayer's output out
+class OneStepAheadSublayer {
+  readonly out: Float32Array; // [T, D] the sublayer's output for the fused tokens
+  private readonly fusedInput: Float32Array; // [T, D] x'_g of the fused groups
   private readonly normed: Float32Array; // [T, D]
-  private readonly values: Float32Array; // [T, H·v]
-  private readonly attended: Float32Array; // [T, H·v]
-  private readonly blocks = new Map<number, PreparedAttentionTail>();
+  private readonly fusedValues: Float32Array; // [T, H·v] V(LN1(x'_g)) of the fused groups
+  private readonly correction: Float32Array; // [T, H·v] Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h
+  private readonly blocks = new Map<number, PreparedBlockTail>();
 
   constructor(private readonly model: ViTModel, private readonly kernels: Kernels) {
     const cfg = model.config;
     const T = initialTokens(cfg);
-    this.x = kernels.alloc(T * cfg.dim);
+    this.out = kernels.alloc(T * cfg.dim);
+    this.fusedInput = kernels.alloc(T * cfg.dim);
     this.normed = kernels.alloc(T * cfg.dim);
-    this.values = kernels.alloc(T * cfg.heads * cfg.vDim);
-    this.attended = kernels.alloc(T * cfg.heads * cfg.vDim);
+    this.fusedValues = kernels.alloc(T * cfg.heads * cfg.vDim);
+    this.correction = kernels.alloc(T * cfg.heads * cfg.vDim);
   }
 
-  private prepared(block: number, cfg: ViTConfig): PreparedAttentionTail {
+  private prepared(block: number, cfg: ViTConfig): PreparedBlockTail {
     let p = this.blocks.get(block);
     if (!p) {
       const w = this.model.weights.blocks[block];
       const D = cfg.dim;
-      const valueRows = cfg.heads * cfg.vDim;
-      const first = 2 * cfg.heads * cfg.qkDim; // V rows follow Q and K
+      const width = cfg.heads * cfg.vDim;
+      const first = qkvLayout(cfg).valueOffset(0); // V rows follow Q and K
       p = {
         gamma: this.kernels.upload(w.norm1.weight),
         beta: this.kernels.upload(w.norm1.bias),
         values: this.kernels.prepareLinear({
-          weight: w.qkv.weight.subarray(first * D, (first + valueRows) * D),
-          bias: w.qkv.bias.subarray(first, first + valueRows),
-          outFeatures: valueRows,
+          weight: w.qkv.weight.subarray(first * D, (first + width) * D),
+          bias: w.qkv.bias.subarray(first, first + width),
+          outFeatures: width,
           inFeatures: D,
         }),
-        proj: this.kernels.prepareLinear(w.proj),
+        projection: this.kernels.prepareLinear({ ...w.proj, bias: new Float32Array(D) }),
       };
       this.blocks.set(block, p);
     }
     return p;
   }
 
-  /** this.x[0..rows) ← x + proj(P' · V(LN1(x))) for the fused tokens already in this.x.  attention: [H, rows, rows] */
-  run(block: number, cfg: ViTConfig, rows: number, attention: Float64Array): Float32Array {
+  /**
+   * The sublayer's output [rows, D] for fusion `f` of the t tokens of `state` (its x is y, its
+   * probs P, its qkv V), whose pooled inputs are f.x.
+   */
+  run(state: BlockState, f: MctfFusion): Float32Array {
     const k = this.kernels;
-    const p = this.prepared(block, cfg);
-    const { heads: H, vDim: v, dim: D } = cfg;
+    const cfg = state.config;
+    const { dim: D, heads: H, vDim: v } = cfg;
+    const t = state.n;
     const width = H * v;
-    k.layerNorm(this.x, rows, D, p.gamma, p.beta, cfg.eps, this.normed);
-    k.linear(this.normed, rows, p.values, this.values);
-    const out = this.attended;
-    out.fill(0, 0, rows * width);
+    const rows = f.tokenIds.length;
+    const { rowOf, weights } = f;
+    const p = this.prepared(state.block, cfg);
+
+    const members = new Int32Array(rows);
+    const total = new Float64Array(rows);
+    for (let q = 0; q < t; q++) {
+      members[rowOf[q]]++;
+      total[rowOf[q]] += weights[q];
+    }
+    poolTokens(state.x, D, weights, null, rowOf, rows, this.out);
+
+    // V(LN1(x'_g)) of the groups with more than one token, at their slot.
+    const slot = new Int32Array(rows).fill(-1);
+    let fusedRows = 0;
+    for (let g = 0; g < rows; g++) {
+      if (members[g] < 2) continue;
+      this.fusedInput.set(f.x.subarray(g * D, (g + 1) * D), fusedRows * D);
+      slot[g] = fusedRows++;
+    }
+    k.layerNorm(this.fusedInput, fusedRows, D, p.gamma, p.beta, cfg.eps, this.normed);
+    k.linear(this.normed, fusedRows, p.values, this.fusedValues);
+
+    // δ_k for the tokens of those groups.  [|fused|, H·v]
+    const { stride, valueOffset } = qkvLayout(cfg);
+    const fused: number[] = [];
+    for (let q = 0; q < t; q++) if (slot[rowOf[q]] >= 0) fused.push(q);
+    const delta = new Float64Array(fused.length * width);
+    fused.forEach((kTok, i) => {
+      const own = kTok * stride + valueOffset(0);
+      const shared = slot[rowOf[kTok]] * width;
+      for (let c = 0; c < width; c++) delta[i * width + c] = this.fusedValues[shared + c] - state.qkv[own + c];
+    });
+
+    // P̄_h[g', i] = Σ_{q→g'} ŵ_q P_h[q, fused_i], then Σ_i P̄_h[g', i] δ_i,h.
+    const m = fused.length;
+    const pooled = new Float64Array(H * rows * m);
     for (let h = 0; h < H; h++) {
-      for (let q = 0; q < rows; q++) {
-        const pRow = (h * rows + q) * rows;
-        const o = q * width + h * v;
-        for (let j = 0; j < rows; j++) {
-          const a = attention[pRow + j];
-          const src = j * width + h * v;
-          for (let c = 0; c < v; c++) out[o + c] += a * this.values[src + c];
+      for (let q = 0; q < t; q++) {
+        const share = weights[q] / total[rowOf[q]];
+        const pRow = (h * t + q) * t;
+        const o = (h * rows + rowOf[q]) * m;
+        for (let i = 0; i < m; i++) pooled[o + i] += share * state.probs[pRow + fused[i]];
+      }
+    }
+    const sum = new Float64Array(rows * width);
+    for (let g = 0; g < rows; g++) {
+      for (let h = 0; h < H; h++) {
+        const o = g * width + h * v;
+        const pRow = (h * rows + g) * m;
+        for (let i = 0; i < m; i++) {
+          const coefficient = pooled[pRow + i];
+          const d = i * width + h * v;
+          for (let c = 0; c < v; c++) sum[o + c] += coefficient * delta[d + c];
         }
       }
     }
-    k.linearAdd(out, rows, p.proj, this.x);
-    return this.x.subarray(0, rows * D);
+    const correction = this.correction;
+    for (let j = 0; j < rows * width; j++) correction[j] = sum[j];
+    k.linearAdd(correction, rows, p.projection, this.out);
+    return this.out.subarray(0, rows * D);
   }
 }
 
@@ -277,7 +314,7 @@ export function mctfHooks(model: ViTModel, settings: Partial<MctfSettings> = {})
   }
   const input = new Float32Array(initialTokens(cfg) * cfg.dim); // [t, D] the next block's input
   let inputTokens = 0;
-  const sublayers = new Map<Kernels, FusedAttentionSublayer>();
+  const sublayers = new Map<Kernels, OneStepAheadSublayer>();
   return {
     afterAttention(state): TokenReduction | void {
       const r = mctfCappedR(rates[state.block], state.n, prefix);
@@ -286,12 +323,9 @@ export function mctfHooks(model: ViTModel, settings: Partial<MctfSettings> = {})
         throw new RangeError(`MCTF in block ${state.block + 1}: expected the input of the ${state.n} tokens that entered the attention (kept at the previous block), found ${inputTokens}`);
       }
       let sublayer = sublayers.get(state.kernels);
-      if (!sublayer) sublayers.set(state.kernels, (sublayer = new FusedAttentionSublayer(model, state.kernels)));
-      const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, r, s, sublayer.x);
-      const rows = f.tokenIds.length;
-      const attention = fusedAttention(state.probs, state.config.heads, state.n, f.weights, f.rowOf, rows);
-      const x = sublayer.run(state.block, state.config, rows, attention);
-      return { kind: 'replace', n: rows, x, sizes: f.sizes, tokenIds: f.tokenIds };
+      if (!sublayer) sublayers.set(state.kernels, (sublayer = new OneStepAheadSublayer(model, state.kernels)));
+      const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, r, s);
+      return { kind: 'replace', n: f.tokenIds.length, x: sublayer.run(state, f), sizes: f.sizes, tokenIds: f.tokenIds };
     },
     afterBlock(state) {
       input.set(state.x.subarray(0, state.n * cfg.dim));
