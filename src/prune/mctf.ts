@@ -294,7 +294,9 @@ class OneStepAheadSublayer {
 /**
  * Forward hooks fusing tokens by MCTF in the blocks of `settings`. One object serves a whole run
  * (images one after another, one runner at a time): with one-step-ahead it keeps a copy of each
- * block's output as the next block's input.
+ * block's output as the next block's input. Make it once per run, not per image: on first use
+ * it prepares each fusing block's value and projection weights on the runner's backend, whose
+ * memory (wasm) is never freed.
  */
 export function mctfHooks(model: ViTModel, settings: Partial<MctfSettings> = {}): ForwardHooks {
   const cfg = model.config;
