@@ -86,6 +86,19 @@ export function headMeanKeys(qkv: Float32Array, cfg: ViTConfig, t: number): Floa
   return out;
 }
 
+/** Rows first…first + count − 1 of `metric` [·, c] scaled to unit length, in float64 (a zero row stays 0).  → [count, c] */
+export function unitRows(metric: Float32Array, first: number, count: number, c: number): Float64Array {
+  const unit = new Float64Array(count * c);
+  for (let i = 0; i < count; i++) {
+    const row = (first + i) * c;
+    let norm = 0;
+    for (let j = 0; j < c; j++) norm += metric[row + j] ** 2;
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+    for (let j = 0; j < c; j++) unit[i * c + j] = metric[row + j] * inv;
+  }
+  return unit;
+}
+
 /** A merge decision over a sequence of t tokens, in positions of that sequence. */
 export interface TomeMatching {
   sources: Int32Array; // [r] A tokens merged away
@@ -101,13 +114,7 @@ export interface TomeMatching {
  */
 export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number): TomeMatching {
   r = cappedR(r, t, prefix);
-  const unit = new Float64Array(t * c); // [t, c] rows of unit length
-  for (let i = 0; i < t; i++) {
-    let norm = 0;
-    for (let j = 0; j < c; j++) norm += metric[i * c + j] ** 2;
-    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < c; j++) unit[i * c + j] = metric[i * c + j] * inv;
-  }
+  const unit = unitRows(metric, 0, t, c);
   const nA = Math.ceil(t / 2); // A[i] = position 2i
   const nB = Math.floor(t / 2); // B[j] = position 2j + 1
   const best = new Float64Array(nA).fill(-Infinity); // v(a)
