@@ -104,7 +104,7 @@ export interface TomeMatching {
   sources: Int32Array; // [r] A tokens merged away
   destinations: Int32Array; // [r] the B token each source merges into
   order: Int32Array; // [t − r] the surviving tokens, in output order
-  scores: Float64Array; // [⌈t/2⌉] v(a) of each A token, the CLS row −∞
+  scores?: Float64Array; // [⌈t/2⌉] v(a) of each A token, the CLS row −∞ (ToMe's matching; other matchings leave it out)
 }
 
 /**
@@ -200,7 +200,7 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
 
 /** The decisions of a matching: v(a) of the A tokens, and [source, destination] pairs by source position. */
 function recordMatching(m: TomeMatching): void {
-  recordDecision('score', m.scores, [m.scores.length]);
+  if (m.scores) recordDecision('score', m.scores, [m.scores.length]);
   const bySource = Array.from(m.sources.keys()).sort((i, j) => m.sources[i] - m.sources[j]);
   const pairs = Int32Array.from(bySource.flatMap((i) => [m.sources[i], m.destinations[i]]));
   recordDecision('pairs', pairs, [m.sources.length, 2]);
