@@ -19,7 +19,7 @@ import { createKernels, type Backend } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
 import { readSafetensors } from '../src/model/safetensors.js';
 import { ViTRunner, type ForwardHooks } from '../src/model/vit.js';
-import { denseGmacs } from '../src/prune/flops.js';
+import { denseGmacs } from '../src/model/gmacs.js';
 import { planPruning } from '../src/prune/methods.js';
 import { keepRatioSchedule, scheduleGmacs, solveKeepRatioForBudget } from '../src/prune/schedule.js';
 

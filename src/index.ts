@@ -19,7 +19,7 @@ export { createReferenceKernels } from './kernels/reference.js';
 export { decodeImage } from './image/decode.js';
 export { preprocess, loadImageTensor } from './image/preprocess.js';
 export { resizePil } from './image/resize.js';
-export { blockMacs, denseGmacs, modelGmacs, type BlockTokens } from './prune/flops.js';
+export { blockMacs, denseGmacs, modelGmacs, type BlockTokens } from './model/gmacs.js';
 export { planPruning, METHODS, type Method, type MethodOptions, type PruningPlan } from './prune/methods.js';
 export * from './prune/schedule.js';
 export { zeroTPruneHooks, zeroTPruneLayer, ZERO_TPRUNE_ABLATIONS, type ZeroTPruneOptions } from './prune/zero-tprune.js';

@@ -5,7 +5,7 @@ import { configFromDims, randomModel, seededRandom } from '../src/model/random.j
 import type { ViTConfig } from '../src/model/types.js';
 import { qkvLayout, ViTRunner, type BlockState, type ForwardHooks, type ForwardResult } from '../src/model/vit.js';
 import { EVIT_BLOCKS, FUSED_TOKEN_ID, clsAttentiveness, evitHooks, evitReduce, evitTokens, fuseTokens, solveKeepRateForBudget } from '../src/prune/evit.js';
-import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import { calibrateLtpQuantiles, calibrateLtpRamp, calibrationRun, ltpHooks, ltpImportance, ltpRamp, thresholdKeep } from '../src/prune/ltp.js';
 import { randomDropHooks, randomDropTokens, randomSurvivors } from '../src/prune/random.js';
 import { bipartiteSoftMatching, mergeWeightedAverage, solveTomeForBudget, tomeHooks, tomeMerge, tomeRates, tomeTokens } from '../src/prune/tome.js';

@@ -15,7 +15,7 @@ import {
 } from '../src/prune/channels.js';
 import { modelGemmShapes } from '../src/eval/bench.js';
 import { compensateBlocks } from '../src/prune/channels-compensate.js';
-import { blockMacs, denseGmacs } from '../src/prune/flops.js';
+import { blockMacs, denseGmacs } from '../src/model/gmacs.js';
 import { planPruning } from '../src/prune/methods.js';
 import { encodePng } from './image-writers.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
@@ -196,7 +196,7 @@ describe('channel pruning of attention', () => {
     expect(widths[0]).not.toEqual(widths[1]);
     const selection = selectChannels(cfg, skewed, widths);
     const embedder = new ViTRunner(model, reference);
-    const result = compensateBlocks(model, reference, images.slice(0, 6).map((image) => embedder.embed(image).slice()), selection, {
+    const result = compensateBlocks(model, embedder, images.slice(0, 6).map((image) => embedder.embed(image).slice()), selection, {
       qkBasis: true, queryRefit: true, valueBasis: true, logitScale: true, refit: true, ridge: 1e-3, logitScaleImages: 4,
     });
     const pruned: ViTModel = { config: shrinkConfig(cfg, widths), weights: { ...model.weights, blocks: result.blocks }, source: 'test' };

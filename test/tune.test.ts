@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configFromDims, seededRandom } from '../src/model/random.js';
-import { denseGmacs } from '../src/prune/flops.js';
+import { denseGmacs } from '../src/model/gmacs.js';
 import { scheduleGmacs, validateSchedule, type PruneSchedule } from '../src/prune/schedule.js';
 import { presetSchedules, sampleSchedule, tuneSchedule } from '../src/prune/tune.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { modelGmacs } from '../src/prune/flops.js';
+import { modelGmacs } from '../src/model/gmacs.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import { ViTRunner, type BlockState } from '../src/model/vit.js';
 

@@ -11,7 +11,7 @@ import { readSafetensors } from '../src/model/safetensors.js';
 import type { ViTConfig } from '../src/model/types.js';
 import { prefixTokens } from '../src/model/types.js';
 import { qkvLayout, ViTRunner, type BlockState } from '../src/model/vit.js';
-import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import {
   keepRatioSchedule, parseSchedule, ScheduleError, scheduleFromJson, scheduleGmacs, scheduleToJson,
   scheduleTokens, solveKeepRatioForBudget, solveKeepRatioForGmacs, validateSchedule, type PruneSchedule,

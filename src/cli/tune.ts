@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
 import { loadImageTensor } from '../image/preprocess.js';
-import { denseGmacs } from '../prune/flops.js';
+import { denseGmacs } from '../model/gmacs.js';
 import { scheduleToJson } from '../prune/schedule.js';
 import { tuneSchedule, type CandidateScore } from '../prune/tune.js';
 import { zeroTPruneHooks } from '../prune/zero-tprune.js';

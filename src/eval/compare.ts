@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { ViTModel } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
-import { denseGmacs } from '../prune/flops.js';
+import { denseGmacs } from '../model/gmacs.js';
 import { calibrateLtpRamp, calibrationRun, ltpHooks } from '../prune/ltp.js';
 import { planPruning, type Method } from '../prune/methods.js';
 import { parseSchedule, scheduleGmacs } from '../prune/schedule.js';

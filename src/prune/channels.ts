@@ -12,7 +12,7 @@ import {
 } from './channels-select.js';
 import { shrinkConfig } from './channels-shrink.js';
 import { accumulateChannelStats, emptyChannelStats } from './channels-stats.js';
-import { denseGmacs } from './flops.js';
+import { denseGmacs } from '../model/gmacs.js';
 
 export { ALLOCATORS, allocateWidths, channelMacs, selectByElimination, selectChannels, similarityWeights, topChannels, type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore } from './channels-select.js';
 export { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit } from './channels-fit.js';
@@ -136,7 +136,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
   // 4. Blocks rebuilt with the reweightings.
   const { qkBasis, queryRefit, valueBasis, logitScale, refit, ridge } = opts;
   const fits = { qkBasis, queryRefit, valueBasis, logitScale, refit, ridge }; // also recorded in the description
-  const { blocks, reports } = compensateBlocks(model, kernels, embeddings, selection, {
+  const { blocks, reports } = compensateBlocks(model, runner, embeddings, selection, {
     ...fits,
     logitScaleImages: opts.logitScaleImages,
     onBlock: (done, total) => opts.onProgress?.('blocks', done, total),

@@ -1,8 +1,8 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
-import type { BlockTokens } from './flops.js';
-import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { denseGmacs, initialTokens, modelGmacs } from '../model/gmacs.js';
 import { ScheduleError } from './schedule.js';
 
 /**

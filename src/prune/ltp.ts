@@ -1,7 +1,7 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction, ViTRunner } from '../model/vit.js';
-import { denseGmacs, initialTokens } from './flops.js';
+import { denseGmacs, initialTokens } from '../model/gmacs.js';
 import { ScheduleError } from './schedule.js';
 
 /**

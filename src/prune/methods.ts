@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import type { ViTConfig } from '../model/types.js';
 import type { ForwardHooks } from '../model/vit.js';
 import { evitHooks, evitTokens, solveKeepRateForBudget } from './evit.js';
-import { denseGmacs, modelGmacs } from './flops.js';
+import { denseGmacs, modelGmacs } from '../model/gmacs.js';
 import { randomDropHooks, type RandomDropStep } from './random.js';
 import {
   keepRatioSchedule, parseSchedule, scheduleGmacs, solveKeepRatioForBudget, validateSchedule, type PruneSchedule,

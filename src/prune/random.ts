@@ -2,8 +2,8 @@ import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import { seededRandom } from '../model/random.js';
 import type { ForwardHooks } from '../model/vit.js';
-import type { BlockTokens } from './flops.js';
-import { initialTokens } from './flops.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { initialTokens } from '../model/gmacs.js';
 import { ScheduleError } from './schedule.js';
 
 /**

@@ -1,8 +1,8 @@
 import { VitpruneError } from '../errors.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
-import type { BlockTokens } from './flops.js';
-import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { denseGmacs, initialTokens, modelGmacs } from '../model/gmacs.js';
 
 /**
  * Zero-TPrune schedules (algorithms.md §1.9): where the pruning layers sit and how many patch

@@ -1,7 +1,7 @@
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
 import { seededRandom } from '../model/random.js';
-import { denseGmacs } from './flops.js';
+import { denseGmacs } from '../model/gmacs.js';
 import { maxSimilarityDrops, scheduleGmacs, solveKeepRatioForBudget, ScheduleError, type PruneSchedule } from './schedule.js';
 
 /**
