@@ -17,7 +17,7 @@ import { benchInput } from '../src/eval/bench.js';
 import { median } from '../src/eval/metrics.js';
 import { createKernels, type Backend } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { readSafetensors } from '../src/model/safetensors.js';
+import { readSafetensors } from '../src/model/safetensors-file.js';
 import { ViTRunner, type ForwardHooks } from '../src/model/vit.js';
 import { denseGmacs } from '../src/model/gmacs.js';
 import { planPruning } from '../src/prune/methods.js';

@@ -8,19 +8,16 @@
  */
 export * from './errors.js';
 export type * from './model/types.js';
-export { loadModelFolder, saveModelFolder } from './model/load.js';
-export { resolveModel, isHubId } from './model/hub.js';
-export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors } from './model/safetensors.js';
+export { parseSafetensors, serializeSafetensors } from './model/safetensors.js';
 export { configFromDims, randomModel } from './model/random.js';
 export { ViTRunner, qkvLayout, type BlockState, type ForwardHooks, type ForwardResult, type TokenReduction } from './model/vit.js';
 export type { Kernels, PreparedLinear } from './kernels/types.js';
 export { createKernels, BACKENDS, type Backend } from './kernels/index.js';
 export { createReferenceKernels } from './kernels/reference.js';
 export { decodeImage } from './image/decode.js';
-export { preprocess, loadImageTensor } from './image/preprocess.js';
+export { preprocess } from './image/preprocess.js';
 export { resizePil } from './image/resize.js';
 export { blockMacs, denseGmacs, modelGmacs, type BlockTokens } from './model/gmacs.js';
-export { planPruning, METHODS, type Method, type MethodOptions, type PruningPlan } from './prune/methods.js';
 export * from './prune/schedule.js';
 export { zeroTPruneHooks, zeroTPruneLayer, ZERO_TPRUNE_ABLATIONS, type ZeroTPruneOptions } from './prune/zero-tprune.js';
 export { tomeHooks, tomeTokens } from './prune/tome.js';
@@ -28,4 +25,4 @@ export { evitHooks, evitTokens } from './prune/evit.js';
 export { ltpHooks, calibrateLtpQuantiles, calibrateLtpRamp } from './prune/ltp.js';
 export { randomDropHooks } from './prune/random.js';
 export { tuneSchedule } from './prune/tune.js';
-export { pruneChannels, savePrunedModel, type ChannelPruningOptions, type ChannelPruningResult, type PrunedDescription } from './prune/channels.js';
+export { pruneChannels, type ChannelPruningOptions, type ChannelPruningResult, type PrunedDescription } from './prune/channels.js';

@@ -5,14 +5,12 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli as run } from './run-cli.js';
 import { createKernels } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { loadModelFolder, saveModelFolder } from '../src/model/load.js';
+import { loadModelFolder, saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import {
-  allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels,
-  refitProjection, RefitStatistics, savePrunedModel, selectChannels, shrinkConfig, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions,
-} from '../src/prune/channels.js';
+import { allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels, refitProjection, RefitStatistics, selectChannels, shrinkConfig, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions } from '../src/prune/channels.js';
+import { savePrunedModel } from '../src/prune/channels-save.js';
 import { modelGemmShapes } from '../src/eval/bench.js';
 import { compensateBlocks } from '../src/prune/channels-compensate.js';
 import { blockMacs, denseGmacs } from '../src/model/gmacs.js';

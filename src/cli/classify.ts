@@ -1,4 +1,4 @@
-import { loadImageTensor } from '../image/preprocess.js';
+import { loadImageTensor } from '../image/file.js';
 import { softmax, topK } from '../eval/metrics.js';
 import { intOption, type CommandSpec, type Parsed } from './args.js';
 import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions } from './common.js';

@@ -1,9 +1,9 @@
 import { UsageError, VitpruneError } from '../errors.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { BACKENDS, createKernels, type Backend } from '../kernels/index.js';
 import { resolveModel } from '../model/hub.js';
 import { timmArchitectureDims } from '../model/config.js';
-import { loadModelFolder } from '../model/load.js';
+import { loadModelFolder } from '../model/folder.js';
 import { configFromDims, randomModel } from '../model/random.js';
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';

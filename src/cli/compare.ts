@@ -3,7 +3,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { compareMethods, COMPARE_METHODS, reportMarkdown, type CompareReport } from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
-import { loadImageTensor } from '../image/preprocess.js';
+import { loadImageTensor } from '../image/file.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
 

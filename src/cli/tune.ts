@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
-import { loadImageTensor } from '../image/preprocess.js';
+import { loadImageTensor } from '../image/file.js';
 import { denseGmacs } from '../model/gmacs.js';
 import { scheduleToJson } from '../prune/schedule.js';
 import { tuneSchedule, type CandidateScore } from '../prune/tune.js';

@@ -11,7 +11,7 @@ import type { LabelledImage } from './dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from './evaluate.js';
 
 /**
- * Every method at every budget on the same images (each decoded once), against the dense model.
+ * Every method at every budget on the same images (each decoded once), against the dense model (Node only).
  * Methods: the fixed-schedule ones of methods.ts, 'ltp' (a one-parameter threshold ramp
  * calibrated to the budget on unlabelled calibration images; the LTP paper learns thresholds by
  * fine-tuning, this does not), and 'zero-tprune-tuned' (schedule files from `vitprune tune`).

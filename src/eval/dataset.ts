@@ -2,6 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { UsageError } from '../errors.js';
 
+/** Folders of labelled images (Node only): listing, labels CSV, splits. */
+
 /** Image file extensions the dataset lister picks up. */
 const IMAGE_EXTENSIONS = /\.(jpe?g|png)$/i;
 

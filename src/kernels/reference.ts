@@ -1,6 +1,4 @@
-import type { Linear } from '../model/types.js';
-import { bestMatch, restrictGraph, weightedPageRank } from '../prune/wpr.js';
-import type { Kernels, PreparedLinear } from './types.js';
+import type { Kernels, Linear, PreparedLinear } from './types.js';
 
 /**
  * The reference kernels: plain loops that read like the math. They are the oracle the
@@ -64,8 +62,6 @@ export function createReferenceKernels(): Kernels {
   return {
     name: 'reference',
     alloc: (length) => new Float32Array(length),
-    allocFloat64: (length) => new Float64Array(length),
-    allocInt32: (length) => new Int32Array(length),
     upload: (data) => Float32Array.from(data),
     prepareLinear(lin: Linear): ReferenceLinear {
       return { weight: lin.weight, bias: lin.bias, outFeatures: lin.outFeatures, inFeatures: lin.inFeatures };
@@ -122,16 +118,6 @@ export function createReferenceKernels(): Kernels {
           }
         }
       }
-    },
-
-    // The pruning primitives are the TypeScript oracles themselves.
-    restrictGraph,
-    weightedPageRank,
-    maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
-      if (work.length < (m + 4) * dim) throw new RangeError(`maxCosine: expected ≥ ${(m + 4) * dim} floats of work, got ${work.length}`);
-      // bestMatch keeps its unit rows in float32: m·dim of them fit in the first half of work.
-      const unit = new Float32Array(work.buffer, work.byteOffset, m * dim);
-      bestMatch({ data: features, offset, stride, dim }, order, m, bCount, unit, best);
     },
   };
 }

@@ -25,17 +25,14 @@ export interface PreparedLinear {
  * the oracle) and `wasm` (AssemblyScript SIMD). Buffers passed to a backend must come
  * from that backend's `alloc`/`upload` (the wasm backend's live in its linear memory).
  * All matrices are row-major; shapes in brackets. `A` is the backend's buffer type (float32
- * unless a backend computes in float64).
+ * unless a backend computes in float64). Kernels of a pruning method are not here: they sit in
+ * the method's own interface beside it (e.g. prune/zero-tprune-kernels.ts).
  */
 export interface Kernels<A extends FloatArray = Float32Array> {
   readonly name: string;
 
   /** A zero-filled buffer of `length` floats that this backend's kernels can use. Call at set-up, never per layer. */
   alloc(length: number): A;
-  /** A zero-filled float64 buffer (scores of the pruning kernels). Set-up only, as `alloc`. */
-  allocFloat64(length: number): Float64Array;
-  /** A zero-filled int32 buffer (token index lists). Set-up only, as `alloc`. */
-  allocInt32(length: number): Int32Array;
   /** `alloc` + copy. */
   upload(data: Float32Array): A;
   /** Prepare (copy, pack) a linear layer's weight and bias once. */
@@ -65,35 +62,5 @@ export interface Kernels<A extends FloatArray = Float32Array> {
   attention(
     qkv: A, n: number, heads: number, qkDim: number, vDim: number, scale: number,
     logSizes: A | null, probs: A, out: A,
-  ): void;
-
-  // ---- Token-pruning primitives (Zero-TPrune, src/prune/wpr.ts). Every backend returns results
-  // BIT-IDENTICAL to the TypeScript functions named below (same float64 reductions in the same
-  // order), so rankings and therefore pruning decisions never depend on the backend's kernels.
-
-  /**
-   * The attention graph of the tokens alive[0..c) (indices into P's n tokens), rows re-normalised:
-   * out[q, k] = P[alive[q], alive[k]] / Σ_j P[alive[q], alive[j]] (a row without mass → 1/c).
-   *   P: [n, n]  out: [c, c]            = `restrictGraph` of src/prune/wpr.ts
-   */
-  restrictGraph(P: Float32Array, n: number, alive: Int32Array, c: number, out: Float32Array): void;
-
-  /**
-   * Weighted Page Rank: s ← Pᵀ s in place, `iterations` times or until ‖Δs‖₁ < tolerance
-   * (0: never stop early); returns the steps taken.
-   *   P: [n, n] row-stochastic (row = query)  s: [n] in/out  next: [n] scratch
-   *                                     = `weightedPageRank` of src/prune/wpr.ts
-   */
-  weightedPageRank(P: Float32Array, n: number, s: Float64Array, iterations: number, next: Float64Array, tolerance: number): number;
-
-  /**
-   * Best cosine match: with rows f_t = features[offset + t·stride … + dim) and the token list
-   * order[0..m), B = order[0..bCount), A = order[bCount..m):
-   *   best[a] = max_{b ∈ B} cos(f_a, f_b)   for every a ∈ A   (best indexed by token; others untouched)
-   *   work: ≥ (m + 4)·dim float64 scratch   = `bestMatch` of src/prune/wpr.ts
-   */
-  maxCosine(
-    features: Float32Array, offset: number, stride: number, dim: number,
-    order: Int32Array, m: number, bCount: number, work: Float64Array, best: Float64Array,
   ): void;
 }

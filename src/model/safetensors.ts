@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { SafetensorsError } from '../errors.js';
 
 /**
@@ -10,6 +8,7 @@ import { SafetensorsError } from '../errors.js';
  *                            "__metadata__": { "<key>": "<string>" } }
  *   [rest]     the data area; offsets are relative to its start, tensors are row-major, little-endian.
  *
+ * Bytes in, bytes out: safetensors-file.ts reads and writes files.
  * Reading converts every tensor to float32 eagerly (one copy per tensor; the 23 MB DeiT-Tiny file
  * loads in a few milliseconds). The copies never alias the file's bytes, so callers may modify them.
  * Byte order: the data is little-endian and is copied as is into Float32Arrays, which assumes a
@@ -41,17 +40,6 @@ export interface TensorToWrite {
 }
 
 export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorToWrite>;
-
-/** Read and validate a safetensors file. Throws SafetensorsError naming the file and the tensor. */
-export function readSafetensors(file: string): SafetensorsFile {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new SafetensorsError(`cannot read safetensors file ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  return parseSafetensors(bytes, file);
-}
 
 interface HeaderEntry {
   name: string;
@@ -227,42 +215,6 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
     position += t.data.byteLength;
   }
   return out;
-}
-
-/** Write a float32 safetensors file atomically (see writeFileAtomic). */
-export function writeSafetensors(file: string, tensors: TensorsToWrite, metadata?: Record<string, string>): void {
-  writeFileAtomic(file, serializeSafetensors(tensors, metadata));
-}
-
-/**
- * Write `bytes` to `file` so that readers see either the old file or the complete new one:
- * write `file.tmp-<pid>-<random>` in the same directory, fsync it, rename it over `file`.
- */
-export function writeFileAtomic(file: string, bytes: Uint8Array): void {
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    writeFileDurable(temp, bytes);
-    renameSync(temp, file);
-  } catch (err) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // the temp file was never created, or is already gone
-    }
-    throw err;
-  }
-}
-
-/** Create `file` (it must not exist), write all of `bytes`, fsync, close. */
-export function writeFileDurable(file: string, bytes: Uint8Array): void {
-  const fd = openSync(file, 'wx');
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

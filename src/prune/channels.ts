@@ -1,8 +1,4 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Kernels } from '../kernels/types.js';
-import { saveModelFolder } from '../model/load.js';
-import { writeFileAtomic } from '../model/safetensors.js';
 import type { BlockWidths, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { compensateBlocks, type BlockCompensation } from './channels-compensate.js';
@@ -66,7 +62,7 @@ export interface ChannelPruningResult {
   blocks: BlockCompensation[]; // per block: logit scales, attention KL, reconstruction errors
   gmacsBefore: number;
   gmacsAfter: number;
-  description: PrunedDescription; // what savePrunedModel records in config.json
+  description: PrunedDescription; // what savePrunedModel (channels-save.ts) records in config.json
 }
 
 /** The `pruned` object of a pruned model's config.json. */
@@ -173,16 +169,4 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     })),
   };
   return { model: pruned, selection, scores, blocks: reports, gmacsBefore, gmacsAfter, description };
-}
-
-/**
- * Save a pruned model like any model (saveModelFolder: timm layout, config.json recording the
- * widths), then add the `pruned` description to its config.json (replaced atomically).
- */
-export function savePrunedModel(dir: string, model: ViTModel, description: PrunedDescription): void {
-  saveModelFolder(dir, model);
-  const configFile = path.join(dir, 'config.json');
-  const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  config.pruned = description;
-  writeFileAtomic(configFile, new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
 }

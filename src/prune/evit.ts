@@ -3,7 +3,7 @@ import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { denseGmacs, initialTokens, modelGmacs } from '../model/gmacs.js';
-import { ScheduleError } from './schedule.js';
+import { ScheduleError } from '../errors.js';
 
 /**
  * EViT token reorganisation (Liang et al., ICLR 2022; algorithms.md §6.1) and its no-fusion

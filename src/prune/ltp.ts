@@ -2,7 +2,7 @@ import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction, ViTRunner } from '../model/vit.js';
 import { denseGmacs, initialTokens } from '../model/gmacs.js';
-import { ScheduleError } from './schedule.js';
+import { ScheduleError } from '../errors.js';
 
 /**
  * LTP-style threshold pruning (Learned Token Pruning, Kim et al., KDD 2022; algorithms.md §4),

@@ -12,7 +12,7 @@ import { solveTomeForBudget, tomeHooks, tomeTokens, type TomeSchedule } from './
 import { ZERO_TPRUNE_ABLATIONS, zeroTPruneHooks, type ZeroTPruneHookOptions } from './zero-tprune.js';
 
 /**
- * One entry point from command-line options to forward hooks, so `--keep`, `--budget`,
+ * One entry point from command-line options to forward hooks (Node only): it reads schedule files. So `--keep`, `--budget`,
  * `--gmacs` and `--schedule` mean the same for every method:
  *
  *   --keep ρ       Zero-TPrune / random: after blocks 3, 6, 9 the patch count becomes ⌈ρ·m⌉

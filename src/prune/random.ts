@@ -4,7 +4,7 @@ import { seededRandom } from '../model/random.js';
 import type { ForwardHooks } from '../model/vit.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens } from '../model/gmacs.js';
-import { ScheduleError } from './schedule.js';
+import { ScheduleError } from '../errors.js';
 
 /**
  * Random token dropping: the floor every importance-based method should beat. It follows a

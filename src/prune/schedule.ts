@@ -1,4 +1,4 @@
-import { VitpruneError } from '../errors.js';
+import { ScheduleError } from '../errors.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
 import type { BlockTokens } from '../model/gmacs.js';
@@ -25,9 +25,6 @@ export interface PruneStep {
 export interface PruneSchedule {
   steps: PruneStep[]; // strictly increasing `after`
 }
-
-/** A schedule is malformed or cannot run on a model. */
-export class ScheduleError extends VitpruneError {}
 
 /** The S-stage removes tokens from group A only: at most ⌊m/2⌋ of m patch tokens. */
 export function maxSimilarityDrops(patches: number): number {

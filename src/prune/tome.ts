@@ -4,7 +4,7 @@ import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
 import { qkvLayout } from '../model/vit.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { denseGmacs, initialTokens, modelGmacs } from '../model/gmacs.js';
-import { ScheduleError } from './schedule.js';
+import { ScheduleError } from '../errors.js';
 
 /**
  * ToMe, Token Merging (Bolya et al., ICLR 2023; algorithms.md §3), off the shelf. In every

@@ -2,7 +2,8 @@ import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
 import { seededRandom } from '../model/random.js';
 import { denseGmacs } from '../model/gmacs.js';
-import { maxSimilarityDrops, scheduleGmacs, solveKeepRatioForBudget, ScheduleError, type PruneSchedule } from './schedule.js';
+import { ScheduleError } from '../errors.js';
+import { maxSimilarityDrops, scheduleGmacs, solveKeepRatioForBudget, type PruneSchedule } from './schedule.js';
 
 /**
  * Monte-Carlo search over Zero-TPrune schedules at a GMACs budget (the paper chooses its

@@ -1,13 +1,13 @@
 import { createReferenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
+import type { BlockState, ForwardHooks } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
-import { numPatches, prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks } from '../model/vit.js';
-import { qkvLayout } from '../model/vit.js';
+import { numPatches, prefixTokens, qkvLayout } from '../model/types.js';
 import type { PruneSchedule } from './schedule.js';
 import { maxSimilarityDrops, validateSchedule } from './schedule.js';
 import type { FeatureRows, WprInit } from './wpr.js';
 import { aggregateHeads, initialScores, varianceHeadFilter } from './wpr.js';
+import { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels.js';
 
 export { bestMatch, type FeatureRows } from './wpr.js';
 
@@ -80,17 +80,17 @@ export function defaultWprIterations(block: number, depth: number): number {
   return 5;
 }
 
-let defaultKernels: Kernels | null = null;
+let defaultBackend: Kernels | null = null;
 
 /**
  * Buffers for one model size, allocated once and reused by every pruning layer. The heavy steps
- * (sub-graph restriction, WPR, S-stage matching) run on `kernels`, whose buffers these are: give
- * the backend the model runs on (BlockState.kernels) so that its attention probabilities and
- * keys are used where they lie. Every backend gives results bit-identical to the TypeScript
- * oracles in wpr.ts (the reference kernels are those oracles), so the choice changes speed only.
+ * (sub-graph restriction, WPR, S-stage matching) run on the Zero-TPrune kernels of `backend`,
+ * whose buffers these are: give the backend the model runs on (BlockState.kernels) so that its
+ * attention probabilities and keys are used where they lie. Every backend gives results
+ * bit-identical to the TypeScript oracles in wpr.ts, so the choice changes speed only.
  */
 export class ZeroTPruneScratch {
-  readonly kernels: Kernels; // runs restrictGraph, weightedPageRank, maxCosine on the buffers below
+  readonly kernels: ZeroTPruneKernels; // runs restrictGraph, weightedPageRank, maxCosine on the buffers below
   readonly maxTokens: number; // T
   readonly heads: number; // H
   readonly scores: Float64Array; // [H, T] per-head WPR scores
@@ -100,7 +100,7 @@ export class ZeroTPruneScratch {
   readonly valid: Uint8Array; // [H] heads used by the aggregation
   readonly graph: Float32Array; // [T, T] one head's attention restricted to the survivors
   readonly meanKeys: Float32Array; // [T, meanKeyDim] head-mean keys
-  readonly work: Float64Array; // [(T + 4)·H·meanKeyDim] S-stage matching scratch (Kernels.maxCosine)
+  readonly work: Float64Array; // [(T + 4)·H·meanKeyDim] S-stage matching scratch (ZeroTPruneKernels.maxCosine)
   readonly best: Float64Array; // [T] best cosine match in B, by position
   readonly order: Int32Array; // [T] tokens sorted by importance
   readonly alive: Int32Array; // [T] positions alive after the S-stage
@@ -109,10 +109,10 @@ export class ZeroTPruneScratch {
   readonly droppedS: Int32Array; // [T] result: positions dropped by the S-stage
   readonly droppedI: Int32Array; // [T] result: positions dropped by the I-stage
 
-  /** kernels: default the reference kernels (plain typed arrays, any input arrays accepted). */
-  constructor(maxTokens: number, heads: number, meanKeyDim: number, kernels?: Kernels) {
+  /** backend: default the reference kernels (plain typed arrays, any input arrays accepted). */
+  constructor(maxTokens: number, heads: number, meanKeyDim: number, backend?: Kernels) {
     const T = maxTokens;
-    const k = kernels ?? (defaultKernels ??= createReferenceKernels());
+    const k = zeroTPruneKernels(backend ?? (defaultBackend ??= createReferenceKernels()));
     this.kernels = k;
     this.maxTokens = T;
     this.heads = heads;
@@ -133,8 +133,8 @@ export class ZeroTPruneScratch {
     this.droppedI = new Int32Array(T);
   }
 
-  static forModel(cfg: ViTConfig, kernels?: Kernels): ZeroTPruneScratch {
-    return new ZeroTPruneScratch(prefixTokens(cfg) + numPatches(cfg), cfg.heads, cfg.qkDim, kernels);
+  static forModel(cfg: ViTConfig, backend?: Kernels): ZeroTPruneScratch {
+    return new ZeroTPruneScratch(prefixTokens(cfg) + numPatches(cfg), cfg.heads, cfg.qkDim, backend);
   }
 }
 

@@ -1,6 +1,6 @@
 import { Resvg } from '@resvg/resvg-js';
 import type { RgbImage } from '../image/rgb-image.js';
-import { encodeRgbPng } from '../util/png.js';
+import { encodeRgbPng } from '../image/png-encode.js';
 import type { TokenStage } from './trace.js';
 
 /**

@@ -1,4 +1,5 @@
-import { loadImage, modelCrop, toNormalizedTensor } from '../image/preprocess.js';
+import { modelCrop, toNormalizedTensor } from '../image/preprocess.js';
+import { loadImage } from '../image/file.js';
 import type { RgbImage } from '../image/rgb-image.js';
 import type { PreprocessConfig } from '../model/types.js';
 import { numPatches, prefixTokens } from '../model/types.js';
@@ -8,7 +9,7 @@ import type { PruneSchedule } from '../prune/schedule.js';
 import { ZERO_TPRUNE_ABLATIONS, zeroTPruneHooks } from '../prune/zero-tprune.js';
 
 /**
- * Which patches a pruning method removes, and where, on one image: the forward pass runs with
+ * Which patches a pruning method removes, and where, on one image (Node only): the forward pass runs with
  * the plan's hooks, and every token reduction is recorded in patch indices (token id − prefix:
  * patch p is row ⌊p / side⌋, column p mod side of the patch grid).
  *

@@ -1,5 +1,5 @@
 import { PNG } from 'pngjs';
-import type { RgbImage } from '../image/rgb-image.js';
+import type { RgbImage } from './rgb-image.js';
 
 /** Encode an 8-bit RGB image as a PNG file (colour type 2, 8 bits, no alpha). */
 export function encodeRgbPng(image: RgbImage): Uint8Array {
