@@ -27,10 +27,10 @@ import { loadModelFolder } from '../src/model/folder.js';
 import { readSafetensors } from '../src/model/safetensors-file.js';
 import type { ViTModel } from '../src/model/types.js';
 import { ViTRunner, type BlockState, type ForwardHooks, type TokenReduction } from '../src/model/vit.js';
-import { calibrateLtpRamp, calibrationRun, ltpHooks } from '../src/prune/ltp.js';
 import { pruneChannels } from '../src/prune/channels.js';
 import { savePrunedModel } from '../src/prune/channels-save.js';
-import { planPruning, type Method } from '../src/prune/methods.js';
+import { calibrationRun } from '../src/prune/method.js';
+import { planPruning } from '../src/prune/registry.js';
 
 const MODELS = ['deit-tiny', 'vit-tiny'];
 const METHODS = ['zero-tprune', 'tome', 'evit', 'topk', 'ltp', 'random'];
@@ -52,14 +52,10 @@ async function plannedRuns(model: ViTModel, runner: ViTRunner, calibration: Floa
   for (const budget of BUDGETS) {
     for (const method of METHODS) {
       const name = `${method}@${budget}`;
-      if (method === 'ltp') {
-        const s = await calibrateLtpRamp(model.config, calibrationRun(runner, calibration), budget);
-        const hooks = ltpHooks(s.thresholds);
-        runs.push({ name, settings: { c: s.c, theta: s.thresholds.theta, unit: s.thresholds.unit }, hooks: () => hooks });
-      } else {
-        const plan = planPruning(model.config, { method: method as Method, budget });
-        runs.push({ name, settings: { schedule: plan.schedule, gmacs: plan.gmacs }, hooks: (i) => plan.hooks(i) });
-      }
+      const plan = await planPruning(model.config, { method, budget }, { calibration: calibrationRun(runner, calibration) });
+      // As the solvers before the registry reported them: LTP its settings, the others their schedule and its GMACs.
+      const settings = method === 'ltp' ? plan.settings : { schedule: plan.settings, gmacs: plan.gmacs };
+      runs.push({ name, settings, hooks: (i) => plan.hooks(i) });
     }
   }
   return runs;
@@ -67,8 +63,7 @@ async function plannedRuns(model: ViTModel, runner: ViTRunner, calibration: Floa
 
 /** LTP's settings calibrated for `budget`. Depends on how methods are planned, as plannedRuns. */
 async function ltpSettings(model: ViTModel, runner: ViTRunner, calibration: Float32Array[], budget: number): Promise<unknown> {
-  const s = await calibrateLtpRamp(model.config, calibrationRun(runner, calibration), budget);
-  return { c: s.c, theta: s.thresholds.theta, unit: s.thresholds.unit };
+  return (await planPruning(model.config, { method: 'ltp', budget }, { calibration: calibrationRun(runner, calibration) })).settings;
 }
 
 /** DeiT-Tiny's attention channels pruned by 25 % on fresh wasm kernels: the model written and the wasm memory used. */

@@ -22,7 +22,7 @@ export * from './prune/schedule.js';
 export { zeroTPruneHooks, zeroTPruneLayer, ZERO_TPRUNE_ABLATIONS, type ZeroTPruneOptions } from './prune/zero-tprune.js';
 export { tomeHooks, tomeTokens } from './prune/tome.js';
 export { evitHooks, evitTokens } from './prune/evit.js';
-export { ltpHooks, calibrateLtpQuantiles, calibrateLtpRamp } from './prune/ltp.js';
+export { ltpHooks, calibrateLtpQuantiles } from './prune/ltp.js';
 export { randomDropHooks } from './prune/random.js';
 export { tuneSchedule } from './prune/tune.js';
 export { pruneChannels, type ChannelPruningOptions, type ChannelPruningResult, type PrunedDescription } from './prune/channels.js';

@@ -8,5 +8,4 @@ export { defaultHubCacheDir, isHubId, parseHubId, resolveModel, type HubId, type
 export { readSafetensors, writeSafetensors } from './model/safetensors-file.js';
 export { loadImage, loadImageTensor } from './image/file.js';
 export { savePrunedModel } from './prune/channels-save.js';
-export { planPruning, METHODS, type Method, type MethodOptions, type PruningPlan } from './prune/methods.js';
 export { writeFileAtomic } from './util/atomic-file.js';

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { timmArchitectureDims } from '../src/model/config.js';
+import { denseGmacs } from '../src/model/gmacs.js';
 import { configFromDims } from '../src/model/random.js';
-import { planPruning, type Method } from '../src/prune/methods.js';
-import { solveKeepRatioForBudget } from '../src/prune/schedule.js';
+import { solveBudget, type BudgetKnob } from '../src/prune/budget.js';
+import { planPruning } from '../src/prune/registry.js';
+import { keepRatioKnob } from '../src/prune/schedule.js';
 import { presetSchedules } from '../src/prune/tune.js';
 
 /**
@@ -10,7 +12,9 @@ import { presetSchedules } from '../src/prune/tune.js';
  * the README (0.65, 0.653) use, on three architectures, every input-independent method must keep
  * choosing exactly these settings (a change would change every published figure).
  * Values recorded from the four solvers of commit 5b01301 (keep-ratio bisection, ToMe's constant
- * then mixed r, EViT's keep-rate grid); the GMACs of a setting depend on the architecture only.
+ * then mixed r, EViT's keep-rate grid), which the one solver of budget.ts replaced; the GMACs of
+ * a setting depend on the architecture only. LTP's calibrated settings depend on the images:
+ * scripts/fingerprint.ts records them on the shared data.
  *
  * Row: [Zero-TPrune and random schedule "after:rS+rI …", ToMe r ("r*blocks …"), EViT keep rate,
  * top-k keep rate, the keep ratio ρ the Zero-TPrune schedule was solved from].
@@ -69,24 +73,63 @@ describe('budget solvers pick the pinned settings', () => {
   for (const [architecture, rows] of Object.entries(PINNED)) {
     const cfg = configFromDims(timmArchitectureDims(architecture), architecture);
     for (const [budget, [schedule, r, evit, topk, rho]] of Object.entries(rows)) {
-      it(`${architecture} at ${budget}`, () => {
+      it(`${architecture} at ${budget}`, async () => {
         const b = Number(budget);
-        const settings = (method: Method) => planPruning(cfg, { method, budget: b }).schedule;
-        expect(settings('zero-tprune')).toEqual({ steps: steps(schedule), ablation: 'full' });
-        expect(settings('random')).toEqual({ steps: steps(schedule), seed: 0 });
-        expect(settings('tome')).toEqual({ r: tomeR(r) });
-        expect(settings('evit')).toEqual({ keepRate: evit });
-        expect(settings('topk')).toEqual({ keepRate: topk });
-        expect(solveKeepRatioForBudget(cfg, b).rho).toBe(rho);
+        const settings = async (method: string) => (await planPruning(cfg, { method, budget: b })).settings;
+        expect(await settings('zero-tprune')).toEqual({ steps: steps(schedule), ablation: 'full' });
+        expect(await settings('random')).toEqual({ steps: steps(schedule), seed: 0 });
+        expect(await settings('tome')).toEqual({ r: tomeR(r) });
+        expect(await settings('evit')).toEqual({ keepRate: evit });
+        expect(await settings('topk')).toEqual({ keepRate: topk });
+        expect((await solveBudget(denseGmacs(cfg), b, [keepRatioKnob(cfg)])).position).toBe(rho);
       });
     }
   }
 
-  it('tune\'s keep-ratio presets on DeiT-Tiny', () => {
+  it('tune\'s keep-ratio presets on DeiT-Tiny', async () => {
     const cfg = configFromDims(timmArchitectureDims('deit_tiny_patch16_224'), 'deit_tiny_patch16_224');
     for (const [budget, rhos] of Object.entries(PRESET_RHOS)) {
-      const origins = presetSchedules(cfg, Number(budget)).map((p) => p.origin).filter((o) => o.startsWith('preset keep'));
+      const origins = (await presetSchedules(cfg, Number(budget))).map((p) => p.origin).filter((o) => o.startsWith('preset keep'));
       expect(origins.filter((_, i) => i % 3 === 0).map((o) => o.split(' ')[2])).toEqual(rhos);
     }
+  });
+});
+
+describe('solveBudget', () => {
+  /** A knob over t = 0…100 whose cost falls from 100 (dense) by 3 per step of 4 positions. */
+  const steps = (calls: number[]): BudgetKnob<number> => ({
+    dense: 0,
+    sparse: 100,
+    integer: true,
+    settings: (t) => t,
+    gmacs: (t) => (calls.push(t), 100 - 3 * Math.floor(t / 4)),
+    canonical: (t) => t - (t % 4),
+    describe: (t) => `t = ${t}`,
+  });
+
+  it('exact costs: the closest setting, reported at its canonical position', async () => {
+    const s = await solveBudget(100, 0.7, [steps([])]);
+    expect(s).toEqual({ position: 40, settings: 40, gmacs: 70, fraction: 0.7 });
+    expect((await solveBudget(100, 1, [steps([])])).position).toBe(0); // the dense end, never evaluated
+    await expect(solveBudget(100, 0.2, [steps([])])).rejects.toThrow(/within 1 % of 0\.2 × dense \(20\.0000 GMACs\), found at best 0\.2500 × dense \(t = 100\)/);
+  });
+
+  it('measured costs: the bracket grows by doubling from the start, the search stops at the first setting within tolerance', async () => {
+    const calls: number[] = [];
+    const knob = { ...steps(calls), integer: false, canonical: undefined, measured: { start: 1, maxRuns: 40 } };
+    const s = await solveBudget(100, 0.7, [knob], 0.02);
+    expect(calls.slice(0, 6)).toEqual([1, 2, 4, 8, 16, 32]);
+    expect(Math.abs(s.fraction / 0.7 - 1)).toBeLessThanOrEqual(0.02);
+    expect(calls.at(-1)).toBe(s.position);
+    const capped: number[] = [];
+    await expect(solveBudget(100, 0.7, [{ ...steps(capped), integer: false, measured: { start: 1, maxRuns: 3 } }], 0.001)).rejects.toThrow(/on the calibration images/);
+    expect(capped).toEqual([1, 2, 4]);
+  });
+
+  it('knobs are tried coarse first: a finer one only when the coarse one misses the tolerance', async () => {
+    const coarse: BudgetKnob<string> = { dense: 0, sparse: 10, integer: true, settings: (t) => `coarse ${t}`, gmacs: (s) => 100 - 10 * Number(s.split(' ')[1]), describe: (s) => s };
+    const fine: BudgetKnob<string> = { ...coarse, sparse: 100, settings: (t) => `fine ${t}`, gmacs: (s) => 100 - Number(s.split(' ')[1]) };
+    expect((await solveBudget(100, 0.7, [coarse, fine])).settings).toBe('coarse 3');
+    expect((await solveBudget(100, 0.65, [coarse, fine])).settings).toBe('fine 35');
   });
 });

@@ -4,10 +4,11 @@ import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
-import { figureSvg, renderFigurePng, stagePanels, type Removal } from '../viz/figure.js';
+import { figureSvg, renderFigurePng, stagePanels } from '../viz/figure.js';
 import { cropTensor, modelInputCrop, traceTokens } from '../viz/trace.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
+import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const visualizeSpec: CommandSpec = {
   name: 'visualize',
@@ -51,7 +52,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   if (fontFile !== undefined && !existsSync(fontFile)) throw new UsageError(`--font: no such file '${fontFile}'`);
   const { model, runner } = await openModel(values);
   const cfg = model.config;
-  const plan = pruningFromOptions(values, cfg)!;
+  const plan = (await pruningFromOptions(values, runner))!;
   const scale = intOption(values, 'scale', Math.max(1, Math.round(448 / cfg.preprocess.inputSize)))!;
 
   const crop = modelInputCrop(image, cfg.preprocess);
@@ -61,7 +62,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const prediction = top1(pruned.logits, cfg);
   const densePrediction = top1(dense.logits, cfg);
 
-  const removal: Removal = plan.method === 'tome' ? 'merged' : plan.method === 'evit' ? 'fused' : 'dropped';
+  const removal = plan.removal;
   const panels = stagePanels(numPatches(cfg), pruned.stages, removal);
   const { svg, layout } = figureSvg(crop, cfg.patchSize, scale, panels, {
     title: `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs (${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
@@ -77,7 +78,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
       image,
       out,
       method: plan.method,
-      schedule: plan.schedule,
+      schedule: plan.settings,
       removal,
       gmacs: pruned.gmacs,
       denseGmacs: dense.gmacs,

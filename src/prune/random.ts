@@ -5,6 +5,8 @@ import type { ForwardHooks } from '../model/vit.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
+import { defineMethod } from './method.js';
+import { keepRatioKnob, keepRatioSchedule, scheduleTokens, validatedSchedule, type PruneSchedule } from './schedule.js';
 
 /**
  * Random token dropping: the floor every importance-based method should beat. It follows a
@@ -85,3 +87,21 @@ function removalsByBlock(cfg: ViTConfig, steps: readonly RandomDropStep[]): Map<
   }
   return removals;
 }
+
+/** Random drop as a registered method (method.ts): Zero-TPrune's schedules, tokens drawn by a seeded generator. */
+export const randomDrop = defineMethod<PruneSchedule, { seed: number }>({
+  name: 'random',
+  summary: 'random drop: Zero-TPrune\'s schedule with the removed tokens drawn at random, the floor every method should beat',
+  removal: 'dropped',
+  counts: 'fixed',
+  options: { seed: { help: 'seed of the draws (image i of a run draws from seed + i)', values: 'integer', default: 0 } },
+  keepRatio: (cfg, rho) => keepRatioSchedule(cfg, rho),
+  fromJson: (cfg, json, _, source) => validatedSchedule(cfg, json, source),
+  knobs: (cfg) => [keepRatioKnob(cfg)],
+  tokens: scheduleTokens,
+  hooks(schedule, { seed }) {
+    const steps: RandomDropStep[] = schedule.steps.map((s) => ({ afterBlock: s.after - 1, remove: s.rS + s.rI }));
+    return (imageIndex) => randomDropHooks(steps, seed + imageIndex);
+  },
+  describe: (schedule, { seed }) => ({ ...schedule, seed }),
+});

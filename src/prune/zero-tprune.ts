@@ -3,8 +3,9 @@ import type { Kernels } from '../kernels/types.js';
 import type { BlockState, ForwardHooks } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches, prefixTokens, qkvLayout } from '../model/types.js';
+import { defineMethod } from './method.js';
 import type { PruneSchedule } from './schedule.js';
-import { maxSimilarityDrops, validateSchedule } from './schedule.js';
+import { keepRatioKnob, keepRatioSchedule, maxSimilarityDrops, scheduleTokens, validateSchedule, validatedSchedule } from './schedule.js';
 import type { FeatureRows, WprInit } from './wpr.js';
 import { aggregateHeads, initialScores, varianceHeadFilter } from './wpr.js';
 import { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels.js';
@@ -335,3 +336,36 @@ export function zeroTPruneHooks(schedule: PruneSchedule, options: ZeroTPruneHook
     },
   };
 }
+
+export type Ablation = keyof typeof ZERO_TPRUNE_ABLATIONS;
+
+/** Zero-TPrune as a registered method (method.ts): settings are a post-block schedule, the ablation an option. */
+export const zeroTPrune = defineMethod<PruneSchedule, { ablation: Ablation }>({
+  name: 'zero-tprune',
+  summary: 'Zero-TPrune: after blocks 3, 6, 9 drop the most similar (S-stage) and least important (I-stage, Weighted Page Rank) patches',
+  removal: 'dropped',
+  counts: 'fixed',
+  tunable: true,
+  options: {
+    ablation: { help: 'components switched on (the paper\'s ablation ladder)', values: Object.keys(ZERO_TPRUNE_ABLATIONS) as Ablation[], default: 'full' },
+  },
+  keepRatio: (cfg, rho) => keepRatioSchedule(cfg, rho),
+  fromJson: (cfg, json, _, source) => validatedSchedule(cfg, json, source),
+  knobs: (cfg) => [keepRatioKnob(cfg)],
+  tokens: scheduleTokens,
+  hooks(schedule, { ablation }) {
+    const hooks = zeroTPruneHooks(schedule, ZERO_TPRUNE_ABLATIONS[ablation]);
+    return () => hooks;
+  },
+  stagedHooks(schedule, { ablation }, onStage) {
+    const hooks = zeroTPruneHooks(schedule, {
+      ...ZERO_TPRUNE_ABLATIONS[ablation],
+      onLayer(record) {
+        onStage({ after: record.after, hook: 'block', stage: 'S', removed: record.droppedS });
+        onStage({ after: record.after, hook: 'block', stage: 'I', removed: record.droppedI });
+      },
+    });
+    return () => hooks;
+  },
+  describe: (schedule, { ablation }) => ({ ...schedule, ablation }),
+});
