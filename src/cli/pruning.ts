@@ -36,7 +36,7 @@ export const METHOD_OPTIONS: Record<string, OptionSpec> = {
       return [o.name, { type: 'string', valueName: o.name.toUpperCase(), help: `${owners}: ${o.help}: ${values} (default ${o.default})` }];
     }),
   ),
-  calib: { type: 'string', valueName: 'DIR', help: `unlabelled images that ${methodsWith((m) => m.counts === 'per-image')} calibrate on to reach --budget/--gmacs` },
+  calib: { type: 'string', valueName: 'DIR', help: `unlabelled images per-image methods (${methodsWith((m) => m.counts === 'per-image')}) calibrate on to reach --budget/--gmacs` },
   'calib-samples': { type: 'string', valueName: 'N', help: 'calibration images used, spread evenly over the --calib folder (default 128)' },
 };
 
