@@ -17,3 +17,8 @@ export async function createKernels(backend: Backend = 'wasm'): Promise<Kernels>
   const { createWasmKernels } = await import('./wasm.js');
   return createWasmKernels({ variant: backend === 'wasm' ? 'auto' : 'simd' });
 }
+
+export type { FloatArray, Kernels, Linear, PreparedLinear } from './types.js';
+export { view } from './types.js';
+export { createReferenceKernels } from './reference.js';
+export { createWasmKernels, relaxedSimdSupported, type WasmKernelOptions, type WasmKernels, type WasmVariant } from './wasm.js';

@@ -57,12 +57,12 @@ export type TokenReduction<A extends FloatArray = Float32Array> =
 export type TraceTensorName =
   | 'embed' | 'ln1' | 'qkv' | 'attn.probs' | 'attn.out' | 'x.attn' | 'ln2' | 'mlp.hidden' | 'x.mlp' | 'final.norm' | 'logits';
 
-/** Shows one intermediate tensor: a view of the runner's buffer, valid during the call only (copy what you keep). */
-export type Observer<A extends FloatArray = Float32Array> = (block: number, name: TraceTensorName, data: A, shape: readonly number[]) => void;
-
 export interface ForwardHooks<A extends FloatArray = Float32Array> {
   afterAttention?(state: BlockState<A>): TokenReduction<A> | void;
   afterBlock?(state: BlockState<A>): TokenReduction<A> | void;
-  /** Called only when present (no cost otherwise) with every tensor listed at TraceTensorName, in the order computed. */
+  /**
+   * Called only when present (no cost otherwise) with every tensor listed at TraceTensorName, in
+   * the order computed: a view of the runner's buffer, valid during the call only (copy what you keep).
+   */
   observe?(block: number, name: TraceTensorName, data: A, shape: readonly number[]): void;
 }
