@@ -175,7 +175,7 @@ async function main(): Promise<void> {
     }
     process.stderr.write(`${name}: ${runs.length} runs × ${files.length} images in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
   }
-  writeFileSync(values.out, JSON.stringify(result, null, 1) + '\n');
+  writeFileSync(values.out, `${JSON.stringify(result, null, 1)}\n`);
 }
 
 await main();

@@ -59,8 +59,12 @@ describe('observe: every intermediate tensor of the forward pass', () => {
     const runner = new ViTRunner(model, createReferenceKernels());
     const states: Record<string, Float32Array> = {};
     const { seen } = observeAll(runner, {
-      afterAttention: (s) => void (states[`${s.block} x.attn`] = s.x.slice()),
-      afterBlock: (s) => void (states[`${s.block} x.mlp`] = s.x.slice()),
+      afterAttention(s) {
+        states[`${s.block} x.attn`] = s.x.slice();
+      },
+      afterBlock(s) {
+        states[`${s.block} x.mlp`] = s.x.slice();
+      },
     });
     for (const s of seen.filter((t) => t.name === 'x.attn' || t.name === 'x.mlp')) {
       expect(Array.from(s.data)).toEqual(Array.from(states[`${s.block} ${s.name}`]));
@@ -84,8 +88,14 @@ function recording(): { kernels: Kernels; prepared: number[]; uploaded: number[]
   const uploaded: number[] = [];
   const kernels: Kernels = {
     ...inner,
-    prepareLinear: (lin) => (prepared.push(lin.weight.length), inner.prepareLinear(lin)),
-    upload: (data) => (uploaded.push(data.length), inner.upload(data)),
+    prepareLinear(lin) {
+      prepared.push(lin.weight.length);
+      return inner.prepareLinear(lin);
+    },
+    upload(data) {
+      uploaded.push(data.length);
+      return inner.upload(data);
+    },
   };
   return { kernels, prepared, uploaded };
 }

@@ -102,7 +102,10 @@ describe('solveBudget', () => {
     sparse: 100,
     integer: true,
     settings: (t) => t,
-    gmacs: (t) => (calls.push(t), 100 - 3 * Math.floor(t / 4)),
+    gmacs(t) {
+      calls.push(t);
+      return 100 - 3 * Math.floor(t / 4);
+    },
     canonical: (t) => t - (t % 4),
     describe: (t) => `t = ${t}`,
   });

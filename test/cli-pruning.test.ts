@@ -25,7 +25,7 @@ for (let i = 0; i < 4; i++) {
   writeFileSync(path.join(images, `img${i}.png`), encodePng({ width: 64 + 8 * i, height: 64, colorType: 2, bitDepth: 8, samples: testPattern(64 + 8 * i, 64) }));
 }
 const labels = path.join(tmp, 'labels.csv');
-writeFileSync(labels, 'file,class_index\n' + [0, 1, 2, 3].map((i) => `img${i}.png,${i}`).join('\n') + '\n');
+writeFileSync(labels, `file,class_index\n${[0, 1, 2, 3].map((i) => `img${i}.png,${i}\n`).join('')}`);
 const evalArgs = ['eval', '--model', model, '--backend', 'reference', '--images', images, '--labels', labels, '--quiet', '--json'];
 
 describe('--method through the registry', () => {

@@ -9,7 +9,9 @@ import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 export const benchSpec: CommandSpec = {
   name: 'bench',
   summary: 'Time the forward pass (ms/image, batch 1, 1 thread) and the GEMMs of a model (GFLOP/s).',
-  usage: 'vitprune bench [--model M | --model random:deit_small_patch16_224] [--backend B[,B2...]] [--runs N] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--json]',
+  usage:
+    'vitprune bench [--model M | --model random:deit_small_patch16_224] [--backend B[,B2...]] [--runs N] ' +
+    '[--method NAME --keep|--budget|--gmacs|--schedule ...] [--json]',
   options: {
     ...MODEL_OPTIONS,
     backend: {

@@ -26,7 +26,11 @@ export const compareSpec: CommandSpec = {
     methods: { type: 'string', valueName: 'LIST', default: TOKEN_METHODS.map((m) => m.name).join(','), help: `methods: ${COMPARE_METHODS.join(', ')}` },
     tuned: { type: 'string', valueName: 'LIST', help: `tuned Zero-TPrune schedules as 'budget=FILE,...' (method ${TUNED_METHOD})` },
     calib: { type: 'string', valueName: 'DIR', help: 'unlabelled images to calibrate per-image methods (LTP thresholds) on (default: the --images folder)' },
-    'calib-split': { type: 'string', valueName: 'S', help: "calibrate on the 'even' or 'odd' images of --calib (default: the half not evaluated, when --split is given)" },
+    'calib-split': {
+      type: 'string',
+      valueName: 'S',
+      help: "calibrate on the 'even' or 'odd' images of --calib (default: the half not evaluated, when --split is given)",
+    },
     'calib-samples': { type: 'string', valueName: 'N', default: '128', help: 'calibration images, spread evenly over the folder' },
     out: { type: 'string', valueName: 'DIR', help: 'write report.json, report.md and the plots here' },
   },
@@ -34,7 +38,9 @@ export const compareSpec: CommandSpec = {
 
 function parseList<T extends string>(raw: string, allowed: readonly T[], option: string): T[] {
   const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const x of list) if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${option}: expected items from ${allowed.join(', ')}, got '${x}'`);
+  for (const x of list) {
+    if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${option}: expected items from ${allowed.join(', ')}, got '${x}'`);
+  }
   return list as T[];
 }
 
@@ -79,7 +85,8 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
     let calibration: Float32Array[] | undefined;
     if (TOKEN_METHODS.some((m) => m.counts === 'per-image' && methods.includes(m.name))) {
       const calibSplit = (values['calib-split'] as Split | undefined) ?? (split === 'even' ? 'odd' : split === 'odd' ? 'even' : undefined);
-      const calibFiles = spreadSample(selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit), intOption(values, 'calib-samples', 128)!);
+      const calibFolder = selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit);
+      const calibFiles = spreadSample(calibFolder, intOption(values, 'calib-samples', 128)!);
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
     const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');

@@ -44,7 +44,9 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const denseSpec = stringOption(values, 'dense');
   const yardstick = denseSpec ? (await openModel({ ...values, model: denseSpec })).runner : undefined;
   if (yardstick && JSON.stringify(yardstick.config.preprocess) !== JSON.stringify(model.config.preprocess)) {
-    throw new UsageError(`--dense ${denseSpec} preprocesses images differently from --model ${values.model as string}; they cannot be compared on the same inputs`);
+    throw new UsageError(
+      `--dense ${denseSpec} preprocesses images differently from --model ${values.model as string}; they cannot be compared on the same inputs`,
+    );
   }
   const compared = Boolean(plan || yardstick);
   const variants: Variant[] = [{ name: 'dense', runner: yardstick }];

@@ -36,7 +36,11 @@ export const METHOD_OPTIONS: Record<string, OptionSpec> = {
       return [o.name, { type: 'string', valueName: o.name.toUpperCase(), help: `${owners}: ${o.help}: ${values} (default ${o.default})` }];
     }),
   ),
-  calib: { type: 'string', valueName: 'DIR', help: `unlabelled images per-image methods (${methodsWith((m) => m.counts === 'per-image')}) calibrate on to reach --budget/--gmacs` },
+  calib: {
+    type: 'string',
+    valueName: 'DIR',
+    help: `unlabelled images per-image methods (${methodsWith((m) => m.counts === 'per-image')}) calibrate on to reach --budget/--gmacs`,
+  },
   'calib-samples': { type: 'string', valueName: 'N', help: 'calibration images used, spread evenly over the --calib folder (default 128)' },
 };
 
@@ -93,7 +97,10 @@ function methodOptionValues(values: Parsed['values'], method: TokenMethod): Reco
     const raw = values[name];
     if (raw === undefined) continue;
     const option = method.options.find((o) => o.name === name);
-    if (!option) throw new UsageError(`--${name} is not an option of --method ${method.name} (it applies to ${methodsWith((m) => m.options.some((o) => o.name === name))})`);
+    if (!option) {
+      const owners = methodsWith((m) => m.options.some((o) => o.name === name));
+      throw new UsageError(`--${name} is not an option of --method ${method.name} (it applies to ${owners})`);
+    }
     options[name] = option.values === 'integer' ? Number(raw) : raw;
   }
   return options;
@@ -103,7 +110,11 @@ function methodOptionValues(values: Parsed['values'], method: TokenMethod): Reco
 function calibration(values: Parsed['values'], method: TokenMethod, request: PruneRequest, runner: ViTRunner): PlanContext {
   if (method.counts !== 'per-image' || request.budget === undefined) return {};
   const dir = stringOption(values, 'calib');
-  if (!dir) throw new UsageError(`--method ${method.name} reaches --budget/--gmacs by calibrating on unlabelled images: give --calib DIR (or its settings with --schedule)`);
+  if (!dir) {
+    throw new UsageError(
+      `--method ${method.name} reaches --budget/--gmacs by calibrating on unlabelled images: give --calib DIR (or its settings with --schedule)`,
+    );
+  }
   const files = spreadSample(listImages(dir), intOption(values, 'calib-samples', 128)!);
   return { calibration: calibrationRun(runner, files.map((f) => loadImageTensor(f, runner.config.preprocess))) };
 }

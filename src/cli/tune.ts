@@ -33,7 +33,9 @@ export const tuneSpec: CommandSpec = {
 };
 
 export async function tuneCommand({ values }: Parsed): Promise<void> {
-  if (!TUNABLE.includes(values.method as string)) throw new UsageError(`tune searches post-block schedules: --method ${TUNABLE.join(' | ')}, got '${values.method}'`);
+  if (!TUNABLE.includes(values.method as string)) {
+    throw new UsageError(`tune searches post-block schedules: --method ${TUNABLE.join(' | ')}, got '${values.method}'`);
+  }
   const method = tokenMethod(values.method as string);
   const calib = stringOption(values, 'calib');
   if (!calib) throw new UsageError("'vitprune tune' needs --calib DIR (unlabelled images)");

@@ -13,7 +13,9 @@ import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 export const visualizeSpec: CommandSpec = {
   name: 'visualize',
   summary: 'Draw which patches a token-pruning method removes from an image, stage by stage, as a PNG.',
-  usage: 'vitprune visualize [--model M] --method NAME --keep|--budget|--gmacs|--schedule ... --out FILE.png [--scale N] [--columns N] [--font FILE] [--json] IMAGE',
+  usage:
+    'vitprune visualize [--model M] --method NAME --keep|--budget|--gmacs|--schedule ... --out FILE.png ' +
+    '[--scale N] [--columns N] [--font FILE] [--json] IMAGE',
   options: {
     ...MODEL_OPTIONS,
     ...METHOD_OPTIONS,
@@ -46,7 +48,9 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const [image] = positionals;
   const out = stringOption(values, 'out');
   if (!out) throw new UsageError("'vitprune visualize' needs --out FILE.png (see --help)");
-  if (values.method === undefined) throw new UsageError("'vitprune visualize' needs --method NAME and one of --keep, --budget, --gmacs, --schedule (see --help)");
+  if (values.method === undefined) {
+    throw new UsageError("'vitprune visualize' needs --method NAME and one of --keep, --budget, --gmacs, --schedule (see --help)");
+  }
   const columns = intOption(values, 'columns', 4)!;
   const fontFile = stringOption(values, 'font');
   if (fontFile !== undefined && !existsSync(fontFile)) throw new UsageError(`--font: no such file '${fontFile}'`);
@@ -65,7 +69,9 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const removal = plan.removal;
   const panels = stagePanels(numPatches(cfg), pruned.stages, removal);
   const { svg, layout } = figureSvg(crop, cfg.patchSize, scale, panels, {
-    title: `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs (${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
+    title:
+      `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs ` +
+      `(${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
     lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
     removal,
   }, columns);

@@ -75,13 +75,15 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
         if (Math.abs(fraction / budget - 1) > 0.01) {
           throw new UsageError(`compare: tuned schedule ${tuned.file} costs ${fraction.toFixed(3)} × dense GMACs, not within 1 % of ${budget}`);
         }
-        variants.push({ name: `${name}@${budget}`, method: name, budget, schedule: { ...(plan.settings as object), file: tuned.file }, hooks: (i) => plan.hooks(i) });
+        const schedule = { ...(plan.settings as object), file: tuned.file };
+        variants.push({ name: `${name}@${budget}`, method: name, budget, schedule, hooks: (i) => plan.hooks(i) });
         continue;
       }
       const method = tokenMethod(name);
       const plan = await method.plan(cfg, { budget }, context);
       if (method.counts === 'per-image') {
-        opts.log?.(`${name} at ${budget}: ${JSON.stringify(plan.settings)}, ${(plan.gmacs! / dense).toFixed(3)} × dense on ${opts.calibration?.length} calibration images`);
+        const fraction = (plan.gmacs! / dense).toFixed(3);
+        opts.log?.(`${name} at ${budget}: ${JSON.stringify(plan.settings)}, ${fraction} × dense on ${opts.calibration?.length} calibration images`);
       }
       variants.push({ name: `${name}@${budget}`, method: name, budget, schedule: plan.settings, hooks: (i) => plan.hooks(i) });
     }

@@ -143,7 +143,9 @@ function savedBlockWidths(saved: JsonObject): BlockWidths[] | undefined {
   const vDim = saved.positiveInteger('vDim');
   for (const [key, list, max] of [['blockQkDims', qk, qkDim], ['blockVDims', v, vDim]] as const) {
     if (!list || list.length !== depth || list.some((w) => w > max)) {
-      throw new ModelFormatError(`${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`);
+      throw new ModelFormatError(
+        `${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`,
+      );
     }
   }
   return qk!.map((q, b) => ({ qkDim: q, vDim: v![b] }));
@@ -444,7 +446,9 @@ class JsonObject {
  * Dimensions of a standard timm ViT/DeiT from its name alone (`deit_small_patch16_224` →
  * 384 wide, 12 blocks, 6 heads, patch 16, 224 px), for random-weight models of that shape.
  */
-export function timmArchitectureDims(architecture: string): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
+export function timmArchitectureDims(
+  architecture: string,
+): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
   const name = parseTimmName(architecture);
   const size = name?.size === undefined ? undefined : TIMM_SIZES[name.size];
   if (!name || !size || name.patchSize === undefined || name.imageSize === undefined) {

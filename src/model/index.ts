@@ -3,7 +3,10 @@
  * parsing, assembly from a folder's files given as bytes, GMACs counting, and the forward pass
  * (ViTRunner over Blocks, with hooks). Folders on disk and the hub cache: vitprune/node.
  */
-export { Block, allocBlockActivations, multiHeadAttention, prepareNorm, type BlockActivations, type BlockObserver, type PreparedBlockWeights, type PreparedNorm } from './block.js';
+export {
+  Block, allocBlockActivations, multiHeadAttention, prepareNorm,
+  type BlockActivations, type BlockObserver, type PreparedBlockWeights, type PreparedNorm,
+} from './block.js';
 export { declareModel, timmArchitectureDims, TRANSFORMERS_CLASSES, type ConfigDocument, type DeclaredModel } from './config.js';
 export { blockMacs, denseGmacs, initialTokens, modelGmacs, stemAndHeadMacs, type BlockTokens } from './gmacs.js';
 export type { BlockState, ForwardHooks, TokenReduction, TraceTensorName } from './hooks.js';

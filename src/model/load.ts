@@ -148,7 +148,8 @@ function concatenateRows(parts: Tensor[], names: string[], columns: number | nul
   });
   if (parts[0].shape[0] !== parts[1].shape[0]) {
     throw new ModelFormatError(
-      `${file}: query and key must have the same number of rows; "${names[0]}" has ${formatShape(parts[0].shape)}, "${names[1]}" has ${formatShape(parts[1].shape)}`,
+      `${file}: query and key must have the same number of rows; ` +
+        `"${names[0]}" has ${formatShape(parts[0].shape)}, "${names[1]}" has ${formatShape(parts[1].shape)}`,
     );
   }
   const rows = parts.reduce((sum, p) => sum + p.shape[0], 0);
@@ -244,7 +245,9 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
   const mlpDim = w.agree('MLP width', w.shape('blocks.0.mlp.fc1.weight', 2, '[mlpDim, D]')[0], declared.mlpDim, 'blocks.0.mlp.fc1.weight', configFile);
   const numClasses = w.agree('number of classes', w.shape('head.weight', 2, '[classes, D]')[0], declared.numClasses, 'head.weight', configFile);
   if (declared.imageSize % patchSize !== 0) {
-    throw new ModelFormatError(`${configFile}: image size ${declared.imageSize} is not a multiple of the patch size ${patchSize} (from patch_embed.proj.weight)`);
+    throw new ModelFormatError(
+      `${configFile}: image size ${declared.imageSize} is not a multiple of the patch size ${patchSize} (from patch_embed.proj.weight)`,
+    );
   }
 
   const config: ViTConfig = {

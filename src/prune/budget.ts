@@ -66,7 +66,8 @@ export async function solveBudget<S>(denseGmacs: number, fraction: number, knobs
   }
   const best = closest!;
   throw new ScheduleError(
-    `GMACs budget: expected settings within ${tolerance * 100} % of ${fraction} × dense (${target.toFixed(4)} GMACs)${best.knob.measured ? ' on the calibration images' : ''}, ` +
+    `GMACs budget: expected settings within ${tolerance * 100} % of ${fraction} × dense (${target.toFixed(4)} GMACs)` +
+      `${best.knob.measured ? ' on the calibration images' : ''}, ` +
       `found at best ${(best.probe.gmacs / denseGmacs).toFixed(4)} × dense (${best.knob.describe(best.probe.settings)})`,
   );
 }

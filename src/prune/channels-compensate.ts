@@ -4,7 +4,9 @@ import { initialTokens } from '../model/gmacs.js';
 import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.js';
 import { blockConfig } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
-import { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
+import {
+  fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem,
+} from './channels-fit.js';
 import { centreColumns } from './channels-linalg.js';
 import type { ChannelSelection } from './channels-select.js';
 import { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
@@ -101,7 +103,8 @@ export function compensateBlocks(
     } else if (qkPruned && opts.queryRefit) {
       queryMaps = moments!.centredKeyGram.map((g, h) => fitQueryMap(g, cfg.qkDim, selection.qk[b][h], opts.ridge));
     }
-    const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, original, xs.slice(0, opts.logitScaleImages), selection.qk[b], queryMaps, keyMaps, ws) : null;
+    const logitScaleInputs = xs.slice(0, opts.logitScaleImages);
+    const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, original, logitScaleInputs, selection.qk[b], queryMaps, keyMaps, ws) : null;
     const alpha = logit?.map((f) => f.alpha) ?? new Array<number>(H).fill(1);
     const values = vPruned && opts.valueBasis ? valueBases(cfg, blk.proj, moments!, widths.vDim, opts.ridge) : null;
 

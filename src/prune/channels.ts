@@ -10,8 +10,14 @@ import { shrinkConfig } from './channels-shrink.js';
 import { accumulateChannelStats, emptyChannelStats } from './channels-stats.js';
 import { denseGmacs } from '../model/gmacs.js';
 
-export { ALLOCATORS, allocateWidths, channelMacs, selectByElimination, selectChannels, similarityWeights, topChannels, type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore } from './channels-select.js';
-export { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit } from './channels-fit.js';
+export {
+  ALLOCATORS, allocateWidths, channelMacs, selectByElimination, selectChannels, similarityWeights, topChannels,
+  type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore,
+} from './channels-select.js';
+export {
+  fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics,
+  type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit,
+} from './channels-fit.js';
 export { choleskySolve, symmetricEigen } from './channels-linalg.js';
 export { eliminateChannels } from './channels-elimination.js';
 export { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';

@@ -72,7 +72,9 @@ export function fuseTokens(x: Float32Array, D: number, a: Float64Array, dropped:
 /** One EViT / top-k step on a block's state at the afterAttention hook (where every token alive entered the attention). */
 export function evitReduce(state: BlockState, keepRate: number, fuse: boolean): TokenReduction | void {
   const { config: cfg, n } = state;
-  if (n !== state.attentionTokens) throw new RangeError(`EViT reduces right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  if (n !== state.attentionTokens) {
+    throw new RangeError(`EViT reduces right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  }
   const prefix = prefixTokens(cfg);
   const k = evitKeepCount(keepRate, n, prefix);
   if (k === n - prefix) return;

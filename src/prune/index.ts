@@ -16,7 +16,9 @@ export {
 export { reductionStages, type RemovalStage } from './removal-stages.js';
 export { solveBudget, type BudgetKnob, type BudgetSolution } from './budget.js';
 
-export { zeroTPrune, zeroTPruneHooks, zeroTPruneLayer, ZERO_TPRUNE_ABLATIONS, type Ablation, type ZeroTPruneOptions, type ZeroTPruneRecord } from './zero-tprune.js';
+export {
+  zeroTPrune, zeroTPruneHooks, zeroTPruneLayer, ZERO_TPRUNE_ABLATIONS, type Ablation, type ZeroTPruneOptions, type ZeroTPruneRecord,
+} from './zero-tprune.js';
 export { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels.js';
 export {
   keepRatioKnob, keepRatioSchedule, parseSchedule, scheduleFromJson, scheduleGmacs, scheduleToJson, scheduleTokens, validateSchedule,

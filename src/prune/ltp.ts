@@ -66,7 +66,9 @@ export function thresholdKeep(scores: Float64Array, n: number, prefix: number, t
 export function ltpPrune(state: BlockState, theta: number, unit: ThresholdUnit): TokenReduction | void {
   if (!(theta > 0)) return;
   const { config: cfg, n } = state;
-  if (n !== state.attentionTokens) throw new RangeError(`LTP prunes right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  if (n !== state.attentionTokens) {
+    throw new RangeError(`LTP prunes right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  }
   const kept = thresholdKeep(ltpImportance(state.probs, cfg.heads, n), n, prefixTokens(cfg), theta, unit);
   if (kept.length < n) return { kind: 'keep', indices: kept };
 }
@@ -97,7 +99,9 @@ export function ltpRamp(depth: number, c: number): LtpThresholds {
  * the block. Each pass drops every token after block l, so it costs about l/L of a forward
  * pass: the whole calibration ≈ (L + 1)/2 forward passes per image.
  */
-export async function calibrateLtpQuantiles(cfg: ViTConfig, run: CalibrationRun, keep: readonly number[], unit: ThresholdUnit = 'absolute'): Promise<LtpThresholds> {
+export async function calibrateLtpQuantiles(
+  cfg: ViTConfig, run: CalibrationRun, keep: readonly number[], unit: ThresholdUnit = 'absolute',
+): Promise<LtpThresholds> {
   if (keep.length !== cfg.depth) throw new ScheduleError(`LTP keep schedule: expected one fraction per block (${cfg.depth}), found ${keep.length}`);
   keep.forEach((k, l) => {
     if (!(k >= 0 && k <= 1)) throw new ScheduleError(`LTP keep schedule: expected fractions in [0, 1], found ${k} for block ${l + 1}`);
@@ -167,7 +171,9 @@ export const ltp = defineMethod<LtpSettings>({
   fromJson: (cfg, json, _, source) => ltpSettingsFromJson(cfg, json, source),
   knobs(cfg, _, { calibration }) {
     if (!calibration) {
-      throw new UsageError('method ltp reaches a budget by calibrating its thresholds on unlabelled images: give it calibration images, or its thresholds as settings');
+      throw new UsageError(
+        'method ltp reaches a budget by calibrating its thresholds on unlabelled images: give it calibration images, or its thresholds as settings',
+      );
     }
     return [ltpRampKnob(cfg, calibration)];
   },

@@ -76,7 +76,9 @@ function removalsByBlock(cfg: ViTConfig, steps: readonly RandomDropStep[]): Map<
     if (!(Number.isInteger(afterBlock) && afterBlock >= 0 && afterBlock < cfg.depth)) {
       throw new ScheduleError(`random drop: expected a 0-indexed block in 0..${cfg.depth - 1}, found ${afterBlock}`);
     }
-    if (!(Number.isInteger(remove) && remove >= 0)) throw new ScheduleError(`random drop after block ${afterBlock}: expected an integer count ≥ 0, found ${remove}`);
+    if (!(Number.isInteger(remove) && remove >= 0)) {
+      throw new ScheduleError(`random drop after block ${afterBlock}: expected an integer count ≥ 0, found ${remove}`);
+    }
     removals.set(afterBlock, (removals.get(afterBlock) ?? 0) + remove);
   }
   let patches = initialTokens(cfg) - prefixTokens(cfg);

@@ -116,13 +116,16 @@ export function validateSchedule(cfg: ViTConfig, schedule: PruneSchedule): void 
   schedule.steps.forEach((step, i) => {
     const where = `schedule step ${i} (after block ${step.after})`;
     if (!(Number.isInteger(step.after) && step.after > previous && step.after <= cfg.depth)) {
-      throw new ScheduleError(`${where}: expected a block in ${previous + 1}..${cfg.depth} (the model has ${cfg.depth} blocks, steps in increasing order), found ${step.after}`);
+      throw new ScheduleError(
+        `${where}: expected a block in ${previous + 1}..${cfg.depth} (the model has ${cfg.depth} blocks, steps in increasing order), found ${step.after}`,
+      );
     }
     if (!(Number.isInteger(step.rS) && Number.isInteger(step.rI) && step.rS >= 0 && step.rI >= 0)) {
       throw new ScheduleError(`${where}: expected non-negative integer rS and rI, found rS = ${step.rS}, rI = ${step.rI}`);
     }
     if (step.rS > maxSimilarityDrops(patches)) {
-      throw new ScheduleError(`${where}: the S-stage can remove at most ⌊${patches}/2⌋ = ${maxSimilarityDrops(patches)} of the ${patches} patch tokens alive, found rS = ${step.rS}`);
+      const most = maxSimilarityDrops(patches);
+      throw new ScheduleError(`${where}: the S-stage can remove at most ⌊${patches}/2⌋ = ${most} of the ${patches} patch tokens alive, found rS = ${step.rS}`);
     }
     if (step.rS + step.rI > patches) {
       throw new ScheduleError(`${where}: expected rS + rI ≤ ${patches} patch tokens alive, found ${step.rS + step.rI}`);

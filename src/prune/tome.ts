@@ -41,7 +41,9 @@ export function tomeRates(depth: number, schedule: TomeSchedule): number[] {
     return Array.from({ length: depth }, () => schedule);
   }
   if (isRateList(schedule)) {
-    if (schedule.length > depth) throw new ScheduleError(`ToMe schedule: expected at most ${depth} per-block values (the model has ${depth} blocks), found ${schedule.length}`);
+    if (schedule.length > depth) {
+      throw new ScheduleError(`ToMe schedule: expected at most ${depth} per-block values (the model has ${depth} blocks), found ${schedule.length}`);
+    }
     schedule.forEach((r, i) => checkR(r, `r of block ${i + 1}`));
     return Array.from({ length: depth }, (_, i) => schedule[i] ?? 0);
   }

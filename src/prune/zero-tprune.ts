@@ -65,7 +65,9 @@ export function resolveZeroTPruneOptions(options: Partial<ZeroTPruneOptions> = {
   const o = { ...DEFAULT_ZERO_TPRUNE_OPTIONS };
   for (const [key, value] of Object.entries(options)) if (value !== undefined) Object.assign(o, { [key]: value });
   if (o.init !== 'cls-boost' && o.init !== 'uniform') throw new RangeError(`Zero-TPrune init: expected 'cls-boost' or 'uniform', found '${o.init}'`);
-  if (o.similarity !== 'keys' && o.similarity !== 'head-mean-keys') throw new RangeError(`Zero-TPrune similarity: expected 'keys' or 'head-mean-keys', found '${o.similarity}'`);
+  if (o.similarity !== 'keys' && o.similarity !== 'head-mean-keys') {
+    throw new RangeError(`Zero-TPrune similarity: expected 'keys' or 'head-mean-keys', found '${o.similarity}'`);
+  }
   const [lo, hi] = o.vhfWindow;
   if (!(lo >= 0 && lo <= hi)) throw new RangeError(`VHF window: expected 0 ≤ min ≤ max, found [${lo}, ${hi}]`);
   return o;
@@ -240,16 +242,26 @@ export function zeroTPruneLayer(
   const patches = n - prefix;
   const where = `Zero-TPrune after block ${state.block + 1}`;
   if (state.attentionTokens !== n) {
-    throw new RangeError(`${where}: expected the attention of the ${n} tokens alive, found attention over ${state.attentionTokens} (a reduction ran inside the block)`);
+    throw new RangeError(
+      `${where}: expected the attention of the ${n} tokens alive, found attention over ${state.attentionTokens} (a reduction ran inside the block)`,
+    );
   }
-  if (!(Number.isInteger(rS) && Number.isInteger(rI) && rS >= 0 && rI >= 0)) throw new RangeError(`${where}: expected non-negative integer rS, rI, found ${rS}, ${rI}`);
+  if (!(Number.isInteger(rS) && Number.isInteger(rI) && rS >= 0 && rI >= 0)) {
+    throw new RangeError(`${where}: expected non-negative integer rS, rI, found ${rS}, ${rI}`);
+  }
   const sDrops = o.useSStage ? rS : 0;
   const iDrops = o.useSStage ? rI : rS + rI;
-  if (sDrops > maxSimilarityDrops(patches)) throw new RangeError(`${where}: the S-stage can remove at most ${maxSimilarityDrops(patches)} of ${patches} patch tokens, found rS = ${sDrops}`);
+  if (sDrops > maxSimilarityDrops(patches)) {
+    throw new RangeError(`${where}: the S-stage can remove at most ${maxSimilarityDrops(patches)} of ${patches} patch tokens, found rS = ${sDrops}`);
+  }
   if (sDrops + iDrops > patches) throw new RangeError(`${where}: expected at most ${patches} removals (patch tokens alive), found ${sDrops + iDrops}`);
-  if (scratch.maxTokens < n || scratch.heads !== H) throw new RangeError(`${where}: scratch is sized for ${scratch.maxTokens} tokens × ${scratch.heads} heads, the block has ${n} × ${H}`);
+  if (scratch.maxTokens < n || scratch.heads !== H) {
+    throw new RangeError(`${where}: scratch is sized for ${scratch.maxTokens} tokens × ${scratch.heads} heads, the block has ${n} × ${H}`);
+  }
   const iterations = o.iterations ? o.iterations[state.block] : defaultWprIterations(state.block, cfg.depth);
-  if (iDrops > 0 && !(Number.isInteger(iterations) && iterations >= 0)) throw new RangeError(`${where}: expected a WPR iteration count for block position ${state.block}, found ${iterations}`);
+  if (iDrops > 0 && !(Number.isInteger(iterations) && iterations >= 0)) {
+    throw new RangeError(`${where}: expected a WPR iteration count for block position ${state.block}, found ${iterations}`);
+  }
 
   const { alive, dropped, importance, order } = scratch;
   dropped.fill(0, 0, n);
