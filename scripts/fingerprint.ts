@@ -160,7 +160,9 @@ async function main(): Promise<void> {
       }];
     }));
     const ltp: Record<string, unknown> = {};
-    for (const budget of LTP_BUDGETS) ltp[budget] = await ltpSettings(model, runner, calibration, budget);
+    for (const budget of LTP_BUDGETS) {
+      ltp[budget] = runs.find((run) => run.name === `ltp@${budget}`)?.settings ?? (await ltpSettings(model, runner, calibration, budget));
+    }
     result[name] = {
       dev,
       ltp,
