@@ -13,7 +13,7 @@ import type { BudgetKnob } from './budget.js';
  * between block l and block l + 1, fed with block l's attention and keys (it runs in the
  * `afterBlock` hook of `BlockState.block === l − 1`).
  *
- * JSON form (`--schedule FILE`), steps in increasing `after`:
+ * JSON form (a schedule file), steps in increasing `after`:
  *   { "steps": [ { "after": 3, "rS": 25, "rI": 26 }, { "after": 6, "rS": 19, "rI": 19 } ] }
  */
 
