@@ -23,8 +23,9 @@ import { agreementWithDense, evaluateVariants, type Variant } from '../src/eval/
 import { median } from '../src/eval/metrics.js';
 import { createKernels, type Backend } from '../src/kernels/index.js';
 import type { ViTModel } from '../src/model/types.js';
-import { ViTRunner, type ForwardHooks } from '../src/model/vit.js';
-import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
+import { ViTRunner } from '../src/model/vit.js';
+import type { ForwardHooks } from '../src/model/hooks.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import { mctfGmacs, mctfHooks, type MctfSettings } from '../src/prune/mctf.js';
 import { pitomeHooks, pitomeTokens, type PitomeSettings } from '../src/prune/pitome.js';
 import { pptHooks, pptTokens, type PptDecision, type PptSettings } from '../src/prune/ppt.js';

@@ -17,9 +17,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { median } from '../src/eval/metrics.js';
-import { loadImageTensor } from '../src/image/preprocess.js';
+import { loadImageTensor } from '../src/image/file.js';
 import { createKernels, type Backend } from '../src/kernels/index.js';
-import { loadModelFolder } from '../src/model/load.js';
+import { loadModelFolder } from '../src/model/folder.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { readBundle, writeBundle } from '../src/oracle/bundle.js';
 import { checkBundles, type CheckReport } from '../src/oracle/check.js';
@@ -27,7 +27,7 @@ import { isIntegerKind, TENSOR_KINDS } from '../src/oracle/format.js';
 import { traceMethodFromPlan, type TraceMethod } from '../src/oracle/methods.js';
 import { checkSuite, readSuite } from '../src/oracle/suite.js';
 import { recordTrace } from '../src/oracle/trace.js';
-import { planPruning, type Method } from '../src/prune/methods.js';
+import { planPruning } from '../src/prune/registry.js';
 
 const { values } = parseArgs({
   options: {
@@ -113,7 +113,8 @@ async function deitErrors(files: string[]): Promise<ErrorTable> {
   const cfg = model.config;
   const oracle = new ViTRunner(model, await createKernels('reference64'));
   const runners = await Promise.all(BACKENDS.map(async (b) => new ViTRunner(model, await createKernels(b))));
-  const methods: (TraceMethod | null)[] = [null, ...(['topk', 'tome', 'zero-tprune'] as Method[]).map((method) => traceMethodFromPlan(cfg, planPruning(cfg, { method, budget: 0.7 })))];
+  const plans = await Promise.all(['topk', 'tome', 'zero-tprune'].map((method) => planPruning(cfg, { method, budget: 0.7 })));
+  const methods: (TraceMethod | null)[] = [null, ...plans.map((plan) => traceMethodFromPlan(cfg, plan))];
   const table = new ErrorTable();
   for (const file of files) {
     const input = loadImageTensor(file, cfg.preprocess);

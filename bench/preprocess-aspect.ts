@@ -13,7 +13,7 @@ import { decodeImage } from '../src/image/decode.js';
 import { modelCrop } from '../src/image/preprocess.js';
 import { median } from '../src/eval/metrics.js';
 import type { PreprocessConfig } from '../src/model/types.js';
-import { encodeRgbPng } from '../src/util/png.js';
+import { encodeRgbPng } from '../src/image/png-encode.js';
 
 const DEIT: PreprocessConfig = { inputSize: 224, interpolation: 'bicubic', cropPct: 0.875, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 const CASES: [number, number][] = [

@@ -11,11 +11,12 @@
 import { parseArgs } from 'node:util';
 import { listImages } from '../src/eval/dataset.js';
 import { median } from '../src/eval/metrics.js';
-import { loadImageTensor } from '../src/image/preprocess.js';
+import { loadImageTensor } from '../src/image/file.js';
 import { createKernels, type Backend } from '../src/kernels/index.js';
-import { loadModelFolder } from '../src/model/load.js';
+import { loadModelFolder } from '../src/model/folder.js';
 import { prefixTokens } from '../src/model/types.js';
-import { ViTRunner, type BlockState, type ForwardHooks } from '../src/model/vit.js';
+import { ViTRunner } from '../src/model/vit.js';
+import type { BlockState, ForwardHooks } from '../src/model/hooks.js';
 import { keepRatioSchedule } from '../src/prune/schedule.js';
 import { meanOneVariance } from '../src/prune/wpr.js';
 import {

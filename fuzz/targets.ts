@@ -11,7 +11,7 @@ import { VitpruneError } from '../src/errors.js';
 import { decodeImage } from '../src/image/decode.js';
 import { preprocess } from '../src/image/preprocess.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { loadModelFolder } from '../src/model/load.js';
+import { loadModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import { parseSafetensors, serializeSafetensors } from '../src/model/safetensors.js';
 import { ViTRunner } from '../src/model/vit.js';

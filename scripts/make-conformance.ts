@@ -17,9 +17,9 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createReference64Kernels, createReferenceKernels } from '../src/kernels/reference.js';
+import { createReference64KernelsAsFloat32, createReferenceKernels } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
-import { loadModelFolder, saveModelFolder } from '../src/model/load.js';
+import { loadModelFolder, saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel, seededRandom, type ViTDims } from '../src/model/random.js';
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
@@ -172,7 +172,7 @@ function robust(model: ViTModel, input: Float32Array, method: TraceMethod | null
   for (let run = 0; run < PERTURBED_RUNS; run++) {
     const rand = seededRandom(77 + run);
     const perturbed = input.map((x) => x * (1 + PERTURBATION * (2 * rand() - 1)));
-    if (decisions(trace(model, createReference64Kernels(), perturbed, '', method, '')) !== reference) return false;
+    if (decisions(trace(model, createReference64KernelsAsFloat32(), perturbed, '', method, '')) !== reference) return false;
   }
   return true;
 }
@@ -212,7 +212,7 @@ function twinsInput(cfg: ViTConfig): Float32Array {
 function tieCases(model: ViTModel, input: Float32Array, source: string): { name: string; method: TraceMethod }[] {
   const prefix = model.config.distilled ? 2 : 1;
   const patches = (IMAGE / PATCH) ** 2;
-  const probe = (method: TraceMethod, scores: string) => Array.from(trace(model, createReference64Kernels(), input, '', method, source).tensors.get(`block.0.after_attention.${scores}`)!.data);
+  const probe = (method: TraceMethod, scores: string) => Array.from(trace(model, createReference64KernelsAsFloat32(), input, '', method, source).tensors.get(`block.0.after_attention.${scores}`)!.data);
   const splitAt = (scores: number[], candidates: number[]) => {
     const ranked = [...candidates].sort((p, q) => scores[q] - scores[p] || p - q);
     const i = ranked.findIndex((p, j) => j + 1 < ranked.length && scores[ranked[j + 1]] === scores[p]);
@@ -253,7 +253,7 @@ function main(): void {
       for (let seed = 0; seed < MAX_SEEDS && !accepted; seed++) {
         const input = inputSpec.make(seed, values);
         const description = `${inputSpec.description} (seed ${seed})`;
-        const bundles = cases.map((c) => trace(model, createReference64Kernels(), input, description, c.method, source));
+        const bundles = cases.map((c) => trace(model, createReference64KernelsAsFloat32(), input, description, c.method, source));
         if (cases.every((c, i) => robust(model, input, c.method, bundles[i]))) accepted = { seed, input, bundles };
       }
       if (!accepted) throw new Error(`${spec.name} / ${inputSpec.name}: no seed below ${MAX_SEEDS} keeps every decision away from ties`);
@@ -263,7 +263,7 @@ function main(): void {
     if (spec.twins) {
       const input = twinsInput(model.config);
       for (const t of tieCases(model, input, source)) {
-        const bundle = trace(model, createReference64Kernels(), input, `a smooth pattern (seed 5) with patches ${TWINS.map(([o, c]) => `${c} = ${o}`).join(', ')}`, t.method, source);
+        const bundle = trace(model, createReference64KernelsAsFloat32(), input, `a smooth pattern (seed 5) with patches ${TWINS.map(([o, c]) => `${c} = ${o}`).join(', ')}`, t.method, source);
         write(`${spec.name}.twins.${t.name}`, spec.name, 'twins', bundle, { method: t.method.name, setting: null, ties: true });
       }
     }

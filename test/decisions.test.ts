@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
-import { ViTRunner, type ForwardHooks } from '../src/model/vit.js';
+import { ViTRunner } from '../src/model/vit.js';
+import type { ForwardHooks } from '../src/model/hooks.js';
 import { recordDecision, recordingDecisions, type DecisionData } from '../src/prune/decisions.js';
 import { evitHooks } from '../src/prune/evit.js';
 import { ltpHooks } from '../src/prune/ltp.js';

@@ -8,16 +8,8 @@ import { ImageError } from '../src/errors.js';
 import type { PreprocessConfig } from '../src/model/types.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, readImageInfo } from '../src/image/decode.js';
 import { readJpegInfo } from '../src/image/jpeg.js';
-import {
-  centerCrop,
-  centerCropOffsets,
-  loadImageTensor,
-  preprocess,
-  resizeShorterSide,
-  resizeTarget,
-  shorterSideSize,
-  toNormalizedTensor,
-} from '../src/image/preprocess.js';
+import { centerCrop, centerCropOffsets, preprocess, resizeShorterSide, resizeTarget, shorterSideSize, toNormalizedTensor } from '../src/image/preprocess.js';
+import { loadImageTensor } from '../src/image/file.js';
 import { resampleCoefficients, resizePil } from '../src/image/resize.js';
 import type { RgbImage } from '../src/image/rgb-image.js';
 import {

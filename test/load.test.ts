@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../src/errors.js';
-import { loadModelFolder, saveModelFolder } from '../src/model/load.js';
+import { loadModelFolder, saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import type { ViTModel, ViTWeights } from '../src/model/types.js';
 import {

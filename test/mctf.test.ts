@@ -2,13 +2,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { configFromDims } from '../src/model/random.js';
 import type { ViTConfig } from '../src/model/types.js';
-import type { BlockState, ForwardHooks } from '../src/model/vit.js';
-import { denseGmacs } from '../src/prune/flops.js';
+import type { BlockState, ForwardHooks } from '../src/model/hooks.js';
+import { denseGmacs } from '../src/model/gmacs.js';
 import {
   mctfCappedR, mctfFuse, mctfGmacs, mctfHooks, mctfRates, mctfTokens, outputRows, poolTokens, solveMctfForBudget,
 } from '../src/prune/mctf.js';
 import { attentionReceived, mctfMatching, mctfScores } from '../src/prune/mctf-matching.js';
-import { ScheduleError } from '../src/prune/schedule.js';
+import { ScheduleError } from '../src/errors.js';
 import { deitS, deitT, maxAbsDiff, tiny, tinyDistilled, tinyDistilledModel, tinyDistilledRunner, tinyImage, tinyModel, tinyRunner } from './tiny-vit.js';
 
 // Worked example: five tokens, A = {0 (CLS), 2, 4}, B = {1, 3}.

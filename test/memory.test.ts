@@ -3,7 +3,7 @@ import { createWasmKernels } from '../src/kernels/wasm.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import type { ViTConfig } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import { planPruning } from '../src/prune/methods.js';
+import { planPruning } from '../src/prune/registry.js';
 
 /**
  * Activations live in wasm memory in buffers sized once per model: 1,000 consecutive inferences
@@ -19,10 +19,10 @@ it.each([['uniform widths', uniform], ['per-block widths', perBlock]] as const)(
   const input = Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i));
   const plans = [
     null,
-    planPruning(cfg, { method: 'zero-tprune', keep: 0.7 }),
-    planPruning(cfg, { method: 'tome', r: 2 }),
-    planPruning(cfg, { method: 'evit', keep: 0.7 }),
-    planPruning(cfg, { method: 'random', keep: 0.7 }),
+    await planPruning(cfg, { method: 'zero-tprune', keep: 0.7 }),
+    await planPruning(cfg, { method: 'tome', settings: { r: 2 } }),
+    await planPruning(cfg, { method: 'evit', keep: 0.7 }),
+    await planPruning(cfg, { method: 'random', keep: 0.7 }),
   ];
   // Warm up every path once (lazily sized scratch areas are allowed to appear here).
   plans.forEach((p, i) => runner.forward(input, p?.hooks(i)));

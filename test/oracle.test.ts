@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceFormatError } from '../src/errors.js';
-import { createReference64Kernels, createReferenceKernels } from '../src/kernels/reference.js';
-import { saveModelFolder } from '../src/model/load.js';
+import { createReference64Kernels, createReference64KernelsAsFloat32, createReferenceKernels } from '../src/kernels/reference.js';
+import { saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { readBundle, writeBundle, type TraceBundle } from '../src/oracle/bundle.js';
@@ -25,7 +25,7 @@ const rand = seededRandom(2);
 const input = Float32Array.from({ length: 3 * 8 * 8 }, () => 2 * rand() - 1);
 const inputSource = { source: 'tensor', description: 'uniform noise' } as const;
 
-function trace(method: TraceMethod | null, kernels = createReference64Kernels()): TraceBundle {
+function trace(method: TraceMethod | null, kernels = createReference64KernelsAsFloat32()): TraceBundle {
   return recordTrace(new ViTRunner(model, kernels), model, { input, inputSource, method, modelSource: 'tiny' });
 }
 
@@ -44,8 +44,8 @@ describe('recordTrace', () => {
       config: { dim: 9, depth: 3, heads: 3, qkDim: 3, vDim: 3, mlpDim: 19, prefixTokens: 2, distilled: true },
     });
     expect(Array.from(bundle.tensors.get('input')!.data)).toEqual(Array.from(input));
-    const logits = new ViTRunner(model, createReference64Kernels()).forward(input).logits;
-    expect(Float32Array.from(bundle.tensors.get('logits')!.data)).toEqual(logits);
+    const logits = new ViTRunner(model, createReference64Kernels()).forward(input).logits; // float64, as the runner is generic
+    expect(bundle.tensors.get('logits')!.data).toEqual(logits);
   });
 
   it('stores float32 from a float32 backend, integers as int32', () => {

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { configFromDims } from '../src/model/random.js';
-import type { BlockState } from '../src/model/vit.js';
-import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
+import type { BlockState } from '../src/model/hooks.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import { pptHooks, pptImportance, pptReduce, pptTokens, solvePptForBudget, unbiasedVariance, type PptDecision } from '../src/prune/ppt.js';
-import { ScheduleError } from '../src/prune/schedule.js';
+import { ScheduleError } from '../src/errors.js';
 import { tomeMerge } from '../src/prune/tome.js';
 import { deitS, deitT, handState, tiny, tinyImage, tinyRunner } from './tiny-vit.js';
 

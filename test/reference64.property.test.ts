@@ -46,10 +46,10 @@ function expectWithin(actual: ArrayLike<number>, expected: ArrayLike<number>, to
 }
 
 /** The oracle's result of `run` on buffers of the oracle (float64 copies of the inputs). */
-function onOracle(length: number, run: (out: Float32Array) => void): Float64Array {
+function onOracle(length: number, run: (out: Float64Array) => void): Float64Array {
   const out = oracle.alloc(length);
   run(out);
-  return out as unknown as Float64Array;
+  return out;
 }
 
 describe('reference64 keeps float64', () => {

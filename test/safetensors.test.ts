@@ -3,14 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SafetensorsError } from '../src/errors.js';
-import {
-  float16ToNumber,
-  parseSafetensors,
-  parseSafetensorsLayout,
-  readSafetensors,
-  serializeSafetensors,
-  writeSafetensors,
-} from '../src/model/safetensors.js';
+import { float16ToNumber, parseSafetensors, parseSafetensorsLayout, serializeSafetensors } from '../src/model/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../src/model/safetensors-file.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vitprune-safetensors-'));

@@ -1,7 +1,8 @@
 import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTConfig } from '../src/model/types.js';
-import { ViTRunner, type BlockState } from '../src/model/vit.js';
+import { ViTRunner } from '../src/model/vit.js';
+import type { BlockState } from '../src/model/hooks.js';
 
 /**
  * A tiny random ViT for the token-method tests: 32×32 input, patch 4 → 64 patches + CLS = 65

@@ -3,12 +3,15 @@ import { benchForward, benchGemm, benchInput, modelGemmShapes } from '../eval/be
 import { BACKENDS, createKernels, type Backend } from '../kernels/index.js';
 import { ViTRunner } from '../model/vit.js';
 import { intOption, type CommandSpec, type Parsed } from './args.js';
-import { loadModelSpec, METHOD_OPTIONS, MODEL_OPTIONS, printJson, pruningFromOptions } from './common.js';
+import { loadModelSpec, MODEL_OPTIONS, printJson } from './common.js';
+import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const benchSpec: CommandSpec = {
   name: 'bench',
   summary: 'Time the forward pass (ms/image, batch 1, 1 thread) and the GEMMs of a model (GFLOP/s).',
-  usage: 'vitprune bench [--model M | --model random:deit_small_patch16_224] [--backend B[,B2...]] [--runs N] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--json]',
+  usage:
+    'vitprune bench [--model M | --model random:deit_small_patch16_224] [--backend B[,B2...]] [--runs N] ' +
+    '[--method NAME --keep|--budget|--gmacs|--schedule ...] [--json]',
   options: {
     ...MODEL_OPTIONS,
     backend: {
@@ -36,7 +39,7 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
   const model = await loadModelSpec(values.model as string, { quiet: values.quiet === true });
   const kernels = await Promise.all(backends.map((b) => createKernels(b)));
   const runners = kernels.map((k) => new ViTRunner(model, k));
-  const plan = pruningFromOptions(values, model.config);
+  const plan = await pruningFromOptions(values, runners[0]);
   const input = benchInput(model.config);
   // Dense on every backend; with --method, the pruned model on the first backend too, interleaved.
   const entries = [...runners.map((runner) => ({ runner })), ...(plan ? [{ runner: runners[0], hooks: () => plan.hooks(0) }] : [])];
@@ -55,7 +58,7 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
     msPerImage: (pruned ?? forward[0]).ms,
     ...(plan && pruned && {
       method: plan.method,
-      schedule: plan.schedule,
+      schedule: plan.settings,
       dense: { gmacs: forward[0].gmacs, msPerImage: forward[0].ms },
       gmacsFraction: pruned.gmacs / forward[0].gmacs,
       msRatio: pruned.ms.median / forward[0].ms.median, // pruned / dense, same backend, same run

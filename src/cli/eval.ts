@@ -2,7 +2,8 @@ import { UsageError } from '../errors.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
+import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
@@ -35,7 +36,7 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   if (!imagesDir) throw new UsageError("'vitprune eval' needs --images DIR (see --help)");
   const limit = intOption(values, 'limit');
   const { model, runner } = await openModel(values);
-  const plan = pruningFromOptions(values, model.config);
+  const plan = await pruningFromOptions(values, runner);
   const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
   const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
 
@@ -43,7 +44,9 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const denseSpec = stringOption(values, 'dense');
   const yardstick = denseSpec ? (await openModel({ ...values, model: denseSpec })).runner : undefined;
   if (yardstick && JSON.stringify(yardstick.config.preprocess) !== JSON.stringify(model.config.preprocess)) {
-    throw new UsageError(`--dense ${denseSpec} preprocesses images differently from --model ${values.model as string}; they cannot be compared on the same inputs`);
+    throw new UsageError(
+      `--dense ${denseSpec} preprocesses images differently from --model ${values.model as string}; they cannot be compared on the same inputs`,
+    );
   }
   const compared = Boolean(plan || yardstick);
   const variants: Variant[] = [{ name: 'dense', runner: yardstick }];
@@ -61,7 +64,7 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
     ...summary(result),
     ...(compared && {
       method: plan?.method ?? null,
-      schedule: plan?.schedule ?? null,
+      schedule: plan?.settings ?? null,
       denseModel: denseSpec ?? values.model,
       ...agreementWithDense(dense, pruned),
       gmacsFraction: pruned.gmacs / dense.gmacs,

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../errors.js';
-import { loadImageTensor } from '../image/preprocess.js';
+import { loadImageTensor } from '../image/file.js';
 import { createKernels } from '../kernels/index.js';
 import { ViTRunner } from '../model/vit.js';
 import { readBundle, writeBundle, type TraceBundle } from '../oracle/bundle.js';
@@ -12,7 +12,8 @@ import { traceMethodFromJson, traceMethodFromPlan, TRACE_METHODS, type TraceMeth
 import { recordTrace, requestFromBundle } from '../oracle/trace.js';
 import type { ViTConfig } from '../model/types.js';
 import { stringOption, type CommandSpec, type Parsed } from './args.js';
-import { backendOption, DEFAULT_MODEL, loadModelSpec, METHOD_OPTIONS, MODEL_OPTIONS, printJson, pruningFromOptions } from './common.js';
+import { backendOption, DEFAULT_MODEL, loadModelSpec, MODEL_OPTIONS, printJson } from './common.js';
+import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const traceSpec: CommandSpec = {
   name: 'trace',
@@ -46,10 +47,10 @@ export async function traceCommand({ values, positionals }: Parsed): Promise<voi
   const model = await loadModelSpec(modelSpec, { quiet: values.quiet === true });
   const replay = base && requestFromBundle(base, source);
   const { input, inputSource } = replay ?? imageInput(source, model.config);
-  const method = methodFromOptions(values, model.config) ?? replay?.method ?? null;
+  const runner = new ViTRunner(model, await createKernels(backendOption(values)));
+  const method = (await methodFromOptions(values, runner)) ?? replay?.method ?? null;
 
   const started = performance.now();
-  const runner = new ViTRunner(model, await createKernels(backendOption(values)));
   const bundle = recordTrace(runner, model, { input, inputSource, method, modelSource: modelSpec });
   const traced = performance.now();
   const bytes = writeBundle(out, bundle);
@@ -95,7 +96,7 @@ function imageInput(file: string, cfg: ViTConfig): { input: Float32Array; inputS
 }
 
 /** --method with --settings, or with the usual schedule options; undefined without --method. */
-function methodFromOptions(values: Parsed['values'], cfg: ViTConfig): TraceMethod | undefined {
+async function methodFromOptions(values: Parsed['values'], runner: ViTRunner): Promise<TraceMethod | undefined> {
   const settings = stringOption(values, 'settings');
   const name = stringOption(values, 'method');
   if (settings !== undefined) {
@@ -109,6 +110,6 @@ function methodFromOptions(values: Parsed['values'], cfg: ViTConfig): TraceMetho
     return traceMethodFromJson({ name, settings: json }, '--settings');
   }
   if (name === 'ltp') throw new UsageError("--method ltp takes its thresholds as --settings '{\"theta\": [one per block], \"unit\": \"mean\"|\"absolute\"}'");
-  const plan = pruningFromOptions(values, cfg);
-  return plan ? traceMethodFromPlan(cfg, plan) : undefined;
+  const plan = await pruningFromOptions(values, runner);
+  return plan ? traceMethodFromPlan(runner.config, plan) : undefined;
 }

@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
-import { loadImageTensor } from '../image/preprocess.js';
-import type { ForwardHooks, ViTRunner } from '../model/vit.js';
+import { loadImageTensor } from '../image/file.js';
+import type { ViTRunner } from '../model/vit.js';
+import type { ForwardHooks } from '../model/hooks.js';
 import { createProgress } from '../util/progress.js';
 import type { LabelledImage } from './dataset.js';
 import { klDivergence, topK } from './metrics.js';
@@ -21,6 +22,8 @@ export interface EvalResult {
   gmacs: number; // mean executed GMACs per image
   msPerImage: number; // mean forward time per image
 }
+
+/** Accuracy and agreement of ways of running a model over image files (Node only). */
 
 /** One way of running the model: dense (no hooks) or a pruning method; optionally another model (same preprocessing). */
 export interface Variant {

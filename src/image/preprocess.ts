@@ -8,10 +8,7 @@
  *                                        image is smaller than the crop
  *   ToTensor, Normalize(mean, std)       float32: (v / 255 − mean) / std, CHW
  */
-import { readFileSync } from 'node:fs';
-import { ImageError } from '../errors.js';
 import type { PreprocessConfig } from '../model/types.js';
-import { decodeImage, type DecodeOptions } from './decode.js';
 import { resizePil, resizePilRegion } from './resize.js';
 import type { RgbImage } from './rgb-image.js';
 
@@ -126,21 +123,4 @@ export function modelCrop(image: RgbImage, cfg: PreprocessConfig): RgbImage /* [
 /** The whole eval transform on a decoded image. */
 export function preprocess(image: RgbImage, cfg: PreprocessConfig): Float32Array /* [3, S, S] */ {
   return toNormalizedTensor(modelCrop(image, cfg), cfg.mean, cfg.std);
-}
-
-/** Reads and decodes an image file. */
-export function loadImage(file: string, options?: DecodeOptions): RgbImage {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ImageError(`${file}: cannot read image file: ${reason}`, { cause: error });
-  }
-  return decodeImage(bytes, file, options);
-}
-
-/** Reads, decodes and preprocesses an image file. */
-export function loadImageTensor(file: string, cfg: PreprocessConfig, options?: DecodeOptions): Float32Array /* [3, S, S] */ {
-  return preprocess(loadImage(file, options), cfg);
 }

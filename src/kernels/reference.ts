@@ -1,6 +1,4 @@
-import type { Linear } from '../model/types.js';
-import { bestMatch, restrictGraph, weightedPageRank } from '../prune/wpr.js';
-import type { Kernels, PreparedLinear } from './types.js';
+import type { FloatArray, Kernels, Linear, PreparedLinear } from './types.js';
 
 /**
  * The reference kernels: plain loops that read like the math. They are the oracle the
@@ -49,24 +47,29 @@ export function gelu(x: number): number {
 }
 
 /** The reference kernels with float32 buffers. */
-export function createReferenceKernels(): Kernels {
-  return referenceKernels('float32');
+export function createReferenceKernels(): Kernels<Float32Array> {
+  return referenceKernels('reference', (length) => new Float32Array(length));
 }
 
 /** The reference kernels with float64 buffers (see the top of this file). */
-export function createReference64Kernels(): Kernels {
-  return referenceKernels('float64');
+export function createReference64Kernels(): Kernels<Float64Array> {
+  return referenceKernels('reference64', (length) => new Float64Array(length));
 }
 
 /**
- * The Kernels interface types buffers as Float32Array, the storage of every other backend. With
- * 'float64' they are Float64Arrays passed through that type: the runner and the methods index,
- * slice, set and copy them, which both array types do alike, so the same code runs in either.
+ * reference64 where float32 kernels are expected. The runner, its blocks and hooks are generic
+ * over the buffer type (Kernels<A>), but the pruning methods, the evaluation and the commands are
+ * written for Float32Array buffers; they only index, slice, set and copy them, which a
+ * Float64Array does alike, so they run unchanged on float64 storage (trace bundles of every
+ * method, `--backend reference64`). The one place float64 buffers pass through the float32 type.
  */
-function referenceKernels(storage: 'float32' | 'float64'): Kernels {
-  const floatBuffer = (length: number): Float32Array => (storage === 'float64' ? (new Float64Array(length) as unknown as Float32Array) : new Float32Array(length));
+export function createReference64KernelsAsFloat32(): Kernels {
+  return createReference64Kernels() as unknown as Kernels;
+}
 
-  function matmulBias(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array, mode: 'set' | 'add' | 'gelu'): void {
+/** The reference kernels storing every buffer as `allocate` makes it. */
+function referenceKernels<A extends FloatArray>(name: string, allocate: (length: number) => A): Kernels<A> {
+  function matmulBias(x: A, m: number, w: PreparedLinear, out: A, mode: 'set' | 'add' | 'gelu'): void {
     const { weight, bias, inFeatures: k, outFeatures: o } = w as ReferenceLinear;
     for (let i = 0; i < m; i++) {
       const xRow = i * k;
@@ -83,12 +86,10 @@ function referenceKernels(storage: 'float32' | 'float64'): Kernels {
   }
 
   return {
-    name: storage === 'float64' ? 'reference64' : 'reference',
-    alloc: floatBuffer,
-    allocFloat64: (length) => new Float64Array(length),
-    allocInt32: (length) => new Int32Array(length),
+    name,
+    alloc: allocate,
     upload(data) {
-      const buffer = floatBuffer(data.length);
+      const buffer = allocate(data.length);
       buffer.set(data);
       return buffer;
     },
@@ -148,22 +149,10 @@ function referenceKernels(storage: 'float32' | 'float64'): Kernels {
         }
       }
     },
-
-    // The pruning primitives are the TypeScript oracles themselves.
-    restrictGraph,
-    weightedPageRank,
-    maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
-      if (work.length < (m + 4) * dim) throw new RangeError(`maxCosine: expected ≥ ${(m + 4) * dim} floats of work, got ${work.length}`);
-      // bestMatch keeps its unit rows in the backend's storage: m·dim of them fit in work.
-      const unit = storage === 'float64'
-        ? (work.subarray(0, m * dim) as unknown as Float32Array)
-        : new Float32Array(work.buffer, work.byteOffset, m * dim);
-      bestMatch({ data: features, offset, stride, dim }, order, m, bCount, unit, best);
-    },
   };
 }
 
-function softmaxRow(x: Float32Array, offset: number, length: number): void {
+function softmaxRow(x: FloatArray, offset: number, length: number): void {
   let max = -Infinity;
   for (let j = 0; j < length; j++) max = Math.max(max, x[offset + j]);
   let sum = 0;

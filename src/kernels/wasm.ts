@@ -1,6 +1,5 @@
-import { VitpruneError } from '../errors.js';
-import type { Linear } from '../model/types.js';
-import type { Kernels, PreparedLinear } from './types.js';
+import { WasmBackendError } from '../errors.js';
+import type { Kernels, Linear, PreparedLinear } from './types.js';
 
 /**
  * The fast kernels: AssemblyScript compiled to WebAssembly SIMD (assembly/, built by
@@ -36,10 +35,13 @@ export interface WasmKernels extends Kernels {
   readonly memory: WebAssembly.Memory;
   /** The compiled module (for worker threads, which instantiate it on the same memory). */
   readonly module: WebAssembly.Module;
+  /** The build's exported functions, for kernels beyond this interface (a pruning method's, e.g. prune/zero-tprune-kernels.ts). */
+  readonly exports: WebAssembly.Exports;
+  /** Byte address of `buf` for a call of `exports`, after checking (when enabled) that it lives in this memory and holds `length` elements. */
+  address(buf: Float32Array | Float64Array | Int32Array, length: number, what: string): number;
+  /** Whether calls check their buffers and arguments (WasmKernelOptions.checks). */
+  readonly checks: boolean;
 }
-
-/** The wasm backend cannot be used here (build missing, relaxed SIMD or shared memory unsupported) or was misused. */
-export class WasmBackendError extends VitpruneError {}
 
 /** The exports of build/vitprune-*.wasm (assembly/index.ts). Pointers are byte addresses, strides in floats. */
 interface KernelExports {
@@ -57,9 +59,6 @@ interface KernelExports {
     scale: number, logSizes: number, probs: number, out: number, outStride: number, scratch: number,
   ): void;
   f32_attention_scratch_floats(n: number, qkDim: number, vDim: number): number;
-  f32_restrict_graph(P: number, n: number, alive: number, c: number, out: number): void;
-  f64_weighted_page_rank(P: number, n: number, s: number, iterations: number, next: number, tolerance: number): number;
-  f64_max_cosine(features: number, stride: number, dim: number, order: number, m: number, bCount: number, work: number, best: number): void;
 }
 
 /** GEMM epilogues, as in assembly/gemm.ts. */
@@ -197,19 +196,6 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     return buf;
   }
 
-  /** A zero-filled buffer of 8-byte (Float64Array) or 4-byte (Int32Array) elements, 16-byte aligned. */
-  function allocTyped<T extends Float64Array | Int32Array>(
-    make: (buffer: ArrayBufferLike, ptr: number, length: number) => T, length: number, bytesPerElement: number,
-  ): T {
-    if (!Number.isInteger(length) || length < 0) throw new RangeError(`expected a length ≥ 0, got ${length}`);
-    const ptr = reserve((length * bytesPerElement) / 4);
-    const buffer = memory.buffer;
-    ownBuffers.add(buffer);
-    const buf = make(buffer, ptr, length);
-    buf.fill(0);
-    return buf;
-  }
-
   /** Byte address of `buf`, after checking (when enabled) that it lives in this memory and holds `length` elements. */
   function address(buf: Float32Array | Float64Array | Int32Array, length: number, what: string): number {
     if (checks) {
@@ -244,9 +230,10 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     variant,
     memory,
     module,
+    exports: instance.exports,
+    address,
+    checks,
     alloc,
-    allocFloat64: (length) => allocTyped((b, p, l) => new Float64Array(b, p, l), length, 8),
-    allocInt32: (length) => allocTyped((b, p, l) => new Int32Array(b, p, l), length, 4),
     upload(data) {
       const buf = alloc(data.length);
       buf.set(data);
@@ -312,42 +299,6 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
           outPtr + 4 * h * vDim, outStride, attentionScratch,
         );
       }
-    },
-
-    // Zero-TPrune's primitives: bit-identical to the TypeScript oracles (assembly/prune.ts).
-    restrictGraph(P, n, alive, c, out) {
-      if (checks && !(Number.isInteger(c) && c >= 0 && c <= n)) throw new WasmBackendError(`restrictGraph: expected 0 ≤ c ≤ n = ${n}, got ${c}`);
-      const aliveAt = address(alive, c, 'restrictGraph alive');
-      if (checks) {
-        for (let i = 0; i < c; i++) {
-          if (!(alive[i] >= 0 && alive[i] < n)) throw new WasmBackendError(`restrictGraph: alive[${i}] = ${alive[i]} is outside 0..${n - 1}`);
-        }
-      }
-      wasm.f32_restrict_graph(address(P, n * n, 'restrictGraph P'), n, aliveAt, c, address(out, c * c, 'restrictGraph out'));
-    },
-
-    weightedPageRank(P, n, s, iterations, next, tolerance) {
-      if (checks && !Number.isInteger(iterations)) throw new WasmBackendError(`weightedPageRank: expected an integer iteration count, got ${iterations}`);
-      return wasm.f64_weighted_page_rank(
-        address(P, n * n, 'weightedPageRank P'), n, address(s, n, 'weightedPageRank s'), iterations,
-        address(next, n, 'weightedPageRank next'), tolerance,
-      );
-    },
-
-    maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
-      if (m <= bCount) return; // A is empty: nothing to match
-      const orderAt = address(order, m, 'maxCosine order');
-      let tokens = 0; // 1 + the largest token index: rows of features and entries of best read
-      for (let j = 0; j < m; j++) {
-        const t = order[j];
-        if (checks && !(Number.isInteger(t) && t >= 0)) throw new WasmBackendError(`maxCosine: order[${j}] = ${t} is not a token index`);
-        if (t >= tokens) tokens = t + 1;
-      }
-      const featuresAt = address(features, offset + (tokens - 1) * stride + dim, 'maxCosine features');
-      wasm.f64_max_cosine(
-        featuresAt + 4 * offset, stride, dim, orderAt, m, bCount,
-        address(work, (m + 4) * dim, 'maxCosine work'), address(best, tokens, 'maxCosine best'),
-      );
     },
   };
   return kernels;

@@ -1,5 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { ModelFormatError } from '../errors.js';
 import type { BlockWidths, PreprocessConfig } from './types.js';
 
@@ -72,14 +70,20 @@ const SUPPORTED_ARCHITECTURES =
   `timm names vit_<size>_patch<P>_<S> / deit_<size>[_distilled]_patch<P>_<S> (size: ${Object.keys(TIMM_SIZES).join(', ')}; ` +
   `other sizes need model_args), or transformers ${Object.keys(TRANSFORMERS_CLASSES).join(', ')}`;
 
-/** Read `dir/config.json` (and `dir/preprocessor_config.json` for transformers). */
-export function readModelConfig(dir: string): DeclaredModel {
-  const configFile = path.join(dir, 'config.json');
-  const config = readJsonObject(configFile, `model folder ${dir}: expected config.json (timm or transformers format)`);
-  if (config.has('architecture')) return timmConfig(config);
-  if (config.has('architectures')) return transformersConfig(config, dir);
+/** A JSON document of a model folder (config.json, preprocessor_config.json), read only when needed. */
+export interface ConfigDocument {
+  readonly where: string; // its path, or a label, for messages
+  /** Its text; throws ModelFormatError saying what is missing when there is no such document. */
+  text(): string;
+}
+
+/** What `config` (config.json) declares, and for transformers `preprocessor` (preprocessor_config.json). */
+export function declareModel(config: ConfigDocument, preprocessor: ConfigDocument): DeclaredModel {
+  const json = readJsonObject(config);
+  if (json.has('architecture')) return timmConfig(json);
+  if (json.has('architectures')) return transformersConfig(json, preprocessor);
   throw new ModelFormatError(
-    `${configFile}: expected "architecture" (timm layout) or "architectures" (transformers layout), found neither; supported: ${SUPPORTED_ARCHITECTURES}`,
+    `${config.where}: expected "architecture" (timm layout) or "architectures" (transformers layout), found neither; supported: ${SUPPORTED_ARCHITECTURES}`,
   );
 }
 
@@ -148,7 +152,9 @@ function savedBlockWidths(saved: JsonObject): BlockWidths[] | undefined {
   const vDim = saved.positiveInteger('vDim');
   for (const [key, list, max] of [['blockQkDims', qk, qkDim], ['blockVDims', v, vDim]] as const) {
     if (!list || list.length !== depth || list.some((w) => w > max)) {
-      throw new ModelFormatError(`${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`);
+      throw new ModelFormatError(
+        `${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`,
+      );
     }
   }
   return qk!.map((q, b) => ({ qkDim: q, vDim: v![b] }));
@@ -255,7 +261,7 @@ function normalisation(config: JsonObject, meanKey: string, stdKey: string): Pic
   return { mean, std };
 }
 
-function transformersConfig(config: JsonObject, dir: string): DeclaredModel {
+function transformersConfig(config: JsonObject, preprocessor: ConfigDocument): DeclaredModel {
   const architectures = config.stringArray('architectures');
   const architecture = architectures[0];
   const cls = TRANSFORMERS_CLASSES[architecture];
@@ -270,10 +276,10 @@ function transformersConfig(config: JsonObject, dir: string): DeclaredModel {
   const headDim = perHeadWidth(dim, heads, config.where);
   const imageSize = config.size('image_size');
   const labels = transformersLabels(config);
-  const preprocess = transformersPreprocess(dir);
+  const preprocess = transformersPreprocess(preprocessor);
   if (preprocess.inputSize !== imageSize) {
     throw new ModelFormatError(
-      `${path.join(dir, 'preprocessor_config.json')}: the processed image is ${preprocess.inputSize} px, but config.json has image_size ${imageSize}`,
+      `${preprocessor.where}: the processed image is ${preprocess.inputSize} px, but config.json has image_size ${imageSize}`,
     );
   }
   return {
@@ -319,9 +325,9 @@ function transformersLabels(config: JsonObject): string[] | null {
  * Note that {height, width} resizes (squashes) both sides while timm resizes the shorter side; for
  * square crops of near-square images the two agree closely.
  */
-function transformersPreprocess(dir: string): PreprocessConfig {
-  const file = path.join(dir, 'preprocessor_config.json');
-  const pre = readJsonObject(file, `model folder ${dir}: expected preprocessor_config.json next to a transformers config.json`);
+function transformersPreprocess(document: ConfigDocument): PreprocessConfig {
+  const file = document.where;
+  const pre = readJsonObject(document);
   const resizeSize = pre.size('size');
   const crop = pre.optionalBoolean('do_center_crop') ?? false;
   const cropSize = crop ? pre.size('crop_size') : resizeSize;
@@ -348,11 +354,12 @@ function perHeadWidth(dim: number, heads: number, where: string): number {
   return dim / heads;
 }
 
-function readJsonObject(file: string, missingMessage: string): JsonObject {
-  if (!existsSync(file)) throw new ModelFormatError(`${missingMessage}, not found`);
+function readJsonObject(document: ConfigDocument): JsonObject {
+  const file = document.where;
+  const text = document.text();
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
+    value = JSON.parse(text);
   } catch (err) {
     throw new ModelFormatError(`${file}: expected JSON, ${(err as Error).message}`, { cause: err });
   }
@@ -480,7 +487,9 @@ class JsonObject {
  * Dimensions of a standard timm ViT/DeiT from its name alone (`deit_small_patch16_224` →
  * 384 wide, 12 blocks, 6 heads, patch 16, 224 px), for random-weight models of that shape.
  */
-export function timmArchitectureDims(architecture: string): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
+export function timmArchitectureDims(
+  architecture: string,
+): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
   const name = parseTimmName(architecture);
   const size = name?.size === undefined ? undefined : TIMM_SIZES[name.size];
   if (!name || !size || name.patchSize === undefined || name.imageSize === undefined) {

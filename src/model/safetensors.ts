@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import path from 'node:path';
 import { SafetensorsError } from '../errors.js';
 
 /**
@@ -11,6 +8,7 @@ import { SafetensorsError } from '../errors.js';
  *                            "__metadata__": { "<key>": "<string>" } }
  *   [rest]     the data area; offsets are relative to its start, tensors are row-major, little-endian.
  *
+ * Bytes in, bytes out: safetensors-file.ts reads and writes files.
  * Reading converts every tensor to float32 eagerly (one copy per tensor; the 23 MB DeiT-Tiny file
  * loads in a few milliseconds). The copies never alias the file's bytes, so callers may modify them.
  * Byte order: the data is little-endian and is copied as is into Float32Arrays, which assumes a
@@ -42,17 +40,6 @@ export interface TensorToWrite {
 }
 
 export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorToWrite>;
-
-/** Read and validate a safetensors file. Throws SafetensorsError naming the file and the tensor. */
-export function readSafetensors(file: string): SafetensorsFile {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new SafetensorsError(`cannot read safetensors file ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  return parseSafetensors(bytes, file);
-}
 
 /** Where a tensor lies in a safetensors file. */
 export interface SafetensorsEntry {
@@ -251,65 +238,6 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
 function dtypeOf(data: TensorToWrite['data']): 'F32' | 'F64' | 'I32' {
   if (data instanceof Float64Array) return 'F64';
   return data instanceof Int32Array ? 'I32' : 'F32';
-}
-
-/** Write a safetensors file atomically (see writeFileAtomic). */
-export function writeSafetensors(file: string, tensors: TensorsToWrite, metadata?: Record<string, string>): void {
-  writeFileAtomic(file, serializeSafetensors(tensors, metadata));
-}
-
-/**
- * Write the folder `dir` holding `files` (name → bytes): into `<dir>.tmp-<pid>-<random>` beside
- * it, renamed to `dir`. When `dir` already exists (it may hold other files) the files are moved
- * into it one by one, in the order given; each replacement is atomic, the set is not.
- */
-export function writeFolderAtomic(dir: string, files: Record<string, Uint8Array>): void {
-  mkdirSync(path.dirname(path.resolve(dir)), { recursive: true });
-  const temp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  mkdirSync(temp);
-  try {
-    for (const [name, bytes] of Object.entries(files)) writeFileDurable(path.join(temp, name), bytes);
-    if (existsSync(dir)) {
-      for (const name of Object.keys(files)) renameSync(path.join(temp, name), path.join(dir, name));
-      rmdirSync(temp);
-    } else {
-      renameSync(temp, dir);
-    }
-  } catch (err) {
-    rmSync(temp, { recursive: true, force: true });
-    throw err;
-  }
-}
-
-/**
- * Write `bytes` to `file` so that readers see either the old file or the complete new one:
- * write `file.tmp-<pid>-<random>` in the same directory, fsync it, rename it over `file`.
- */
-export function writeFileAtomic(file: string, bytes: Uint8Array): void {
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    writeFileDurable(temp, bytes);
-    renameSync(temp, file);
-  } catch (err) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // the temp file was never created, or is already gone
-    }
-    throw err;
-  }
-}
-
-/** Create `file` (it must not exist), write all of `bytes`, fsync, close. */
-export function writeFileDurable(file: string, bytes: Uint8Array): void {
-  const fd = openSync(file, 'wx');
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

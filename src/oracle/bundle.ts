@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { SafetensorsError, TraceFormatError } from '../errors.js';
-import { parseSafetensorsLayout, serializeSafetensors, writeFolderAtomic, type TensorToWrite } from '../model/safetensors.js';
+import { parseSafetensorsLayout, serializeSafetensors, type TensorToWrite } from '../model/safetensors.js';
+import { writeFolderAtomic } from '../util/atomic-file.js';
 import {
   ELEMENT_BYTES, MANIFEST_FILE, TENSORS_FILE, TRACE_FORMAT, TRACE_FORMAT_VERSION,
   type ManifestTensor, type TensorDtype, type TraceArray, type TraceManifest,
@@ -9,9 +10,9 @@ import {
 import { describeJson } from './json-fields.js';
 
 /**
- * Reading and writing trace bundles (format.ts, docs/trace-format.md). A bundle in memory is its
- * manifest plus its tensors in manifest order; the manifest's `tensors` list is made from them
- * when writing, and checked against the safetensors header when reading.
+ * Reading and writing trace bundles (format.ts, docs/trace-format.md) on disk (Node only). A
+ * bundle in memory is its manifest plus its tensors in manifest order; the manifest's `tensors`
+ * list is made from them when writing, and checked against the safetensors header when reading.
  */
 
 export interface BundleTensor {

@@ -1,8 +1,9 @@
+import { UsageError } from '../errors.js';
 import type { ViTConfig } from '../model/types.js';
-import type { ForwardHooks } from '../model/vit.js';
+import type { ForwardHooks } from '../model/hooks.js';
 import { EVIT_BLOCKS, evitHooks } from '../prune/evit.js';
 import { ltpHooks, type ThresholdUnit } from '../prune/ltp.js';
-import type { PruningPlan } from '../prune/methods.js';
+import type { PruningPlan } from '../prune/method.js';
 import { randomDropHooks } from '../prune/random.js';
 import type { PruneSchedule } from '../prune/schedule.js';
 import { tomeHooks, tomeRates, type TomeSchedule } from '../prune/tome.js';
@@ -58,20 +59,23 @@ export function traceMethodHooks(method: TraceMethod): ForwardHooks {
   }
 }
 
-/** The resolved settings of a plan made by planPruning (from command-line options), for image 0 of a run. */
+/**
+ * The resolved settings of a plan made by planPruning (prune/registry.ts), for image 0 of a run,
+ * from the settings JSON the plan reports (each method's `describe`).
+ */
 export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMethod {
   switch (plan.method) {
     case 'topk':
     case 'evit':
-      return { name: plan.method, settings: { keepRate: (plan.schedule as { keepRate: number }).keepRate, blocks: [...EVIT_BLOCKS] } };
+      return { name: plan.method, settings: { keepRate: (plan.settings as { keepRate: number }).keepRate, blocks: [...EVIT_BLOCKS] } };
     case 'tome':
-      return { name: 'tome', settings: { r: tomeRates(cfg.depth, (plan.schedule as { r: TomeSchedule }).r) } };
+      return { name: 'tome', settings: { r: tomeRates(cfg.depth, (plan.settings as { r: TomeSchedule }).r) } };
     case 'random': {
-      const { steps, seed } = plan.schedule as PruneSchedule & { seed: number };
+      const { steps, seed } = plan.settings as PruneSchedule & { seed: number };
       return { name: 'random', settings: { steps: steps.map((s) => ({ afterBlock: s.after - 1, remove: s.rS + s.rI })), seed } };
     }
     case 'zero-tprune': {
-      const { steps, ablation } = plan.schedule as PruneSchedule & { ablation: keyof typeof ZERO_TPRUNE_ABLATIONS };
+      const { steps, ablation } = plan.settings as PruneSchedule & { ablation: keyof typeof ZERO_TPRUNE_ABLATIONS };
       const { init, tolerance, useEIR, useVHF, vhfWindow, useSStage, similarity } = { ...DEFAULT_ZERO_TPRUNE_OPTIONS, ...ZERO_TPRUNE_ABLATIONS[ablation] };
       const iterations = Array.from({ length: cfg.depth }, (_, b) => defaultWprIterations(b, cfg.depth));
       return {
@@ -79,6 +83,12 @@ export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMet
         settings: { steps: steps.map((s) => ({ ...s })), init, iterations, tolerance, useEIR, useVHF, vhfWindow: [vhfWindow[0], vhfWindow[1]], useSStage, similarity },
       };
     }
+    case 'ltp': {
+      const { theta, unit } = plan.settings as { theta: number[]; unit: ThresholdUnit };
+      return { name: 'ltp', settings: { theta: [...theta], unit } };
+    }
+    default:
+      throw new UsageError(`method ${plan.method} has no trace settings yet: trace runs ${TRACE_METHODS.join(', ')}`);
   }
 }
 

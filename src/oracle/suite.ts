@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TraceFormatError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
-import { loadModelFolder } from '../model/load.js';
+import { loadModelFolder } from '../model/folder.js';
 import type { ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { readBundle } from './bundle.js';
@@ -13,7 +13,7 @@ import { recordTrace, requestFromBundle } from './trace.js';
 /**
  * The conformance suite (fixtures/conformance, made by `npm run conformance`): tiny random models
  * and, for each model × input × method setting, a trace bundle from reference64. `suite.json`
- * indexes them; folders are relative to the suite's folder.
+ * indexes them; folders are relative to the suite's folder. Read from disk (Node only).
  */
 
 export const SUITE_FORMAT = 'vitprune-conformance';

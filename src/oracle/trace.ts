@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction, ViTRunner } from '../model/vit.js';
+import type { ViTRunner } from '../model/vit.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import { recordingDecisions, type DecisionData } from '../prune/decisions.js';
 import { dtypeOf, type BundleTensor, type TraceBundle } from './bundle.js';
 import { TraceFormatError } from '../errors.js';
@@ -17,6 +18,7 @@ import { traceMethodFromJson, traceMethodHooks, type TraceMethod } from './metho
  * shows (ForwardHooks.observe), each reduction's decisions (prune/decisions.ts) and the token
  * ids (and sizes) alive after it, the logits. Floats are stored in the backend's precision
  * (float64 from reference64, float32 otherwise), token ids and positions as int32.
+ * (Node only) It reads package.json for the producer's version.
  */
 
 export interface TraceRequest {

@@ -1,6 +1,6 @@
 import type { ViTConfig } from '../model/types.js';
-import { denseGmacs } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import { denseGmacs } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
 
 export interface BudgetMatch<T> {
   setting: T;

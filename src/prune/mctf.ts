@@ -1,13 +1,12 @@
 import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { ViTConfig, ViTModel } from '../model/types.js';
-import { blockConfig, prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
-import { qkvLayout } from '../model/vit.js';
+import { blockConfig, prefixTokens, qkvLayout } from '../model/types.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import { closestToBudget } from './budget-search.js';
-import type { BlockTokens } from './flops.js';
-import { blockMacs, initialTokens, stemAndHeadMacs } from './flops.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { blockMacs, initialTokens, stemAndHeadMacs } from '../model/gmacs.js';
 import { attentionReceived, mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
-import { ScheduleError } from './schedule.js';
+import { ScheduleError } from '../errors.js';
 import type { TomeMatching } from './tome.js';
 
 /**
@@ -359,7 +358,7 @@ export function mctfTokens(cfg: ViTConfig, settings: Partial<MctfSettings> = {})
   });
 }
 
-/** MACs of a block (flops.ts convention) whose Q, K and QKᵀ run on `attention` tokens and the rest on `values`. */
+/** MACs of a block (gmacs.ts convention) whose Q, K and QKᵀ run on `attention` tokens and the rest on `values`. */
 export function mctfBlockMacs(cfg: ViTConfig, t: MctfBlockTokens): number {
   const qk = cfg.heads * cfg.qkDim;
   return blockMacs(cfg, { attention: t.values, mlp: t.mlp }) + (t.attention - t.values) * cfg.dim * 2 * qk + (t.attention ** 2 - t.values ** 2) * qk;

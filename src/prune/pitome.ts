@@ -1,11 +1,11 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
-import type { BlockTokens } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { denseGmacs, type BlockTokens } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
+import { solveBudget, type BudgetSolution } from './budget.js';
 import {
-  cappedR, headMeanKeys, mergeWeightedAverage, solveTomeForBudget, tomeRates, tomeTokens, unitRows,
-  type TomeMatching, type TomeSchedule, type TomeSolution,
+  cappedR, headMeanKeys, mergeWeightedAverage, tomeKnobs, tomeRates, tomeTokens, unitRows, type TomeMatching, type TomeSchedule,
 } from './tome.js';
 
 /**
@@ -143,7 +143,7 @@ export function pitomeTokens(cfg: ViTConfig, r: TomeSchedule): BlockTokens[] {
   return tomeTokens(cfg, r);
 }
 
-/** The r schedule costing `fraction` × dense GMACs within 1 % (ToMe's solver: the token counts are the same). */
-export function solvePitomeForBudget(cfg: ViTConfig, fraction: number, options: { tolerance?: number } = {}): TomeSolution {
-  return solveTomeForBudget(cfg, fraction, options);
+/** The r schedule costing `fraction` × dense GMACs within 1 % (ToMe's budget knobs: the token counts are the same). */
+export function solvePitomeForBudget(cfg: ViTConfig, fraction: number, options: { tolerance?: number } = {}): Promise<BudgetSolution<TomeSchedule>> {
+  return solveBudget(denseGmacs(cfg), fraction, tomeKnobs(cfg), options.tolerance);
 }

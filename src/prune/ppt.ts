@@ -1,11 +1,10 @@
 import type { ViTConfig } from '../model/types.js';
-import { prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
-import { qkvLayout } from '../model/vit.js';
+import { prefixTokens, qkvLayout } from '../model/types.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import { closestToBudget } from './budget-search.js';
-import type { BlockTokens } from './flops.js';
-import { initialTokens, modelGmacs } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { initialTokens, modelGmacs } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
 import { cappedR, tomeMerge } from './tome.js';
 
 /**

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { DependencyError } from '../errors.js';
 
 /**
@@ -12,15 +11,19 @@ export async function importOptional<T>(name: string, purpose: string): Promise<
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw error;
-    throw new DependencyError(`${purpose} needs the optional package ${name}, which is not installed; expected it beside vitprune: npm install ${name}@${declaredRange(name)}`, {
+    throw new DependencyError(`${purpose} needs the optional package ${name}, which is not installed; expected it beside vitprune: npm install ${name}@${await declaredRange(name)}`, {
       cause: error,
     });
   }
 }
 
-/** The version range package.json declares for an optional peer, or "latest" if it cannot be read. */
-function declaredRange(name: string): string {
+/**
+ * The version range package.json declares for an optional peer, or "latest" if it cannot be read
+ * (node:fs is imported here only, so that the modules using optional packages need no Node).
+ */
+async function declaredRange(name: string): Promise<string> {
   try {
+    const { readFileSync } = await import('node:fs');
     const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { peerDependencies?: Record<string, string> };
     return manifest.peerDependencies?.[name] ?? 'latest';
   } catch {

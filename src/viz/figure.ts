@@ -1,6 +1,7 @@
 import type { RgbImage } from '../image/rgb-image.js';
+import { encodeRgbPng } from '../image/png-encode.js';
+import type { Removal } from '../prune/method.js';
 import { importOptional } from '../util/optional.js';
-import { encodeRgbPng } from '../util/png.js';
 import type { TokenStage } from './trace.js';
 
 /**
@@ -69,7 +70,6 @@ export interface Panel {
 }
 
 /** How a method removes tokens: only the wording of captions and legend changes. */
-export type Removal = 'dropped' | 'merged' | 'fused'; // fused: EViT's inattentive tokens, folded into one extra token
 
 /** One panel for the input, one per stage that removed patches, one for the patches kept. */
 export function stagePanels(patches: number, stages: readonly TokenStage[], removal: Removal = 'dropped'): Panel[] {

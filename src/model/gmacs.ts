@@ -1,5 +1,5 @@
-import type { ViTConfig } from '../model/types.js';
-import { blockConfig, numPatches } from '../model/types.js';
+import type { ViTConfig } from './types.js';
+import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /**
  * The one MAC counter (docs: algorithms.md §7.3), in the fvcore convention the papers use:
@@ -44,7 +44,7 @@ export function modelGmacs(cfg: ViTConfig, blocks: BlockTokens[]): number {
 
 /** Token count entering the first block: prefix tokens + patches. */
 export function initialTokens(cfg: ViTConfig): number {
-  return (cfg.distilled ? 2 : 1) + numPatches(cfg);
+  return prefixTokens(cfg) + numPatches(cfg);
 }
 
 /** GMACs of the unpruned model. */
