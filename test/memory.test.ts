@@ -33,3 +33,36 @@ it.each([['uniform widths', uniform], ['per-block widths', perBlock]] as const)(
   }
   expect(kernels.memory.buffer.byteLength).toBe(bytes);
 });
+
+it('wasm memory stays where it was after the first of 100 runners created and disposed', async () => {
+  const cfg = uniform;
+  const model = randomModel(cfg, 5);
+  const kernels = await createWasmKernels();
+  const input = Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.cos(i));
+  const plan = planPruning(cfg, { method: 'zero-tprune', keep: 0.7 });
+  const cycle = (): Float32Array => {
+    using runner = new ViTRunner(model, kernels);
+    return runner.forward(input, plan.hooks(0)).logits;
+  };
+  const firstLogits = cycle();
+  const bytes = kernels.memory.buffer.byteLength;
+  const allocated = kernels.allocatedBytes();
+  const rss = process.memoryUsage().rss;
+  for (let i = 1; i < 100; i++) expect(cycle()).toEqual(firstLogits);
+  expect(kernels.memory.buffer.byteLength).toBe(bytes);
+  expect(kernels.allocatedBytes()).toBe(allocated);
+  process.stderr.write(`100 runners created and disposed: wasm memory ${bytes} bytes throughout, RSS ${(rss / 2 ** 20).toFixed(1)} MB after the first, ${(process.memoryUsage().rss / 2 ** 20).toFixed(1)} MB after the last\n`);
+});
+
+it('a disposed runner refuses to run, and its buffers are refused by free', async () => {
+  const cfg = configFromDims({ dim: 32, depth: 2, heads: 2, imageSize: 32, patchSize: 8, numClasses: 10 });
+  const kernels = await createWasmKernels();
+  const runner = new ViTRunner(randomModel(cfg, 6), kernels);
+  runner.dispose();
+  runner.dispose(); // twice is harmless
+  expect(() => runner.forward(new Float32Array(3 * 32 * 32))).toThrow(/disposed/);
+  const buffer = kernels.alloc(10);
+  kernels.free(buffer);
+  expect(() => kernels.free(buffer)).toThrow(/freed already/);
+  expect(() => kernels.free(kernels.alloc(10).subarray(2))).toThrow(/a part of a buffer/);
+});

@@ -25,6 +25,13 @@ export interface Kernels {
   upload(data: Float32Array): Float32Array;
   /** Prepare (copy, pack) a linear layer's weight and bias once. */
   prepareLinear(lin: Linear): PreparedLinear;
+  /**
+   * Gives back a buffer from alloc/allocFloat64/allocInt32/upload (the whole buffer those returned,
+   * not a part of it). Neither it nor any view of it may be used afterwards.
+   */
+  free(buffer: Float32Array | Float64Array | Int32Array): void;
+  /** Gives back what prepareLinear took for `w`; `w` may not be used afterwards. */
+  releaseLinear(w: PreparedLinear): void;
 
   /** out[m, o] = x[m, i] · Wᵀ + b */
   linear(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array): void;

@@ -1,6 +1,7 @@
 import { VitpruneError } from '../errors.js';
 import type { Linear } from '../model/types.js';
 import type { Kernels, PreparedLinear } from './types.js';
+import { WasmHeap } from './wasm-heap.js';
 
 /**
  * The fast kernels: AssemblyScript compiled to WebAssembly SIMD (assembly/, built by
@@ -8,10 +9,10 @@ import type { Kernels, PreparedLinear } from './types.js';
  * with f32x4.relaxed_madd, 'simd' is plain SIMD128 for engines without relaxed SIMD (Safari,
  * Node 20 unless the V8 flag is set, which this module does).
  *
- * Memory. All buffers live in one shared WebAssembly.Memory that this module lays out with a
- * bump allocator (`alloc` at set-up; never freed). It is shared because growing a shared memory
- * keeps every earlier Float32Array view valid (a non-shared memory detaches them on each grow),
- * and because worker threads can then run kernels on the same buffers. In browsers a shared
+ * Memory. All buffers live in one shared WebAssembly.Memory that this module lays out (a
+ * WasmHeap: `alloc` at set-up, `free` gives a buffer back). It is shared because growing a shared
+ * memory keeps every earlier Float32Array view valid (a non-shared memory detaches them on each
+ * grow), and because worker threads can then run kernels on the same buffers. In browsers a shared
  * memory needs a cross-origin isolated page (COOP/COEP headers).
  * Kernels take byte addresses, computed from each view's byteOffset: nothing is allocated per call.
  */
@@ -36,6 +37,8 @@ export interface WasmKernels extends Kernels {
   readonly memory: WebAssembly.Memory;
   /** The compiled module (for worker threads, which instantiate it on the same memory). */
   readonly module: WebAssembly.Module;
+  /** Bytes of wasm memory in buffers and prepared layers not freed (and in the kernels' own scratch). */
+  allocatedBytes(): number;
 }
 
 /** The wasm backend cannot be used here (build missing, relaxed SIMD or shared memory unsupported) or was misused. */
@@ -141,8 +144,6 @@ interface PackedLinear extends PreparedLinear {
   readonly bias: number; // byte address of [out]
 }
 
-const align16 = (bytes: number): number => (bytes + 15) & ~15;
-
 export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<WasmKernels> {
   const requested = opts.variant ?? 'auto';
   const checks = opts.checks ?? true;
@@ -157,13 +158,13 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const wasm = instance.exports as unknown as KernelExports;
 
-  // ---- memory layout: a bump allocator over [heap_base, …) ----
-  let top = align16(wasm.heap_base()); // first free byte
+  // ---- memory layout: a WasmHeap over [heap_base, …) ----
+  const heap = new WasmHeap(wasm.heap_base(), ensureCapacity);
   const ownBuffers = new WeakSet<ArrayBufferLike>(); // memory.buffer objects views were made on
   const ownLinears = new WeakSet<PreparedLinear>();
   const panel = wasm.f32_packed_panel_width(); // columns per packed weight panel (12 or 8)
   let attentionScratch = 0; // byte address of one head's packed scale·Kᵀ and V
-  let attentionScratchFloats = 0;
+  let attentionScratchBytes = 0;
 
   /** Makes [0, end + TAIL_SLACK) addressable. */
   function ensureCapacity(end: number): void {
@@ -179,10 +180,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
 
   function reserve(floats: number): number {
     if (!Number.isInteger(floats) || floats < 0) throw new RangeError(`expected a float count ≥ 0, got ${floats}`);
-    const ptr = top;
-    ensureCapacity(ptr + floats * 4);
-    top = align16(ptr + floats * 4);
-    return ptr;
+    return heap.allocate(floats * 4);
   }
 
   function view(ptr: number, floats: number): Float32Array {
@@ -193,7 +191,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
 
   function alloc(length: number): Float32Array {
     const buf = view(reserve(length), length);
-    buf.fill(0); // the bytes may have held a temporary (see prepareLinear)
+    buf.fill(0); // the bytes may have held a freed buffer
     return buf;
   }
 
@@ -239,11 +237,31 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     );
   }
 
+  /** At least `bytes` of attention scratch (grows only when a larger shape first appears). */
+  function ensureAttentionScratch(bytes: number): void {
+    if (bytes <= attentionScratchBytes) return;
+    if (attentionScratchBytes > 0) heap.release(attentionScratch);
+    attentionScratch = heap.allocate(bytes);
+    attentionScratchBytes = bytes;
+  }
+
+  /** Gives back the block `buf` was allocated as (its whole view, as alloc/upload returned it). */
+  function free(buf: Float32Array | Float64Array | Int32Array): void {
+    const fromHere = ownBuffers.has(buf.buffer) && heap.owns(buf.byteOffset);
+    if (!fromHere || !heap.release(buf.byteOffset)) {
+      throw new WasmBackendError(
+        `free: expected a buffer returned by this backend's alloc/upload and not freed yet, got ${buf.length} values at byte ${buf.byteOffset}`
+          + (ownBuffers.has(buf.buffer) ? ' (a part of a buffer, or freed already)' : ' outside its memory'),
+      );
+    }
+  }
+
   const kernels: WasmKernels = {
     name: relaxed ? 'wasm-relaxed' : 'wasm-simd',
     variant,
     memory,
     module,
+    allocatedBytes: () => heap.allocatedBytes,
     alloc,
     allocFloat64: (length) => allocTyped((b, p, l) => new Float64Array(b, p, l), length, 8),
     allocInt32: (length) => allocTyped((b, p, l) => new Int32Array(b, p, l), length, 4),
@@ -262,13 +280,23 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const packedWeight = reserve(Math.ceil(n / panel) * panel * k);
       const bias = reserve(n);
       view(bias, n).set(lin.bias);
-      // W is copied just past the allocator's top, packed, and dropped (alloc re-zeroes those bytes).
-      ensureCapacity(top + n * k * 4);
-      view(top, n * k).set(lin.weight);
-      wasm.f32_pack_weights(top, k, n, k, packedWeight);
+      // W is copied into a temporary block, packed, and the block freed.
+      const weight = reserve(n * k);
+      view(weight, n * k).set(lin.weight);
+      wasm.f32_pack_weights(weight, k, n, k, packedWeight);
+      heap.release(weight);
       const packed: PackedLinear = { outFeatures: n, inFeatures: k, packedWeight, bias };
       ownLinears.add(packed);
       return packed;
+    },
+
+    free,
+
+    releaseLinear(w) {
+      const lin = linearAddress(w);
+      if (!ownLinears.delete(lin)) throw new WasmBackendError('releaseLinear: expected a linear layer prepared by this backend and not released yet');
+      heap.release(lin.packedWeight);
+      heap.release(lin.bias);
     },
 
     linear: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Store),
@@ -297,11 +325,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const probsPtr = address(probs, heads * n * n, 'attention probs');
       const outPtr = address(out, n * outStride, 'attention output');
       const logSizesPtr = logSizes ? address(logSizes, n, 'attention logSizes') : 0;
-      const scratchFloats = wasm.f32_attention_scratch_floats(n, qkDim, vDim);
-      if (scratchFloats > attentionScratchFloats) {
-        attentionScratch = reserve(scratchFloats); // grows only when a larger shape first appears
-        attentionScratchFloats = scratchFloats;
-      }
+      ensureAttentionScratch(wasm.f32_attention_scratch_floats(n, qkDim, vDim) * 4);
       for (let h = 0; h < heads; h++) {
         wasm.f32_attention_head_wasmsimd(
           qkvPtr + 4 * h * qkDim, // Q_h

@@ -1,3 +1,4 @@
+import { VitpruneError } from '../errors.js';
 import type { Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockTokens } from '../prune/flops.js';
 import { modelGmacs } from '../prune/flops.js';
@@ -89,6 +90,7 @@ export class ViTRunner {
   private readonly logitsDist: Float32Array; // [numClasses]
   private sizes: Float32Array; // [maxTokens]
   private tokenIds: Int32Array; // [maxTokens]
+  private disposed = false;
 
   constructor(model: ViTModel, kernels: Kernels) {
     const cfg = model.config;
@@ -157,8 +159,32 @@ export class ViTRunner {
     return x.subarray(0, this.maxTokens * D);
   }
 
+  /**
+   * Gives back the backend memory this runner took (prepared weights, activation buffers); the
+   * runner cannot run afterwards. The backend itself stays open (its `dispose` ends its threads).
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const k = this.kernels;
+    const linears = [this.patchEmbed, this.head, ...(this.headDist ? [this.headDist] : [])];
+    const buffers = [this.norm.gamma, this.norm.beta];
+    for (const b of this.blocks) {
+      linears.push(b.qkv, b.proj, b.fc1, b.fc2);
+      buffers.push(b.norm1.gamma, b.norm1.beta, b.norm2.gamma, b.norm2.beta);
+    }
+    buffers.push(this.patches, this.x, this.normed, this.qkv, this.probs, this.attnOut, this.hidden, this.logSizes, this.logits, this.logitsDist);
+    for (const w of linears) k.releaseLinear(w);
+    for (const b of buffers) k.free(b);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
   /** Classify one preprocessed image `input` [C, S, S]. */
   forward(input: Float32Array, hooks: ForwardHooks = {}): ForwardResult {
+    if (this.disposed) throw new VitpruneError('forward: expected a live runner, this one was disposed');
     const cfg = this.config;
     const k = this.kernels;
     const D = cfg.dim;
