@@ -23,3 +23,6 @@ export class HubError extends VitpruneError {}
 
 /** The command line or an option value is wrong. */
 export class UsageError extends VitpruneError {}
+
+/** A worker thread of the wasm backend died or failed to start (the pool restarts dead workers). */
+export class ThreadPoolError extends VitpruneError {}

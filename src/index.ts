@@ -14,7 +14,7 @@ export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetenso
 export { configFromDims, randomModel } from './model/random.js';
 export { ViTRunner, qkvLayout, type BlockState, type ForwardHooks, type ForwardResult, type TokenReduction } from './model/vit.js';
 export type { Kernels, PreparedLinear } from './kernels/types.js';
-export { createKernels, BACKENDS, type Backend } from './kernels/index.js';
+export { createKernels, defaultThreadCount, BACKENDS, type Backend, type KernelOptions } from './kernels/index.js';
 export { createReferenceKernels } from './kernels/reference.js';
 export { decodeImage } from './image/decode.js';
 export { preprocess, loadImageTensor } from './image/preprocess.js';

@@ -66,3 +66,24 @@ it('a disposed runner refuses to run, and its buffers are refused by free', asyn
   expect(() => kernels.free(buffer)).toThrow(/freed already/);
   expect(() => kernels.free(kernels.alloc(10).subarray(2))).toThrow(/a part of a buffer/);
 });
+
+it('wasm memory does not grow across 1,000 inferences on 2 threads', async () => {
+  // DeiT-Tiny's width on 37 tokens: its GEMMs and attention are large enough to run on both threads.
+  const cfg = configFromDims({ dim: 192, depth: 12, heads: 3, imageSize: 48, patchSize: 8, numClasses: 100 });
+  const kernels = await createWasmKernels({ threads: 2 });
+  try {
+    const runner = new ViTRunner(randomModel(cfg, 4), kernels);
+    const input = Float32Array.from({ length: 3 * 48 * 48 }, (_, i) => Math.sin(i));
+    const plans = [null, planPruning(cfg, { method: 'zero-tprune', keep: 0.7 }), planPruning(cfg, { method: 'tome', r: 2 })];
+    plans.forEach((p, i) => runner.forward(input, p?.hooks(i)));
+    const bytes = kernels.memory.buffer.byteLength;
+    const rss = process.memoryUsage().rss;
+    for (let i = 0; i < 1000; i++) runner.forward(input, plans[i % plans.length]?.hooks(i));
+    expect(kernels.memory.buffer.byteLength).toBe(bytes);
+    expect(kernels.pool!.jobs).toBeGreaterThan(1000);
+    expect(Math.min(...kernels.pool!.chunksPerThread())).toBeGreaterThan(0);
+    process.stderr.write(`1,000 inferences on 2 threads: wasm memory ${bytes} bytes throughout, RSS ${(rss / 2 ** 20).toFixed(1)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(1)} MB\n`);
+  } finally {
+    await kernels.dispose();
+  }
+}, 120_000);

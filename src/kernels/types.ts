@@ -32,6 +32,8 @@ export interface Kernels {
   free(buffer: Float32Array | Float64Array | Int32Array): void;
   /** Gives back what prepareLinear took for `w`; `w` may not be used afterwards. */
   releaseLinear(w: PreparedLinear): void;
+  /** Ends the backend's worker threads, if any; resolves when they have ended. The kernels may not be used afterwards. */
+  dispose(): Promise<void>;
 
   /** out[m, o] = x[m, i] · Wᵀ + b */
   linear(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array): void;

@@ -1,6 +1,9 @@
 import { VitpruneError } from '../errors.js';
 import type { Linear } from '../model/types.js';
+import { ThreadPool, type PoolExports } from './pool.js';
+import { readPoolLayout } from './pool-protocol.js';
 import type { Kernels, PreparedLinear } from './types.js';
+import { ParallelKernels } from './wasm-parallel.js';
 import { WasmHeap } from './wasm-heap.js';
 
 /**
@@ -12,9 +15,13 @@ import { WasmHeap } from './wasm-heap.js';
  * Memory. All buffers live in one shared WebAssembly.Memory that this module lays out (a
  * WasmHeap: `alloc` at set-up, `free` gives a buffer back). It is shared because growing a shared
  * memory keeps every earlier Float32Array view valid (a non-shared memory detaches them on each
- * grow), and because worker threads can then run kernels on the same buffers. In browsers a shared
+ * grow), and because worker threads run kernels on the same buffers. In browsers a shared
  * memory needs a cross-origin isolated page (COOP/COEP headers).
  * Kernels take byte addresses, computed from each view's byteOffset: nothing is allocated per call.
+ *
+ * Threads. With `threads` > 1 a ThreadPool (pool.ts) instantiates the same module on the same
+ * memory in threads − 1 workers, and the forward-pass kernels large enough to gain run split in
+ * chunks over all threads (wasm-parallel.ts); results are bit-identical for every thread count.
  */
 
 export type WasmVariant = 'relaxed' | 'simd';
@@ -28,6 +35,11 @@ export interface WasmKernelOptions {
    * kernels read and write wrong parts of wasm memory.
    */
   checks?: boolean;
+  /**
+   * Threads the kernels run on, the calling thread included (default 1: no workers at all).
+   * The workers never keep Node alive; `dispose()` ends them.
+   */
+  threads?: number;
 }
 
 export interface WasmKernels extends Kernels {
@@ -37,6 +49,10 @@ export interface WasmKernels extends Kernels {
   readonly memory: WebAssembly.Memory;
   /** The compiled module (for worker threads, which instantiate it on the same memory). */
   readonly module: WebAssembly.Module;
+  /** Threads the kernels run on (the caller's included). */
+  readonly threads: number;
+  /** The worker pool when threads > 1. */
+  readonly pool: ThreadPool | null;
   /** Bytes of wasm memory in buffers and prepared layers not freed (and in the kernels' own scratch). */
   allocatedBytes(): number;
 }
@@ -45,7 +61,7 @@ export interface WasmKernels extends Kernels {
 export class WasmBackendError extends VitpruneError {}
 
 /** The exports of build/vitprune-*.wasm (assembly/index.ts). Pointers are byte addresses, strides in floats. */
-interface KernelExports {
+interface KernelExports extends PoolExports {
   heap_base(): number;
   f32_packed_panel_width(): number;
   f32_pack_weights(src: number, srcStride: number, n: number, k: number, dst: number): void;
@@ -153,6 +169,9 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   }
   const variant: WasmVariant = relaxed ? 'relaxed' : 'simd';
 
+  const threads = opts.threads ?? 1;
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new WasmBackendError(`expected a thread count ≥ 1, got ${threads}`);
+
   const memory = createSharedMemory();
   const module = await WebAssembly.compile(await readBuild(variant));
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
@@ -163,7 +182,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   const ownBuffers = new WeakSet<ArrayBufferLike>(); // memory.buffer objects views were made on
   const ownLinears = new WeakSet<PreparedLinear>();
   const panel = wasm.f32_packed_panel_width(); // columns per packed weight panel (12 or 8)
-  let attentionScratch = 0; // byte address of one head's packed scale·Kᵀ and V
+  let attentionScratch = 0; // byte address of the packed scale·Kᵀ and V of one head (of every head when threaded)
   let attentionScratchBytes = 0;
 
   /** Makes [0, end + TAIL_SLACK) addressable. */
@@ -181,6 +200,15 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   function reserve(floats: number): number {
     if (!Number.isInteger(floats) || floats < 0) throw new RangeError(`expected a float count ≥ 0, got ${floats}`);
     return heap.allocate(floats * 4);
+  }
+
+  const layout = readPoolLayout(instance.exports);
+  let pool: ThreadPool | null = null;
+  let parallel: ParallelKernels | null = null;
+  if (threads > 1) {
+    const control = reserve(layout.controlBytes / 4);
+    pool = await ThreadPool.start({ module, memory, exports: wasm, layout, control, threads });
+    parallel = new ParallelKernels(pool, instance.exports, panel);
   }
 
   function view(ptr: number, floats: number): Float32Array {
@@ -231,10 +259,11 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     const lin = linearAddress(w);
     const k = lin.inFeatures;
     const n = lin.outFeatures;
-    wasm.f32_gemm_packed_wasmsimd(
-      m, n, k, address(x, m * k, 'linear input'), k, lin.packedWeight, lin.bias,
-      address(out, m * n, 'linear output'), n, epilogue,
-    );
+    const xAt = address(x, m * k, 'linear input');
+    const outAt = address(out, m * n, 'linear output');
+    if (!parallel?.gemm(m, n, k, xAt, k, lin.packedWeight, lin.bias, outAt, n, epilogue)) {
+      wasm.f32_gemm_packed_wasmsimd(m, n, k, xAt, k, lin.packedWeight, lin.bias, outAt, n, epilogue);
+    }
   }
 
   /** At least `bytes` of attention scratch (grows only when a larger shape first appears). */
@@ -261,6 +290,8 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     variant,
     memory,
     module,
+    threads,
+    pool,
     allocatedBytes: () => heap.allocatedBytes,
     alloc,
     allocFloat64: (length) => allocTyped((b, p, l) => new Float64Array(b, p, l), length, 8),
@@ -299,23 +330,28 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       heap.release(lin.bias);
     },
 
+    dispose: () => pool?.dispose() ?? Promise.resolve(),
+
     linear: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Store),
     linearAdd: (x, m, w, acc) => gemmLinear(x, m, w, acc, Epilogue.Accumulate),
     linearGelu: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Gelu),
 
     layerNorm(x, m, d, gamma, beta, eps, out) {
-      wasm.f32_layernorm_rows_wasmsimd(
-        address(x, m * d, 'layerNorm input'), m, d, address(gamma, d, 'layerNorm gamma'),
-        address(beta, d, 'layerNorm beta'), eps, address(out, m * d, 'layerNorm output'),
-      );
+      const xAt = address(x, m * d, 'layerNorm input');
+      const gammaAt = address(gamma, d, 'layerNorm gamma');
+      const betaAt = address(beta, d, 'layerNorm beta');
+      const outAt = address(out, m * d, 'layerNorm output');
+      if (!parallel?.layerNorm(xAt, m, d, gammaAt, betaAt, eps, outAt)) wasm.f32_layernorm_rows_wasmsimd(xAt, m, d, gammaAt, betaAt, eps, outAt);
     },
 
     gelu(x, length) {
-      wasm.f32_gelu_wasmsimd(address(x, length, 'gelu buffer'), length);
+      const xAt = address(x, length, 'gelu buffer');
+      if (!parallel?.gelu(xAt, length)) wasm.f32_gelu_wasmsimd(xAt, length);
     },
 
     softmax(x, rows, cols) {
-      wasm.f32_softmax_rows_wasmsimd(address(x, rows * cols, 'softmax buffer'), rows, cols);
+      const xAt = address(x, rows * cols, 'softmax buffer');
+      if (!parallel?.softmax(xAt, rows, cols)) wasm.f32_softmax_rows_wasmsimd(xAt, rows, cols);
     },
 
     attention(qkv, n, heads, qkDim, vDim, scale, logSizes, probs, out) {
@@ -325,7 +361,12 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const probsPtr = address(probs, heads * n * n, 'attention probs');
       const outPtr = address(out, n * outStride, 'attention output');
       const logSizesPtr = logSizes ? address(logSizes, n, 'attention logSizes') : 0;
-      ensureAttentionScratch(wasm.f32_attention_scratch_floats(n, qkDim, vDim) * 4);
+      const headScratchBytes = Math.ceil(wasm.f32_attention_scratch_floats(n, qkDim, vDim) / 4) * 16;
+      if (parallel) {
+        ensureAttentionScratch(heads * headScratchBytes);
+        if (parallel.attention(qkvPtr, n, heads, qkDim, vDim, scale, logSizesPtr, probsPtr, outPtr, attentionScratch, headScratchBytes)) return;
+      }
+      ensureAttentionScratch(headScratchBytes);
       for (let h = 0; h < heads; h++) {
         wasm.f32_attention_head_wasmsimd(
           qkvPtr + 4 * h * qkDim, // Q_h
