@@ -50,6 +50,8 @@ const WAIT_SLICE_MS = 100;
 const SETTLE_MS = 10_000;
 /** A job in which no chunk finishes for this long has a stuck worker: it fails rather than hang. */
 const STALL_MS = 60_000;
+/** Starting the pool fails if its workers are not all ready by then. */
+const START_MS = 60_000;
 
 /** The number of threads to use by default: the cores the runtime reports, at most 4. */
 export async function defaultThreadCount(): Promise<number> {
@@ -91,8 +93,10 @@ export class ThreadPool {
     };
     // Kept alive while starting (a top-level await on start-up must not let Node exit), then not.
     supervisor.keepAlive(true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => reject(new ThreadPoolError(`could not start the thread pool: its workers were not ready after ${START_MS / 1000} s`)), START_MS);
         supervisor.onMessage((data) => {
           const message = data as SupervisorMessage;
           if (message.kind === 'ready') resolve();
@@ -107,6 +111,7 @@ export class ThreadPool {
       supervisor.terminate();
       throw error;
     } finally {
+      clearTimeout(timer);
       supervisor.keepAlive(false);
     }
     return pool;
