@@ -539,7 +539,7 @@ describe.concurrent('working commands', () => {
     const r = await cli(['eval', '--model', TINY, '--images', dir, '--labels', csv, '--json']);
     expect(r.code, show(r)).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(Object.keys(doc).sort()).toEqual(['gmacs', 'images', 'model', 'msPerImage', 'top1', 'top5']);
+    expect(Object.keys(doc).sort()).toEqual(['gmacs', 'images', 'imagesPerSecond', 'model', 'msPerImage', 'top1', 'top5']);
     expect(doc).toMatchObject({ model: TINY, images: 3 });
     expect([0, 1 / 3, 2 / 3, 1].some((x) => Math.abs(doc.top1 - x) < 1e-9)).toBe(true);
     expect(doc.top5).toBe(1); // 3 classes: the top 5 always holds the label

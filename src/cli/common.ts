@@ -1,4 +1,5 @@
 import { UsageError, VitpruneError } from '../errors.js';
+import { BackgroundImageLoader, type ImageLoader } from '../eval/image-loader.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { BACKENDS, createKernels, defaultThreadCount, type Backend } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
@@ -35,16 +36,29 @@ export async function threadsOption(values: Parsed['values']): Promise<number> {
 }
 
 const openedKernels: Kernels[] = [];
+const openedLoaders: BackgroundImageLoader[] = [];
 
-/** Kernels for a backend and a thread count, disposed (their worker threads ended) by closeKernels when the command ends. */
+/** Kernels for a backend and a thread count, disposed (their worker threads ended) by closeThreads when the command ends. */
 export async function openKernels(backend: Backend, threads: number): Promise<Kernels> {
   const kernels = await createKernels(backend, { threads });
   openedKernels.push(kernels);
   return kernels;
 }
 
-/** Ends the worker threads of every backend openKernels opened. */
-export async function closeKernels(): Promise<void> {
+/**
+ * With more than one `--threads`, an image loader on a thread of its own, so that the next image
+ * is decoded while the current one runs (ended by closeThreads); with one, none (load in turn).
+ */
+export async function openImageLoader(values: Parsed['values']): Promise<ImageLoader | undefined> {
+  if ((await threadsOption(values)) === 1) return undefined;
+  const loader = await BackgroundImageLoader.start();
+  openedLoaders.push(loader);
+  return loader.load;
+}
+
+/** Ends the threads of every backend openKernels opened and of every loader openImageLoader started. */
+export async function closeThreads(): Promise<void> {
+  for (const loader of openedLoaders.splice(0)) loader.close();
   await Promise.all(openedKernels.splice(0).map((k) => k.dispose()));
 }
 

@@ -5,7 +5,7 @@ import { compareMethods, COMPARE_METHODS, reportMarkdown, type CompareReport } f
 import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
 import { loadImageTensor } from '../image/preprocess.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openModel, printJson, writeOutputFile } from './common.js';
 
 export const compareSpec: CommandSpec = {
   name: 'compare',
@@ -76,7 +76,8 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
     const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
-    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log }));
+    const loader = await openImageLoader(values);
+    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log, loader }));
   }
 
   if (out) {

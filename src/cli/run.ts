@@ -2,7 +2,7 @@ import { VitpruneError } from '../errors.js';
 import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js';
 import { benchCommand, benchSpec } from './bench.js';
 import { classifyCommand, classifySpec } from './classify.js';
-import { closeKernels } from './common.js';
+import { closeThreads } from './common.js';
 import { evalCommand, evalSpec } from './eval.js';
 import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       await command.run(parsed);
     } finally {
-      await closeKernels();
+      await closeThreads();
     }
     return 0;
   } catch (err) {

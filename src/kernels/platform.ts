@@ -47,8 +47,11 @@ export async function currentPlatform(): Promise<ThreadPlatform> {
   return (await import('./platform-web.js')).webPlatform;
 }
 
-/** The URL of the sibling module `name` of this one, with this module's own extension (.ts from sources, .js when built). */
-export function siblingModule(name: string): URL {
-  const extension = /\.[cm]?[jt]s$/.exec(new URL(import.meta.url).pathname)?.[0] ?? '.js';
-  return new URL(`./${name}${extension}`, import.meta.url);
+/**
+ * The URL of the module `name` (a path without extension) beside the module at `base` (its
+ * import.meta.url), with base's extension: .ts from sources, .js when built.
+ */
+export function siblingModule(base: string, name: string): URL {
+  const extension = /\.[cm]?[jt]s$/.exec(new URL(base).pathname)?.[0] ?? '.js';
+  return new URL(`./${name}${extension}`, base);
 }

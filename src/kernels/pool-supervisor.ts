@@ -51,7 +51,7 @@ const heldAt = (slot: number): number => slotWord(layout, slot, layout.slotHeld)
 function spawn(slot: number): void {
   Atomics.store(control, heldAt(slot), 0);
   Atomics.store(control, stateAt(slot), layout.stateStarting);
-  const incarnation: Incarnation = { handle: platform.spawn(siblingModule('pool-worker'), `vitprune-pool-${slot}`), ready: false };
+  const incarnation: Incarnation = { handle: platform.spawn(siblingModule(import.meta.url, 'pool-worker'), `vitprune-pool-${slot}`), ready: false };
   workers[slot] = incarnation;
   incarnation.handle.onMessage((data) => {
     const message = data as WorkerMessage;

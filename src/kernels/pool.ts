@@ -86,7 +86,7 @@ export class ThreadPool {
       throw new ThreadPoolError(`expected 2 … ${layout.maxThreads} threads for a pool, got ${threads}`);
     }
     const platform = await currentPlatform();
-    const supervisor = platform.spawn(siblingModule('pool-supervisor'), 'vitprune-pool-supervisor');
+    const supervisor = platform.spawn(siblingModule(import.meta.url, 'pool-supervisor'), 'vitprune-pool-supervisor');
     const pool = new ThreadPool(options, supervisor);
     const start: SupervisorStart = {
       module: options.module, memory: options.memory, control: options.control, layout, threads, spin: WORKER_SPIN,
