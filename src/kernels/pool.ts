@@ -42,8 +42,12 @@ export interface ThreadPoolOptions {
 
 /** Reads of the generation a worker makes before it sleeps (≈ 50–100 µs): jobs follow each other closely within a forward pass. */
 const WORKER_SPIN = 1 << 17;
-/** How long the caller spins on the last chunk before it sleeps. */
-const CALLER_SPIN_MS = 0.05;
+/**
+ * How long the caller spins on the last chunks before it sleeps: about one chunk of a DeiT-S
+ * GEMM, so that a worker finishing its last chunk a little after the caller is not also waiting
+ * for the caller to wake up.
+ */
+const CALLER_SPIN_MS = 0.2;
 /** The caller's sleeps are this long at most, in case a wake-up is lost. */
 const WAIT_SLICE_MS = 100;
 /** After a fault, how long the caller waits for the other threads to finish the chunks they hold. */
