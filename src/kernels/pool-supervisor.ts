@@ -61,8 +61,11 @@ function spawn(slot: number): void {
         startedAll = true;
         tell({ kind: 'ready' });
       }
-    } else if (message.kind === 'crashed') {
-      incarnation.crash = message.message;
+    } else {
+      // It ends itself after 'stopped' or 'crashed'. A Web Worker that closes itself fires no
+      // event: terminating it here reports its end on every platform (onEnd).
+      if (message.kind === 'crashed') incarnation.crash = message.message;
+      incarnation.handle.terminate();
     }
   });
   incarnation.handle.onEnd((error) => ended(slot, incarnation, error));

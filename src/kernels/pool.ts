@@ -73,6 +73,7 @@ export class ThreadPool {
   private readonly canBlock: boolean;
   private faultsSeen = 0;
   private disposed: Promise<void> | null = null;
+  private supervisorEnded = false; // its workers end with it
 
   private constructor(options: ThreadPoolOptions, private readonly supervisor: ThreadHandle) {
     this.threads = options.threads;
@@ -81,6 +82,9 @@ export class ThreadPool {
     this.control = options.control;
     this.words = new Int32Array(options.memory.buffer, options.control, options.layout.controlBytes / 4);
     this.canBlock = blockingAllowed();
+    supervisor.onEnd(() => {
+      this.supervisorEnded = true;
+    });
   }
 
   /** Starts the supervisor and the workers; resolves when every worker is ready. */
@@ -165,6 +169,7 @@ export class ThreadPool {
 
   /** Ends the workers and the supervisor; resolves when they have ended. Jobs fail afterwards. */
   dispose(): Promise<void> {
+    if (!this.disposed && this.supervisorEnded) this.disposed = Promise.resolve();
     if (!this.disposed) {
       const supervisor = this.supervisor;
       supervisor.keepAlive(true);
