@@ -24,5 +24,11 @@ export class HubError extends VitpruneError {}
 /** The command line or an option value is wrong. */
 export class UsageError extends VitpruneError {}
 
+/** An optional package that a feature needs (plots: vega, vega-lite, @resvg/resvg-js) is not installed. */
+export class DependencyError extends VitpruneError {}
+
+/** A trace bundle (manifest.json + tensors.safetensors) is malformed or does not fit its manifest. */
+export class TraceFormatError extends VitpruneError {}
+
 /** A worker thread of the wasm backend died or failed to start (the pool restarts dead workers). */
 export class ThreadPoolError extends VitpruneError {}

@@ -55,7 +55,8 @@ function transpileMirror(dir: string): string {
   }
   symlinkSync(path.join(ROOT, 'build'), path.join(dir, 'build'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', version }));
   return path.join(dir, 'src/cli/main.js');
 }
 
@@ -392,7 +393,10 @@ describe.concurrent('bad images', () => {
 
 describe.concurrent('hub errors', () => {
   it('unreachable endpoint', async () => {
-    await expectCliError(['classify', '--model', 'owner/tiny', png], [closedEndpoint, 'ECONNREFUSED', `${closedEndpoint}/owner/tiny/resolve/main/config.json`]);
+    await expectCliError(['classify', '--model', 'owner/tiny', png], [
+      `cannot reach the model hub at ${closedEndpoint} (ECONNREFUSED) while fetching ${closedEndpoint}/owner/tiny/resolve/main/config.json`,
+      /owner\/tiny is not in the hub cache at \S+models--owner--tiny; without network, pass a model folder \(config.json \+ model.safetensors\) instead: --model DIR/,
+    ]);
   });
 
   it('failing endpoint (HTTP 500)', async () => {
@@ -507,6 +511,12 @@ describe.concurrent('usage errors', () => {
 });
 
 describe.concurrent('working commands', () => {
+  it('--version prints the version of package.json', async () => {
+    const r = await cli(['--version']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toBe(`vitprune ${JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}\n`);
+  });
+
   it('classify --json prints one JSON document of the documented shape', async () => {
     const r = await cli(['classify', '--model', TINY, '--json', '--top', '2', png]);
     expect(r.code, show(r)).toBe(0);

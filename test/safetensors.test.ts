@@ -6,6 +6,7 @@ import { SafetensorsError } from '../src/errors.js';
 import {
   float16ToNumber,
   parseSafetensors,
+  parseSafetensorsLayout,
   readSafetensors,
   serializeSafetensors,
   writeSafetensors,
@@ -215,6 +216,21 @@ describe('serializeSafetensors / writeSafetensors', () => {
     const dir = mkdtempSync(path.join(tmp, 'fail-'));
     expect(() => writeSafetensors(path.join(dir, 'missing-subdir', 'x.safetensors'), tensors)).toThrow(/ENOENT/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('writes F64 and I32 tensors after their array types; parseSafetensorsLayout reads them for the dtypes asked', () => {
+    const bytes = serializeSafetensors({
+      wide: { shape: [2], data: Float64Array.from([1 + 2 ** -40, -0.1]) },
+      ids: { shape: [3], data: Int32Array.from([0, -1, 2 ** 31 - 1]) },
+      narrow: { shape: [1], data: Float32Array.from([0.5]) },
+    });
+    const layout = parseSafetensorsLayout(bytes, 'x', { F64: 8, I32: 4, F32: 4 });
+    expect(layout.entries.map((e) => [e.name, e.dtype, e.begin, e.end])).toEqual([['wide', 'F64', 0, 16], ['ids', 'I32', 16, 28], ['narrow', 'F32', 28, 32]]);
+    const at = (name: string) => bytes.slice(layout.dataStart + layout.entries.find((e) => e.name === name)!.begin);
+    expect(new Float64Array(at('wide').buffer, 0, 2)).toEqual(Float64Array.from([1 + 2 ** -40, -0.1]));
+    expect(new Int32Array(at('ids').buffer, 0, 3)).toEqual(Int32Array.from([0, -1, 2 ** 31 - 1]));
+    expect(() => parseSafetensors(bytes, 'weights/test.safetensors')).toThrow(/tensor "wide": unsupported dtype "F64"; supported dtypes are F32, F16, BF16/);
+    expect(() => parseSafetensorsLayout(bytes, 'x', { F64: 8, F32: 4 })).toThrow(/tensor "ids": unsupported dtype "I32"; supported dtypes are F64, F32/);
   });
 
   it('readSafetensors names a missing file', () => {

@@ -8,7 +8,7 @@ import { createWasmKernels } from '../src/kernels/wasm.js';
 import { loadModelFolder } from '../src/model/load.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import { readSafetensors } from '../src/model/safetensors.js';
-import type { ViTConfig } from '../src/model/types.js';
+import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { prefixTokens } from '../src/model/types.js';
 import { qkvLayout, ViTRunner, type BlockState } from '../src/model/vit.js';
 import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
@@ -399,10 +399,15 @@ describe.each(['relaxed', 'simd'] as const)('Zero-TPrune on the wasm-%s kernels'
  */
 describeWithData('Zero-TPrune on the golden DeiT-Tiny inputs', () => {
   const dir = path.join(SHARED_DATA, 'deit-tiny');
-  const model = loadModelFolder(dir);
-  const golden = readSafetensors(path.join(dir, 'golden_reference.safetensors')).tensors;
+  let model: ViTModel;
+  let golden: Map<string, { data: Float32Array }>;
+  let schedule: ReturnType<typeof keepRatioSchedule>;
+  beforeAll(() => {
+    model = loadModelFolder(dir);
+    golden = readSafetensors(path.join(dir, 'golden_reference.safetensors')).tensors;
+    schedule = keepRatioSchedule(model.config, 0.735);
+  });
   const input = (sample: number) => golden.get(`sample${sample}.input`)!.data;
-  const schedule = keepRatioSchedule(model.config, 0.735);
   const ids = (records: ZeroTPruneRecord[]) => records.map((r) => ({ after: r.after, droppedS: Array.from(r.droppedS), droppedI: Array.from(r.droppedI) }));
 
   for (const sample of [0, 1, 2]) {

@@ -21,7 +21,7 @@ export const benchSpec: CommandSpec = {
     threads: {
       type: 'string',
       valueName: 'N',
-      help: 'threads, this one included, or a comma-separated list timed interleaved in one run (default: the cores the runtime reports, at most 4; 1: no worker threads; the reference backend always runs on 1)',
+      help: 'threads, this one included, or a comma-separated list timed interleaved in one run (default: the cores the runtime reports, at most 4; 1: no worker threads; the reference backends always run on 1)',
     },
     runs: { type: 'string', valueName: 'N', default: '20', help: 'timed forward passes per backend and thread count after 3 warm-up runs' },
     ...METHOD_OPTIONS,
@@ -47,9 +47,9 @@ interface Setup {
   threads: number;
 }
 
-/** Every backend on every thread count (the reference on one), in the order given, without repeats. */
+/** Every backend on every thread count (the reference backends on one), in the order given, without repeats. */
 function setups(backends: Backend[], threads: number[]): Setup[] {
-  const all = backends.flatMap((backend) => threads.map((t) => ({ backend, threads: backend === 'reference' ? 1 : t })));
+  const all = backends.flatMap((backend) => threads.map((t) => ({ backend, threads: backend.startsWith('reference') ? 1 : t })));
   return all.filter((s, i) => all.findIndex((o) => o.backend === s.backend && o.threads === s.threads) === i);
 }
 
@@ -73,7 +73,7 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
   const forward = timed.slice(0, runners.length);
   const pruned = plan ? timed.slice(runners.length) : null;
   // GEMM throughput of the first setup on the model's own shapes (the reference is slow: fewer runs).
-  const gemmRuns = configs[0].backend === 'reference' ? 3 : runs;
+  const gemmRuns = configs[0].backend.startsWith('reference') ? 3 : runs;
   const gemm = modelGemmShapes(model.config, runners[0].maxTokens).map((s) => ({ ...s, gflops: benchGemm(kernels[0], s, gemmRuns) }));
 
   const report = {

@@ -82,7 +82,7 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
 
   if (out) {
     const name = (i: number) => (reports.length > 1 ? `report-${i + 1}` : 'report');
-    // vega is large: load it only when plots are written.
+    // The plotting packages are optional: loaded only when plots are written.
     const { comparePlotSpecs, renderSvg, svgToPng } = await import('../eval/plots.js');
     for (const [i, r] of reports.entries()) {
       writeOutputFile('--out', path.join(out, `${name(i)}.json`), JSON.stringify(r, null, 2) + '\n');
@@ -91,7 +91,7 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
         const svg = await renderSvg(spec);
         const base = path.join(out, `${name(i)}-${plot}`);
         writeOutputFile('--out', `${base}.svg`, svg);
-        writeOutputFile('--out', `${base}.png`, svgToPng(svg));
+        writeOutputFile('--out', `${base}.png`, await svgToPng(svg));
       }
     }
   }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { VitpruneError } from '../errors.js';
 import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js';
 import { benchCommand, benchSpec } from './bench.js';
@@ -8,6 +9,8 @@ import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
 import { pruneChannelsCommand, pruneChannelsSpec } from './prune-channels.js';
 import { visualizeCommand, visualizeSpec } from './visualize.js';
+import { traceCommand, traceSpec } from './trace.js';
+import { checkCommand, checkSpec } from './check.js';
 
 interface Command {
   spec: CommandSpec;
@@ -22,6 +25,8 @@ const COMMANDS: Command[] = [
   { spec: compareSpec, run: compareCommand },
   { spec: pruneChannelsSpec, run: pruneChannelsCommand },
   { spec: visualizeSpec, run: visualizeCommand },
+  { spec: traceSpec, run: traceCommand },
+  { spec: checkSpec, run: checkCommand },
 ];
 
 function mainHelp(): string {
@@ -34,7 +39,7 @@ function mainHelp(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}${c.spec.summary}`),
     '',
-    "Run 'vitprune <command> --help' for a command's options.",
+    "Run 'vitprune <command> --help' for a command's options, 'vitprune --version' for the version.",
     '',
   ].join('\n');
 }
@@ -44,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(mainHelp());
     return name === undefined ? 1 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`vitprune ${packageVersion()}\n`);
+    return 0;
   }
   const command = COMMANDS.find((c) => c.spec.name === name);
   const verbose = rest.includes('--verbose');
@@ -67,4 +76,10 @@ export async function main(argv: string[]): Promise<number> {
     else if (!(err instanceof VitpruneError)) process.stderr.write('(an unexpected error: run with --verbose for the stack trace)\n');
     return 1;
   }
+}
+
+/** The version in package.json (two folders up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }

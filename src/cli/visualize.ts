@@ -68,7 +68,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
     lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
     removal,
   }, columns);
-  const { png, hasText } = renderFigurePng(svg, fontFile);
+  const { png, hasText } = await renderFigurePng(svg, fontFile);
   if (!hasText && !values.quiet) process.stderr.write('warning: no font found (system or --font): the figure has no captions\n');
   writeOutputFile('--out', out, png);
 

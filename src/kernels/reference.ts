@@ -4,8 +4,12 @@ import type { Kernels, PreparedLinear } from './types.js';
 
 /**
  * The reference kernels: plain loops that read like the math. They are the oracle the
- * wasm kernels are tested against, so they favour clarity over speed (accumulation in
- * float64 where a sum runs over a long axis).
+ * wasm kernels are tested against, so they favour clarity over speed. Every operation runs
+ * in JavaScript numbers (float64); results are rounded only where they are stored:
+ *   - `reference`: float32 buffers, like every other backend;
+ *   - `reference64`: float64 buffers, so nothing is rounded to float32 between operations:
+ *     all arithmetic of the forward pass is float64 (weights and input are float32 values,
+ *     which float64 holds exactly). It writes the expected values of trace bundles.
  */
 
 interface ReferenceLinear extends PreparedLinear {
@@ -44,7 +48,24 @@ export function gelu(x: number): number {
   return 0.5 * x * (1 + erf(x * Math.SQRT1_2));
 }
 
+/** The reference kernels with float32 buffers. */
 export function createReferenceKernels(): Kernels {
+  return referenceKernels('float32');
+}
+
+/** The reference kernels with float64 buffers (see the top of this file). */
+export function createReference64Kernels(): Kernels {
+  return referenceKernels('float64');
+}
+
+/**
+ * The Kernels interface types buffers as Float32Array, the storage of every other backend. With
+ * 'float64' they are Float64Arrays passed through that type: the runner and the methods index,
+ * slice, set and copy them, which both array types do alike, so the same code runs in either.
+ */
+function referenceKernels(storage: 'float32' | 'float64'): Kernels {
+  const floatBuffer = (length: number): Float32Array => (storage === 'float64' ? (new Float64Array(length) as unknown as Float32Array) : new Float32Array(length));
+
   function matmulBias(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array, mode: 'set' | 'add' | 'gelu'): void {
     const { weight, bias, inFeatures: k, outFeatures: o } = w as ReferenceLinear;
     for (let i = 0; i < m; i++) {
@@ -62,11 +83,15 @@ export function createReferenceKernels(): Kernels {
   }
 
   return {
-    name: 'reference',
-    alloc: (length) => new Float32Array(length),
+    name: storage === 'float64' ? 'reference64' : 'reference',
+    alloc: floatBuffer,
     allocFloat64: (length) => new Float64Array(length),
     allocInt32: (length) => new Int32Array(length),
-    upload: (data) => Float32Array.from(data),
+    upload(data) {
+      const buffer = floatBuffer(data.length);
+      buffer.set(data);
+      return buffer;
+    },
     prepareLinear(lin: Linear): ReferenceLinear {
       return { weight: lin.weight, bias: lin.bias, outFeatures: lin.outFeatures, inFeatures: lin.inFeatures };
     },
@@ -133,8 +158,10 @@ export function createReferenceKernels(): Kernels {
     weightedPageRank,
     maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
       if (work.length < (m + 4) * dim) throw new RangeError(`maxCosine: expected ≥ ${(m + 4) * dim} floats of work, got ${work.length}`);
-      // bestMatch keeps its unit rows in float32: m·dim of them fit in the first half of work.
-      const unit = new Float32Array(work.buffer, work.byteOffset, m * dim);
+      // bestMatch keeps its unit rows in the backend's storage: m·dim of them fit in work.
+      const unit = storage === 'float64'
+        ? (work.subarray(0, m * dim) as unknown as Float32Array)
+        : new Float32Array(work.buffer, work.byteOffset, m * dim);
       bestMatch({ data: features, offset, stride, dim }, order, m, bCount, unit, best);
     },
   };

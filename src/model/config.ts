@@ -56,6 +56,15 @@ const TIMM_SIZES: Record<string, { dim: number; depth: number; heads: number }> 
   large: { dim: 1024, depth: 24, heads: 16 },
 };
 
+/**
+ * Preprocessing values outside these bounds are refused when the config is read: a crop_pct
+ * below 1/4 resizes the image to more than 4× the crop (and a large one to less than a pixel);
+ * a crop_pct above 1 crops beyond the resized image, which no eval transform does. Image sides
+ * are at most 4096 px (ViTs run at 224–518).
+ */
+const CROP_PCT_RANGE = { min: 0.25, max: 1 };
+const MAX_IMAGE_SIDE = 4096;
+
 /** timm builds every ViT/DeiT LayerNorm with eps 1e-6. */
 const TIMM_LAYER_NORM_EPS = 1e-6;
 
@@ -87,8 +96,8 @@ function timmConfig(config: JsonObject): DeclaredModel {
   }
   const pretrained = config.object('pretrained_cfg');
   const inputSize = pretrained.optionalIntegerArray('input_size'); // [C, S, S]
-  if (inputSize && (inputSize.length !== 3 || inputSize[1] !== inputSize[2])) {
-    throw new ModelFormatError(`${pretrained.where}: expected input_size [C, S, S] (square), found [${inputSize.join(', ')}]`);
+  if (inputSize && (inputSize.length !== 3 || inputSize[1] !== inputSize[2] || inputSize[1] > MAX_IMAGE_SIDE)) {
+    throw new ModelFormatError(`${pretrained.where}: expected input_size [C, S, S] (square, S at most ${MAX_IMAGE_SIDE}), found [${inputSize.join(', ')}]`);
   }
   const dims = saved ? savedDims(saved) : timmDims(config, name!, inputSize);
 
@@ -216,13 +225,34 @@ function timmPreprocess(pretrained: JsonObject, imageSize: number): PreprocessCo
   if (interpolation !== 'bicubic' && interpolation !== 'bilinear') {
     throw new ModelFormatError(`${pretrained.where}: interpolation must be "bicubic" or "bilinear", found "${interpolation}"`);
   }
+  if (imageSize > MAX_IMAGE_SIDE) {
+    throw new ModelFormatError(`${pretrained.where}: expected an input size of at most ${MAX_IMAGE_SIDE} px, found ${imageSize} (from input_size, model_args or the architecture name)`);
+  }
   return {
     inputSize: imageSize,
     interpolation,
-    cropPct: pretrained.positiveNumber('crop_pct'),
-    mean: pretrained.triple('mean'),
-    std: pretrained.triple('std'),
+    cropPct: pretrained.numberInRange('crop_pct', CROP_PCT_RANGE.min, CROP_PCT_RANGE.max),
+    ...normalisation(pretrained, 'mean', 'std'),
   };
+}
+
+/**
+ * Mean and std of the normalisation (v / 255 − mean) / std: each std positive, and black and
+ * white must stay finite in float32 after it.
+ */
+function normalisation(config: JsonObject, meanKey: string, stdKey: string): Pick<PreprocessConfig, 'mean' | 'std'> {
+  const mean = config.triple(meanKey);
+  const std = config.triple(stdKey);
+  if (std.some((s) => s <= 0)) {
+    throw new ModelFormatError(`${config.where}: expected "${stdKey}" to be 3 positive numbers, found [${std.join(', ')}]`);
+  }
+  const extreme = Math.max(...mean.map((m, c) => Math.max(Math.abs(m), Math.abs(1 - m)) / std[c]));
+  if (!Number.isFinite(Math.fround(extreme))) {
+    throw new ModelFormatError(
+      `${config.where}: "${meanKey}" [${mean.join(', ')}] and "${stdKey}" [${std.join(', ')}] normalise pixel values to ${extreme}, beyond float32; expected std of a pixel-value scale`,
+    );
+  }
+  return { mean, std };
 }
 
 function transformersConfig(config: JsonObject, dir: string): DeclaredModel {
@@ -298,13 +328,18 @@ function transformersPreprocess(dir: string): PreprocessConfig {
   const resample = pre.number('resample');
   const interpolation = resample === 3 ? 'bicubic' : resample === 2 ? 'bilinear' : null;
   if (!interpolation) throw new ModelFormatError(`${file}: resample must be 3 (bicubic) or 2 (bilinear), found ${resample}`);
+  const cropPct = cropSize / resizeSize;
+  if (!(cropPct >= CROP_PCT_RANGE.min && cropPct <= CROP_PCT_RANGE.max)) {
+    throw new ModelFormatError(
+      `${file}: expected "crop_size" / "size" between ${CROP_PCT_RANGE.min} and ${CROP_PCT_RANGE.max} (a centre crop inside the resized image), found ${cropSize} / ${resizeSize}`,
+    );
+  }
   const normalize = pre.optionalBoolean('do_normalize') ?? true;
   return {
     inputSize: cropSize,
     interpolation,
-    cropPct: cropSize / resizeSize,
-    mean: normalize ? pre.triple('image_mean') : [0, 0, 0],
-    std: normalize ? pre.triple('image_std') : [1, 1, 1],
+    cropPct,
+    ...(normalize ? normalisation(pre, 'image_mean', 'image_std') : { mean: [0, 0, 0], std: [1, 1, 1] }),
   };
 }
 
@@ -353,6 +388,11 @@ class JsonObject {
     return v > 0 ? v : this.fail(key, 'a positive number');
   }
 
+  numberInRange(key: string, min: number, max: number): number {
+    const v = this.number(key);
+    return v >= min && v <= max ? v : this.fail(key, `a number from ${min} to ${max}`);
+  }
+
   positiveInteger(key: string): number {
     const v = this.value[key];
     return Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : this.fail(key, 'a positive integer');
@@ -386,18 +426,19 @@ class JsonObject {
     return ok ? (v as [number, number, number]) : this.fail(key, 'a list of 3 numbers');
   }
 
-  /** An image side: an integer, a square [S, S], or {height, width} (square) or {shortest_edge}. */
+  /** An image side: an integer, a square [S, S], or {height, width} (square) or {shortest_edge}; at most MAX_IMAGE_SIDE. */
   size(key: string): number {
     const v = this.value[key];
-    if (Number.isSafeInteger(v) && (v as number) > 0) return v as number;
-    if (Array.isArray(v) && v.length === 2 && v[0] === v[1] && Number.isSafeInteger(v[0]) && v[0] > 0) return v[0];
+    const side = (s: unknown): s is number => Number.isSafeInteger(s) && (s as number) > 0 && (s as number) <= MAX_IMAGE_SIDE;
+    if (side(v)) return v;
+    if (Array.isArray(v) && v.length === 2 && v[0] === v[1] && side(v[0])) return v[0];
     if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
       const o = this.object(key);
-      if (o.has('shortest_edge')) return o.positiveInteger('shortest_edge');
-      const height = o.positiveInteger('height');
-      if (o.positiveInteger('width') === height) return height;
+      if (o.has('shortest_edge')) return o.size('shortest_edge');
+      const height = o.size('height');
+      if (o.size('width') === height) return height;
     }
-    return this.fail(key, 'a positive integer, [S, S], {"height": S, "width": S} or {"shortest_edge": S}');
+    return this.fail(key, `an image side from 1 to ${MAX_IMAGE_SIDE}: S, [S, S], {"height": S, "width": S} or {"shortest_edge": S}`);
   }
 
   optionalNumber(key: string): number | undefined {

@@ -305,12 +305,20 @@ async function get(url: string, session: Session, idle: IdleTimeout): Promise<Re
   try {
     return await session.fetchImpl(url, { headers, redirect: 'manual', signal: idle.signal });
   } catch (err) {
-    if (idle.fired) throw new HubError(`no response from ${url} within ${formatSeconds(session.timeoutMs)}`);
+    if (idle.fired) throw new HubError(`no response from ${url} within ${formatSeconds(session.timeoutMs)}; ${notCachedAdvice(session)}`);
     throw new HubError(
-      `cannot reach ${originOf(url)}: ${networkErrorCode(err)}; set HF_ENDPOINT or pass a local folder (while fetching ${url})`,
+      `cannot reach the model hub at ${originOf(url)} (${networkErrorCode(err)}) while fetching ${url}; ${notCachedAdvice(session)}`,
       { cause: err },
     );
   }
+}
+
+/** What to do when the hub cannot be reached and the model is not in the cache. */
+function notCachedAdvice(session: Session): string {
+  return (
+    `${session.repo} is not in the hub cache at ${path.dirname(session.blobsDir)}; ` +
+    'without network, pass a model folder (config.json + model.safetensors) instead: --model DIR; or set HF_ENDPOINT to a hub you can reach'
+  );
 }
 
 /**

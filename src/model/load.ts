@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelFormatError } from '../errors.js';
 import { readModelConfig, TRANSFORMERS_CLASSES, type DeclaredModel } from './config.js';
-import { readSafetensors, serializeSafetensors, writeFileDurable, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
+import { readSafetensors, serializeSafetensors, writeFolderAtomic, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 import type { BlockWeights, Linear, Norm, ViTConfig, ViTModel, ViTWeights } from './types.js';
 import { blockConfig, numPatches, prefixTokens } from './types.js';
 
@@ -178,6 +177,12 @@ class WeightReader {
   take(name: string, shape: number[], why = this.legend): Float32Array {
     const tensor = this.require(name, formatShape(shape));
     if (!sameShape(tensor.shape, shape)) this.wrongShape(name, tensor.shape, formatShape(shape), why);
+    const nonFinite = countNonFinite(tensor.data);
+    if (nonFinite > 0) {
+      throw new ModelFormatError(
+        `${this.source.file}: tensor "${this.source.nameInFile(name)}" has ${nonFinite} non-finite value(s) (NaN or ±Infinity) among ${tensor.data.length}; expected finite weights`,
+      );
+    }
     return tensor.data;
   }
 
@@ -293,30 +298,13 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
  * every dimension, so channel-pruned qkDim/vDim survive) and a float32 `model.safetensors`.
  * loadModelFolder gives back the same config (layout 'timm') and bit-identical weights.
  *
- * Atomic: both files are written into `<dir>.tmp-<pid>-<random>` beside the target, which is
- * then renamed to `dir`. When `dir` already exists (it may hold other files) the two files
- * are moved into it one by one instead; each replacement is atomic, the pair is not.
+ * Atomic as writeFolderAtomic: both files are written beside the target and renamed into place.
  */
 export function saveModelFolder(dir: string, model: ViTModel): void {
-  const files: Record<string, Uint8Array> = {
+  writeFolderAtomic(dir, {
     'model.safetensors': serializeSafetensors(timmTensors(model), { format: 'pt' }),
     'config.json': new TextEncoder().encode(JSON.stringify(timmConfigJson(model.config), null, 2) + '\n'),
-  };
-  mkdirSync(path.dirname(path.resolve(dir)), { recursive: true });
-  const temp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  mkdirSync(temp);
-  try {
-    for (const [name, bytes] of Object.entries(files)) writeFileDurable(path.join(temp, name), bytes);
-    if (existsSync(dir)) {
-      for (const name of Object.keys(files)) renameSync(path.join(temp, name), path.join(dir, name));
-      rmdirSync(temp);
-    } else {
-      renameSync(temp, dir);
-    }
-  } catch (err) {
-    rmSync(temp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }
 
 function timmConfigJson(cfg: ViTConfig): Record<string, unknown> {
@@ -385,6 +373,12 @@ function timmTensors(model: ViTModel): Map<string, TensorToWrite> {
   addLinear('head', w.head);
   if (w.headDist) addLinear('head_dist', w.headDist);
   return tensors;
+}
+
+function countNonFinite(data: Float32Array): number {
+  let count = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) count++;
+  return count;
 }
 
 function sameShape(a: number[], b: number[]): boolean {

@@ -42,9 +42,22 @@ export type TokenReduction =
   | { kind: 'keep'; indices: ArrayLike<number> }
   | { kind: 'replace'; n: number; x: Float32Array; sizes: Float32Array | null; tokenIds: Int32Array };
 
+/**
+ * The intermediate tensors `observe` sees, in the order they are computed (n = tokens alive):
+ *   block −1:      'embed' [n, D]
+ *   every block b: 'ln1' [n, D], 'qkv' [n, 2H·qk + H·v], 'attn.probs' [H, n, n], 'attn.out' [n, H·v] (before proj),
+ *                  'x.attn' [n, D] (residual after attention, before afterAttention), 'ln2' [n, D],
+ *                  'mlp.hidden' [n, mlpDim] (after GELU), 'x.mlp' [n, D] (before afterBlock)
+ *   block depth:   'final.norm' [prefix, D], 'logits' [classes]
+ */
+export type ObservedTensor =
+  | 'embed' | 'ln1' | 'qkv' | 'attn.probs' | 'attn.out' | 'x.attn' | 'ln2' | 'mlp.hidden' | 'x.mlp' | 'final.norm' | 'logits';
+
 export interface ForwardHooks {
   afterAttention?(state: BlockState): TokenReduction | void;
   afterBlock?(state: BlockState): TokenReduction | void;
+  /** Sees each intermediate tensor as it is computed: a view into the runner's buffers, valid during the call only. */
+  observe?(block: number, name: ObservedTensor, data: Float32Array, shape: readonly number[]): void;
 }
 
 export interface ForwardResult {
@@ -190,6 +203,8 @@ export class ViTRunner {
     const D = cfg.dim;
     this.embed(input);
     let n = this.maxTokens;
+    const observe = hooks.observe?.bind(hooks);
+    observe?.(-1, 'embed', this.x.subarray(0, n * D), [n, D]);
     let hasSizes = false;
     this.sizes.fill(1);
     for (let i = 0; i < n; i++) this.tokenIds[i] = i;
@@ -202,10 +217,18 @@ export class ViTRunner {
 
       // x = x + proj(MHSA(LN1(x)))
       k.layerNorm(this.x, n, D, blk.norm1.gamma, blk.norm1.beta, cfg.eps, this.normed);
+      observe?.(b, 'ln1', this.normed.subarray(0, n * D), [n, D]);
       k.linear(this.normed, n, blk.qkv, this.qkv);
       if (hasSizes) for (let i = 0; i < n; i++) this.logSizes[i] = Math.log(this.sizes[i]);
       k.attention(this.qkv, n, cfg.heads, bc.qkDim, bc.vDim, 1 / Math.sqrt(bc.qkDim), hasSizes ? this.logSizes : null, this.probs, this.attnOut);
+      if (observe) {
+        const qkvWidth = 2 * cfg.heads * bc.qkDim + cfg.heads * bc.vDim;
+        observe(b, 'qkv', this.qkv.subarray(0, n * qkvWidth), [n, qkvWidth]);
+        observe(b, 'attn.probs', this.probs.subarray(0, cfg.heads * n * n), [cfg.heads, n, n]);
+        observe(b, 'attn.out', this.attnOut.subarray(0, n * cfg.heads * bc.vDim), [n, cfg.heads * bc.vDim]);
+      }
       k.linearAdd(this.attnOut, n, blk.proj, this.x);
+      observe?.(b, 'x.attn', this.x.subarray(0, n * D), [n, D]);
 
       if (hooks.afterAttention) {
         const r = hooks.afterAttention(this.state(bc, b, n, nAttention, hasSizes));
@@ -214,8 +237,11 @@ export class ViTRunner {
 
       // x = x + fc2(GELU(fc1(LN2(x))))
       k.layerNorm(this.x, n, D, blk.norm2.gamma, blk.norm2.beta, cfg.eps, this.normed);
+      observe?.(b, 'ln2', this.normed.subarray(0, n * D), [n, D]);
       k.linearGelu(this.normed, n, blk.fc1, this.hidden);
+      observe?.(b, 'mlp.hidden', this.hidden.subarray(0, n * cfg.mlpDim), [n, cfg.mlpDim]);
       k.linearAdd(this.hidden, n, blk.fc2, this.x);
+      observe?.(b, 'x.mlp', this.x.subarray(0, n * D), [n, D]);
       tokens.push({ attention: nAttention, mlp: n });
 
       if (hooks.afterBlock) {
@@ -225,14 +251,16 @@ export class ViTRunner {
     }
 
     // logits = head(LN(x)[CLS]); the final norm is only needed on the prefix rows.
-    k.layerNorm(this.x, prefixTokens(cfg), D, this.norm.gamma, this.norm.beta, cfg.eps, this.normed);
+    const prefix = prefixTokens(cfg);
+    k.layerNorm(this.x, prefix, D, this.norm.gamma, this.norm.beta, cfg.eps, this.normed);
+    observe?.(cfg.depth, 'final.norm', this.normed.subarray(0, prefix * D), [prefix, D]);
     k.linear(this.normed, 1, this.head, this.logits);
-    const logits = Float32Array.from(this.logits);
     if (this.headDist) {
       k.linear(this.normed.subarray(D), 1, this.headDist, this.logitsDist);
-      for (let i = 0; i < logits.length; i++) logits[i] = (logits[i] + this.logitsDist[i]) / 2;
+      for (let i = 0; i < cfg.numClasses; i++) this.logits[i] = (this.logits[i] + this.logitsDist[i]) / 2;
     }
-    return { logits, tokens, gmacs: modelGmacs(cfg, tokens) };
+    observe?.(cfg.depth, 'logits', this.logits, [cfg.numClasses]);
+    return { logits: Float32Array.from(this.logits), tokens, gmacs: modelGmacs(cfg, tokens) };
   }
 
   /** patches[p, (c, y, x)] = input[c, py·P + y, px·P + x], patches in row-major (py, px) order. */

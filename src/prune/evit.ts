@@ -1,6 +1,7 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
+import { recordDecision } from './decisions.js';
 import type { BlockTokens } from './flops.js';
 import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
 import { ScheduleError } from './schedule.js';
@@ -75,6 +76,7 @@ export function evitReduce(state: BlockState, keepRate: number, fuse: boolean): 
   const k = evitKeepCount(keepRate, n, prefix);
   if (k === n - prefix) return;
   const a = clsAttentiveness(state.probs, cfg.heads, n);
+  recordDecision('attentiveness', a, [n]);
   const kept = attentiveTokens(a, n, prefix, k);
   if (!fuse) return { kind: 'keep', indices: kept };
 
@@ -84,7 +86,9 @@ export function evitReduce(state: BlockState, keepRate: number, fuse: boolean): 
   const dropped = Array.from({ length: n }, (_, p) => p).filter((p) => !isKept[p]);
   const x = new Float32Array((kept.length + 1) * D); // [kept + fused, D]
   kept.forEach((p, row) => x.set(state.x.subarray(p * D, (p + 1) * D), row * D));
-  x.set(fuseTokens(state.x, D, a, dropped), kept.length * D);
+  const fused = fuseTokens(state.x, D, a, dropped);
+  recordDecision('fused', fused, [D]);
+  x.set(fused, kept.length * D);
   const tokenIds = Int32Array.from([...Array.from(kept, (p) => state.tokenIds[p]), FUSED_TOKEN_ID]);
   return { kind: 'replace', n: kept.length + 1, x, sizes: null, tokenIds };
 }

@@ -1,6 +1,7 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction, ViTRunner } from '../model/vit.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { denseGmacs, initialTokens } from './flops.js';
 import { ScheduleError } from './schedule.js';
 
@@ -64,7 +65,14 @@ export function ltpPrune(state: BlockState, theta: number, unit: ThresholdUnit):
   if (!(theta > 0)) return;
   const { config: cfg, n } = state;
   if (n !== state.attentionTokens) throw new RangeError(`LTP prunes right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
-  const kept = thresholdKeep(ltpImportance(state.probs, cfg.heads, n), n, prefixTokens(cfg), theta, unit);
+  const scores = ltpImportance(state.probs, cfg.heads, n);
+  const kept = thresholdKeep(scores, n, prefixTokens(cfg), theta, unit);
+  if (isRecordingDecisions()) {
+    recordDecision('importance', scores.map((s) => inUnit(s, n, unit)), [n]);
+    const mask = new Int32Array(n);
+    for (const i of kept) mask[i] = 1;
+    recordDecision('mask', mask, [n]);
+  }
   if (kept.length < n) return { kind: 'keep', indices: kept };
 }
 

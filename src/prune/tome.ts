@@ -2,6 +2,7 @@ import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
 import { qkvLayout } from '../model/vit.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 import type { BlockTokens } from './flops.js';
 import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
 import { ScheduleError } from './schedule.js';
@@ -85,11 +86,25 @@ export function headMeanKeys(qkv: Float32Array, cfg: ViTConfig, t: number): Floa
   return out;
 }
 
+/** Rows first…first + count − 1 of `metric` [·, c] scaled to unit length, in float64 (a zero row stays 0).  → [count, c] */
+export function unitRows(metric: Float32Array, first: number, count: number, c: number): Float64Array {
+  const unit = new Float64Array(count * c);
+  for (let i = 0; i < count; i++) {
+    const row = (first + i) * c;
+    let norm = 0;
+    for (let j = 0; j < c; j++) norm += metric[row + j] ** 2;
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+    for (let j = 0; j < c; j++) unit[i * c + j] = metric[row + j] * inv;
+  }
+  return unit;
+}
+
 /** A merge decision over a sequence of t tokens, in positions of that sequence. */
 export interface TomeMatching {
   sources: Int32Array; // [r] A tokens merged away
   destinations: Int32Array; // [r] the B token each source merges into
   order: Int32Array; // [t − r] the surviving tokens, in output order
+  scores?: Float64Array; // [⌈t/2⌉] v(a) of each A token, the CLS row −∞ (ToMe's matching; other matchings leave it out)
 }
 
 /**
@@ -99,13 +114,7 @@ export interface TomeMatching {
  */
 export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number): TomeMatching {
   r = cappedR(r, t, prefix);
-  const unit = new Float64Array(t * c); // [t, c] rows of unit length
-  for (let i = 0; i < t; i++) {
-    let norm = 0;
-    for (let j = 0; j < c; j++) norm += metric[i * c + j] ** 2;
-    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < c; j++) unit[i * c + j] = metric[i * c + j] * inv;
-  }
+  const unit = unitRows(metric, 0, t, c);
   const nA = Math.ceil(t / 2); // A[i] = position 2i
   const nB = Math.floor(t / 2); // B[j] = position 2j + 1
   const best = new Float64Array(nA).fill(-Infinity); // v(a)
@@ -150,7 +159,7 @@ export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number
   const unmerged = ranked.slice(r).sort((a, b) => a - b).map((i) => 2 * i);
   const bPositions = Array.from({ length: nB }, (_, j) => 2 * j + 1);
   const order = prefix >= 2 ? [unmerged[0], bPositions[0], ...unmerged.slice(1), ...bPositions.slice(1)] : [...unmerged, ...bPositions];
-  return { sources, destinations, order: Int32Array.from(order) };
+  return { sources, destinations, order: Int32Array.from(order), scores: best };
 }
 
 /**
@@ -184,8 +193,17 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
   const prefix = prefixTokens(cfg);
   if (cappedR(r, n, prefix) === 0) return;
   const m = bipartiteSoftMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix);
+  if (isRecordingDecisions()) recordMatching(m);
   const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
+}
+
+/** The decisions of a matching: v(a) of the A tokens, and [source, destination] pairs by source position. */
+function recordMatching(m: TomeMatching): void {
+  if (m.scores) recordDecision('score', m.scores, [m.scores.length]);
+  const bySource = Array.from(m.sources.keys()).sort((i, j) => m.sources[i] - m.sources[j]);
+  const pairs = Int32Array.from(bySource.flatMap((i) => [m.sources[i], m.destinations[i]]));
+  recordDecision('pairs', pairs, [m.sources.length, 2]);
 }
 
 /** Forward hooks merging tokens by `schedule` in every block. Stateless per image: one object serves a whole run. */

@@ -4,6 +4,7 @@ import type { ViTConfig } from '../model/types.js';
 import { numPatches, prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks } from '../model/vit.js';
 import { qkvLayout } from '../model/vit.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 import type { PruneSchedule } from './schedule.js';
 import { maxSimilarityDrops, validateSchedule } from './schedule.js';
 import type { FeatureRows, WprInit } from './wpr.js';
@@ -259,7 +260,10 @@ export function zeroTPruneLayer(
   const droppedS = scratch.droppedS.subarray(0, sDrops);
   if (sDrops > 0) {
     headsKept.preRank = tokenImportance(probs, H, n, alive, n, prefix, 1, o, scratch) / H;
-    similarityPrune(similarityFeatures(state, o.similarity, scratch), importance, n, prefix, sDrops, scratch);
+    if (isRecordingDecisions()) recordImportance('pre', scratch, n);
+    const features = similarityFeatures(state, o.similarity, scratch);
+    similarityPrune(features, importance, n, prefix, sDrops, scratch);
+    if (isRecordingDecisions()) recordSimilarityPairs(features, scratch, n - prefix, droppedS);
     for (const i of droppedS) dropped[i] = 1;
   }
   let c = 0; // tokens alive after the S-stage
@@ -269,17 +273,53 @@ export function zeroTPruneLayer(
   const droppedI = scratch.droppedI.subarray(0, iDrops);
   if (iDrops > 0) {
     headsKept.importance = tokenImportance(probs, H, n, alive, c, prefix, iterations, o, scratch) / H;
+    if (isRecordingDecisions()) recordImportance('i', scratch, c);
     const ranks = order.subarray(0, c - prefix);
     for (let j = 0; j < ranks.length; j++) ranks[j] = prefix + j;
     ranks.sort((a, b) => importance[b] - importance[a] || a - b);
     for (let j = 0; j < iDrops; j++) droppedI[j] = alive[ranks[ranks.length - 1 - j]];
     droppedI.sort();
+    recordDecision('i.dropped', droppedI, [iDrops]);
     for (const i of droppedI) dropped[i] = 1;
   }
 
   let kept = 0;
   for (let i = 0; i < n; i++) if (!dropped[i]) scratch.keep[kept++] = i;
   return { keep: scratch.keep.subarray(0, kept), droppedS, droppedI, headsKept };
+}
+
+/** The decisions of an importance stage over c tokens: per-head WPR scores [H, c], heads used [H], aggregated importance [c]. */
+function recordImportance(stage: 'pre' | 'i', scratch: ZeroTPruneScratch, c: number): void {
+  const H = scratch.heads;
+  const scores = new Float64Array(H * c);
+  for (let h = 0; h < H; h++) scores.set(scratch.scoreRows[h].subarray(0, c), h * c);
+  recordDecision(`${stage}.scores`, scores, [H, c]);
+  recordDecision(`${stage}.heads`, Int32Array.from(scratch.valid), [H]);
+  recordDecision(`${stage}.importance`, scratch.importance.subarray(0, c), [c]);
+}
+
+/**
+ * The S-stage's pairs [rS, 2]: each dropped token a (ascending) and the B token b it is most
+ * similar to (cosine in float64; ties: the lower position), and their similarities [rS] as the
+ * stage measured them (scratch.best). B = scratch.order[0..⌈m/2⌉), as similarityPrune left it.
+ */
+function recordSimilarityPairs(f: FeatureRows, scratch: ZeroTPruneScratch, m: number, droppedS: Int32Array): void {
+  const row = (t: number) => f.data.subarray(f.offset + t * f.stride, f.offset + t * f.stride + f.dim);
+  const norm = (v: Float32Array) => Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
+  const pairs = new Int32Array(2 * droppedS.length);
+  droppedS.forEach((a, i) => {
+    const fa = row(a);
+    let bestB = -1;
+    let bestCosine = -Infinity;
+    for (const b of scratch.order.subarray(0, Math.ceil(m / 2))) {
+      const fb = row(b);
+      const cosine = fa.reduce((sum, x, d) => sum + x * fb[d], 0) / (norm(fa) * norm(fb) || 1);
+      if (cosine > bestCosine || (cosine === bestCosine && b < bestB)) [bestB, bestCosine] = [b, cosine];
+    }
+    pairs.set([a, bestB], 2 * i);
+  });
+  recordDecision('s.pairs', pairs, [droppedS.length, 2]);
+  recordDecision('s.similarity', Float64Array.from(droppedS, (a) => scratch.best[a]), [droppedS.length]);
 }
 
 /** What one pruning layer did, in original token ids (0 = CLS, prefix + p = patch p). */

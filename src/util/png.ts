@@ -1,8 +1,7 @@
 import { PNG } from 'pngjs';
-import type { RgbImage } from '../image/rgb-image.js';
 
-/** Encode an 8-bit RGB image as a PNG file (colour type 2, 8 bits, no alpha). */
-export function encodeRgbPng(image: RgbImage): Uint8Array {
+/** Encode an 8-bit RGB image as a PNG file (colour type 2, 8 bits, no alpha). Needs nothing from src/image. */
+export function encodeRgbPng(image: { width: number; height: number; data: Uint8Array /* [height, width, 3] */ }): Uint8Array {
   const { width, height, data } = image;
   const png = new PNG({ width, height });
   const rgba = png.data; // [height, width, 4]
