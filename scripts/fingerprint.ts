@@ -9,7 +9,10 @@
  * attention channels pruned by 25 % (uniform and greedy allocation, 8 calibration images): a hash
  * of the model written, and the wasm memory the pruning took (`memory`, expected to change).
  *
- *   npx tsx scripts/fingerprint.ts --out /tmp/fingerprint.json [--data DIR] [--images N]
+ *   npx tsx scripts/fingerprint.ts --out /tmp/fingerprint.json [--data DIR] [--images N] [--threads N]
+ *
+ * `--threads` runs the wasm backend on that many threads (default 1); the output must not depend
+ * on it (`memory` aside).
  *
  * The output is derived from the shared data: keep it out of the repository.
  */
@@ -68,10 +71,13 @@ async function ltpSettings(model: ViTModel, runner: ViTRunner, calibration: Floa
 }
 
 /** DeiT-Tiny's attention channels pruned by 25 % on fresh wasm kernels: the model written and the wasm memory used. */
-async function channelPruning(model: ViTModel, inputs: Float32Array[], allocator: 'uniform' | 'greedy'): Promise<{ model: unknown; memory: number }> {
-  const kernels = (await createKernels('wasm')) as WasmKernels;
+async function channelPruning(
+  model: ViTModel, inputs: Float32Array[], allocator: 'uniform' | 'greedy', threads: number,
+): Promise<{ model: unknown; memory: number }> {
+  const kernels = (await createKernels('wasm', { threads })) as WasmKernels;
   const result = pruneChannels(model, kernels, inputs, { ratio: 0.25, allocator });
   const memory = kernels.memory.buffer.byteLength;
+  await kernels.dispose();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vitprune-fingerprint-'));
   try {
     savePrunedModel(path.join(dir, 'model'), result.model, { ...result.description, source: 'deit-tiny' });
@@ -107,8 +113,8 @@ function hashTokens(blocks: number[][]): string {
   return hash(Int32Array.from(blocks.flatMap((ids) => [ids.length, ...ids])));
 }
 
-async function goldenRuns(model: ViTModel, backend: Backend, runs: Run[], inputs: Float32Array[]): Promise<Record<string, unknown>> {
-  const runner = new ViTRunner(model, await createKernels(backend));
+async function goldenRuns(model: ViTModel, backend: Backend, runs: Run[], inputs: Float32Array[], threads: number): Promise<Record<string, unknown>> {
+  const runner = new ViTRunner(model, await createKernels(backend, { threads }));
   const out: Record<string, unknown> = {};
   for (const run of runs) {
     out[run.name] = inputs.map((input, i) => {
@@ -117,12 +123,14 @@ async function goldenRuns(model: ViTModel, backend: Backend, runs: Run[], inputs
       return { logits: hash(logits), gmacs, tokens: blocks.map((ids) => ids.join(' ')) };
     });
   }
+  await runner.kernels.dispose();
   return out;
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { out: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' } } });
-  if (!values.out) throw new Error('usage: tsx scripts/fingerprint.ts --out FILE [--data DIR] [--images N]');
+  const { values } = parseArgs({ options: { out: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' }, threads: { type: 'string' } } });
+  if (!values.out) throw new Error('usage: tsx scripts/fingerprint.ts --out FILE [--data DIR] [--images N] [--threads N]');
+  const threads = Number(values.threads ?? 1);
   const data = path.resolve(values.data ?? path.join(import.meta.dirname, '../../shared/data'));
   const imagesDir = path.join(data, 'imagenet-sample/images');
   const files = listImages(imagesDir).slice(0, values.images ? Number(values.images) : undefined);
@@ -131,7 +139,7 @@ async function main(): Promise<void> {
   for (const name of MODELS) {
     const t0 = performance.now();
     const model = loadModelFolder(path.join(data, name));
-    const runner = new ViTRunner(model, await createKernels('wasm'));
+    const runner = new ViTRunner(model, await createKernels('wasm', { threads }));
     const calibration = spreadSample(listImages(imagesDir), CALIBRATION_IMAGES).map((f) => loadImageTensor(f, model.config.preprocess));
     const runs = await plannedRuns(model, runner, calibration);
 
@@ -167,16 +175,20 @@ async function main(): Promise<void> {
     result[name] = {
       dev,
       ltp,
-      golden: { wasm: await goldenRuns(model, 'wasm', runs, goldenInputs), reference: await goldenRuns(model, 'reference', runs, goldenInputs) },
+      golden: {
+        wasm: await goldenRuns(model, 'wasm', runs, goldenInputs, threads),
+        reference: await goldenRuns(model, 'reference', runs, goldenInputs, threads),
+      },
     };
     if (name === 'deit-tiny') {
       const inputs = calibration.slice(0, CHANNEL_IMAGES);
-      const uniform = await channelPruning(model, inputs, 'uniform');
-      const greedy = await channelPruning(model, inputs, 'greedy');
+      const uniform = await channelPruning(model, inputs, 'uniform', threads);
+      const greedy = await channelPruning(model, inputs, 'greedy', threads);
       result.channels = { uniform: uniform.model, greedy: greedy.model };
       result.memory = { uniform: uniform.memory, greedy: greedy.memory };
     }
-    process.stderr.write(`${name}: ${runs.length} runs × ${files.length} images in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    await runner.kernels.dispose();
+    process.stderr.write(`${name}: ${runs.length} runs × ${files.length} images on ${threads} thread(s) in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
   }
   writeFileSync(values.out, `${JSON.stringify(result, null, 1)}\n`);
 }

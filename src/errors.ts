@@ -35,3 +35,6 @@ export class ScheduleError extends VitpruneError {}
 
 /** The wasm backend cannot be used here (build missing, relaxed SIMD or shared memory unsupported) or was misused. */
 export class WasmBackendError extends VitpruneError {}
+
+/** A worker thread of the wasm backend died or failed to start (the pool restarts dead workers). */
+export class ThreadPoolError extends VitpruneError {}

@@ -8,6 +8,7 @@ import { modelFolderFiles } from '../src/model/load.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
+import type { WasmKernels } from '../src/kernels/wasm.js';
 import { planPruning } from '../src/prune/registry.js';
 import { encodePng, testPattern } from './image-writers.js';
 
@@ -61,7 +62,20 @@ describe('loadClassifier and classify', () => {
     await expect(classifier.classify(png, { prune: { method: 'ltp', budget: 0.8 } })).rejects.toThrow(/calibrat/);
     await expect(classifier.classify(png, { prune: { method: 'tome', budget: 0.01 } })).rejects.toThrow(ScheduleError);
     await expect(classifier.classify(png, { topK: 0 })).rejects.toThrow(UsageError);
-    classifier.dispose();
+    await classifier.dispose();
     await expect(classifier.classify(png)).rejects.toThrow(/disposed/);
+  });
+
+  it('threads: the wasm backend on 2 threads gives the scores of 1, and dispose ends its workers', async () => {
+    const source = { config: files['config.json'], weights: files['model.safetensors'] };
+    const [single, threaded] = [await loadClassifier(source, { threads: 1 }), await loadClassifier(source, { threads: 2 })];
+    expect([single.threads, threaded.threads]).toEqual([1, 2]);
+    const prune = { method: 'zero-tprune', budget: 0.7 };
+    expect(await threaded.classify(png, { topK: 10, prune })).toEqual(await single.classify(png, { topK: 10, prune }));
+    const { pool } = (threaded as unknown as { runner: ViTRunner }).runner.kernels as WasmKernels; // the private runner's kernels
+    expect(pool!.liveThreads()).toBe(2);
+    await threaded.dispose();
+    expect(pool!.liveThreads()).toBe(1); // the caller's thread only
+    await single.dispose();
   });
 });

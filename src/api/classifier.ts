@@ -4,6 +4,7 @@ import { decodeImage } from '../image/decode.js';
 import { preprocess } from '../image/preprocess.js';
 import type { RgbImage } from '../image/rgb-image.js';
 import { createKernels, type Backend } from '../kernels/index.js';
+import type { WasmKernels } from '../kernels/wasm.js';
 import { modelFromBytes, type ModelBytes } from '../model/load.js';
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
@@ -30,6 +31,7 @@ export type ImageInput = Uint8Array | RgbImage;
 
 export interface ClassifierOptions {
   backend?: Backend; // default 'wasm'
+  threads?: number; // threads the wasm backends run on, this one included (default 1; results are identical for every count)
   progress?: boolean; // a hub download reports its progress on stderr (Node; default false)
 }
 
@@ -69,6 +71,12 @@ export class Classifier {
     return this.runner.kernels.name;
   }
 
+  /** Threads the model runs on, this one included (the wasm backends' count; 1 on the reference backends). */
+  get threads(): number {
+    const kernels = this.runner.kernels;
+    return 'threads' in kernels ? (kernels as WasmKernels).threads : 1;
+  }
+
   /** The best `topK` classes of `image`, best first. */
   async classify(image: ImageInput, options: ClassifyOptions = {}): Promise<Prediction[]> {
     if (this.disposed) throw new UsageError('classify: this classifier was disposed');
@@ -82,10 +90,15 @@ export class Classifier {
     return topK(logits, k).map((index) => ({ index, label: labels[index], description: descriptions[index], score: probs[index] }));
   }
 
-  /** Gives the model's buffers back (ViTRunner.dispose); the classifier cannot classify afterwards. */
-  dispose(): void {
+  /**
+   * Gives the model's buffers back (ViTRunner.dispose) and ends the backend's worker threads;
+   * resolves when they have ended. The classifier cannot classify afterwards.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
     this.disposed = true;
     this.runner.dispose();
+    await this.runner.kernels.dispose();
   }
 
   /** The preprocessed input [3, S, S] of an image. */
@@ -116,7 +129,7 @@ export class Classifier {
 /** Load a model (folder path, hub id, or bytes) and prepare it on a backend. */
 export async function loadClassifier(source: ModelSource, options: ClassifierOptions = {}): Promise<Classifier> {
   const model = typeof source === 'string' ? await loadFromNode(source, options) : modelFromBytes(source);
-  const runner = new ViTRunner(model, await createKernels(options.backend ?? 'wasm'));
+  const runner = new ViTRunner(model, await createKernels(options.backend ?? 'wasm', { threads: options.threads }));
   return new Classifier(model, runner);
 }
 

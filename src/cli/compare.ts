@@ -6,7 +6,7 @@ import { labelImages, listImages, selectSplit, spreadSample, type Split } from '
 import { loadImageTensor } from '../image/file.js';
 import { TOKEN_METHODS } from '../prune/registry.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openModel, printJson, writeOutputFile } from './common.js';
 
 const COMPARE_METHODS = [...TOKEN_METHODS.map((m) => m.name), TUNED_METHOD];
 
@@ -90,7 +90,8 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
     const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
-    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log }));
+    const loader = await openImageLoader(values);
+    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log, loader }));
   }
 
   if (out) {

@@ -3,6 +3,7 @@ import { VitpruneError } from '../errors.js';
 import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js';
 import { benchCommand, benchSpec } from './bench.js';
 import { classifyCommand, classifySpec } from './classify.js';
+import { closeThreads } from './common.js';
 import { evalCommand, evalSpec } from './eval.js';
 import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
@@ -62,7 +63,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(helpText(command.spec));
       return 0;
     }
-    await command.run(parsed);
+    try {
+      await command.run(parsed);
+    } finally {
+      await closeThreads();
+    }
     return 0;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

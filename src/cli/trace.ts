@@ -4,7 +4,6 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../errors.js';
 import { loadImageTensor } from '../image/file.js';
-import { createKernels } from '../kernels/index.js';
 import { ViTRunner } from '../model/vit.js';
 import { readBundle, writeBundle, type TraceBundle } from '../oracle/bundle.js';
 import { MANIFEST_FILE, type TraceInput } from '../oracle/format.js';
@@ -12,7 +11,7 @@ import { traceMethodFromJson, traceMethodFromPlan, TRACE_METHODS, type TraceMeth
 import { recordTrace, requestFromBundle } from '../oracle/trace.js';
 import type { ViTConfig } from '../model/types.js';
 import { stringOption, type CommandSpec, type Parsed } from './args.js';
-import { backendOption, DEFAULT_MODEL, loadModelSpec, MODEL_OPTIONS, printJson } from './common.js';
+import { backendOption, DEFAULT_MODEL, loadModelSpec, MODEL_OPTIONS, openKernels, printJson, threadsOption } from './common.js';
 import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const traceSpec: CommandSpec = {
@@ -20,10 +19,11 @@ export const traceSpec: CommandSpec = {
   summary: 'Run one image and write every intermediate tensor and pruning decision as a trace bundle (docs/trace-format.md).',
   usage:
     'vitprune trace [--model M] IMAGE|BUNDLE [--method NAME (--keep|--budget|--gmacs|--schedule|--r ... | --settings JSON)] ' +
-    '[--backend reference64|reference|wasm|wasm-simd] --out DIR [--json]',
+    '[--backend reference64|reference|wasm|wasm-simd] [--threads N] --out DIR [--json]',
   options: {
     model: { ...MODEL_OPTIONS.model, default: undefined, help: `${MODEL_OPTIONS.model.help} (default: a BUNDLE's model, else ${DEFAULT_MODEL})` },
     backend: { ...MODEL_OPTIONS.backend, default: 'reference64' },
+    threads: MODEL_OPTIONS.threads,
     ...METHOD_OPTIONS,
     method: { ...METHOD_OPTIONS.method, help: `token pruning method: ${TRACE_METHODS.join(' | ')} (default: a BUNDLE's method, else none)` },
     settings: { type: 'string', valueName: 'JSON', help: "with --method: its settings as a bundle manifest records them (method.settings); the only way to give ltp's thresholds" },
@@ -47,7 +47,7 @@ export async function traceCommand({ values, positionals }: Parsed): Promise<voi
   const model = await loadModelSpec(modelSpec, { quiet: values.quiet === true });
   const replay = base && requestFromBundle(base, source);
   const { input, inputSource } = replay ?? imageInput(source, model.config);
-  const runner = new ViTRunner(model, await createKernels(backendOption(values)));
+  const runner = new ViTRunner(model, await openKernels(backendOption(values), await threadsOption(values)));
   const method = (await methodFromOptions(values, runner)) ?? replay?.method ?? null;
 
   const started = performance.now();

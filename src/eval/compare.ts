@@ -7,6 +7,7 @@ import { zeroTPrune } from '../prune/zero-tprune.js';
 import { UsageError } from '../errors.js';
 import type { LabelledImage } from './dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from './evaluate.js';
+import type { ImageLoader } from './image-loader.js';
 
 /**
  * Every method at every budget on the same images (each decoded once), against the dense model (Node only).
@@ -52,6 +53,8 @@ export interface CompareOptions {
   calibration?: Float32Array[];
   progress?: boolean;
   log?: (line: string) => void;
+  /** Where the evaluated images are loaded (EvalOptions.loader). */
+  loader?: ImageLoader;
 }
 
 interface PlannedVariant extends Variant {
@@ -93,7 +96,7 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
 
 export async function compareMethods(model: ViTModel, runner: ViTRunner, images: LabelledImage[], opts: CompareOptions): Promise<CompareReport> {
   const variants = await planVariants(model, runner, opts);
-  const [dense, ...pruned] = await evaluateVariants(runner, images, [{ name: 'dense' }, ...variants], { progress: opts.progress });
+  const [dense, ...pruned] = await evaluateVariants(runner, images, [{ name: 'dense' }, ...variants], { progress: opts.progress, loader: opts.loader });
   const summary = (r: EvalResult) => ({ top1: r.top1, top5: r.top5, gmacs: r.gmacs, msPerImage: r.msPerImage });
   return {
     model: opts.modelName,

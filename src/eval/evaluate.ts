@@ -1,9 +1,9 @@
 import { basename } from 'node:path';
-import { loadImageTensor } from '../image/file.js';
 import type { ViTRunner } from '../model/vit.js';
 import type { ForwardHooks } from '../model/hooks.js';
 import { createProgress } from '../util/progress.js';
 import type { LabelledImage } from './dataset.js';
+import { loadOnThisThread, type ImageLoader } from './image-loader.js';
 import { klDivergence, topK } from './metrics.js';
 
 export interface ImageResult {
@@ -34,6 +34,12 @@ export interface Variant {
 
 export interface EvalOptions {
   progress?: boolean;
+  /**
+   * Where input tensors come from (default: loaded on this thread when their turn comes). The
+   * next image's load is started before the current one runs: with a BackgroundImageLoader,
+   * decoding overlaps inference.
+   */
+  loader?: ImageLoader;
 }
 
 /**
@@ -45,9 +51,17 @@ export async function evaluateVariants(
 ): Promise<EvalResult[]> {
   const bar = createProgress({ label: 'eval', total: images.length * variants.length, unit: 'items', enabled: opts.progress ?? true });
   const results: ImageResult[][] = variants.map(() => []);
+  const load = (i: number): Promise<Float32Array> | null => {
+    if (i >= images.length) return null;
+    const tensor = (opts.loader ?? loadOnThisThread)(images[i].file, runner.config.preprocess);
+    tensor.catch(() => {}); // awaited (and its failure thrown) on its turn; not an unhandled rejection meanwhile
+    return tensor;
+  };
+  let next = load(0);
   for (let i = 0; i < images.length; i++) {
     const { file, label } = images[i];
-    const input = loadImageTensor(file, runner.config.preprocess);
+    const input = await next!;
+    next = load(i + 1);
     variants.forEach((v, j) => {
       const hooks = v.hooks?.(i);
       const t0 = performance.now();

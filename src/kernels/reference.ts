@@ -96,6 +96,10 @@ function referenceKernels<A extends FloatArray>(name: string, allocate: (length:
     prepareLinear(lin: Linear): ReferenceLinear {
       return { weight: lin.weight, bias: lin.bias, outFeatures: lin.outFeatures, inFeatures: lin.inFeatures };
     },
+    // Buffers and layers are ordinary arrays, given back by the garbage collector; no threads.
+    free: () => {},
+    releaseLinear: () => {},
+    dispose: () => Promise.resolve(),
     linear: (x, m, w, out) => matmulBias(x, m, w, out, 'set'),
     linearAdd: (x, m, w, acc) => matmulBias(x, m, w, acc, 'add'),
     linearGelu: (x, m, w, out) => matmulBias(x, m, w, out, 'gelu'),

@@ -37,6 +37,16 @@ export interface Kernels<A extends FloatArray = Float32Array> {
   upload(data: Float32Array): A;
   /** Prepare (copy, pack) a linear layer's weight and bias once. */
   prepareLinear(lin: Linear): PreparedLinear;
+  /**
+   * Gives back a buffer from alloc/upload: the whole buffer those returned (or a float64/int32 view
+   * laid over the whole of one, as ZeroTPruneKernels allocates), not a part of it. Neither it nor
+   * any view of it may be used afterwards.
+   */
+  free(buffer: Float32Array | Float64Array | Int32Array): void;
+  /** Gives back what prepareLinear took for `w`; `w` may not be used afterwards. */
+  releaseLinear(w: PreparedLinear): void;
+  /** Ends the backend's worker threads, if any; resolves when they have ended. The kernels may not be used afterwards. */
+  dispose(): Promise<void>;
 
   /** out[m, o] = x[m, i] · Wᵀ + b */
   linear(x: A, m: number, w: PreparedLinear, out: A): void;

@@ -1,3 +1,4 @@
+import { VitpruneError } from '../errors.js';
 import type { FloatArray, Kernels, PreparedLinear } from '../kernels/types.js';
 import { view } from '../kernels/types.js';
 import { allocBlockActivations, Block, prepareNorm, type BlockActivations, type BlockObserver, type PreparedNorm } from './block.js';
@@ -86,7 +87,7 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
    * [tokens, D] (a view of the runner's buffer, overwritten by the next call).
    */
   embed(input: Float32Array): A {
-    if (this.disposed) throw new RangeError('this runner was disposed: create a new one to run the model');
+    this.checkLive('embed');
     const cfg = this.config;
     const D = cfg.dim;
     const expected = cfg.inChannels * cfg.imageSize * cfg.imageSize;
@@ -106,6 +107,7 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
 
   /** Classify one preprocessed image `input` [C, S, S]. */
   forward(input: Float32Array, hooks: ForwardHooks<A> = {}): ForwardResult<A> {
+    this.checkLive('forward');
     const cfg = this.config;
     const k = this.kernels;
     const D = cfg.dim;
@@ -153,12 +155,31 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
   }
 
   /**
-   * Gives the runner back: it cannot run afterwards. The backends keep set-up buffers for the
-   * life of the process today; once a backend can free them (the wasm backend's freeing
-   * allocator), this is where the runner hands back its prepared weights and activations.
+   * Gives back the backend memory this runner took (prepared weights, activation buffers); the
+   * runner cannot run afterwards. The backend itself stays open (its `dispose` ends its threads).
    */
   dispose(): void {
+    if (this.disposed) return;
     this.disposed = true;
+    const k = this.kernels;
+    const linears = [this.patchEmbed, this.head, ...(this.headDist ? [this.headDist] : [])];
+    const buffers: A[] = [this.norm.gamma, this.norm.beta];
+    for (const { weights: w } of this.blocks) {
+      linears.push(w.qkv, w.proj, w.fc1, w.fc2);
+      buffers.push(w.norm1.gamma, w.norm1.beta, w.norm2.gamma, w.norm2.beta);
+    }
+    const a = this.activations;
+    buffers.push(this.patches, a.x, a.normed, a.qkv, a.probs, a.attnOut, a.hidden, this.logSizes, this.logits, this.logitsDist);
+    for (const w of linears) k.releaseLinear(w);
+    for (const b of buffers) k.free(b);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  private checkLive(caller: string): void {
+    if (this.disposed) throw new VitpruneError(`${caller}: expected a live runner, this one was disposed (create a new one to run the model)`);
   }
 
   /** patches[p, (c, y, x)] = input[c, py·P + y, px·P + x], patches in row-major (py, px) order. */
