@@ -1,0 +1,146 @@
+/**
+ * The browser build (run by `npm run build`, hence by `npm ci`), with esbuild:
+ *
+ *   dist/browser/vitprune.js             the library's browser entry (src/browser.ts), one ESM bundle
+ *   dist/browser/pool-worker.js          the thread pool's worker, beside it (once src/kernels/pool-worker.ts exists)
+ *   dist/browser/vitprune-relaxed.wasm   the two wasm builds, copied from build/: the bundle finds
+ *   dist/browser/vitprune-simd.wasm      them beside itself (new URL('./vitprune-….wasm', import.meta.url))
+ *   dist/web/                            the demo page's scripts (web/*.ts); the page imports the library bundle
+ *
+ * Then the check: the browser entry must reach no Node built-in (node:fs, zlib, …), statically or
+ * by dynamic import. Built-ins are marked external so that the bundle completes and every one is
+ * listed with its import chain. `--check` makes any finding an error (exit 1); without it the
+ * build reports them as a warning.
+ *
+ *   tsx scripts/build-browser.ts [--check] [--outdir DIR]
+ */
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as esbuild from 'esbuild';
+import { formatNodeImports, isNodeBuiltin, nodeImportsOf, type NodeImport } from './browser-check.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export const BROWSER_ENTRY = 'src/browser.ts';
+/** The thread pool's worker module: a second bundle beside the entry, found by the pool relative to the entry's URL. */
+export const POOL_WORKER_ENTRY = 'src/kernels/pool-worker.ts';
+export const WASM_BUILDS = ['vitprune-relaxed.wasm', 'vitprune-simd.wasm'];
+/** The demo's scripts: the page, the engine's dedicated worker, the service worker. */
+export const DEMO_ENTRIES = ['web/main.ts', 'web/engine-worker.ts', 'web/service-worker.ts'];
+/** How the demo's scripts import the library: this specifier is kept as a run-time import of the bundle. */
+export const LIBRARY_SPECIFIER = 'vitprune';
+
+/**
+ * kernels/wasm.ts finds the wasm builds at `../../build/` from its own module (src/kernels/ and
+ * dist/kernels/ sit two levels below the project root); in a bundle the module is the bundle,
+ * and the builds are copied beside it.
+ */
+const WASM_DIR_IN_SOURCES = '../../build/vitprune-';
+const WASM_DIR_IN_BUNDLE = './vitprune-';
+
+export interface BrowserBuildOptions {
+  outdir?: string; // default dist/ (the bundles go to OUTDIR/browser and OUTDIR/web)
+  minify?: boolean; // default true
+}
+
+export interface BrowserBuild {
+  libraryDir: string; // OUTDIR/browser
+  demoDir: string; // OUTDIR/web
+  nodeImports: NodeImport[]; // Node built-ins the browser entry reaches: empty when it builds for browsers
+  report: string;
+  bytes: Record<string, number>; // size of each output file of the library, by name
+}
+
+/** Marks every Node built-in external (recorded in the metafile) instead of failing at the first. */
+const nodeBuiltinsExternal: esbuild.Plugin = {
+  name: 'node-builtins-external',
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, (args) => (isNodeBuiltin(args.path) ? { path: args.path, external: true } : undefined));
+  },
+};
+
+/** Points kernels/wasm.ts at the wasm builds beside the bundle; fails when the path it rewrites is gone. */
+const wasmBesideBundle: esbuild.Plugin = {
+  name: 'wasm-beside-bundle',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/]kernels[\\/]wasm\.ts$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes(WASM_DIR_IN_SOURCES)) {
+        return { errors: [{ text: `expected ${args.path} to locate the wasm builds at '${WASM_DIR_IN_SOURCES}…' relative to itself, not found: update scripts/build-browser.ts` }] };
+      }
+      return { contents: source.replaceAll(WASM_DIR_IN_SOURCES, WASM_DIR_IN_BUNDLE), loader: 'ts' };
+    });
+  },
+};
+
+/** The demo's scripts import the library bundle at run time, from the folder beside theirs. */
+const libraryAtRunTime: esbuild.Plugin = {
+  name: 'library-at-run-time',
+  setup(build) {
+    build.onResolve({ filter: new RegExp(`^${LIBRARY_SPECIFIER}$`) }, () => ({ path: '../browser/vitprune.js', external: true }));
+  },
+};
+
+const COMMON: esbuild.BuildOptions = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  sourcemap: true,
+  legalComments: 'none',
+  logLevel: 'silent',
+};
+
+export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<BrowserBuild> {
+  const outdir = path.resolve(ROOT, options.outdir ?? 'dist');
+  const libraryDir = path.join(outdir, 'browser');
+  const demoDir = path.join(outdir, 'web');
+  const minify = options.minify ?? true;
+
+  const entryPoints: Record<string, string> = { vitprune: BROWSER_ENTRY };
+  if (existsSync(path.join(ROOT, POOL_WORKER_ENTRY))) entryPoints['pool-worker'] = POOL_WORKER_ENTRY;
+  const library = await esbuild.build({
+    ...COMMON,
+    entryPoints,
+    outdir: libraryDir,
+    minify,
+    metafile: true,
+    plugins: [nodeBuiltinsExternal, wasmBesideBundle],
+  });
+  for (const file of WASM_BUILDS) {
+    const built = path.join(ROOT, 'build', file);
+    if (!existsSync(built)) throw new Error(`expected the wasm build ${built} (made by \`npm run build:wasm\`), not found`);
+    copyFileSync(built, path.join(libraryDir, file));
+  }
+
+  await esbuild.build({
+    ...COMMON,
+    entryPoints: DEMO_ENTRIES,
+    outdir: demoDir,
+    minify,
+    plugins: [libraryAtRunTime],
+  });
+
+  const nodeImports = Object.keys(entryPoints).flatMap((name) => nodeImportsOf(library.metafile, entryPoints[name]));
+  const bytes: Record<string, number> = {};
+  for (const [file, output] of Object.entries(library.metafile.outputs)) bytes[path.basename(file)] = output.bytes;
+  return { libraryDir, demoDir, nodeImports, report: formatNodeImports(BROWSER_ENTRY, nodeImports), bytes };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false }, outdir: { type: 'string' } } });
+  const build = await buildBrowser({ outdir: values.outdir });
+  const sizes = Object.entries(build.bytes).filter(([name]) => name.endsWith('.js')).map(([name, n]) => `${name} ${(n / 1024).toFixed(0)} KiB`);
+  console.log(`build-browser: wrote ${path.relative(ROOT, build.libraryDir)}/ (${sizes.join(', ')}, ${WASM_BUILDS.join(', ')}) and ${path.relative(ROOT, build.demoDir)}/`);
+  if (build.nodeImports.length === 0) {
+    console.log(build.report);
+  } else if (values.check) {
+    console.error(build.report);
+    process.exit(1);
+  } else {
+    console.warn(`warning: ${build.report}\n(\`npm run check:browser\` fails on this)`);
+  }
+}
