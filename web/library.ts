@@ -11,19 +11,19 @@
 import { describeLibraryStatus, type Classification, type LibraryStatus, type ModelSummary, type Prediction, type PruneChoice, type RgbPixels, type Stage } from './protocol.js';
 
 /** The library as the engine uses it. */
-interface LibraryApi {
+export interface LibraryApi {
   loadClassifier(source: string, options: { backend: 'wasm'; threads: number; onProgress?: (loaded: number, total: number) => void }): Promise<ClassifierApi>;
   /** The token-pruning methods (prune/registry.ts). */
   TOKEN_METHODS: readonly { name: string }[];
 }
 
-interface PruneRequest {
+export interface PruneRequest {
   method: string;
   budget: number;
 }
 
 /** A loaded model. */
-interface ClassifierApi {
+export interface ClassifierApi {
   classify(image: Uint8Array, options: { topK: number; prune?: PruneRequest }): Promise<Prediction[]>;
   /**
    * The same run as `classify` (same decoding, preprocessing and pruning), reporting its logits,

@@ -172,7 +172,10 @@ async function chooseImageUrl(url: string): Promise<void> {
   await chooseImage(new Uint8Array(await response.arrayBuffer()), response.headers.get('Content-Type') ?? '');
 }
 
+let firstResultAt: number | null = null; // ms from the start of navigation to the first result shown
+
 function showResult(result: Classification): void {
+  firstResultAt ??= performance.now();
   const percent = (100 * result.gmacs) / result.denseGmacs;
   ui.stats.textContent =
     `${result.ms.toFixed(1)} ms/image · ${result.gmacs.toFixed(3)} of ${result.denseGmacs.toFixed(3)} GMACs (${percent.toFixed(1)} %) · ` +
@@ -284,14 +287,28 @@ async function start(): Promise<void> {
 const ready = start();
 ready.catch((e: Error) => setStatus(e.message, 'error'));
 
-Object.assign(window, {
-  vitpruneDemo: {
-    ready,
-    environment: async () => ({ page: { crossOriginIsolated }, engine: await started }),
-    whenLoaded: () => modelLoaded,
-    inspect,
-    chooseImageUrl,
-    classify,
-    lastStats: () => ui.stats.textContent,
-  },
-});
+/** What `window.vitpruneDemo` offers to tests. */
+export interface DemoPageApi {
+  ready: Promise<void>;
+  environment(): Promise<{ page: { crossOriginIsolated: boolean }; engine: EngineEnvironment }>;
+  whenLoaded(): Promise<ModelSummary>;
+  inspect(imageUrl: string, prune: PruneChoice, topK?: number): Promise<{ predictions: Prediction[]; logits: number[] }>;
+  chooseImageUrl(url: string): Promise<void>;
+  classify(): void;
+  stats(): string | null;
+  status(): string | null;
+  firstResultAt(): number | null;
+}
+
+const pageApi: DemoPageApi = {
+  ready,
+  environment: async () => ({ page: { crossOriginIsolated }, engine: await started }),
+  whenLoaded: () => modelLoaded,
+  inspect,
+  chooseImageUrl,
+  classify,
+  stats: () => ui.stats.textContent,
+  status: () => ui.status.textContent,
+  firstResultAt: () => firstResultAt,
+};
+Object.assign(window, { vitpruneDemo: pageApi });
