@@ -94,6 +94,14 @@ const COMMON: esbuild.BuildOptions = {
   logLevel: 'silent',
 };
 
+/**
+ * Bundles a page's scripts (each entry one ESM file in `outdir`); their import of 'vitprune' stays a
+ * run-time import of the library bundle, expected at ../browser/vitprune.js from the scripts' folder.
+ */
+export async function bundlePageScripts(entries: string[], outdir: string, minify = true): Promise<void> {
+  await esbuild.build({ ...COMMON, entryPoints: entries, outdir, minify, plugins: [libraryAtRunTime] });
+}
+
 export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<BrowserBuild> {
   const outdir = path.resolve(ROOT, options.outdir ?? 'dist');
   const libraryDir = path.join(outdir, 'browser');
@@ -116,13 +124,7 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
     copyFileSync(built, path.join(libraryDir, file));
   }
 
-  await esbuild.build({
-    ...COMMON,
-    entryPoints: DEMO_ENTRIES,
-    outdir: demoDir,
-    minify,
-    plugins: [libraryAtRunTime],
-  });
+  await bundlePageScripts(DEMO_ENTRIES, demoDir, minify);
 
   const nodeImports = Object.keys(entryPoints).flatMap((name) => nodeImportsOf(library.metafile, entryPoints[name]));
   const bytes: Record<string, number> = {};

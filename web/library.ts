@@ -31,6 +31,8 @@ export interface ClassifierApi {
    * input before normalisation (viz/trace.ts: modelInputCrop).
    */
   trace(image: Uint8Array, options: { prune?: PruneRequest }): Promise<{ logits: Float32Array; gmacs: number; stages: TraceStage[]; crop: RgbPixels }>;
+  /** The forward pass alone on a preprocessed input [C, S, S] → logits (the browser benchmark times it, as bench:peers does in Node). */
+  forward(input: Float32Array): Promise<Float32Array>;
   readonly threads: number; // threads in use: 1 without workers
   readonly backend: string; // the kernels' name ('wasm-relaxed', 'wasm-simd')
   readonly patchSize: number;
@@ -45,7 +47,7 @@ interface TraceStage {
 }
 
 const EXPECTED_EXPORTS: (keyof LibraryApi)[] = ['loadClassifier', 'TOKEN_METHODS'];
-const EXPECTED_MEMBERS: (keyof ClassifierApi)[] = ['classify', 'trace', 'threads', 'backend', 'patchSize', 'dispose'];
+const EXPECTED_MEMBERS: (keyof ClassifierApi)[] = ['classify', 'trace', 'forward', 'threads', 'backend', 'patchSize', 'dispose'];
 
 let library: Partial<LibraryApi> | null = null;
 
@@ -83,6 +85,33 @@ function pruneRequest(choice: PruneChoice): PruneRequest | undefined {
   return choice.method === 'dense' ? undefined : { method: choice.method, budget: choice.budget };
 }
 
+async function loadClassifier(url: string, threads: number, onProgress?: (loaded: number, total: number) => void): Promise<ClassifierApi> {
+  const model = await (await api()).loadClassifier(url, { backend: 'wasm', threads, onProgress });
+  const missing = EXPECTED_MEMBERS.filter((member) => !(member in model));
+  if (missing.length > 0) throw new Error(`the loaded classifier has no ${missing.join(', ')} (web/library.ts calls them)`);
+  return model;
+}
+
+/** A model for the browser benchmark: the forward pass on a preprocessed input. */
+export interface BenchModel {
+  label: string; // backend and threads
+  threads: number;
+  forward(input: Float32Array): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+export async function loadBenchModel(url: string, threads: number): Promise<BenchModel> {
+  const model = await loadClassifier(url, threads);
+  return {
+    label: `vitprune (${model.backend}, ${model.threads} thread${model.threads === 1 ? '' : 's'})`,
+    threads: model.threads,
+    forward: (input) => model.forward(input),
+    async dispose() {
+      await model.dispose();
+    },
+  };
+}
+
 export async function loadDemoModel(
   url: string,
   name: string,
@@ -90,9 +119,7 @@ export async function loadDemoModel(
   onProgress: (loaded: number, total: number) => void,
 ): Promise<DemoModel> {
   const lib = await api();
-  const model = await lib.loadClassifier(url, { backend: 'wasm', threads, onProgress });
-  const missing = EXPECTED_MEMBERS.filter((member) => !(member in model));
-  if (missing.length > 0) throw new Error(`the loaded classifier has no ${missing.join(', ')} (web/library.ts calls them)`);
+  const model = await loadClassifier(url, threads, onProgress);
   let denseGmacs: number | undefined; // the same for every image
 
   return {
