@@ -2,9 +2,10 @@
  * The browser build (run by `npm run build`, hence by `npm ci`), with esbuild:
  *
  *   dist/browser/vitprune.js             the library's browser entry (src/browser.ts), one ESM bundle
- *   dist/browser/pool-worker.js          the thread pool's worker, beside it (once src/kernels/pool-worker.ts exists)
+ *   dist/browser/pool-*.js               the thread pool's worker modules, beside it (once they exist: WORKER_ENTRIES)
  *   dist/browser/vitprune-relaxed.wasm   the two wasm builds, copied from build/: the bundle finds
  *   dist/browser/vitprune-simd.wasm      them beside itself (new URL('./vitprune-….wasm', import.meta.url))
+ *   dist/browser/manifest.json           the names of the files above (what a page stores for offline use)
  *   dist/web/                            the demo page's scripts (web/*.ts); the page imports the library bundle
  *
  * Then the check: the browser entry must reach no Node built-in (node:fs, zlib, …), statically or
@@ -14,7 +15,7 @@
  *
  *   tsx scripts/build-browser.ts [--check] [--outdir DIR]
  */
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,8 +25,15 @@ import { formatNodeImports, isNodeBuiltin, nodeImportsOf, type NodeImport } from
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const BROWSER_ENTRY = 'src/browser.ts';
-/** The thread pool's worker module: a second bundle beside the entry, found by the pool relative to the entry's URL. */
-export const POOL_WORKER_ENTRY = 'src/kernels/pool-worker.ts';
+/**
+ * The modules the thread pool starts as workers (issue 12): bundles beside the entry, which the pool
+ * finds relative to its own module's URL (kernels/platform.ts siblingModule), i.e. the entry's.
+ * Each is built once it exists.
+ */
+export const WORKER_ENTRIES: Record<string, string> = {
+  'pool-supervisor': 'src/kernels/pool-supervisor.ts',
+  'pool-worker': 'src/kernels/pool-worker.ts',
+};
 export const WASM_BUILDS = ['vitprune-relaxed.wasm', 'vitprune-simd.wasm'];
 /** The demo's scripts: the page, the engine's dedicated worker, the service worker. */
 export const DEMO_ENTRIES = ['web/main.ts', 'web/engine-worker.ts', 'web/service-worker.ts'];
@@ -109,7 +117,7 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
   const minify = options.minify ?? true;
 
   const entryPoints: Record<string, string> = { vitprune: BROWSER_ENTRY };
-  if (existsSync(path.join(ROOT, POOL_WORKER_ENTRY))) entryPoints['pool-worker'] = POOL_WORKER_ENTRY;
+  for (const [name, entry] of Object.entries(WORKER_ENTRIES)) if (existsSync(path.join(ROOT, entry))) entryPoints[name] = entry;
   const library = await esbuild.build({
     ...COMMON,
     entryPoints,
@@ -123,6 +131,9 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
     if (!existsSync(built)) throw new Error(`expected the wasm build ${built} (made by \`npm run build:wasm\`), not found`);
     copyFileSync(built, path.join(libraryDir, file));
   }
+  // What a page must store to run offline (the demo's service worker reads it).
+  const files = [...Object.keys(library.metafile.outputs).map((f) => path.basename(f)).filter((f) => f.endsWith('.js')), ...WASM_BUILDS];
+  writeFileSync(path.join(libraryDir, 'manifest.json'), `${JSON.stringify(files.sort())}\n`);
 
   await bundlePageScripts(DEMO_ENTRIES, demoDir, minify);
 

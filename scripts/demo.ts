@@ -39,12 +39,13 @@ function checkModelFolder(dir: string): void {
   }
 }
 
-/** The URL space of the demo: /web/ (page), /browser/ (library), /images/ (photos), /models/NAME/. */
+/** The URL space of the demo: /web/ (page), /browser/ (library), /images/ (photos), /models/NAME/, /service-worker.js. */
 export function demoServerOptions(setup: DemoServerSetup = {}): StaticServerOptions {
   const models: DemoModel[] = [];
+  const demoDir = setup.demoDir ?? path.join(ROOT, 'dist/web');
   const mounts: Mount[] = [
     { prefix: '/web/', dir: path.join(ROOT, 'web') },
-    { prefix: '/web/', dir: setup.demoDir ?? path.join(ROOT, 'dist/web') },
+    { prefix: '/web/', dir: demoDir },
     { prefix: '/browser/', dir: setup.libraryDir ?? path.join(ROOT, 'dist/browser') },
     { prefix: '/images/', dir: SAMPLE_PHOTOS_DIR },
   ];
@@ -63,6 +64,8 @@ export function demoServerOptions(setup: DemoServerSetup = {}): StaticServerOpti
     port: setup.port ?? 0,
     redirects: { '/': '/web/', '/web': '/web/' },
     json: { '/models/': models, '/images/': photos.map((f) => `/images/${f}`) },
+    // At the root, so that its scope holds the library's workers (/browser/) as well as the page.
+    files: { '/service-worker.js': path.join(demoDir, 'service-worker.js') },
   };
 }
 

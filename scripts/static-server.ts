@@ -10,7 +10,8 @@ import path from 'node:path';
  * URL prefixes are mounted on folders; a prefix may have several folders, tried in order. With
  * `isolated` (the default) every response carries COOP/COEP, so that pages are cross-origin
  * isolated: SharedArrayBuffer, shared WebAssembly.Memory and the thread pool need it. A few
- * exact paths may be answered by fixed JSON documents (the demo's lists of models and photos).
+ * exact paths may be answered by fixed JSON documents (the demo's lists of models and photos) or
+ * by single files (the demo's service worker, served at the root to control every path).
  */
 
 export interface Mount {
@@ -24,6 +25,7 @@ export interface StaticServerOptions {
   port?: number; // default 0: any free port
   redirects?: Record<string, string>; // exact paths answered by a 302 to another path ('/' → '/web/')
   json?: Record<string, unknown>; // exact paths answered by this value as JSON
+  files?: Record<string, string>; // exact paths answered by this file ('/service-worker.js' → its build)
 }
 
 export interface StaticServer {
@@ -114,7 +116,7 @@ export function startStaticServer(options: StaticServerOptions): Promise<StaticS
       send(200, MIME_TYPES['.json'], JSON.stringify(options.json[urlPath]));
       return;
     }
-    const file = resolveRequest(options.mounts, urlPath);
+    const file = options.files?.[urlPath] ?? resolveRequest(options.mounts, urlPath);
     if (!file) {
       send(404, 'text/plain; charset=utf-8', `not found: ${urlPath}\n`);
       return;

@@ -33,7 +33,12 @@ describe('static server', () => {
     writeFileSync(path.join(root, 'site/m.mjs'), 'export {};');
     writeFileSync(path.join(root, 'site/sub/w.safetensors'), 'bytes');
     writeFileSync(path.join(root, 'secret.txt'), 'not served');
-    const options = { mounts: [{ prefix: '/app/', dir: path.join(root, 'site') }], redirects: { '/': '/app/' }, json: { '/list/': ['a', 'b'] } };
+    const options = {
+      mounts: [{ prefix: '/app/', dir: path.join(root, 'site') }],
+      redirects: { '/': '/app/' },
+      json: { '/list/': ['a', 'b'] },
+      files: { '/k.wasm': path.join(root, 'site/k.wasm') },
+    };
     isolated = await startStaticServer(options);
     open = await startStaticServer({ ...options, isolated: false });
   });
@@ -52,7 +57,8 @@ describe('static server', () => {
     expect(mimeType('x.JS')).toBe('text/javascript; charset=utf-8');
   });
 
-  it('serves a folder by its index.html, redirects and fixed JSON documents', async () => {
+  it('serves a folder by its index.html, redirects, fixed JSON documents and single files', async () => {
+    expect((await get(isolated, '/k.wasm')).headers['content-type']).toBe('application/wasm');
     expect((await get(isolated, '/app/')).body).toBe('<p>home</p>');
     const redirect = await get(isolated, '/');
     expect([redirect.status, redirect.headers.location]).toEqual([302, '/app/']);

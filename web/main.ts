@@ -65,7 +65,7 @@ const started = new Promise<EngineEnvironment>((resolve, reject) => {
     reject(new Error(`the engine (a module worker) failed to start${event.message ? `: ${event.message}` : ''}; the browser's console tells why`));
   });
 });
-let modelLoaded: Promise<ModelSummary> = new Promise(() => {});
+let modelLoaded: Promise<ModelSummary> | null = null; // set by loadModel
 
 function setStatus(text: string, kind: 'info' | 'error' = 'info'): void {
   ui.status.textContent = text;
@@ -142,10 +142,12 @@ function loadModel(model: ServedModel): void {
   send({ type: 'load', url: new URL(model.url, location.href).href, name: model.name, threads: threadsWanted(environment!) });
 }
 
+let methodChosen = false; // by the person: until then the page shows Zero-TPrune where the library has it
+
 function fillMethods(methods: string[]): void {
-  const chosen = ui.method.value;
+  const chosen = methodChosen ? ui.method.value : methods.includes('zero-tprune') ? 'zero-tprune' : 'dense';
   ui.method.replaceChildren(...['dense', ...methods].map((m) => new Option(m, m, false, m === chosen)));
-  if (!ui.method.value) ui.method.value = methods.includes('zero-tprune') ? 'zero-tprune' : 'dense';
+  ui.method.value = chosen;
   updateBudgetControl();
 }
 
@@ -210,8 +212,15 @@ function classify(): void {
     });
 }
 
+/** The model being loaded or loaded, once the page has started; rejects when the page has none. */
+async function whenLoaded(): Promise<ModelSummary> {
+  await ready;
+  if (!modelLoaded) throw new Error(`no model is loaded: ${ui.status.textContent}`);
+  return modelLoaded;
+}
+
 async function inspect(imageUrl: string, prune: PruneChoice, topK = 5): Promise<{ predictions: Prediction[]; logits: number[] }> {
-  await modelLoaded;
+  await whenLoaded();
   await chooseImageUrl(imageUrl);
   const message = await request({ type: 'inspect', id: nextId++, prune, topK });
   if (message.type !== 'inspected') throw new Error(`expected the engine's inspection, got '${message.type}'`);
@@ -221,6 +230,7 @@ async function inspect(imageUrl: string, prune: PruneChoice, topK = 5): Promise<
 // ---------------------------------------------------------------- wiring
 
 ui.method.addEventListener('change', () => {
+  methodChosen = true;
   updateBudgetControl();
   classify();
 });
@@ -253,7 +263,7 @@ async function fetchJson<T>(url: string): Promise<T> {
 
 async function start(): Promise<void> {
   if ('serviceWorker' in navigator && params.get('offline') !== 'no') {
-    navigator.serviceWorker.register(new URL('./service-worker.js', import.meta.url), { scope: './' }).catch((e: Error) =>
+    navigator.serviceWorker.register('/service-worker.js', { scope: '/' }).catch((e: Error) =>
       console.warn(`vitprune demo: no offline copy (${e.message})`),
     );
   }
@@ -303,7 +313,7 @@ export interface DemoPageApi {
 const pageApi: DemoPageApi = {
   ready,
   environment: async () => ({ page: { crossOriginIsolated }, engine: await started }),
-  whenLoaded: () => modelLoaded,
+  whenLoaded,
   inspect,
   chooseImageUrl,
   classify,
