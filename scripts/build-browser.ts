@@ -18,6 +18,7 @@
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
 import { formatNodeImports, isNodeBuiltin, nodeImportsOf, type NodeImport } from './browser-check.js';
@@ -58,7 +59,7 @@ export interface BrowserBuild {
   demoDir: string; // OUTDIR/web
   nodeImports: NodeImport[]; // Node built-ins the browser entry reaches: empty when it builds for browsers
   report: string;
-  bytes: Record<string, number>; // size of each output file of the library, by name
+  sizes: Record<string, { bytes: number; gzip: number }>; // each file of the library (scripts and wasm builds), by name
 }
 
 /** Marks every Node built-in external (recorded in the metafile) instead of failing at the first. */
@@ -138,16 +139,20 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
   await bundlePageScripts(DEMO_ENTRIES, demoDir, minify);
 
   const nodeImports = Object.keys(entryPoints).flatMap((name) => nodeImportsOf(library.metafile, entryPoints[name]));
-  const bytes: Record<string, number> = {};
-  for (const [file, output] of Object.entries(library.metafile.outputs)) bytes[path.basename(file)] = output.bytes;
-  return { libraryDir, demoDir, nodeImports, report: formatNodeImports(BROWSER_ENTRY, nodeImports), bytes };
+  const sizes: BrowserBuild['sizes'] = {};
+  for (const file of files) {
+    const content = readFileSync(path.join(libraryDir, file));
+    sizes[file] = { bytes: content.length, gzip: gzipSync(content, { level: 9 }).length };
+  }
+  return { libraryDir, demoDir, nodeImports, report: formatNodeImports(BROWSER_ENTRY, nodeImports), sizes };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { check: { type: 'boolean', default: false }, outdir: { type: 'string' } } });
   const build = await buildBrowser({ outdir: values.outdir });
-  const sizes = Object.entries(build.bytes).filter(([name]) => name.endsWith('.js')).map(([name, n]) => `${name} ${(n / 1024).toFixed(0)} KiB`);
-  console.log(`build-browser: wrote ${path.relative(ROOT, build.libraryDir)}/ (${sizes.join(', ')}, ${WASM_BUILDS.join(', ')}) and ${path.relative(ROOT, build.demoDir)}/`);
+  const kib = (n: number) => (n / 1024).toFixed(1);
+  const sizes = Object.entries(build.sizes).map(([name, size]) => `${name} ${kib(size.bytes)} KiB (gzip ${kib(size.gzip)})`);
+  console.log(`build-browser: wrote ${path.relative(ROOT, build.libraryDir)}/: ${sizes.join(', ')}; and ${path.relative(ROOT, build.demoDir)}/`);
   if (build.nodeImports.length === 0) {
     console.log(build.report);
   } else if (values.check) {

@@ -55,11 +55,16 @@ describe('browser build', () => {
   });
   afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-  it('writes the library bundle with both wasm builds beside it, and locates them there', () => {
+  it('writes the library bundle with both wasm builds beside it, locates them there, and lists and measures its files', () => {
     for (const file of WASM_BUILDS) expect(existsSync(path.join(build.libraryDir, file))).toBe(true);
     const bundle = readFileSync(path.join(build.libraryDir, 'vitprune.js'), 'utf8');
     expect(bundle).toContain('./vitprune-${');
     expect(bundle).not.toContain('../../build/');
+    expect(JSON.parse(readFileSync(path.join(build.libraryDir, 'manifest.json'), 'utf8'))).toEqual(Object.keys(build.sizes).sort());
+    for (const file of ['vitprune.js', ...WASM_BUILDS]) {
+      expect(build.sizes[file].bytes).toBe(readFileSync(path.join(build.libraryDir, file)).length);
+      expect(build.sizes[file].gzip).toBeLessThan(build.sizes[file].bytes);
+    }
   });
 
   it('writes the demo scripts, which import the library bundle at run time', () => {
