@@ -144,7 +144,7 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
     const content = readFileSync(path.join(libraryDir, file));
     sizes[file] = { bytes: content.length, gzip: gzipSync(content, { level: 9 }).length };
   }
-  return { libraryDir, demoDir, nodeImports, report: formatNodeImports(BROWSER_ENTRY, nodeImports), sizes };
+  return { libraryDir, demoDir, nodeImports, report: formatNodeImports(Object.values(entryPoints), nodeImports), sizes };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
