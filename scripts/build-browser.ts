@@ -62,8 +62,37 @@ export interface BrowserBuild {
   sizes: Record<string, { bytes: number; gzip: number }>; // each file of the library (scripts and wasm builds), by name
 }
 
+/**
+ * Modules that only Node can run, which the core reaches only by `import()` behind a check that
+ * it runs in Node (loading a model folder or a hub id; starting worker_threads). In the browser
+ * bundle such an `import()` gives a module that throws, saying so, and the module's own imports
+ * (node:fs, …) stay out. A static import of one of them is left alone, and the check reports
+ * what it pulls in.
+ */
+export const NODE_ONLY_MODULES = ['src/model/folder.ts', 'src/model/hub.ts', 'src/kernels/platform-node.ts'];
+
+/** The plugin that applies NODE_ONLY_MODULES (paths relative to `root`). */
+export function nodeOnlyModules(modules: string[], root = ROOT): esbuild.Plugin {
+  const nodeOnly = new Set(modules.map((m) => path.resolve(root, m)));
+  return {
+    name: 'node-only-modules',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.?\// }, (args) => {
+        if (args.kind !== 'dynamic-import') return undefined;
+        const target = path.resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts'));
+        if (!nodeOnly.has(target)) return undefined;
+        return { path: path.relative(root, target), namespace: 'node-only' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'node-only' }, (args) => ({
+        contents: `throw new Error(${JSON.stringify(`vitprune: ${args.path} runs in Node only, not in this browser build`)});`,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
 /** Marks every Node built-in external (recorded in the metafile) instead of failing at the first. */
-const nodeBuiltinsExternal: esbuild.Plugin = {
+export const nodeBuiltinsExternal: esbuild.Plugin = {
   name: 'node-builtins-external',
   setup(build) {
     build.onResolve({ filter: /.*/ }, (args) => (isNodeBuiltin(args.path) ? { path: args.path, external: true } : undefined));
@@ -125,7 +154,7 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
     outdir: libraryDir,
     minify,
     metafile: true,
-    plugins: [nodeBuiltinsExternal, wasmBesideBundle],
+    plugins: [nodeOnlyModules(NODE_ONLY_MODULES), nodeBuiltinsExternal, wasmBesideBundle],
   });
   for (const file of WASM_BUILDS) {
     const built = path.join(ROOT, 'build', file);

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as esbuild from 'esbuild';
 import type { Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatNodeImports, nodeImportsOf } from '../scripts/browser-check.js';
-import { BROWSER_ENTRY, buildBrowser, WASM_BUILDS, WORKER_ENTRIES, type BrowserBuild } from '../scripts/build-browser.js';
+import { BROWSER_ENTRY, buildBrowser, nodeBuiltinsExternal, nodeOnlyModules, WASM_BUILDS, WORKER_ENTRIES, type BrowserBuild } from '../scripts/build-browser.js';
 
 type Imports = Metafile['inputs'][string]['imports'];
 
@@ -55,6 +56,39 @@ describe('browser check (made-up import graphs)', () => {
   });
 });
 
+describe('Node-only modules in the browser build', () => {
+  it('turns an import() of one into a module that throws, and leaves a static import of one to the check', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vitprune-node-only-'));
+    const files: Record<string, string> = {
+      'entry.ts': "export const load = () => import('./dynamic-only.js');\nexport { join } from './uses.js';\n",
+      'uses.ts': "export { join } from './static-too.js';\n",
+      'dynamic-only.ts': "import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n",
+      'static-too.ts': "import { join } from 'node:path';\nexport { join };\n",
+    };
+    for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+    try {
+      const result = await esbuild.build({
+        absWorkingDir: dir,
+        entryPoints: ['entry.ts'],
+        bundle: true,
+        format: 'esm',
+        platform: 'browser',
+        write: false,
+        outdir: 'out',
+        metafile: true,
+        logLevel: 'silent',
+        plugins: [nodeOnlyModules(['dynamic-only.ts', 'static-too.ts'], dir), nodeBuiltinsExternal],
+      });
+      expect(nodeImportsOf(result.metafile, 'entry.ts').map((f) => [f.builtin, f.importer])).toEqual([['node:path', 'static-too.ts']]);
+      const bundle = result.outputFiles.map((f) => f.text).join('\n');
+      expect(bundle).toContain('vitprune: dynamic-only.ts runs in Node only, not in this browser build');
+      expect(bundle).not.toContain('readFileSync');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('browser build', () => {
   let outdir: string;
   let build: BrowserBuild;
@@ -88,9 +122,9 @@ describe('browser build', () => {
     for (const found of build.nodeImports) expect(entries).toContain(found.chain[0]);
   });
 
-  // Pending on issue 11 (the core split from Node-only code) and on the thread pool's Node
-  // platform module (issue 12), both being merged: then this must pass as `it`.
-  it.fails('the browser entry reaches no Node built-in (pending: issues 11 and 12 merged)', () => {
+  // Pending on issue 11 (the core split from Node-only code): once merged this passes (on the
+  // refactor and threads branches only what main and this branch already fix remains): make it `it`.
+  it.fails('the browser entries reach no Node built-in (pending: issue 11 merged)', () => {
     expect(build.nodeImports).toEqual([]);
   });
 });
