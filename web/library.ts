@@ -3,16 +3,35 @@
  * web/ speaks protocol.ts. The library is the browser bundle (dist/browser/vitprune.js, the
  * package's `browser` export), imported at run time.
  *
- * It calls the public API of issue 11 — `loadClassifier(source, options)`, `model.classify(image,
- * { topK, prune })`, `model.dispose()` — and, for what the demo shows beyond a top-k, the
- * parts listed in `ClassifierApi` below. `openLibrary()` imports the bundle and says which of
- * them it lacks (or why it failed to load); the page shows that instead of a result.
+ * It calls the public API of issue 11 (src/api/classifier.ts on the refactor branch) —
+ * `loadClassifier({ config, weights }, { backend })`, `model.classify(image, { topK, prune })`,
+ * `model.backend`, `model.config`, `model.dispose()` — plus `threads` (the option and the
+ * getter, issue 12) and two members the demo and the benchmark need beyond a top-k: `trace` and
+ * `forward` (see `ClassifierApi`). `openLibrary()` imports the bundle and says which exports it
+ * lacks (or why it failed to load), `loadClassifier` which members; the page shows that instead
+ * of a result.
  */
-import { describeLibraryStatus, type Classification, type LibraryStatus, type ModelSummary, type Prediction, type PruneChoice, type RgbPixels, type Stage } from './protocol.js';
+import {
+  describeLibraryStatus,
+  type Classification,
+  type LibraryStatus,
+  type ModelSummary,
+  type Prediction,
+  type PruneChoice,
+  type RgbPixels,
+  type Stage,
+} from './protocol.js';
+
+/** A model folder's files as bytes (model/load.ts: ModelBytes). */
+export interface ModelFiles {
+  config: Uint8Array;
+  weights: Uint8Array;
+}
 
 /** The library as the engine uses it. */
 export interface LibraryApi {
-  loadClassifier(source: string, options: { backend: 'wasm'; threads: number; onProgress?: (loaded: number, total: number) => void }): Promise<ClassifierApi>;
+  /** A folder path or hub id works in Node only (the browser tests' reference side uses one). */
+  loadClassifier(source: string | ModelFiles, options: { backend: 'wasm'; threads: number }): Promise<ClassifierApi>;
   /** The token-pruning methods (prune/registry.ts). */
   TOKEN_METHODS: readonly { name: string }[];
 }
@@ -22,23 +41,26 @@ export interface PruneRequest {
   budget: number;
 }
 
-/** A loaded model. */
+/** A loaded model (api/classifier.ts: Classifier). */
 export interface ClassifierApi {
   classify(image: Uint8Array, options: { topK: number; prune?: PruneRequest }): Promise<Prediction[]>;
   /**
-   * The same run as `classify` (same decoding, preprocessing and pruning), reporting its logits,
-   * executed GMACs and removal stages in patch indices (viz/trace.ts: TokenTrace), and the cropped
-   * input before normalisation (viz/trace.ts: modelInputCrop).
+   * Not in the Classifier yet. The same run as `classify` (same decoding, preprocessing and
+   * pruning) as viz/trace.ts records it — `traceTokens(runner, input, plan)`: logits, executed
+   * GMACs, removal stages in patch indices — with the cropped input before normalisation
+   * (`modelCrop(decoded, config.preprocess)`).
    */
   trace(image: Uint8Array, options: { prune?: PruneRequest }): Promise<{ logits: Float32Array; gmacs: number; stages: TraceStage[]; crop: RgbPixels }>;
-  /** The forward pass alone on a preprocessed input [C, S, S] → logits (the browser benchmark times it, as bench:peers does in Node). */
+  /** Not in the Classifier yet. The forward pass alone on a preprocessed input [C, S, S] → logits (the browser benchmark times it, as bench:peers does in Node). */
   forward(input: Float32Array): Promise<Float32Array>;
-  readonly threads: number; // threads in use: 1 without workers
+  /** Not in the Classifier yet (issue 12): threads in use, 1 without workers. */
+  readonly threads: number;
   readonly backend: string; // the kernels' name ('wasm-relaxed', 'wasm-simd')
-  readonly patchSize: number;
+  readonly config: { readonly patchSize: number };
   dispose(): void | Promise<void>;
 }
 
+/** viz/trace.ts: TokenStage. */
 interface TraceStage {
   after: number;
   hook: 'attention' | 'block';
@@ -47,7 +69,7 @@ interface TraceStage {
 }
 
 const EXPECTED_EXPORTS: (keyof LibraryApi)[] = ['loadClassifier', 'TOKEN_METHODS'];
-const EXPECTED_MEMBERS: (keyof ClassifierApi)[] = ['classify', 'trace', 'forward', 'threads', 'backend', 'patchSize', 'dispose'];
+const EXPECTED_MEMBERS: (keyof ClassifierApi)[] = ['classify', 'trace', 'forward', 'threads', 'backend', 'config', 'dispose'];
 
 let library: Partial<LibraryApi> | null = null;
 
@@ -85,8 +107,36 @@ function pruneRequest(choice: PruneChoice): PruneRequest | undefined {
   return choice.method === 'dense' ? undefined : { method: choice.method, budget: choice.budget };
 }
 
+/** The files of the model folder at `url` (config.json, model.safetensors), reporting the bytes received. */
+async function fetchModelFiles(url: string, onProgress?: (loaded: number, total: number) => void): Promise<ModelFiles> {
+  const get = async (name: string): Promise<Response> => {
+    const response = await fetch(new URL(name, url));
+    if (!response.ok) throw new Error(`${new URL(name, url).href}: expected the model folder's ${name}, got HTTP ${response.status}`);
+    return response;
+  };
+  const config = new Uint8Array(await (await get('config.json')).arrayBuffer());
+  const response = await get('model.safetensors');
+  const total = Number(response.headers.get('Content-Length')) || 0; // 0: not said
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  const reader = response.body!.getReader();
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    chunks.push(chunk.value);
+    loaded += chunk.value.length;
+    onProgress?.(loaded, Math.max(total, loaded));
+  }
+  const weights = new Uint8Array(loaded);
+  let at = 0;
+  for (const chunk of chunks) {
+    weights.set(chunk, at);
+    at += chunk.length;
+  }
+  return { config, weights };
+}
+
 async function loadClassifier(url: string, threads: number, onProgress?: (loaded: number, total: number) => void): Promise<ClassifierApi> {
-  const model = await (await api()).loadClassifier(url, { backend: 'wasm', threads, onProgress });
+  const lib = await api();
+  const model = await lib.loadClassifier(await fetchModelFiles(url, onProgress), { backend: 'wasm', threads });
   const missing = EXPECTED_MEMBERS.filter((member) => !(member in model));
   if (missing.length > 0) throw new Error(`the loaded classifier has no ${missing.join(', ')} (web/library.ts calls them)`);
   return model;
@@ -132,7 +182,7 @@ export async function loadDemoModel(
       const traced = await model.trace(image, { prune });
       denseGmacs ??= prune ? (await model.trace(image, {})).gmacs : traced.gmacs;
       const stages: Stage[] = traced.stages.map((s) => ({ after: s.after, name: s.stage ?? s.hook, removed: s.dropped }));
-      return { predictions, ms, gmacs: traced.gmacs, denseGmacs, threads: model.threads, stages, crop: traced.crop, patchSize: model.patchSize };
+      return { predictions, ms, gmacs: traced.gmacs, denseGmacs, threads: model.threads, stages, crop: traced.crop, patchSize: model.config.patchSize };
     },
     predict: (image, choice, topK) => model.classify(image, { topK, prune: pruneRequest(choice) }),
     logits: async (image, choice) => (await model.trace(image, { prune: pruneRequest(choice) })).logits,
