@@ -78,4 +78,23 @@ describe('loadClassifier and classify', () => {
     expect(pool!.liveThreads()).toBe(1); // the caller's thread only
     await single.dispose();
   });
+
+  it('trace and forward: the run classify makes, recorded; the forward pass alone on a preprocessed input', async () => {
+    const classifier = await loadClassifier({ config: files['config.json'], weights: files['model.safetensors'] }, { backend: 'reference' });
+    const prune = { method: 'topk', keep: 0.5 };
+    const traced = await classifier.trace(png, { prune });
+    const predictions = await classifier.classify(png, { topK: 10, prune });
+    expect(Array.from(traced.logits.keys()).sort((a, b) => traced.logits[b] - traced.logits[a])).toEqual(predictions.map((p) => p.index));
+    expect(traced.crop).toMatchObject({ width: 64, height: 64 });
+    expect(traced.stages.length).toBeGreaterThan(0);
+    expect(traced.kept.length).toBeLessThan(64);
+    const dense = await classifier.trace(png);
+    expect(dense.stages).toEqual([]);
+    expect(dense.gmacs).toBeGreaterThan(traced.gmacs);
+    const input = preprocess(decodeImage(png, 'png'), cfg.preprocess);
+    expect(await classifier.forward(input)).toEqual(dense.logits);
+    await expect(classifier.forward(new Float32Array(5))).rejects.toThrow(/expected a Float32Array of 3×64×64 = 12288 values .*found 5/);
+    await classifier.dispose();
+    await expect(classifier.trace(png)).rejects.toThrow(/trace: this classifier was disposed/);
+  });
 });

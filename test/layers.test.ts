@@ -30,6 +30,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['api'],
   ['cli'],
   ['index.ts', 'node.ts'],
+  ['browser.ts'],
 ];
 
 function layerOf(file: string): { name: string; rank: number } {

@@ -12,10 +12,9 @@
  *   npm run bench:peers -- [--model M] [--runs N] [--threads T1,T2...] [--warmup W] [--tolerance R] [--json]
  *   (from the project root; or `npx tsx peers.ts …` inside bench/peers after `npm ci`)
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { basename } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import { loadModelSpec } from '../../src/cli/common.js';
@@ -25,43 +24,19 @@ import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/types.js';
 import { ViTRunner } from '../../src/model/vit.js';
 import { vitToOnnx } from './onnx.js';
+import { benchCommand, modelSpec } from './options.js';
 import { wasmSimdStats } from './wasm-inspect.js';
 
 const USAGE = 'usage: npm run bench:peers -- [--model M] [--runs N] [--threads T1,T2...] [--warmup W] [--tolerance R] [--json]';
 
-function fail(message: string): never {
-  process.stderr.write(`bench:peers: ${message}\n`);
-  process.exit(1);
-}
-
-function intOpt(raw: string, name: string, min: number): number {
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < min) fail(`--${name} expects an integer ≥ ${min}, got '${raw}'\n${USAGE}`);
-  return v;
-}
-
-let parsed;
-try {
-  parsed = parseArgs({
-    options: {
-      model: { type: 'string', default: 'random:deit_small_patch16_224' },
-      runs: { type: 'string', default: '20' },
-      threads: { type: 'string', default: '1,2' },
-      warmup: { type: 'string', default: '3' },
-      tolerance: { type: 'string', default: '1e-3' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-    allowPositionals: false,
-  });
-} catch (e) {
-  fail(`${(e as Error).message}\n${USAGE}`);
-}
-const { values } = parsed;
-if (values.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const { values, fail, intOpt } = benchCommand('bench:peers', USAGE, {
+  model: { type: 'string', default: 'random:deit_small_patch16_224' },
+  runs: { type: 'string', default: '20' },
+  threads: { type: 'string', default: '1,2' },
+  warmup: { type: 'string', default: '3' },
+  tolerance: { type: 'string', default: '1e-3' },
+  json: { type: 'boolean', default: false },
+} as const);
 const runs = intOpt(values.runs!, 'runs', 1);
 const threadCounts = [...new Set(values.threads!.split(',').map((t) => intOpt(t.trim(), 'threads', 1)))];
 const warmup = intOpt(values.warmup!, 'warmup', 0);
@@ -71,14 +46,6 @@ const json = values.json!;
 const log = (line: string): void => {
   if (!json) process.stdout.write(`${line}\n`);
 };
-
-/** `npm run` starts scripts in the project root: a relative model folder is taken from where npm was invoked. */
-function modelSpec(spec: string): string {
-  const from = process.env.INIT_CWD;
-  if (!from || spec.startsWith('random:') || isAbsolute(spec)) return spec;
-  const candidate = resolve(from, spec);
-  return existsSync(candidate) ? candidate : spec;
-}
 
 // ---------------------------------------------------------------- set-up
 

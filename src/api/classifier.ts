@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
 import { decodeImage } from '../image/decode.js';
-import { preprocess } from '../image/preprocess.js';
+import { modelCrop, preprocess } from '../image/preprocess.js';
 import type { RgbImage } from '../image/rgb-image.js';
 import { createKernels, type Backend } from '../kernels/index.js';
 import type { WasmKernels } from '../kernels/wasm.js';
@@ -10,6 +10,7 @@ import type { ViTConfig, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { calibrationRun, type PruneRequest, type PruningPlan } from '../prune/method.js';
 import { planPruning } from '../prune/registry.js';
+import { cropTensor, traceTokens, type TokenTrace } from '../viz/trace.js';
 
 /**
  * vitprune as a library, in two calls (in the spirit of transformers.js `pipeline()`):
@@ -46,6 +47,15 @@ export interface ClassifyOptions {
   prune?: PruneOptions; // default: the dense model
 }
 
+export interface TraceOptions {
+  prune?: PruneOptions; // default: the dense model
+}
+
+/** One image's run, as `classify` does it, with every token reduction recorded (viz/trace.ts). */
+export interface ClassifierTrace extends TokenTrace {
+  crop: RgbImage; // [S, S, 3] the cropped image the model saw, before normalisation
+}
+
 export interface Prediction {
   index: number; // class index
   label: string; // the checkpoint's label (WordNet id for timm ImageNet models)
@@ -79,7 +89,7 @@ export class Classifier {
 
   /** The best `topK` classes of `image`, best first. */
   async classify(image: ImageInput, options: ClassifyOptions = {}): Promise<Prediction[]> {
-    if (this.disposed) throw new UsageError('classify: this classifier was disposed');
+    this.assertUsable('classify');
     const k = options.topK ?? 5;
     if (!(Number.isInteger(k) && k >= 1)) throw new UsageError(`classify: expected topK to be a positive integer, found ${k}`);
     const input = this.input(image);
@@ -88,6 +98,28 @@ export class Classifier {
     const probs = softmax(logits);
     const { labels, descriptions } = this.config;
     return topK(logits, k).map((index) => ({ index, label: labels[index], description: descriptions[index], score: probs[index] }));
+  }
+
+  /**
+   * The same run as `classify` (decoding, preprocessing, pruning), recorded: logits, executed
+   * GMACs, the patches each reduction removed, the patches kept, and the crop the model saw.
+   */
+  async trace(image: ImageInput, options: TraceOptions = {}): Promise<ClassifierTrace> {
+    this.assertUsable('trace');
+    const crop = modelCrop(this.decode(image), this.config.preprocess);
+    const plan = options.prune ? await this.plan(options.prune) : null;
+    return { ...traceTokens(this.runner, cropTensor(crop, this.config.preprocess), plan), crop };
+  }
+
+  /** The dense forward pass alone on a preprocessed input [3, S, S] (what benchmarks time): the logits [numClasses]. */
+  async forward(input: Float32Array): Promise<Float32Array> {
+    this.assertUsable('forward');
+    const { inputSize } = this.config.preprocess;
+    const expected = 3 * inputSize * inputSize;
+    if (!(input instanceof Float32Array) || input.length !== expected) {
+      throw new UsageError(`forward: expected a Float32Array of 3×${inputSize}×${inputSize} = ${expected} values (a preprocessed image), found ${input instanceof Float32Array ? input.length : typeof input}`);
+    }
+    return this.runner.forward(input).logits;
   }
 
   /**
@@ -101,10 +133,17 @@ export class Classifier {
     await this.runner.kernels.dispose();
   }
 
+  private assertUsable(call: string): void {
+    if (this.disposed) throw new UsageError(`${call}: this classifier was disposed`);
+  }
+
+  private decode(image: ImageInput): RgbImage {
+    return image instanceof Uint8Array ? decodeImage(image, 'image') : image;
+  }
+
   /** The preprocessed input [3, S, S] of an image. */
   private input(image: ImageInput): Float32Array {
-    const decoded = image instanceof Uint8Array ? decodeImage(image, 'image') : image;
-    return preprocess(decoded, this.config.preprocess);
+    return preprocess(this.decode(image), this.config.preprocess);
   }
 
   /** The plan of `options`, made once per request (and calibration images). */

@@ -2,10 +2,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
+import { loadImage } from '../image/file.js';
+import { modelCrop } from '../image/preprocess.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
 import { figureSvg, renderFigurePng, stagePanels } from '../viz/figure.js';
-import { cropTensor, modelInputCrop, traceTokens } from '../viz/trace.js';
+import { cropTensor, traceTokens } from '../viz/trace.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
 import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
@@ -59,7 +61,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const plan = (await pruningFromOptions(values, runner))!;
   const scale = intOption(values, 'scale', Math.max(1, Math.round(448 / cfg.preprocess.inputSize)))!;
 
-  const crop = modelInputCrop(image, cfg.preprocess);
+  const crop = modelCrop(loadImage(image), cfg.preprocess);
   const input = cropTensor(crop, cfg.preprocess);
   const dense = traceTokens(runner, input, null);
   const pruned = traceTokens(runner, input, plan);

@@ -117,7 +117,8 @@ function isNode(): boolean {
 export async function relaxedSimdSupported(): Promise<boolean> {
   if (WebAssembly.validate(RELAXED_SIMD_PROBE)) return true;
   if (!isNode()) return false;
-  const v8 = await import('node:v8');
+  // getBuiltinModule, not import('node:v8'): a browser bundle of this module then holds no Node import.
+  const v8 = process.getBuiltinModule('node:v8');
   v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
   return WebAssembly.validate(RELAXED_SIMD_PROBE);
 }
@@ -127,7 +128,7 @@ async function readBuild(variant: WasmVariant): Promise<ArrayBuffer | Uint8Array
   const url = new URL(`../../build/vitprune-${variant}.wasm`, import.meta.url);
   try {
     if (url.protocol === 'file:') {
-      const { readFile } = await import('node:fs/promises');
+      const { readFile } = process.getBuiltinModule('node:fs/promises');
       return new Uint8Array(await readFile(url));
     }
     const response = await fetch(url);

@@ -1,5 +1,4 @@
-import { modelCrop, toNormalizedTensor } from '../image/preprocess.js';
-import { loadImage } from '../image/file.js';
+import { toNormalizedTensor } from '../image/preprocess.js';
 import type { RgbImage } from '../image/rgb-image.js';
 import type { PreprocessConfig } from '../model/types.js';
 import { numPatches, prefixTokens } from '../model/types.js';
@@ -8,7 +7,7 @@ import type { ViTRunner } from '../model/vit.js';
 import type { PruningPlan } from '../prune/method.js';
 
 /**
- * Which patches a pruning method removes, and where, on one image (Node only): the forward pass runs with
+ * Which patches a pruning method removes, and where, on one image: the forward pass runs with
  * the plan's hooks, and every token reduction is recorded in patch indices (token id − prefix:
  * patch p is row ⌊p / side⌋, column p mod side of the patch grid).
  *
@@ -31,12 +30,7 @@ export interface TokenTrace {
   kept: number[]; // patch indices alive at the end, ascending
 }
 
-/** The cropped RGB image the model sees (timm's eval transform without the normalisation). */
-export function modelInputCrop(file: string, cfg: PreprocessConfig): RgbImage /* [S, S, 3] */ {
-  return modelCrop(loadImage(file), cfg);
-}
-
-/** The model input for a crop from `modelInputCrop` (equal to `preprocess` of the decoded image). */
+/** The model input for a crop from `modelCrop` (equal to `preprocess` of the decoded image). */
 export function cropTensor(crop: RgbImage, cfg: PreprocessConfig): Float32Array /* [3, S, S] */ {
   return toNormalizedTensor(crop, cfg.mean, cfg.std);
 }
