@@ -17,7 +17,7 @@ import { distillationLoss } from '../src/grad/distillation.js';
 import { SoftMaskedViT, type SoftPruning } from '../src/grad/soft-vit.js';
 import { createWasmGradKernels } from '../src/grad/wasm.js';
 import { createWasmKernels } from '../src/kernels/wasm.js';
-import { readSafetensors } from '../src/model/safetensors.js';
+import { readSafetensors } from '../src/model/safetensors-file.js';
 import { ViTRunner } from '../src/model/vit.js';
 
 const { values } = parseArgs({

@@ -17,11 +17,13 @@ import { benchInput } from '../src/eval/bench.js';
 import { median } from '../src/eval/metrics.js';
 import { createKernels, type Backend } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { readSafetensors } from '../src/model/safetensors.js';
-import { ViTRunner, type ForwardHooks } from '../src/model/vit.js';
-import { denseGmacs } from '../src/prune/flops.js';
-import { planPruning } from '../src/prune/methods.js';
-import { keepRatioSchedule, scheduleGmacs, solveKeepRatioForBudget } from '../src/prune/schedule.js';
+import { readSafetensors } from '../src/model/safetensors-file.js';
+import { ViTRunner } from '../src/model/vit.js';
+import type { ForwardHooks } from '../src/model/hooks.js';
+import { denseGmacs } from '../src/model/gmacs.js';
+import { solveBudget } from '../src/prune/budget.js';
+import { planPruning } from '../src/prune/registry.js';
+import { keepRatioKnob, keepRatioSchedule, scheduleGmacs } from '../src/prune/schedule.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,10 +45,11 @@ const golden = path.join(spec, 'golden_reference.safetensors');
 const realInput = !spec.startsWith('random:') && existsSync(golden);
 const input = realInput ? readSafetensors(golden).tensors.get('sample0.input')!.data : benchInput(cfg);
 
+const solvedRho = async (budget: number) => (await solveBudget(denseGmacs(cfg), budget, [keepRatioKnob(cfg)])).position;
 let rhos: number[];
 if (values.keep !== undefined) rhos = [Number(values.keep)];
-else if (values.budget !== undefined) rhos = [solveKeepRatioForBudget(cfg, Number(values.budget)).rho];
-else rhos = [...new Set([0.735, solveKeepRatioForBudget(cfg, 0.653).rho])];
+else if (values.budget !== undefined) rhos = [await solvedRho(Number(values.budget))];
+else rhos = [...new Set([0.735, await solvedRho(0.653)])];
 
 /** afterBlock wrapped with a stopwatch; `spent` accumulates its ms. */
 function stopwatch(hooks: ForwardHooks): { hooks: ForwardHooks; spent: { ms: number } } {
@@ -75,11 +78,11 @@ interface Entry { name: string; rho: number; hooks: () => ForwardHooks | undefin
 
 const entries: Entry[] = [{ name: 'dense', rho: 1, hooks: () => undefined }];
 for (const rho of rhos) {
-  const zt = stopwatch(planPruning(cfg, { method: 'zero-tprune', keep: rho }).hooks(0));
-  const random = planPruning(cfg, { method: 'random', keep: rho });
+  const zt = stopwatch((await planPruning(cfg, { method: 'zero-tprune', keep: rho })).hooks(0));
+  const random = await planPruning(cfg, { method: 'random', keep: rho });
   entries.push({ name: `zero-tprune ρ=${rho}`, rho, hooks: () => zt.hooks, hookMs: zt.spent });
   if (values.oracle) {
-    const ts = stopwatch(onOracle(planPruning(cfg, { method: 'zero-tprune', keep: rho }).hooks(0)));
+    const ts = stopwatch(onOracle((await planPruning(cfg, { method: 'zero-tprune', keep: rho })).hooks(0)));
     entries.push({ name: `  TS oracle ρ=${rho}`, rho, hooks: () => ts.hooks, hookMs: ts.spent });
   }
   entries.push({ name: `random ρ=${rho}`, rho, hooks: () => random.hooks(0) });

@@ -3,8 +3,8 @@
  * against the dense model, the calibrated thresholds they started from (stored in the file), LTP's
  * ramp calibrated to the same budget on the same calibration images (what `compare` runs as 'ltp';
  * calibrated again from the file's calibration record: folder, split, count), and top-k
- * (`evitHooks({ keepRate, fuse: false })`) at the GMACs the learned thresholds execute on these
- * images (`solveKeepRateForBudget`):
+ * at the GMACs the learned thresholds execute on these images (its keep rate solved by the
+ * registry's budget solver):
  *
  *   npx tsx scripts/eval-ltp-thresholds.ts --model DIR --images DIR [--split odd] [--labels CSV] [--json] FILE...
  *
@@ -20,11 +20,13 @@ import { labelImages, listImages, selectSplit, spreadSample, type Split } from '
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../src/eval/evaluate.js';
 import { createKernels } from '../src/kernels/index.js';
 import { ViTRunner } from '../src/model/vit.js';
-import { evitHooks, solveKeepRateForBudget } from '../src/prune/evit.js';
-import { denseGmacs } from '../src/prune/flops.js';
-import { loadImageTensor } from '../src/image/preprocess.js';
-import { calibrateLtpRamp, calibrationRun, ltpHooks, type LtpThresholds } from '../src/prune/ltp.js';
+import { loadImageTensor } from '../src/image/file.js';
+import { denseGmacs } from '../src/model/gmacs.js';
+import type { ForwardHooks } from '../src/model/hooks.js';
+import { topk } from '../src/prune/evit.js';
+import { ltp, ltpHooks, type LtpThresholds } from '../src/prune/ltp.js';
 import { parseLtpThresholds, type LtpThresholdsFile } from '../src/prune/ltp-thresholds.js';
+import { calibrationRun } from '../src/prune/method.js';
 
 const { values, positionals: files } = parseArgs({
   allowPositionals: true,
@@ -53,40 +55,35 @@ function initialThresholds(file: LtpThresholdsFile, source: string): { method: s
   return { method: String(method), thresholds: { theta, unit: file.unit } };
 }
 
-/** LTP's ramp at the file's budget, calibrated on the file's calibration images (folder, split, count). */
-async function rampThresholds(file: LtpThresholdsFile): Promise<LtpThresholds> {
+/** LTP's ramp at the file's budget, calibrated on the file's calibration images (folder, split, count), as compare plans 'ltp'. */
+async function rampHooks(file: LtpThresholdsFile): Promise<ForwardHooks> {
   const { folder, split, images: count } = file.calibration as { folder: string; split: Split | null; images: number };
   const all = selectSplit(listImages(folder), split ?? undefined);
   const inputs = spreadSample(all, count).map((f) => loadImageTensor(f, cfg.preprocess));
-  return (await calibrateLtpRamp(cfg, calibrationRun(runner, inputs), file.budget)).thresholds;
+  return (await ltp.plan(cfg, { budget: file.budget }, { calibration: calibrationRun(runner, inputs) })).hooks(0);
 }
 
 const learned = files.map((file) => ({ file, thresholds: parseLtpThresholds(readFileSync(file, 'utf8'), file, cfg) }));
 const LTP_ROWS = 3; // learned, its start, the ramp
-const ltpRows: { name: string; thresholds: LtpThresholds }[][] = [];
+const ltpRows: { name: string; hooks: ForwardHooks }[][] = [];
 for (const { file, thresholds } of learned) {
   const start = initialThresholds(thresholds, file);
   ltpRows.push([
-    { name: 'ltp-learned', thresholds },
-    { name: `ltp-calibrated (${start.method}: the start)`, thresholds: start.thresholds },
-    { name: "ltp-calibrated (ramp: compare's ltp)", thresholds: await rampThresholds(thresholds) },
+    { name: 'ltp-learned', hooks: ltpHooks(thresholds) },
+    { name: `ltp-calibrated (${start.method}: the start)`, hooks: ltpHooks(start.thresholds) },
+    { name: "ltp-calibrated (ramp: compare's ltp)", hooks: await rampHooks(thresholds) },
   ]);
 }
 const firstPass: Variant[] = [
   { name: 'dense' },
-  ...ltpRows.flatMap((rows, i) => rows.map(({ name, thresholds }) => {
-    const hooks = ltpHooks(thresholds);
-    return { name: `${name} ${files[i]}`, hooks: () => hooks };
-  })),
+  ...ltpRows.flatMap((rows, i) => rows.map(({ name, hooks }) => ({ name: `${name} ${files[i]}`, hooks: () => hooks }))),
 ];
 const [denseResult, ...ltpResults] = await evaluateVariants(runner, images, firstPass, { progress: true });
 const ltpResult = (file: number, row: number) => ltpResults[LTP_ROWS * file + row];
-const keepRates = learned.map((_, i) => solveKeepRateForBudget(cfg, ltpResult(i, 0).gmacs / dense, false).keepRate);
+const topkPlans = await Promise.all(learned.map((_, i) => topk.plan(cfg, { budget: ltpResult(i, 0).gmacs / dense })));
+const keepRates = topkPlans.map((plan) => (plan.settings as { keepRate: number }).keepRate);
 const topkResults = await evaluateVariants(
-  runner, images, keepRates.map((keepRate) => {
-    const hooks = evitHooks({ keepRate, fuse: false });
-    return { name: `topk ρ=${keepRate}`, hooks: () => hooks };
-  }), { progress: true },
+  runner, images, topkPlans.map((plan, i) => ({ name: `topk ρ=${keepRates[i]}`, hooks: (image: number) => plan.hooks(image) })), { progress: true },
 );
 
 const row = (method: string, r: EvalResult, extra: Record<string, unknown> = {}) => {

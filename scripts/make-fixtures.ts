@@ -1,7 +1,7 @@
 /**
  * Generates fixtures/: a tiny random ViT in both checkpoint layouts (timm and transformers)
  * and its golden outputs computed by the reference path. Run `npm run fixtures` after a
- * deliberate change of the reference forward pass; test/fixtures.test.ts checks both paths
+ * deliberate change of the reference forward pass; test/golden.test.ts checks both paths
  * against these files.
  *
  *   fixtures/tiny-timm/          config.json + model.safetensors (timm names)
@@ -16,7 +16,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { writeSafetensors } from '../src/model/safetensors.js';
+import { writeSafetensors } from '../src/model/safetensors-file.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { DEIT_PREPROCESSOR, timmConfig, timmTensors, tinyModel, transformersConfig, transformersTensors, writeFolder } from '../test/model-writers.js';
 

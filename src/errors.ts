@@ -21,5 +21,20 @@ export class ImageError extends VitpruneError {}
 /** A hub download failed (unreachable endpoint, HTTP error, interrupted transfer). */
 export class HubError extends VitpruneError {}
 
-/** The command line or an option value is wrong. */
+/** An argument is wrong: a command-line option, or a value given to a library function. */
 export class UsageError extends VitpruneError {}
+
+/** An optional package that a feature needs (plots: vega, vega-lite, @resvg/resvg-js) is not installed. */
+export class DependencyError extends VitpruneError {}
+
+/** A trace bundle (manifest.json + tensors.safetensors) is malformed or does not fit its manifest. */
+export class TraceFormatError extends VitpruneError {}
+
+/** A pruning schedule or a method's settings are malformed, cannot run on a model, or miss a GMACs budget. */
+export class ScheduleError extends VitpruneError {}
+
+/** The wasm backend cannot be used here (build missing, relaxed SIMD or shared memory unsupported) or was misused. */
+export class WasmBackendError extends VitpruneError {}
+
+/** A worker thread of the wasm backend died or failed to start (the pool restarts dead workers). */
+export class ThreadPoolError extends VitpruneError {}

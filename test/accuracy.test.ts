@@ -4,7 +4,7 @@ import { expect, it } from 'vitest';
 import { labelImages, listImages } from '../src/eval/dataset.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { createKernels } from '../src/kernels/index.js';
-import { loadModelFolder } from '../src/model/load.js';
+import { loadModelFolder } from '../src/model/folder.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 

@@ -3,12 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTConfig } from '../src/model/types.js';
-import { qkvLayout, ViTRunner, type BlockState, type ForwardHooks, type ForwardResult } from '../src/model/vit.js';
-import { EVIT_BLOCKS, FUSED_TOKEN_ID, clsAttentiveness, evitHooks, evitReduce, evitTokens, fuseTokens, solveKeepRateForBudget } from '../src/prune/evit.js';
-import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
-import { calibrateLtpQuantiles, calibrateLtpRamp, calibrationRun, ltpHooks, ltpImportance, ltpRamp, thresholdKeep } from '../src/prune/ltp.js';
+import { ViTRunner, type ForwardResult } from '../src/model/vit.js';
+import type { BlockState, ForwardHooks } from '../src/model/hooks.js';
+import { qkvLayout } from '../src/model/types.js';
+import { EVIT_BLOCKS, FUSED_TOKEN_ID, clsAttentiveness, evitHooks, evitReduce, evitTokens, fuseTokens, keepRateKnob } from '../src/prune/evit.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
+import { solveBudget } from '../src/prune/budget.js';
+import { calibrateLtpQuantiles, ltpHooks, ltpImportance, ltpRamp, ltpRampKnob, thresholdKeep } from '../src/prune/ltp.js';
+import { calibrationRun } from '../src/prune/method.js';
 import { randomDropHooks, randomDropTokens, randomSurvivors } from '../src/prune/random.js';
-import { bipartiteSoftMatching, mergeWeightedAverage, solveTomeForBudget, tomeHooks, tomeMerge, tomeRates, tomeTokens } from '../src/prune/tome.js';
+import { bipartiteSoftMatching, mergeWeightedAverage, tomeHooks, tomeKnobs, tomeMerge, tomeRates, tomeTokens } from '../src/prune/tome.js';
 
 const deitT = configFromDims({ dim: 192, depth: 12, heads: 3 });
 const deitS = configFromDims({ dim: 384, depth: 12, heads: 6 });
@@ -52,6 +56,7 @@ function blockState(cfg: ViTConfig, n: number, x: Float32Array, probs: Float32Ar
     qkv: new Float32Array(0),
     sizes: null,
     tokenIds: Int32Array.from({ length: n }, (_, i) => i),
+    kernels,
   };
 }
 
@@ -198,16 +203,17 @@ describe('ToMe (algorithms.md §3)', () => {
     expect(dr.tokens).toEqual(tomeTokens(tinyDistilled, 12));
   });
 
-  it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S', () => {
+  it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S', async () => {
+    const solve = (cfg: ViTConfig, fraction: number) => solveBudget(denseGmacs(cfg), fraction, tomeKnobs(cfg));
     for (const cfg of [deitT, deitS]) {
       for (const fraction of [0.45, 0.6, 0.7, 0.8, 0.9]) {
-        const s = solveTomeForBudget(cfg, fraction);
+        const s = await solve(cfg, fraction);
         expect(Math.abs(s.fraction / fraction - 1)).toBeLessThanOrEqual(0.01);
-        expect(s.gmacs).toBe(modelGmacs(cfg, tomeTokens(cfg, s.schedule)));
+        expect(s.gmacs).toBe(modelGmacs(cfg, tomeTokens(cfg, s.settings)));
       }
     }
-    expect(solveTomeForBudget(deitT, 0.644).schedule).toBe(11);
-    expect(() => solveTomeForBudget(deitT, 0.05)).toThrow(/within 1 %/);
+    expect((await solve(deitT, 0.644)).settings).toBe(11);
+    await expect(solve(deitT, 0.05)).rejects.toThrow(/within 1 %/);
   });
 });
 
@@ -260,17 +266,18 @@ describe('EViT and top-k (algorithms.md §6.1)', () => {
     }
   });
 
-  it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S', () => {
+  it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S', async () => {
+    const solve = (cfg: ViTConfig, fraction: number, fuse: boolean) => solveBudget(denseGmacs(cfg), fraction, [keepRateKnob(cfg, fuse)]);
     for (const cfg of [deitT, deitS]) {
       for (const fuse of [true, false]) {
         for (const fraction of [0.5, 0.65, 0.8, 0.9]) {
-          const s = solveKeepRateForBudget(cfg, fraction, fuse);
+          const s = await solve(cfg, fraction, fuse);
           expect(Math.abs(s.fraction / fraction - 1)).toBeLessThanOrEqual(0.01);
-          expect(s.gmacs).toBe(modelGmacs(cfg, evitTokens(cfg, { keepRate: s.keepRate, fuse })));
+          expect(s.gmacs).toBe(modelGmacs(cfg, evitTokens(cfg, { keepRate: s.settings, fuse })));
         }
       }
     }
-    expect(solveKeepRateForBudget(deitS, 3.029 / denseGmacs(deitS), true).keepRate).toBe(0.7);
+    expect((await solve(deitS, 3.029 / denseGmacs(deitS), true)).settings).toBe(0.7);
   });
 });
 
@@ -352,10 +359,11 @@ describe('LTP-style thresholds (algorithms.md §4)', () => {
 
   it('ramp calibration hits a mean-GMACs budget on the calibration images', async () => {
     const calibration = calibrationRun(runner, images.slice(0, 4));
-    const s = await calibrateLtpRamp(tiny, calibration, 0.75);
+    const solve = (fraction: number) => solveBudget(denseGmacs(tiny), fraction, [ltpRampKnob(tiny, calibration)]);
+    const s = await solve(0.75);
     expect(Math.abs(s.fraction / 0.75 - 1)).toBeLessThanOrEqual(0.01);
-    expect(await calibration(ltpHooks(s.thresholds))).toBe(s.gmacs);
-    await expect(calibrateLtpRamp(tiny, calibration, 0.01)).rejects.toThrow(/within 1 %/);
+    expect(await calibration(ltpHooks(s.settings.thresholds))).toBe(s.gmacs);
+    await expect(solve(0.01)).rejects.toThrow(/within 1 % .* on the calibration images/);
   });
 });
 

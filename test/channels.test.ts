@@ -5,18 +5,16 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli as run } from './run-cli.js';
 import { createKernels } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { loadModelFolder, saveModelFolder } from '../src/model/load.js';
+import { loadModelFolder, saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import {
-  allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels,
-  refitProjection, RefitStatistics, savePrunedModel, selectChannels, shrinkConfig, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions,
-} from '../src/prune/channels.js';
+import { allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels, refitProjection, RefitStatistics, selectChannels, shrinkConfig, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions } from '../src/prune/channels.js';
+import { savePrunedModel } from '../src/prune/channels-save.js';
 import { modelGemmShapes } from '../src/eval/bench.js';
 import { compensateBlocks } from '../src/prune/channels-compensate.js';
-import { blockMacs, denseGmacs } from '../src/prune/flops.js';
-import { planPruning } from '../src/prune/methods.js';
+import { blockMacs, denseGmacs } from '../src/model/gmacs.js';
+import { planPruning } from '../src/prune/registry.js';
 import { encodePng } from './image-writers.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
@@ -196,7 +194,7 @@ describe('channel pruning of attention', () => {
     expect(widths[0]).not.toEqual(widths[1]);
     const selection = selectChannels(cfg, skewed, widths);
     const embedder = new ViTRunner(model, reference);
-    const result = compensateBlocks(model, reference, images.slice(0, 6).map((image) => embedder.embed(image).slice()), selection, {
+    const result = compensateBlocks(model, embedder, images.slice(0, 6).map((image) => embedder.embed(image).slice()), selection, {
       qkBasis: true, queryRefit: true, valueBasis: true, logitScale: true, refit: true, ridge: 1e-3, logitScaleImages: 4,
     });
     const pruned: ViTModel = { config: shrinkConfig(cfg, widths), weights: { ...model.weights, blocks: result.blocks }, source: 'test' };
@@ -225,7 +223,8 @@ describe('channel pruning of attention', () => {
     expect(() => loadModelFolder(dir)).toThrow(/"blockVDims" to list 2 widths/);
     writeFileSync(configFile, JSON.stringify(config));
     // Token pruning runs on it too.
-    expect(new ViTRunner(loaded, reference).forward(images[7], planPruning(loaded.config, { method: "tome", r: 2 }).hooks(0)).gmacs).toBeLessThan(hand);
+    const tome = await planPruning(loaded.config, { method: 'tome', settings: { r: 2 } });
+    expect(new ViTRunner(loaded, reference).forward(images[7], tome.hooks(0)).gmacs).toBeLessThan(hand);
   });
 
   it('a pruned model runs on the reference and wasm backends, which agree to 1e-4', async () => {

@@ -55,7 +55,8 @@ function transpileMirror(dir: string): string {
   }
   symlinkSync(path.join(ROOT, 'build'), path.join(dir, 'build'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', version }));
   return path.join(dir, 'src/cli/main.js');
 }
 
@@ -392,7 +393,10 @@ describe.concurrent('bad images', () => {
 
 describe.concurrent('hub errors', () => {
   it('unreachable endpoint', async () => {
-    await expectCliError(['classify', '--model', 'owner/tiny', png], [closedEndpoint, 'ECONNREFUSED', `${closedEndpoint}/owner/tiny/resolve/main/config.json`]);
+    await expectCliError(['classify', '--model', 'owner/tiny', png], [
+      `cannot reach the model hub at ${closedEndpoint} (ECONNREFUSED) while fetching ${closedEndpoint}/owner/tiny/resolve/main/config.json`,
+      /owner\/tiny is not in the hub cache at \S+models--owner--tiny; without network, pass a model folder \(config.json \+ model.safetensors\) instead: --model DIR/,
+    ]);
   });
 
   it('failing endpoint (HTTP 500)', async () => {
@@ -507,6 +511,12 @@ describe.concurrent('usage errors', () => {
 });
 
 describe.concurrent('working commands', () => {
+  it('--version prints the version of package.json', async () => {
+    const r = await cli(['--version']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toBe(`vitprune ${JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}\n`);
+  });
+
   it('classify --json prints one JSON document of the documented shape', async () => {
     const r = await cli(['classify', '--model', TINY, '--json', '--top', '2', png]);
     expect(r.code, show(r)).toBe(0);
@@ -539,7 +549,7 @@ describe.concurrent('working commands', () => {
     const r = await cli(['eval', '--model', TINY, '--images', dir, '--labels', csv, '--json']);
     expect(r.code, show(r)).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(Object.keys(doc).sort()).toEqual(['gmacs', 'images', 'model', 'msPerImage', 'top1', 'top5']);
+    expect(Object.keys(doc).sort()).toEqual(['gmacs', 'images', 'imagesPerSecond', 'model', 'msPerImage', 'top1', 'top5']);
     expect(doc).toMatchObject({ model: TINY, images: 3 });
     expect([0, 1 / 3, 2 / 3, 1].some((x) => Math.abs(doc.top1 - x) < 1e-9)).toBe(true);
     expect(doc.top5).toBe(1); // 3 classes: the top 5 always holds the label
@@ -552,12 +562,22 @@ describe.concurrent('working commands', () => {
     expect(r.code, show(r)).toBe(0);
     const doc = JSON.parse(r.stdout);
     const ms = { median: expect.any(Number), min: expect.any(Number), max: expect.any(Number) };
-    expect(doc).toMatchObject({ model: 'random:vit_tiny_patch16_224', backend: expect.any(String), threads: 1, gmacs: expect.any(Number), msPerImage: ms });
+    expect(doc).toMatchObject({ model: 'random:vit_tiny_patch16_224', backend: expect.any(String), gmacs: expect.any(Number), msPerImage: ms });
+    expect(doc.threads).toBe(Math.min(4, os.availableParallelism())); // the default
     expect(doc.gmacs).toBeCloseTo(1.26, 1); // ViT-Ti/16 at 224 px
     expect(doc.msPerImage.min).toBeLessThanOrEqual(doc.msPerImage.median);
     expect(doc.msPerImage.median).toBeLessThanOrEqual(doc.msPerImage.max);
     expect(doc.gemm.length).toBeGreaterThan(0);
     for (const g of doc.gemm) expect(g).toMatchObject({ m: expect.any(Number), n: expect.any(Number), k: expect.any(Number), gflops: expect.any(Number) });
+  });
+
+  it('bench --threads 1,2 --json times both thread counts in one run, dense and pruned', async () => {
+    const r = await cli(['bench', '--model', 'random:vit_tiny_patch16_224', '--runs', '2', '--threads', '1,2', '--method', 'topk', '--keep', '0.7', '--json']);
+    expect(r.code, show(r)).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    const ms = { median: expect.any(Number), min: expect.any(Number), max: expect.any(Number) };
+    expect(doc).toMatchObject({ threads: 1, method: 'topk', compare: [{ backend: doc.backend, threads: 2, msPerImage: ms, ratio: expect.any(Number), pruned: { msPerImage: ms, ratio: expect.any(Number) } }] });
+    expect(doc.compare).toHaveLength(1);
   });
 
   it('--help of every command exits 0 and prints its usage', async () => {

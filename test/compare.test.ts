@@ -50,7 +50,7 @@ describe('compare', () => {
     const specs = comparePlotSpecs(report);
     const svg = await renderSvg(specs.accuracy);
     expect(svg).toMatch(/^<svg/);
-    const png = svgToPng(svg);
+    const png = await svgToPng(svg);
     expect(Array.from(png.subarray(1, 4))).toEqual([0x50, 0x4e, 0x47]); // "PNG"
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blockMacs, denseGmacs, initialTokens, modelGmacs, stemAndHeadMacs, type BlockTokens } from '../src/prune/flops.js';
+import { blockMacs, denseGmacs, initialTokens, modelGmacs, stemAndHeadMacs, type BlockTokens } from '../src/model/gmacs.js';
 import { configFromDims } from '../src/model/random.js';
 
 const deitT = configFromDims({ dim: 192, depth: 12, heads: 3 });

@@ -2,8 +2,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createKernels, type Backend } from '../src/kernels/index.js';
 import { topK } from '../src/eval/metrics.js';
-import { loadModelFolder } from '../src/model/load.js';
-import { readSafetensors } from '../src/model/safetensors.js';
+import { loadModelFolder } from '../src/model/folder.js';
+import { readSafetensors } from '../src/model/safetensors-file.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 

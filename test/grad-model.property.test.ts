@@ -9,7 +9,7 @@ import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import type { BlockTokens } from '../src/prune/flops.js';
+import type { BlockTokens } from '../src/model/gmacs.js';
 import { ltpHooks } from '../src/prune/ltp.js';
 import { dot, expectGradient, finiteDifferences, randomFloat64, sampleIndices, uniform } from './grad-check.js';
 

@@ -305,7 +305,10 @@ describe('resolveModel', () => {
     const err = await resolveModel(REPO, { progress: false, endpoint }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HubError);
     expect((err as Error).message).toMatch(
-      new RegExp(`^cannot reach ${endpoint}: ECONNREFUSED; set HF_ENDPOINT or pass a local folder \\(while fetching ${endpoint}/.*config\\.json\\)$`),
+      new RegExp(
+        `^cannot reach the model hub at ${endpoint} \\(ECONNREFUSED\\) while fetching ${endpoint}/.*config\\.json; .* is not in the hub cache at .*; ` +
+          'without network, pass a model folder \\(config.json \\+ model.safetensors\\) instead: --model DIR; or set HF_ENDPOINT to a hub you can reach$',
+      ),
     );
   });
 
@@ -342,7 +345,7 @@ describe('resolveModel', () => {
   it('no response within timeoutMs → HubError', async () => {
     (await withHub()).mode = 'stallHub';
     await expect(resolveModel(REPO, { progress: false, timeoutMs: 200 })).rejects.toThrow(
-      /^no response from http:\/\/127\.0\.0\.1:\d+\/.*config\.json within 0\.2 s$/,
+      /^no response from http:\/\/127\.0\.0\.1:\d+\/.*config\.json within 0\.2 s; .* is not in the hub cache at .*: --model DIR; or set HF_ENDPOINT/,
     );
   });
 

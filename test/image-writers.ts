@@ -475,37 +475,77 @@ export interface PngEncodeOptions {
   palette?: [number, number, number][];
   /** Raw tRNS payload (palette alphas, or the 16-bit colour key). */
   transparency?: Uint8Array;
+  /** Adam7 interlacing (default none). */
+  interlaced?: boolean;
+  /** Filter types (0–4) used row after row, cycling (default [0]). */
+  filters?: number[];
 }
 
 const PNG_CHANNELS = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as const;
+const ADAM7_PASSES = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
 
-/** Writes a non-interlaced PNG with filter type 0 on every row. */
+/** Packs one row of samples (channels interleaved) at the PNG bit depth. */
+function packRow(samples: number[], bitDepth: number): Uint8Array {
+  const row = new Uint8Array(Math.ceil((samples.length * bitDepth) / 8));
+  samples.forEach((value, i) => {
+    if (bitDepth === 16) {
+      row[2 * i] = value >> 8;
+      row[2 * i + 1] = value & 0xff;
+    } else if (bitDepth === 8) {
+      row[i] = value;
+    } else {
+      const bit = i * bitDepth;
+      row[bit >> 3] |= value << (8 - bitDepth - (bit & 7));
+    }
+  });
+  return row;
+}
+
+/** A filter type byte followed by the row filtered with it against the row above (PNG §9.2). */
+function filterRow(type: number, row: Uint8Array, above: Uint8Array, bpp: number): Uint8Array {
+  const out = new Uint8Array(row.length + 1);
+  out[0] = type;
+  for (let i = 0; i < row.length; i++) {
+    const a = i >= bpp ? row[i - bpp] : 0;
+    const b = above[i];
+    const c = i >= bpp ? above[i - bpp] : 0;
+    const p = a + b - c;
+    const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+    const predictor = [0, a, b, (a + b) >> 1, paeth][type];
+    out[i + 1] = (row[i] - predictor) & 0xff;
+  }
+  return out;
+}
+
+/** Writes a PNG, interlaced or not, with the given row filters (filter type 0 by default). */
 export function encodePng(opts: PngEncodeOptions): Uint8Array {
   const channels = PNG_CHANNELS[opts.colorType];
-  const rowBits = opts.width * channels * opts.bitDepth;
-  const rowBytes = Math.ceil(rowBits / 8);
-  const raw = new Uint8Array((rowBytes + 1) * opts.height);
-  for (let y = 0; y < opts.height; y++) {
-    const row = y * (rowBytes + 1) + 1;
-    for (let i = 0; i < opts.width * channels; i++) {
-      const value = opts.samples[y * opts.width * channels + i];
-      if (opts.bitDepth === 16) {
-        raw[row + 2 * i] = value >> 8;
-        raw[row + 2 * i + 1] = value & 0xff;
-      } else if (opts.bitDepth === 8) {
-        raw[row + i] = value;
-      } else {
-        const bit = i * opts.bitDepth;
-        raw[row + (bit >> 3)] |= value << (8 - opts.bitDepth - (bit & 7));
+  const filters = opts.filters ?? [0];
+  const bpp = Math.max(1, (channels * opts.bitDepth) >> 3);
+  const passes = opts.interlaced ? ADAM7_PASSES : [[0, 0, 1, 1]];
+  const rows: Uint8Array[] = [];
+  for (const [x0, y0, dx, dy] of passes) {
+    let above: Uint8Array | null = null;
+    for (let y = y0; y < opts.height; y += dy) {
+      const samples: number[] = [];
+      for (let x = x0; x < opts.width; x += dx) {
+        for (let c = 0; c < channels; c++) samples.push(opts.samples[(y * opts.width + x) * channels + c]);
       }
+      if (samples.length === 0) continue;
+      const row = packRow(samples, opts.bitDepth);
+      rows.push(filterRow(filters[rows.length % filters.length], row, above ?? new Uint8Array(row.length), bpp));
+      above = row;
     }
   }
+  const raw = new Uint8Array(rows.reduce((n, r) => n + r.length, 0));
+  rows.reduce((at, r) => (raw.set(r, at), at + r.length), 0);
   const ihdr = new Uint8Array(13);
   const view = new DataView(ihdr.buffer);
   view.setUint32(0, opts.width);
   view.setUint32(4, opts.height);
   ihdr[8] = opts.bitDepth;
   ihdr[9] = opts.colorType;
+  ihdr[12] = opts.interlaced ? 1 : 0;
   const parts = [Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr)];
   if (opts.palette) parts.push(pngChunk('PLTE', Uint8Array.from(opts.palette.flat())));
   if (opts.transparency) parts.push(pngChunk('tRNS', opts.transparency));

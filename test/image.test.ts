@@ -3,21 +3,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import jpeg from 'jpeg-js';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageError } from '../src/errors.js';
 import type { PreprocessConfig } from '../src/model/types.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, readImageInfo } from '../src/image/decode.js';
 import { readJpegInfo } from '../src/image/jpeg.js';
-import {
-  centerCrop,
-  centerCropOffsets,
-  loadImageTensor,
-  preprocess,
-  resizeShorterSide,
-  resizeTarget,
-  shorterSideSize,
-  toNormalizedTensor,
-} from '../src/image/preprocess.js';
+import { centerCrop, centerCropOffsets, preprocess, resizeShorterSide, resizeTarget, shorterSideSize, toNormalizedTensor } from '../src/image/preprocess.js';
+import { loadImageTensor } from '../src/image/file.js';
 import { resampleCoefficients, resizePil } from '../src/image/resize.js';
 import type { RgbImage } from '../src/image/rgb-image.js';
 import {
@@ -264,7 +256,9 @@ describe('decodeImage: PNG', () => {
 
   it('reports corrupt PNG data as an ImageError', () => {
     const good = encodePng({ width: 4, height: 4, colorType: 2, bitDepth: 8, samples: Array.from({ length: 48 }, (_, i) => i) });
-    expectImageError(() => decodeImage(good.subarray(0, good.length - 20), 'cut.png'), /cut\.png: cannot decode PNG/);
+    // Cut inside the zlib stream's deflate data (the last 20 bytes are IEND, the IDAT CRC and the Adler-32 only: PIL reads that).
+    expectImageError(() => decodeImage(good.subarray(0, good.length - 30), 'cut.png'), /cut\.png: truncated PNG: the file ends inside the image data/);
+    expect(decodeImage(good.subarray(0, good.length - 20), 'tail.png')).toEqual(decodeImage(good, 'good.png'));
     expectImageError(() => decodeImage(good.subarray(0, 20), 'short.png'), /short\.png: truncated PNG/);
   });
 });
@@ -378,7 +372,12 @@ describe('decodeImage: refusals and corrupt data', () => {
 
   it('refuses truncated JPEGs', () => {
     const inScan = good.subarray(0, sosAt + 60);
-    expectImageError(() => decodeImage(inScan, 'cut.jpg'), /cut\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\); decoded \d+ of 6 MCUs/);
+    expectImageError(() => decodeImage(inScan, 'cut.jpg'), /cut\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs [1-6]–6 of 6 are incomplete or missing/);
+    const loneFf = Uint8Array.from([...inScan, 0xff]); // cut right after an FF (found by the fuzz harness: was a TypeError)
+    expectImageError(() => decodeImage(loneFf, 'ff.jpg'), /ff\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs/);
+    // Missing only its tail (the last bytes of scan data and EOI): the last MCU is named, not "decoded 6 of 6".
+    const eoi = good.length - 2;
+    expectImageError(() => decodeImage(good.subarray(0, eoi - 1), 'tail.jpg'), /tail\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: the last MCU \(6 of 6\) is incomplete/);
     expectImageError(() => decodeImage(good.subarray(0, 30), 'head.jpg'), /head\.jpg: corrupt JPEG: .*truncated/);
     expectImageError(() => decodeImage(good.subarray(0, 2), 'soi.jpg'), /soi\.jpg: corrupt JPEG: file ends before the frame header/);
   });
@@ -451,16 +450,20 @@ describe('decodeImage: refusals and corrupt data', () => {
 
 describeWithData('real ImageNet sample (../shared/data)', () => {
   const dir = path.join(SHARED_DATA, 'imagenet-sample');
-  const labels = readFileSync(path.join(dir, 'labels.csv'), 'utf8')
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((line) => {
-      const fields = line.split(',');
-      const [width, height, channels] = fields.slice(-3).map(Number);
-      return { file: fields[0], width, height, channels };
-    });
-  const files = readdirSync(path.join(dir, 'images')).sort();
+  let labels: { file: string; width: number; height: number; channels: number }[];
+  let files: string[];
+  beforeAll(() => {
+    labels = readFileSync(path.join(dir, 'labels.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => {
+        const fields = line.split(',');
+        const [width, height, channels] = fields.slice(-3).map(Number);
+        return { file: fields[0], width, height, channels };
+      });
+    files = readdirSync(path.join(dir, 'images')).sort();
+  });
 
   it('decodes all 500 images with the sizes of labels.csv, close to jpeg-js', () => {
     expect(labels.length).toBe(500);

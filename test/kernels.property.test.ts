@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createReferenceKernels, gelu } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { createWasmKernels, type WasmKernels } from '../src/kernels/wasm.js';
+import { zeroTPruneKernels } from '../src/prune/zero-tprune-kernels.js';
 
 // Both wasm builds against the reference kernels on random shapes and values. Large arrays are
 // filled from a seeded generator (fast-check draws the seed, shapes and magnitudes), so a failing
@@ -10,6 +11,7 @@ import { createWasmKernels, type WasmKernels } from '../src/kernels/wasm.js';
 // sums involved: f32 accumulation errors grow like √K times the magnitude of the terms.
 
 const reference = createReferenceKernels();
+const oracle = zeroTPruneKernels(reference);
 
 /** Uniform floats in [-1, 1) from a 32-bit seed (mulberry32). */
 function uniform(seed: number): () => number {
@@ -260,7 +262,7 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
     );
   });
 
-  // ---- Zero-TPrune's primitives: bit-identical to the TypeScript oracles, on any shape ----
+  // ---- Zero-TPrune's kernels (prune/zero-tprune-kernels.ts): bit-identical to the TypeScript oracles, on any shape ----
 
   it('restrictGraph is bit-identical for any n, subset and row masses (zero rows → uniform)', () => {
     fc.assert(
@@ -276,12 +278,12 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           const alive = Int32Array.from(subset(n, share, next));
           const c = alive.length;
           const expected = new Float32Array(c * c);
-          reference.restrictGraph(P, n, alive, c, expected);
+          oracle.restrictGraph(P, n, alive, c, expected);
 
           const out = guardedBuffer(kernels, new Float32Array(c * c), shift);
-          const wasmAlive = kernels.allocInt32(c);
+          const wasmAlive = zeroTPruneKernels(kernels).allocInt32(c);
           wasmAlive.set(alive);
-          kernels.restrictGraph(guardedBuffer(kernels, P, (shift + 1) % 4), n, wasmAlive, c, out);
+          zeroTPruneKernels(kernels).restrictGraph(guardedBuffer(kernels, P, (shift + 1) % 4), n, wasmAlive, c, out);
           expectBitIdentical(out, expected, 'restrictGraph');
           expectGuardsIntact(out);
         },
@@ -303,12 +305,12 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           const P = stochastic(n, next);
           const start = Float64Array.from({ length: n }, () => (signed ? next() : next() * 0.5 + 0.5) / n);
           const expected = Float64Array.from(start);
-          const steps = reference.weightedPageRank(P, n, expected, iterations, new Float64Array(n), tolerance);
+          const steps = oracle.weightedPageRank(P, n, expected, iterations, new Float64Array(n), tolerance);
 
-          const sBuf = kernels.allocFloat64(n);
+          const sBuf = zeroTPruneKernels(kernels).allocFloat64(n);
           sBuf.set(start);
-          const scratch = kernels.allocFloat64(n);
-          expect(kernels.weightedPageRank(kernels.upload(P), n, sBuf, iterations, scratch, tolerance)).toBe(steps);
+          const scratch = zeroTPruneKernels(kernels).allocFloat64(n);
+          expect(zeroTPruneKernels(kernels).weightedPageRank(kernels.upload(P), n, sBuf, iterations, scratch, tolerance)).toBe(steps);
           expectBitIdentical(sBuf, expected, 'weightedPageRank');
         },
       ),
@@ -335,13 +337,13 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           const order = Int32Array.from(shuffled(tokens, next).slice(0, m));
           const bCount = Math.min(m, Math.round(bShare * m));
           const expected = new Float64Array(tokens).fill(-7);
-          reference.maxCosine(features, offset, stride, dim, order, m, bCount, new Float64Array((m + 4) * dim), expected);
+          oracle.maxCosine(features, offset, stride, dim, order, m, bCount, new Float64Array((m + 4) * dim), expected);
 
-          const best = kernels.allocFloat64(tokens);
+          const best = zeroTPruneKernels(kernels).allocFloat64(tokens);
           best.fill(-7);
-          const wasmOrder = kernels.allocInt32(m);
+          const wasmOrder = zeroTPruneKernels(kernels).allocInt32(m);
           wasmOrder.set(order);
-          kernels.maxCosine(kernels.upload(features), offset, stride, dim, wasmOrder, m, bCount, kernels.allocFloat64((m + 4) * dim), best);
+          zeroTPruneKernels(kernels).maxCosine(kernels.upload(features), offset, stride, dim, wasmOrder, m, bCount, zeroTPruneKernels(kernels).allocFloat64((m + 4) * dim), best);
           expectBitIdentical(best, expected, 'maxCosine');
         },
       ),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { createWasmKernels, relaxedSimdSupported, WasmBackendError } from '../src/kernels/wasm.js';
+import { createWasmKernels, relaxedSimdSupported } from '../src/kernels/wasm.js';
+import { WasmBackendError } from '../src/errors.js';
 
 // The wasm backend's memory handling: views from `alloc` outlive memory growth, foreign or short
 // buffers are refused, and the build is chosen by what the engine supports.

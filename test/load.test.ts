@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../src/errors.js';
-import { loadModelFolder, saveModelFolder } from '../src/model/load.js';
+import { loadModelFolder, saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import type { ViTModel, ViTWeights } from '../src/model/types.js';
 import {
@@ -270,6 +270,35 @@ describe('loadModelFolder: errors', () => {
     expect(loadError(hfQuery)).toMatch(/query and key must have the same number of rows/);
     const fc2 = writeTimmFolder(model, { tensors: (t) => t.set('blocks.1.mlp.fc2.weight', { shape: [8, 12], data: new Float32Array(96) }) });
     expect(loadError(fc2)).toMatch(/"blocks.1.mlp.fc2.weight" has shape \[8, 12\], expected \[8, 16\]/);
+  });
+
+  it('refuses non-finite weights, naming the tensor and the count', () => {
+    const poisoned = (values: number[]) => (t: Tensors) => {
+      const fc1 = t.get('blocks.1.mlp.fc1.weight')!;
+      const data = Float32Array.from(fc1.data);
+      values.forEach((v, i) => (data[i * 3] = v));
+      t.set('blocks.1.mlp.fc1.weight', { shape: fc1.shape, data });
+    };
+    expect(loadError(writeTimmFolder(model, { tensors: poisoned([NaN]) }))).toMatch(/tensor "blocks.1.mlp.fc1.weight" has 1 non-finite value\(s\) \(NaN or ±Infinity\) among 128/);
+    expect(loadError(writeTimmFolder(model, { tensors: poisoned([Infinity, -Infinity, NaN]) }))).toMatch(/"blocks.1.mlp.fc1.weight" has 3 non-finite/);
+  });
+
+  it('refuses preprocessing values that make a zero or absurd size, naming file, key, expected and found', () => {
+    const timm = (edit: (c: Record<string, any>) => void) => loadError(writeTimmFolder(model, { config: edit }));
+    expect(timm((c) => (c.pretrained_cfg.crop_pct = 300))).toMatch(/config.json: pretrained_cfg: expected "crop_pct" to be a number from 0.25 to 1, found 300/);
+    expect(timm((c) => (c.pretrained_cfg.crop_pct = 0.001))).toMatch(/expected "crop_pct" to be a number from 0.25 to 1, found 0.001/);
+    expect(timm((c) => (c.pretrained_cfg.crop_pct = 0))).toMatch(/"crop_pct" .* found 0/);
+    expect(timm((c) => (c.pretrained_cfg.input_size = [3, 100000, 100000]))).toMatch(/expected input_size \[C, S, S\] \(square, S at most 4096\), found \[3, 100000, 100000\]/);
+    expect(timm((c) => (c.model_args.img_size = 0))).toMatch(/model_args: expected "img_size" to be an image side from 1 to 4096.*found 0/);
+    expect(timm((c) => (c.pretrained_cfg.std = [0.2, 0, 0.2]))).toMatch(/pretrained_cfg: expected "std" to be 3 positive numbers, found \[0.2, 0, 0.2\]/);
+    expect(timm((c) => (c.pretrained_cfg.std = [1e-40, 1, 1]))).toMatch(/"mean" .* and "std" .* normalise pixel values to .*beyond float32/);
+    expect(timm((c) => (c.pretrained_cfg.mean = [0.5, 'x', 0.5]))).toMatch(/expected "mean" to be a list of 3 numbers/);
+    const transformers = (preprocessor: Record<string, unknown>) =>
+      loadError(writeTransformersFolder(model, 'ViTForImageClassification', { preprocessor: { ...DEIT_PREPROCESSOR, ...preprocessor } }));
+    expect(transformers({ crop_size: { height: 8, width: 8 }, size: { shortest_edge: 1 }, do_center_crop: true })).toMatch(
+      /preprocessor_config.json: expected "crop_size" \/ "size" between 0.25 and 1 .*found 8 \/ 1/,
+    );
+    expect(transformers({ image_std: [-1, 1, 1] })).toMatch(/expected "image_std" to be 3 positive numbers/);
   });
 
   it('checks the token count of pos_embed against the image and patch sizes', () => {

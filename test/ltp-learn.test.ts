@@ -9,7 +9,7 @@ import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import { geometricKeepSchedule } from '../src/prune/ltp-keep-schedule.js';
 import { learnLtpThresholds, type LtpLearnResult } from '../src/prune/ltp-learn.js';
 import { ltpThresholdsToJson, parseLtpThresholds } from '../src/prune/ltp-thresholds.js';

@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { configFromDims, randomModel, type ViTDims } from '../src/model/random.js';
-import { writeSafetensors, type TensorToWrite } from '../src/model/safetensors.js';
+import { type TensorToWrite } from '../src/model/safetensors.js';
+import { writeSafetensors } from '../src/model/safetensors-file.js';
 import type { Linear, ViTModel } from '../src/model/types.js';
 
 /**

@@ -3,13 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SafetensorsError } from '../src/errors.js';
-import {
-  float16ToNumber,
-  parseSafetensors,
-  readSafetensors,
-  serializeSafetensors,
-  writeSafetensors,
-} from '../src/model/safetensors.js';
+import { float16ToNumber, parseSafetensors, parseSafetensorsLayout, serializeSafetensors } from '../src/model/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../src/model/safetensors-file.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vitprune-safetensors-'));
@@ -215,6 +210,21 @@ describe('serializeSafetensors / writeSafetensors', () => {
     const dir = mkdtempSync(path.join(tmp, 'fail-'));
     expect(() => writeSafetensors(path.join(dir, 'missing-subdir', 'x.safetensors'), tensors)).toThrow(/ENOENT/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('writes F64 and I32 tensors after their array types; parseSafetensorsLayout reads them for the dtypes asked', () => {
+    const bytes = serializeSafetensors({
+      wide: { shape: [2], data: Float64Array.from([1 + 2 ** -40, -0.1]) },
+      ids: { shape: [3], data: Int32Array.from([0, -1, 2 ** 31 - 1]) },
+      narrow: { shape: [1], data: Float32Array.from([0.5]) },
+    });
+    const layout = parseSafetensorsLayout(bytes, 'x', { F64: 8, I32: 4, F32: 4 });
+    expect(layout.entries.map((e) => [e.name, e.dtype, e.begin, e.end])).toEqual([['wide', 'F64', 0, 16], ['ids', 'I32', 16, 28], ['narrow', 'F32', 28, 32]]);
+    const at = (name: string) => bytes.slice(layout.dataStart + layout.entries.find((e) => e.name === name)!.begin);
+    expect(new Float64Array(at('wide').buffer, 0, 2)).toEqual(Float64Array.from([1 + 2 ** -40, -0.1]));
+    expect(new Int32Array(at('ids').buffer, 0, 3)).toEqual(Int32Array.from([0, -1, 2 ** 31 - 1]));
+    expect(() => parseSafetensors(bytes, 'weights/test.safetensors')).toThrow(/tensor "wide": unsupported dtype "F64"; supported dtypes are F32, F16, BF16/);
+    expect(() => parseSafetensorsLayout(bytes, 'x', { F64: 8, F32: 4 })).toThrow(/tensor "ids": unsupported dtype "I32"; supported dtypes are F64, F32/);
   });
 
   it('readSafetensors names a missing file', () => {

@@ -4,11 +4,12 @@ import path from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli as run } from './run-cli.js';
-import { loadImageTensor } from '../src/image/preprocess.js';
+import { loadImage, loadImageTensor } from '../src/image/file.js';
+import { modelCrop } from '../src/image/preprocess.js';
 import type { RgbImage } from '../src/image/rgb-image.js';
-import { loadModelFolder } from '../src/model/load.js';
+import { loadModelFolder } from '../src/model/folder.js';
 import { figureLayout, markPatches, PATCH_DROPPED_EARLIER, PATCH_DROPPED_NOW, PATCH_KEPT, stagePanels } from '../src/viz/figure.js';
-import { cropTensor, modelInputCrop } from '../src/viz/trace.js';
+import { cropTensor } from '../src/viz/trace.js';
 import { encodePng } from './image-writers.js';
 
 const FIXTURE = path.join(import.meta.dirname, '..', 'fixtures', 'tiny-timm'); // 8×8 input, patch 4: 2×2 patches, 2 blocks
@@ -60,7 +61,7 @@ function patchPixels(out: RgbImage, x0: number, y0: number, crop: RgbImage, p: n
 
 describe('visualize', () => {
   const cfg = loadModelFolder(FIXTURE).config;
-  const crop = modelInputCrop(image, cfg.preprocess);
+  const crop = modelCrop(loadImage(image), cfg.preprocess);
 
   it('draws the crop the model sees', () => {
     expect([crop.width, crop.height]).toEqual([8, 8]);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createReferenceKernels } from '../src/kernels/reference.js';
-import { modelGmacs } from '../src/prune/flops.js';
+import { modelGmacs } from '../src/model/gmacs.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
-import { ViTRunner, type BlockState } from '../src/model/vit.js';
+import { ViTRunner } from '../src/model/vit.js';
+import type { BlockState } from '../src/model/hooks.js';
 
 // A tiny ViT: 32×32 input, patch 8 → 16 patches + CLS, width 24, 3 heads of 8.
 const cfg = configFromDims({ dim: 24, depth: 3, heads: 3, imageSize: 32, patchSize: 8, numClasses: 10 });

@@ -5,16 +5,18 @@ import { createKernels } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { createWasmKernels } from '../src/kernels/wasm.js';
-import { loadModelFolder } from '../src/model/load.js';
+import { loadModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
-import { readSafetensors } from '../src/model/safetensors.js';
-import type { ViTConfig } from '../src/model/types.js';
-import { prefixTokens } from '../src/model/types.js';
-import { qkvLayout, ViTRunner, type BlockState } from '../src/model/vit.js';
-import { denseGmacs, modelGmacs } from '../src/prune/flops.js';
+import { readSafetensors } from '../src/model/safetensors-file.js';
+import type { ViTConfig, ViTModel } from '../src/model/types.js';
+import { prefixTokens, qkvLayout } from '../src/model/types.js';
+import { ViTRunner } from '../src/model/vit.js';
+import type { BlockState } from '../src/model/hooks.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
+import { ScheduleError } from '../src/errors.js';
+import { solveBudget } from '../src/prune/budget.js';
 import {
-  keepRatioSchedule, parseSchedule, ScheduleError, scheduleFromJson, scheduleGmacs, scheduleToJson,
-  scheduleTokens, solveKeepRatioForBudget, solveKeepRatioForGmacs, validateSchedule, type PruneSchedule,
+  keepRatioKnob, keepRatioSchedule, parseSchedule, scheduleFromJson, scheduleGmacs, scheduleToJson, scheduleTokens, validateSchedule, type PruneSchedule,
 } from '../src/prune/schedule.js';
 import { aggregateHeads, initialScores, restrictGraph, meanOneVariance, varianceHeadFilter, weightedPageRank } from '../src/prune/wpr.js';
 import {
@@ -399,10 +401,15 @@ describe.each(['relaxed', 'simd'] as const)('Zero-TPrune on the wasm-%s kernels'
  */
 describeWithData('Zero-TPrune on the golden DeiT-Tiny inputs', () => {
   const dir = path.join(SHARED_DATA, 'deit-tiny');
-  const model = loadModelFolder(dir);
-  const golden = readSafetensors(path.join(dir, 'golden_reference.safetensors')).tensors;
+  let model: ViTModel;
+  let golden: Map<string, { data: Float32Array }>;
+  let schedule: ReturnType<typeof keepRatioSchedule>;
+  beforeAll(() => {
+    model = loadModelFolder(dir);
+    golden = readSafetensors(path.join(dir, 'golden_reference.safetensors')).tensors;
+    schedule = keepRatioSchedule(model.config, 0.735);
+  });
   const input = (sample: number) => golden.get(`sample${sample}.input`)!.data;
-  const schedule = keepRatioSchedule(model.config, 0.735);
   const ids = (records: ZeroTPruneRecord[]) => records.map((r) => ({ after: r.after, droppedS: Array.from(r.droppedS), droppedI: Array.from(r.droppedI) }));
 
   for (const sample of [0, 1, 2]) {
@@ -501,19 +508,20 @@ describe('schedules', () => {
     expect([0.8, 0.75, 0.7].map((rho) => scheduleGmacs(deitS, keepRatioSchedule(deitS, rho)).toFixed(3))).toEqual(['3.366', '3.121', '2.895']);
   });
 
-  it('solves ρ for a GMACs budget within 1 %', () => {
+  it('solves ρ for a GMACs budget within 1 %', async () => {
+    const solve = (cfg: ViTConfig, fraction: number) => solveBudget(denseGmacs(cfg), fraction, [keepRatioKnob(cfg)]);
     for (const fraction of [0.657, 0.872, 0.5]) {
-      const s = solveKeepRatioForBudget(deitT, fraction);
+      const s = await solve(deitT, fraction);
       expect(Math.abs(s.fraction / fraction - 1)).toBeLessThanOrEqual(0.01);
-      expect(s.gmacs).toBe(scheduleGmacs(deitT, keepRatioSchedule(deitT, s.rho)));
+      expect(s.gmacs).toBe(scheduleGmacs(deitT, keepRatioSchedule(deitT, s.position)));
     }
-    const three = solveKeepRatioForGmacs(deitS, 3.0);
+    const three = await solve(deitS, 3.0 / denseGmacs(deitS));
     expect(Math.abs(three.gmacs / 3 - 1)).toBeLessThanOrEqual(0.01);
-    expect(three.rho).toBeGreaterThan(0.7);
-    expect(three.rho).toBeLessThan(0.75);
-    expect(solveKeepRatioForBudget(deitT, 1).rho).toBe(1);
-    expect(() => solveKeepRatioForBudget(deitT, 0.05)).toThrow(/within 1 % of 0\.0627 GMACs, found at best 0\.\d+/);
-    expect(() => solveKeepRatioForBudget(deitT, 1.5)).toThrow(ScheduleError);
+    expect(three.position).toBeGreaterThan(0.7);
+    expect(three.position).toBeLessThan(0.75);
+    expect((await solve(deitT, 1)).position).toBe(1);
+    await expect(solve(deitT, 0.05)).rejects.toThrow(/within 1 % of 0\.05 × dense \(0\.0627 GMACs\), found at best 0\.\d+/);
+    await expect(solve(deitT, 1.5)).rejects.toThrow(ScheduleError);
   });
 
   it('JSON round trip', () => {

@@ -1,4 +1,4 @@
-import { loadImageTensor } from '../image/preprocess.js';
+import { loadImageTensor } from '../image/file.js';
 import type { PreprocessConfig } from '../model/types.js';
 import { createProgress } from '../util/progress.js';
 

@@ -1,7 +1,8 @@
-import { loadImageTensor } from '../image/preprocess.js';
+import { loadImageTensor } from '../image/file.js';
 import { softmax, topK } from '../eval/metrics.js';
 import { intOption, type CommandSpec, type Parsed } from './args.js';
-import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions } from './common.js';
+import { MODEL_OPTIONS, openModel, printJson } from './common.js';
+import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const classifySpec: CommandSpec = {
   name: 'classify',
@@ -19,7 +20,7 @@ export async function classifyCommand({ values, positionals }: Parsed): Promise<
   const k = intOption(values, 'top', 5)!;
   const { model, runner } = await openModel(values);
   const { labels, descriptions, preprocess } = model.config;
-  const plan = pruningFromOptions(values, model.config);
+  const plan = await pruningFromOptions(values, runner);
   const results = positionals.map((file, i) => {
     const { logits, gmacs } = runner.forward(loadImageTensor(file, preprocess), plan?.hooks(i));
     const probs = softmax(logits);

@@ -1,14 +1,15 @@
 import { UsageError, VitpruneError } from '../errors.js';
-import { writeFileAtomic } from '../model/safetensors.js';
-import { BACKENDS, createKernels, type Backend } from '../kernels/index.js';
+import { BackgroundImageLoader, type ImageLoader } from '../eval/image-loader.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { BACKENDS, createKernels, defaultThreadCount, type Backend } from '../kernels/index.js';
+import type { Kernels } from '../kernels/types.js';
 import { resolveModel } from '../model/hub.js';
 import { timmArchitectureDims } from '../model/config.js';
-import { loadModelFolder } from '../model/load.js';
+import { loadModelFolder } from '../model/folder.js';
 import { configFromDims, randomModel } from '../model/random.js';
-import type { ViTConfig, ViTModel } from '../model/types.js';
+import type { ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
-import { ABLATIONS, METHODS, planPruning, type Ablation, type Method, type PruningPlan } from '../prune/methods.js';
-import type { OptionSpec, Parsed } from './args.js';
+import { intOption, type OptionSpec, type Parsed } from './args.js';
 
 export const DEFAULT_MODEL = 'timm/deit_tiny_patch16_224.fb_in1k';
 
@@ -21,7 +22,44 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
     help: 'model folder (config.json + model.safetensors), hub id, or random:<timm architecture> (random weights, for timing)',
   },
   backend: { type: 'string', valueName: 'B', default: 'wasm', help: `compute backend: ${BACKENDS.join(' | ')}` },
+  threads: {
+    type: 'string',
+    valueName: 'N',
+    help: 'threads the wasm backends run on, this one included (default: the cores the runtime reports, at most 4; 1: no worker threads); results are identical for every N',
+  },
 };
+
+/** `--threads`, or the default: the cores the runtime reports, at most 4. */
+export async function threadsOption(values: Parsed['values']): Promise<number> {
+  return intOption(values, 'threads') ?? (await defaultThreadCount());
+}
+
+const openedKernels: Kernels[] = [];
+const openedLoaders: BackgroundImageLoader[] = [];
+
+/** Kernels for a backend and a thread count, disposed (their worker threads ended) by closeThreads when the command ends. */
+export async function openKernels(backend: Backend, threads: number): Promise<Kernels> {
+  const kernels = await createKernels(backend, { threads });
+  openedKernels.push(kernels);
+  return kernels;
+}
+
+/**
+ * With more than one `--threads`, an image loader on a thread of its own, so that the next image
+ * is decoded while the current one runs (ended by closeThreads); with one, none (load in turn).
+ */
+export async function openImageLoader(values: Parsed['values']): Promise<ImageLoader | undefined> {
+  if ((await threadsOption(values)) === 1) return undefined;
+  const loader = await BackgroundImageLoader.start();
+  openedLoaders.push(loader);
+  return loader.load;
+}
+
+/** Ends the threads of every backend openKernels opened and of every loader openImageLoader started. */
+export async function closeThreads(): Promise<void> {
+  for (const loader of openedLoaders.splice(0)) loader.close();
+  await Promise.all(openedKernels.splice(0).map((k) => k.dispose()));
+}
 
 export function backendOption(values: Parsed['values']): Backend {
   const b = values.backend as string;
@@ -45,11 +83,12 @@ export async function loadModelSpec(spec: string, opts: { quiet?: boolean } = {}
   return loadModelFolder(await resolveModel(spec, { progress: !opts.quiet }));
 }
 
-/** Load `--model` and prepare it on `--backend`. */
+/** Load `--model` and prepare it on `--backend` with `--threads`. */
 export async function openModel(values: Parsed['values']): Promise<OpenedModel> {
   const backend = backendOption(values);
+  const threads = await threadsOption(values);
   const model = await loadModelSpec(values.model as string, { quiet: values.quiet === true });
-  const runner = new ViTRunner(model, await createKernels(backend));
+  const runner = new ViTRunner(model, await openKernels(backend, threads));
   return { model, runner };
 }
 
@@ -65,49 +104,4 @@ export function writeOutputFile(option: string, file: string, content: string | 
 /** Write one JSON document on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-}
-
-/** Options of every command that can prune (`--method` and its schedule). */
-export const METHOD_OPTIONS: Record<string, OptionSpec> = {
-  method: { type: 'string', valueName: 'NAME', help: `token pruning method: ${METHODS.join(' | ')} (default: none, dense)` },
-  keep: { type: 'string', valueName: 'RHO', help: 'keep ratio (zero-tprune/random: after blocks 3, 6, 9; evit/topk: at blocks 4, 7, 10)' },
-  budget: { type: 'string', valueName: 'F', help: 'GMACs as a fraction of dense (the schedule is solved to within 1 %)' },
-  gmacs: { type: 'string', valueName: 'G', help: 'GMACs as an absolute figure' },
-  schedule: { type: 'string', valueName: 'FILE', help: 'explicit schedule (JSON; see README)' },
-  r: { type: 'string', valueName: 'R', help: 'tome: tokens merged per block' },
-  ablation: { type: 'string', valueName: 'A', help: `zero-tprune components: ${ABLATIONS.join(' | ')} (default full)` },
-  seed: { type: 'string', valueName: 'S', help: 'random: seed (default 0)' },
-};
-
-function numberOption(values: Parsed['values'], name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${raw}'`);
-  return n;
-}
-
-/** The pruning plan the options ask for, or null for the dense model. */
-export function pruningFromOptions(values: Parsed['values'], cfg: ViTConfig): PruningPlan | null {
-  const method = values.method as string | undefined;
-  if (method === undefined) {
-    const stray = Object.keys(METHOD_OPTIONS).find((k) => values[k] !== undefined);
-    if (stray) throw new UsageError(`--${stray} needs --method (one of ${METHODS.join(', ')})`);
-    return null;
-  }
-  if (!(METHODS as readonly string[]).includes(method)) throw new UsageError(`--method expects one of ${METHODS.join(', ')}, got '${method}'`);
-  const ablation = values.ablation as string | undefined;
-  if (ablation !== undefined && !(ABLATIONS as readonly string[]).includes(ablation)) {
-    throw new UsageError(`--ablation expects one of ${ABLATIONS.join(', ')}, got '${ablation}'`);
-  }
-  return planPruning(cfg, {
-    method: method as Method,
-    keep: numberOption(values, 'keep'),
-    budget: numberOption(values, 'budget'),
-    gmacs: numberOption(values, 'gmacs'),
-    schedule: values.schedule as string | undefined,
-    r: numberOption(values, 'r'),
-    ablation: ablation as Ablation | undefined,
-    seed: numberOption(values, 'seed'),
-  });
 }

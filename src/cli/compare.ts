@@ -1,11 +1,14 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { compareMethods, COMPARE_METHODS, reportMarkdown, type CompareReport } from '../eval/compare.js';
+import { compareMethods, reportMarkdown, TUNED_METHOD, type CompareReport, type TunedSchedule } from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
-import { loadImageTensor } from '../image/preprocess.js';
+import { loadImageTensor } from '../image/file.js';
+import { TOKEN_METHODS } from '../prune/registry.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openModel, printJson, writeOutputFile } from './common.js';
+
+const COMPARE_METHODS = [...TOKEN_METHODS.map((m) => m.name), TUNED_METHOD];
 
 export const compareSpec: CommandSpec = {
   name: 'compare',
@@ -20,18 +23,24 @@ export const compareSpec: CommandSpec = {
     split: { type: 'string', valueName: 'S', help: "evaluate only the images at 'even' or 'odd' positions" },
     limit: { type: 'string', valueName: 'N', help: 'evaluate only the first N images' },
     budgets: { type: 'string', valueName: 'LIST', default: '0.95,0.87,0.78,0.70,0.62', help: 'GMACs fractions of dense' },
-    methods: { type: 'string', valueName: 'LIST', default: 'zero-tprune,tome,evit,topk,ltp,random', help: `methods: ${COMPARE_METHODS.join(', ')}` },
-    tuned: { type: 'string', valueName: 'LIST', help: "tuned Zero-TPrune schedules as 'budget=FILE,...' (method zero-tprune-tuned)" },
-    calib: { type: 'string', valueName: 'DIR', help: 'unlabelled images to calibrate LTP thresholds (default: the --images folder)' },
-    'calib-split': { type: 'string', valueName: 'S', help: "calibrate on the 'even' or 'odd' images of --calib (default: the half not evaluated, when --split is given)" },
-    'calib-samples': { type: 'string', valueName: 'N', default: '128', help: 'calibration images for LTP, spread evenly over the folder' },
+    methods: { type: 'string', valueName: 'LIST', default: TOKEN_METHODS.map((m) => m.name).join(','), help: `methods: ${COMPARE_METHODS.join(', ')}` },
+    tuned: { type: 'string', valueName: 'LIST', help: `tuned Zero-TPrune schedules as 'budget=FILE,...' (method ${TUNED_METHOD})` },
+    calib: { type: 'string', valueName: 'DIR', help: 'unlabelled images to calibrate per-image methods (LTP thresholds) on (default: the --images folder)' },
+    'calib-split': {
+      type: 'string',
+      valueName: 'S',
+      help: "calibrate on the 'even' or 'odd' images of --calib (default: the half not evaluated, when --split is given)",
+    },
+    'calib-samples': { type: 'string', valueName: 'N', default: '128', help: 'calibration images, spread evenly over the folder' },
     out: { type: 'string', valueName: 'DIR', help: 'write report.json, report.md and the plots here' },
   },
 };
 
 function parseList<T extends string>(raw: string, allowed: readonly T[], option: string): T[] {
   const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const x of list) if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${option}: expected items from ${allowed.join(', ')}, got '${x}'`);
+  for (const x of list) {
+    if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${option}: expected items from ${allowed.join(', ')}, got '${x}'`);
+  }
   return list as T[];
 }
 
@@ -43,14 +52,18 @@ function parseBudgets(raw: string): number[] {
   });
 }
 
-function parseTuned(raw: string | undefined): Map<number, string> {
-  const tuned = new Map<number, string>();
-  for (const item of raw?.split(',') ?? []) {
+function parseTuned(raw: string | undefined): TunedSchedule[] {
+  return (raw?.split(',') ?? []).map((item) => {
     const [budget, file] = item.split('=');
     if (!file || !(Number(budget) > 0)) throw new UsageError(`--tuned expects 'budget=FILE' items, got '${item}'`);
-    tuned.set(Number(budget), file);
-  }
-  return tuned;
+    let schedule: unknown;
+    try {
+      schedule = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`--tuned: cannot read the schedule '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return { budget: Number(budget), schedule, file };
+  });
 }
 
 export async function compareCommand({ values }: Parsed): Promise<void> {
@@ -59,7 +72,7 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
   const methods = parseList(values.methods as string, COMPARE_METHODS, 'methods');
   const budgets = parseBudgets(values.budgets as string);
   const tuned = parseTuned(stringOption(values, 'tuned'));
-  if (tuned.size && !methods.includes('zero-tprune-tuned')) methods.push('zero-tprune-tuned');
+  if (tuned.length && !methods.includes(TUNED_METHOD)) methods.push(TUNED_METHOD);
   const split = values.split as Split | undefined;
   const out = stringOption(values, 'out');
   if (out) mkdirSync(out, { recursive: true });
@@ -70,18 +83,20 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
     const files = selectSplit(listImages(imagesDir), split).slice(0, intOption(values, 'limit'));
     const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
     let calibration: Float32Array[] | undefined;
-    if (methods.includes('ltp')) {
+    if (TOKEN_METHODS.some((m) => m.counts === 'per-image' && methods.includes(m.name))) {
       const calibSplit = (values['calib-split'] as Split | undefined) ?? (split === 'even' ? 'odd' : split === 'odd' ? 'even' : undefined);
-      const calibFiles = spreadSample(selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit), intOption(values, 'calib-samples', 128)!);
+      const calibFolder = selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit);
+      const calibFiles = spreadSample(calibFolder, intOption(values, 'calib-samples', 128)!);
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
     const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
-    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log }));
+    const loader = await openImageLoader(values);
+    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log, loader }));
   }
 
   if (out) {
     const name = (i: number) => (reports.length > 1 ? `report-${i + 1}` : 'report');
-    // vega is large: load it only when plots are written.
+    // The plotting packages are optional: loaded only when plots are written.
     const { comparePlotSpecs, renderSvg, svgToPng } = await import('../eval/plots.js');
     for (const [i, r] of reports.entries()) {
       writeOutputFile('--out', path.join(out, `${name(i)}.json`), JSON.stringify(r, null, 2) + '\n');
@@ -90,7 +105,7 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
         const svg = await renderSvg(spec);
         const base = path.join(out, `${name(i)}-${plot}`);
         writeOutputFile('--out', `${base}.svg`, svg);
-        writeOutputFile('--out', `${base}.png`, svgToPng(svg));
+        writeOutputFile('--out', `${base}.png`, await svgToPng(svg));
       }
     }
   }

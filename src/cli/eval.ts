@@ -2,7 +2,8 @@ import { UsageError } from '../errors.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openModel, printJson, writeOutputFile } from './common.js';
+import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
@@ -35,7 +36,7 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   if (!imagesDir) throw new UsageError("'vitprune eval' needs --images DIR (see --help)");
   const limit = intOption(values, 'limit');
   const { model, runner } = await openModel(values);
-  const plan = pruningFromOptions(values, model.config);
+  const plan = await pruningFromOptions(values, runner);
   const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
   const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
 
@@ -43,12 +44,18 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const denseSpec = stringOption(values, 'dense');
   const yardstick = denseSpec ? (await openModel({ ...values, model: denseSpec })).runner : undefined;
   if (yardstick && JSON.stringify(yardstick.config.preprocess) !== JSON.stringify(model.config.preprocess)) {
-    throw new UsageError(`--dense ${denseSpec} preprocesses images differently from --model ${values.model as string}; they cannot be compared on the same inputs`);
+    throw new UsageError(
+      `--dense ${denseSpec} preprocesses images differently from --model ${values.model as string}; they cannot be compared on the same inputs`,
+    );
   }
   const compared = Boolean(plan || yardstick);
   const variants: Variant[] = [{ name: 'dense', runner: yardstick }];
   if (compared) variants.push({ name: plan?.method ?? 'model', hooks: plan ? (i) => plan.hooks(i) : undefined });
-  const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet });
+  const loader = await openImageLoader(values);
+  const started = performance.now();
+  const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet, loader });
+  // Throughput of the whole loop: reading, decoding and preprocessing included (each image runs every variant).
+  const imagesPerSecond = images.length / ((performance.now() - started) / 1000);
   const result = pruned ?? dense;
   const predictionsFile = stringOption(values, 'predictions');
   if (predictionsFile) {
@@ -58,10 +65,11 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const report = {
     model: values.model,
     images: images.length,
+    imagesPerSecond,
     ...summary(result),
     ...(compared && {
       method: plan?.method ?? null,
-      schedule: plan?.schedule ?? null,
+      schedule: plan?.settings ?? null,
       denseModel: denseSpec ?? values.model,
       ...agreementWithDense(dense, pruned),
       gmacsFraction: pruned.gmacs / dense.gmacs,
@@ -76,7 +84,7 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
   const line = (name: string, r: EvalResult) =>
     `${name}: top-1 ${pct(r.top1)}, top-5 ${pct(r.top5)}, ${r.gmacs.toFixed(4)} GMACs, ${r.msPerImage.toFixed(1)} ms/image\n`;
-  process.stdout.write(`model ${report.model}, ${report.images} images\n`);
+  process.stdout.write(`model ${report.model}, ${report.images} images, ${imagesPerSecond.toFixed(2)} images/s (decoding included)\n`);
   process.stdout.write(line(denseSpec ? `dense ${denseSpec}` : 'dense', dense));
   if (compared) {
     const a = agreementWithDense(dense, pruned);

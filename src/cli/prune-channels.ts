@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { createKernels } from '../kernels/index.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
-import { loadImageTensor } from '../image/preprocess.js';
-import { ALLOCATORS, pruneChannels, savePrunedModel, SELECTIONS, type Allocator, type QkScore, type Selection } from '../prune/channels.js';
+import { loadImageTensor } from '../image/file.js';
+import { ALLOCATORS, pruneChannels, SELECTIONS, type Allocator, type QkScore, type Selection } from '../prune/channels.js';
+import { savePrunedModel } from '../prune/channels-save.js';
 import { createProgress, type Progress } from '../util/progress.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { backendOption, loadModelSpec, MODEL_OPTIONS, printJson } from './common.js';
+import { backendOption, loadModelSpec, MODEL_OPTIONS, openKernels, printJson, threadsOption } from './common.js';
 
 const QK_SCORES: readonly QkScore[] = ['attention-difference', 'logit-proxy'];
 
@@ -57,7 +57,7 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
   if (!(QK_SCORES as readonly string[]).includes(qkScore)) throw new UsageError(`--qk-score expects one of ${QK_SCORES.join(', ')}, got '${qkScore}'`);
 
   // pruneChannels runs the model on its own runner: only the backend is needed here.
-  const kernels = await createKernels(backendOption(values));
+  const kernels = await openKernels(backendOption(values), await threadsOption(values));
   const model = await loadModelSpec(values.model as string, { quiet: values.quiet === true });
   const cfg = model.config;
   const files = selectSplit(listImages(calib), values.split as Split | undefined).slice(0, intOption(values, 'samples'));

@@ -1,13 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { VitpruneError } from '../errors.js';
 import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js';
 import { benchCommand, benchSpec } from './bench.js';
 import { classifyCommand, classifySpec } from './classify.js';
+import { closeThreads } from './common.js';
 import { evalCommand, evalSpec } from './eval.js';
 import { learnLtpCommand, learnLtpSpec } from './learn-ltp.js';
 import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
 import { pruneChannelsCommand, pruneChannelsSpec } from './prune-channels.js';
 import { visualizeCommand, visualizeSpec } from './visualize.js';
+import { traceCommand, traceSpec } from './trace.js';
+import { checkCommand, checkSpec } from './check.js';
 
 interface Command {
   spec: CommandSpec;
@@ -23,6 +27,8 @@ const COMMANDS: Command[] = [
   { spec: compareSpec, run: compareCommand },
   { spec: pruneChannelsSpec, run: pruneChannelsCommand },
   { spec: visualizeSpec, run: visualizeCommand },
+  { spec: traceSpec, run: traceCommand },
+  { spec: checkSpec, run: checkCommand },
 ];
 
 function mainHelp(): string {
@@ -35,7 +41,7 @@ function mainHelp(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}${c.spec.summary}`),
     '',
-    "Run 'vitprune <command> --help' for a command's options.",
+    "Run 'vitprune <command> --help' for a command's options, 'vitprune --version' for the version.",
     '',
   ].join('\n');
 }
@@ -46,6 +52,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(mainHelp());
     return name === undefined ? 1 : 0;
   }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`vitprune ${packageVersion()}\n`);
+    return 0;
+  }
   const command = COMMANDS.find((c) => c.spec.name === name);
   const verbose = rest.includes('--verbose');
   try {
@@ -55,7 +65,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(helpText(command.spec));
       return 0;
     }
-    await command.run(parsed);
+    try {
+      await command.run(parsed);
+    } finally {
+      await closeThreads();
+    }
     return 0;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -64,4 +78,10 @@ export async function main(argv: string[]): Promise<number> {
     else if (!(err instanceof VitpruneError)) process.stderr.write('(an unexpected error: run with --verbose for the stack trace)\n');
     return 1;
   }
+}
+
+/** The version in package.json (two folders up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }

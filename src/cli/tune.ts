@@ -1,14 +1,18 @@
 import { UsageError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
-import { denseGmacs } from '../prune/flops.js';
+import { denseGmacs } from '../model/gmacs.js';
 import { scheduleToJson } from '../prune/schedule.js';
+import { TOKEN_METHODS, tokenMethod } from '../prune/registry.js';
+import type { PruneSchedule } from '../prune/schedule.js';
 import { tuneSchedule, type CandidateScore } from '../prune/tune.js';
-import { zeroTPruneHooks } from '../prune/zero-tprune.js';
 import { createProgress } from '../util/progress.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { loadCalibrationImages } from './calibration-images.js';
 import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
+
+/** The methods whose settings are a post-block schedule, the search space of tuneSchedule. */
+const TUNABLE = TOKEN_METHODS.filter((m) => m.tunable).map((m) => m.name);
 
 export const tuneSpec: CommandSpec = {
   name: 'tune',
@@ -16,7 +20,7 @@ export const tuneSpec: CommandSpec = {
   usage: 'vitprune tune [--model M] --method zero-tprune --budget F|--gmacs G --calib DIR [--samples N] [--split even|odd] [--out FILE] [--json]',
   options: {
     ...MODEL_OPTIONS,
-    method: { type: 'string', valueName: 'NAME', default: 'zero-tprune', help: 'method to tune (zero-tprune)' },
+    method: { type: 'string', valueName: 'NAME', default: 'zero-tprune', help: `method to tune (${TUNABLE.join(', ')})` },
     budget: { type: 'string', valueName: 'F', help: 'GMACs as a fraction of dense' },
     gmacs: { type: 'string', valueName: 'G', help: 'GMACs as an absolute figure' },
     calib: { type: 'string', valueName: 'DIR', help: 'folder of calibration images (labels are never read)' },
@@ -29,7 +33,10 @@ export const tuneSpec: CommandSpec = {
 };
 
 export async function tuneCommand({ values }: Parsed): Promise<void> {
-  if (values.method !== 'zero-tprune') throw new UsageError(`tune supports --method zero-tprune, got '${values.method}'`);
+  if (!TUNABLE.includes(values.method as string)) {
+    throw new UsageError(`tune searches post-block schedules: --method ${TUNABLE.join(' | ')}, got '${values.method}'`);
+  }
+  const method = tokenMethod(values.method as string);
   const calib = stringOption(values, 'calib');
   if (!calib) throw new UsageError("'vitprune tune' needs --calib DIR (unlabelled images)");
   if ((values.budget === undefined) === (values.gmacs === undefined)) throw new UsageError("'vitprune tune' needs exactly one of --budget F and --gmacs G");
@@ -44,8 +51,8 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
   const dense = inputs.map((input) => runner.forward(input).logits);
   const denseTop1 = dense.map((l) => topK(l, 1)[0]);
 
-  const score = async (schedule: Parameters<typeof zeroTPruneHooks>[0], images: number): Promise<CandidateScore> => {
-    const hooks = zeroTPruneHooks(schedule);
+  const score = async (schedule: PruneSchedule, images: number): Promise<CandidateScore> => {
+    const hooks = (await method.plan(cfg, { settings: schedule })).hooks(0);
     let agree = 0;
     let kl = 0;
     for (let i = 0; i < images; i++) {
@@ -75,7 +82,7 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
   }
   const report = {
     model: values.model,
-    method: 'zero-tprune',
+    method: method.name,
     budget,
     calibrationImages: inputs.length,
     candidatesEvaluated: result.evaluated,

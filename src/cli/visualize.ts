@@ -2,17 +2,22 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
+import { loadImage } from '../image/file.js';
+import { modelCrop } from '../image/preprocess.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
-import { figureSvg, renderFigurePng, stagePanels, type Removal } from '../viz/figure.js';
-import { cropTensor, modelInputCrop, traceTokens } from '../viz/trace.js';
+import { figureSvg, renderFigurePng, stagePanels } from '../viz/figure.js';
+import { cropTensor, traceTokens } from '../viz/trace.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { METHOD_OPTIONS, MODEL_OPTIONS, openModel, printJson, pruningFromOptions, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
+import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const visualizeSpec: CommandSpec = {
   name: 'visualize',
   summary: 'Draw which patches a token-pruning method removes from an image, stage by stage, as a PNG.',
-  usage: 'vitprune visualize [--model M] --method NAME --keep|--budget|--gmacs|--schedule ... --out FILE.png [--scale N] [--columns N] [--font FILE] [--json] IMAGE',
+  usage:
+    'vitprune visualize [--model M] --method NAME --keep|--budget|--gmacs|--schedule ... --out FILE.png ' +
+    '[--scale N] [--columns N] [--font FILE] [--json] IMAGE',
   options: {
     ...MODEL_OPTIONS,
     ...METHOD_OPTIONS,
@@ -45,30 +50,34 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const [image] = positionals;
   const out = stringOption(values, 'out');
   if (!out) throw new UsageError("'vitprune visualize' needs --out FILE.png (see --help)");
-  if (values.method === undefined) throw new UsageError("'vitprune visualize' needs --method NAME and one of --keep, --budget, --gmacs, --schedule (see --help)");
+  if (values.method === undefined) {
+    throw new UsageError("'vitprune visualize' needs --method NAME and one of --keep, --budget, --gmacs, --schedule (see --help)");
+  }
   const columns = intOption(values, 'columns', 4)!;
   const fontFile = stringOption(values, 'font');
   if (fontFile !== undefined && !existsSync(fontFile)) throw new UsageError(`--font: no such file '${fontFile}'`);
   const { model, runner } = await openModel(values);
   const cfg = model.config;
-  const plan = pruningFromOptions(values, cfg)!;
+  const plan = (await pruningFromOptions(values, runner))!;
   const scale = intOption(values, 'scale', Math.max(1, Math.round(448 / cfg.preprocess.inputSize)))!;
 
-  const crop = modelInputCrop(image, cfg.preprocess);
+  const crop = modelCrop(loadImage(image), cfg.preprocess);
   const input = cropTensor(crop, cfg.preprocess);
   const dense = traceTokens(runner, input, null);
   const pruned = traceTokens(runner, input, plan);
   const prediction = top1(pruned.logits, cfg);
   const densePrediction = top1(dense.logits, cfg);
 
-  const removal: Removal = plan.method === 'tome' ? 'merged' : plan.method === 'evit' ? 'fused' : 'dropped';
+  const removal = plan.removal;
   const panels = stagePanels(numPatches(cfg), pruned.stages, removal);
   const { svg, layout } = figureSvg(crop, cfg.patchSize, scale, panels, {
-    title: `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs (${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
+    title:
+      `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs ` +
+      `(${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
     lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
     removal,
   }, columns);
-  const { png, hasText } = renderFigurePng(svg, fontFile);
+  const { png, hasText } = await renderFigurePng(svg, fontFile);
   if (!hasText && !values.quiet) process.stderr.write('warning: no font found (system or --font): the figure has no captions\n');
   writeOutputFile('--out', out, png);
 
@@ -77,7 +86,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
       image,
       out,
       method: plan.method,
-      schedule: plan.schedule,
+      schedule: plan.settings,
       removal,
       gmacs: pruned.gmacs,
       denseGmacs: dense.gmacs,

@@ -2,7 +2,8 @@ import type { Kernels } from '../kernels/types.js';
 import { seededRandom } from '../model/random.js';
 import type { ViTConfig } from '../model/types.js';
 import { blockConfig } from '../model/types.js';
-import type { ForwardHooks, ViTRunner } from '../model/vit.js';
+import type { ViTRunner } from '../model/vit.js';
+import type { ForwardHooks } from '../model/hooks.js';
 import { median } from './metrics.js';
 
 export interface Timing {

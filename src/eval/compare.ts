@@ -1,23 +1,21 @@
-import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors.js';
 import type { ViTModel } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
-import { denseGmacs } from '../prune/flops.js';
-import { calibrateLtpRamp, calibrationRun, ltpHooks } from '../prune/ltp.js';
-import { planPruning, type Method } from '../prune/methods.js';
-import { parseSchedule, scheduleGmacs } from '../prune/schedule.js';
-import { zeroTPruneHooks } from '../prune/zero-tprune.js';
+import { denseGmacs } from '../model/gmacs.js';
+import { calibrationRun, type PlanContext } from '../prune/method.js';
+import { tokenMethod } from '../prune/registry.js';
+import { zeroTPrune } from '../prune/zero-tprune.js';
+import { UsageError } from '../errors.js';
 import type { LabelledImage } from './dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from './evaluate.js';
+import type { ImageLoader } from './image-loader.js';
 
 /**
- * Every method at every budget on the same images (each decoded once), against the dense model.
- * Methods: the fixed-schedule ones of methods.ts, 'ltp' (a one-parameter threshold ramp
- * calibrated to the budget on unlabelled calibration images; the LTP paper learns thresholds by
- * fine-tuning, this does not), and 'zero-tprune-tuned' (schedule files from `vitprune tune`).
+ * Every method at every budget on the same images (each decoded once), against the dense model (Node only).
+ * Methods: any of the registry (prune/registry.ts), planned for each budget; per-image ones (LTP)
+ * calibrate on the unlabelled calibration images; and 'zero-tprune-tuned', Zero-TPrune with the
+ * schedules `vitprune tune` found, given per budget.
  */
-export const COMPARE_METHODS = ['zero-tprune', 'tome', 'evit', 'topk', 'ltp', 'random', 'zero-tprune-tuned'] as const;
-export type CompareMethod = (typeof COMPARE_METHODS)[number];
+export const TUNED_METHOD = 'zero-tprune-tuned';
 
 export interface CompareRow {
   method: string;
@@ -38,16 +36,25 @@ export interface CompareReport {
   results: CompareRow[];
 }
 
+/** A Zero-TPrune schedule found by `vitprune tune` for one budget. */
+export interface TunedSchedule {
+  budget: number;
+  schedule: unknown; // its JSON
+  file: string; // where it came from
+}
+
 export interface CompareOptions {
   modelName: string;
-  methods: CompareMethod[];
+  methods: string[]; // registry names, and TUNED_METHOD
   budgets: number[];
-  /** Tuned schedule file per budget (for 'zero-tprune-tuned'). */
-  tuned?: Map<number, string>;
-  /** Preprocessed unlabelled images for LTP's calibration. */
+  /** Tuned schedules (for TUNED_METHOD), for some budgets. */
+  tuned?: TunedSchedule[];
+  /** Preprocessed unlabelled images the per-image methods calibrate on. */
   calibration?: Float32Array[];
   progress?: boolean;
   log?: (line: string) => void;
+  /** Where the evaluated images are loaded (EvalOptions.loader). */
+  loader?: ImageLoader;
 }
 
 interface PlannedVariant extends Variant {
@@ -58,29 +65,30 @@ interface PlannedVariant extends Variant {
 
 async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOptions): Promise<PlannedVariant[]> {
   const cfg = model.config;
+  const dense = denseGmacs(cfg);
+  const context: PlanContext = opts.calibration?.length ? { calibration: calibrationRun(runner, opts.calibration) } : {};
   const variants: PlannedVariant[] = [];
   for (const budget of opts.budgets) {
-    for (const method of opts.methods) {
-      if (method === 'ltp') {
-        if (!opts.calibration?.length) throw new UsageError('compare: LTP needs calibration images (--calib DIR)');
-        const s = await calibrateLtpRamp(cfg, calibrationRun(runner, opts.calibration), budget);
-        opts.log?.(`ltp at ${budget}: ramp c = ${s.c.toFixed(4)}, ${s.fraction.toFixed(3)} × dense on ${opts.calibration.length} calibration images`);
-        const hooks = ltpHooks(s.thresholds);
-        variants.push({ name: `ltp@${budget}`, method, budget, schedule: { c: s.c, theta: s.thresholds.theta, unit: s.thresholds.unit }, hooks: () => hooks });
-      } else if (method === 'zero-tprune-tuned') {
-        const file = opts.tuned?.get(budget);
-        if (!file) continue; // tuned schedules exist for some budgets only
-        const schedule = parseSchedule(readFileSync(file, 'utf8'), file);
-        const fraction = scheduleGmacs(cfg, schedule) / denseGmacs(cfg);
+    for (const name of opts.methods) {
+      if (name === TUNED_METHOD) {
+        const tuned = opts.tuned?.find((t) => t.budget === budget);
+        if (!tuned) continue; // tuned schedules exist for some budgets only
+        const plan = await zeroTPrune.plan(cfg, { settings: tuned.schedule, settingsSource: tuned.file });
+        const fraction = plan.gmacs! / dense;
         if (Math.abs(fraction / budget - 1) > 0.01) {
-          throw new UsageError(`compare: tuned schedule ${file} costs ${fraction.toFixed(3)} × dense GMACs, not within 1 % of ${budget}`);
+          throw new UsageError(`compare: tuned schedule ${tuned.file} costs ${fraction.toFixed(3)} × dense GMACs, not within 1 % of ${budget}`);
         }
-        const hooks = zeroTPruneHooks(schedule);
-        variants.push({ name: `zero-tprune-tuned@${budget}`, method, budget, schedule: { ...schedule, file }, hooks: () => hooks });
-      } else {
-        const plan = planPruning(cfg, { method: method as Method, budget });
-        variants.push({ name: `${method}@${budget}`, method, budget, schedule: plan.schedule, hooks: (i) => plan.hooks(i) });
+        const schedule = { ...(plan.settings as object), file: tuned.file };
+        variants.push({ name: `${name}@${budget}`, method: name, budget, schedule, hooks: (i) => plan.hooks(i) });
+        continue;
       }
+      const method = tokenMethod(name);
+      const plan = await method.plan(cfg, { budget }, context);
+      if (method.counts === 'per-image') {
+        const fraction = (plan.gmacs! / dense).toFixed(3);
+        opts.log?.(`${name} at ${budget}: ${JSON.stringify(plan.settings)}, ${fraction} × dense on ${opts.calibration?.length} calibration images`);
+      }
+      variants.push({ name: `${name}@${budget}`, method: name, budget, schedule: plan.settings, hooks: (i) => plan.hooks(i) });
     }
   }
   return variants;
@@ -88,7 +96,7 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
 
 export async function compareMethods(model: ViTModel, runner: ViTRunner, images: LabelledImage[], opts: CompareOptions): Promise<CompareReport> {
   const variants = await planVariants(model, runner, opts);
-  const [dense, ...pruned] = await evaluateVariants(runner, images, [{ name: 'dense' }, ...variants], { progress: opts.progress });
+  const [dense, ...pruned] = await evaluateVariants(runner, images, [{ name: 'dense' }, ...variants], { progress: opts.progress, loader: opts.loader });
   const summary = (r: EvalResult) => ({ top1: r.top1, top5: r.top5, gmacs: r.gmacs, msPerImage: r.msPerImage });
   return {
     model: opts.modelName,

@@ -2,6 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { UsageError } from '../errors.js';
 
+/** Folders of labelled images (Node only): listing, labels CSV, splits. */
+
 /** Image file extensions the dataset lister picks up. */
 const IMAGE_EXTENSIONS = /\.(jpe?g|png)$/i;
 
@@ -14,7 +16,7 @@ export interface LabelledImage {
 export function listImages(dir: string): string[] {
   let entries: string[];
   try {
-    if (!statSync(dir).isDirectory()) throw new UsageError(`--images expects a folder, '${dir}' is a file`);
+    if (!statSync(dir).isDirectory()) throw new UsageError(`expected a folder of images, '${dir}' is a file`);
     entries = readdirSync(dir);
   } catch (err) {
     if (err instanceof UsageError) throw err;
@@ -96,7 +98,7 @@ export function labelImages(files: string[], modelLabels: string[], labelsCsv?: 
     const label = wnid !== undefined ? byWnid.get(wnid) : undefined;
     if (label === undefined) {
       throw new UsageError(
-        `cannot tell the class of '${basename(file)}': no --labels CSV, and its name does not start with a WordNet id among the model's labels`,
+        `cannot tell the class of '${basename(file)}': no labels CSV, and its name does not start with a WordNet id among the model's labels`,
       );
     }
     return { file, label };
@@ -112,7 +114,7 @@ export type Split = (typeof SPLITS)[number];
  */
 export function selectSplit<T>(items: T[], split: Split | undefined): T[] {
   if (split === undefined) return items;
-  if (!(SPLITS as readonly string[]).includes(split)) throw new UsageError(`--split expects 'even' or 'odd', got '${split}'`);
+  if (!(SPLITS as readonly string[]).includes(split)) throw new UsageError(`split: expected 'even' or 'odd', got '${split}'`);
   return items.filter((_, i) => i % 2 === (split === 'even' ? 0 : 1));
 }
 

@@ -1,8 +1,9 @@
 import { basename } from 'node:path';
-import { loadImageTensor } from '../image/preprocess.js';
-import type { ForwardHooks, ViTRunner } from '../model/vit.js';
+import type { ViTRunner } from '../model/vit.js';
+import type { ForwardHooks } from '../model/hooks.js';
 import { createProgress } from '../util/progress.js';
 import type { LabelledImage } from './dataset.js';
+import { loadOnThisThread, type ImageLoader } from './image-loader.js';
 import { klDivergence, topK } from './metrics.js';
 
 export interface ImageResult {
@@ -22,6 +23,8 @@ export interface EvalResult {
   msPerImage: number; // mean forward time per image
 }
 
+/** Accuracy and agreement of ways of running a model over image files (Node only). */
+
 /** One way of running the model: dense (no hooks) or a pruning method; optionally another model (same preprocessing). */
 export interface Variant {
   name: string;
@@ -31,6 +34,12 @@ export interface Variant {
 
 export interface EvalOptions {
   progress?: boolean;
+  /**
+   * Where input tensors come from (default: loaded on this thread when their turn comes). The
+   * next image's load is started before the current one runs: with a BackgroundImageLoader,
+   * decoding overlaps inference.
+   */
+  loader?: ImageLoader;
 }
 
 /**
@@ -42,9 +51,17 @@ export async function evaluateVariants(
 ): Promise<EvalResult[]> {
   const bar = createProgress({ label: 'eval', total: images.length * variants.length, unit: 'items', enabled: opts.progress ?? true });
   const results: ImageResult[][] = variants.map(() => []);
+  const load = (i: number): Promise<Float32Array> | null => {
+    if (i >= images.length) return null;
+    const tensor = (opts.loader ?? loadOnThisThread)(images[i].file, runner.config.preprocess);
+    tensor.catch(() => {}); // awaited (and its failure thrown) on its turn; not an unhandled rejection meanwhile
+    return tensor;
+  };
+  let next = load(0);
   for (let i = 0; i < images.length; i++) {
     const { file, label } = images[i];
-    const input = loadImageTensor(file, runner.config.preprocess);
+    const input = await next!;
+    next = load(i + 1);
     variants.forEach((v, j) => {
       const hooks = v.hooks?.(i);
       const t0 = performance.now();

@@ -1,11 +1,11 @@
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import * as vegaLite from 'vega-lite';
+import type * as vegaLite from 'vega-lite';
+import { importOptional } from '../util/optional.js';
 import type { CompareReport } from './compare.js';
 
 /**
  * The comparison plots: vega-lite specs rendered headless to SVG by vega, and to PNG by resvg
  * (with the system's fonts; without any, the PNG has no text but the marks are drawn).
+ * vega, vega-lite and resvg are optional packages, loaded when a plot is rendered.
  */
 
 type Point = { method: string; gmacsFraction: number; value: number; measure: string };
@@ -59,13 +59,16 @@ export function comparePlotSpecs(report: CompareReport): { accuracy: vegaLite.To
 }
 
 export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
+  const vega = await importOptional<typeof import('vega')>('vega', 'writing plots');
+  const { compile } = await importOptional<typeof import('vega-lite')>('vega-lite', 'writing plots');
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
   return svg;
 }
 
-export function svgToPng(svg: string): Uint8Array {
+export async function svgToPng(svg: string): Promise<Uint8Array> {
+  const { Resvg } = await importOptional<typeof import('@resvg/resvg-js')>('@resvg/resvg-js', 'writing plots as PNG');
   const png = new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' }, fitTo: { mode: 'zoom', value: 2 } }).render().asPng();
   return new Uint8Array(png);
 }

@@ -1,6 +1,6 @@
 import type { BlockWeights, ViTConfig, ViTModel } from '../model/types.js';
 import { blockConfig, prefixTokens } from '../model/types.js';
-import { initialTokens, type BlockTokens } from '../prune/flops.js';
+import { initialTokens, type BlockTokens } from '../model/gmacs.js';
 import { gateBackward, gateForward, type ChannelGates } from './channel-gates.js';
 import { softMaskBackward, softMaskForward, tokenMaskRecord, type SoftThreshold, type TokenMaskRecord } from './token-masks.js';
 import type { GradKernels, GradLinear, GradNorm, Tensor } from './types.js';

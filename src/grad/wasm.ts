@@ -1,5 +1,5 @@
 import type { WasmKernels } from '../kernels/wasm.js';
-import { WasmBackendError } from '../kernels/wasm.js';
+import { WasmBackendError } from '../errors.js';
 import type { PreparedLinear } from '../kernels/types.js';
 import type { Linear } from '../model/types.js';
 import type { GradKernels, GradLinear, GradNorm, Tensor } from './types.js';

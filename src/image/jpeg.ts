@@ -423,10 +423,10 @@ class JpegDecoder {
     const restartInterval = this.restartInterval;
     let mcu = 0;
     let expectedRestart = 0;
+    const totalMcus = mcusPerLine * mcusPerColumn;
     for (let mcuY = 0; mcuY < mcusPerColumn; mcuY++) {
       for (let mcuX = 0; mcuX < mcusPerLine; mcuX++, mcu++) {
         if (restartInterval > 0 && mcu > 0 && mcu % restartInterval === 0) {
-          this.checkScanData(reader, mcu, mcusPerLine * mcusPerColumn);
           this.readRestartMarker(reader, expectedRestart);
           expectedRestart = (expectedRestart + 1) & 7;
           for (const component of components) component.dcPredictor = 0;
@@ -434,16 +434,16 @@ class JpegDecoder {
         }
         if (single) {
           decodeBlock(reader, single, (mcuY * single.blocksPerLine + mcuX) * 64, scan);
-          continue;
-        }
-        for (const component of components) {
-          for (let v = 0; v < component.v; v++) {
-            const rowOffset = (mcuY * component.v + v) * component.blocksPerLine + mcuX * component.h;
-            for (let h = 0; h < component.h; h++) decodeBlock(reader, component, (rowOffset + h) * 64, scan);
+        } else {
+          for (const component of components) {
+            for (let v = 0; v < component.v; v++) {
+              const rowOffset = (mcuY * component.v + v) * component.blocksPerLine + mcuX * component.h;
+              for (let h = 0; h < component.h; h++) decodeBlock(reader, component, (rowOffset + h) * 64, scan);
+            }
           }
         }
+        if (reader.overran()) this.scanDataMissing(reader, mcu, totalMcus);
       }
-      this.checkScanData(reader, mcu, mcusPerLine * mcusPerColumn);
     }
 
     // Skip to the marker after the scan data (libjpeg skips stray bytes with a warning).
@@ -452,14 +452,14 @@ class JpegDecoder {
     this.pos = p + 1 < b.length ? p : b.length;
   }
 
-  /** Fails when the scan consumed bits beyond its data (truncated file or early marker). */
-  private checkScanData(reader: EntropyReader, decodedMcus: number, totalMcus: number): void {
-    if (!reader.overran()) return;
+  /** Fails for a scan whose data ran out (truncated file or early marker) inside MCU `mcu` (0-based). */
+  private scanDataMissing(reader: EntropyReader, mcu: number, totalMcus: number): never {
     const where =
-      reader.pos >= this.bytes.length
-        ? 'the file ends inside the scan data (truncated)'
+      reader.pos + 1 >= this.bytes.length // at the end, or on a last lone FF
+        ? `the file ends inside the scan data (truncated) at byte ${this.bytes.length}`
         : `the scan data stops at the marker FF ${hex(this.bytes[reader.pos + 1])} at byte ${reader.pos}`;
-    this.corrupt(`scan ${this.scanCount}: ${where}; decoded ${decodedMcus} of ${totalMcus} MCUs`);
+    const missing = mcu + 1 === totalMcus ? `the last MCU (${totalMcus} of ${totalMcus}) is incomplete` : `MCUs ${mcu + 1}–${totalMcus} of ${totalMcus} are incomplete or missing`;
+    this.corrupt(`scan ${this.scanCount}: ${where}: ${missing}`);
   }
 
   private readRestartMarker(reader: EntropyReader, expected: number): void {

@@ -8,11 +8,8 @@
  *                                        image is smaller than the crop
  *   ToTensor, Normalize(mean, std)       float32: (v / 255 − mean) / std, CHW
  */
-import { readFileSync } from 'node:fs';
-import { ImageError } from '../errors.js';
 import type { PreprocessConfig } from '../model/types.js';
-import { decodeImage, type DecodeOptions } from './decode.js';
-import { resizePil } from './resize.js';
+import { resizePil, resizePilRegion } from './resize.js';
 import type { RgbImage } from './rgb-image.js';
 
 /** The shorter-side target of the resize: floor(inputSize / cropPct) (timm's scale_size). */
@@ -59,6 +56,14 @@ export function centerCropOffsets(width: number, height: number, size: number): 
 /** Crops the size × size centre (pixels outside the image are black). */
 export function centerCrop(image: RgbImage, size: number): RgbImage {
   const { top, left } = centerCropOffsets(image.width, image.height, size);
+  return placeOnBlack(image, size, top, left);
+}
+
+/**
+ * The size × size window of `image` whose top-left corner is at (top, left) in the image's
+ * pixels; where the window leaves the image it is black.
+ */
+function placeOnBlack(image: RgbImage, size: number, top: number, left: number): RgbImage {
   const data = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++) {
     const sy = top + y;
@@ -94,29 +99,28 @@ export function toNormalizedTensor(
   return tensor;
 }
 
-/** The eval transform up to the crop the model sees: resize of the shorter side, centre crop. */
+/**
+ * The eval transform up to the crop the model sees: resize of the shorter side, centre crop.
+ * Only the part of the resized image that the crop keeps is computed (bit-identical to
+ * resizing it whole), so a 65535×1 image costs what a 224×224 crop costs, not the
+ * 16,776,960×256 resize it implies.
+ */
 export function modelCrop(image: RgbImage, cfg: PreprocessConfig): RgbImage /* [S, S, 3] */ {
-  return centerCrop(resizeShorterSide(image, resizeTarget(cfg), cfg.interpolation), cfg.inputSize);
+  const size = cfg.inputSize;
+  const resized = shorterSideSize(image.width, image.height, resizeTarget(cfg));
+  const { top, left } = centerCropOffsets(resized.width, resized.height, size);
+  const kept = {
+    left: Math.max(0, left),
+    top: Math.max(0, top),
+    width: Math.min(resized.width, left + size) - Math.max(0, left),
+    height: Math.min(resized.height, top + size) - Math.max(0, top),
+  };
+  const inside = resizePilRegion(image, resized.width, resized.height, cfg.interpolation, kept); // [kept.height, kept.width, 3]
+  if (kept.width === size && kept.height === size) return inside;
+  return placeOnBlack(inside, size, top - kept.top, left - kept.left);
 }
 
 /** The whole eval transform on a decoded image. */
 export function preprocess(image: RgbImage, cfg: PreprocessConfig): Float32Array /* [3, S, S] */ {
   return toNormalizedTensor(modelCrop(image, cfg), cfg.mean, cfg.std);
-}
-
-/** Reads and decodes an image file. */
-export function loadImage(file: string, options?: DecodeOptions): RgbImage {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ImageError(`${file}: cannot read image file: ${reason}`, { cause: error });
-  }
-  return decodeImage(bytes, file, options);
-}
-
-/** Reads, decodes and preprocesses an image file. */
-export function loadImageTensor(file: string, cfg: PreprocessConfig, options?: DecodeOptions): Float32Array /* [3, S, S] */ {
-  return preprocess(loadImage(file, options), cfg);
 }

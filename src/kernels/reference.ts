@@ -1,11 +1,13 @@
-import type { Linear } from '../model/types.js';
-import { bestMatch, restrictGraph, weightedPageRank } from '../prune/wpr.js';
-import type { Kernels, PreparedLinear } from './types.js';
+import type { FloatArray, Kernels, Linear, PreparedLinear } from './types.js';
 
 /**
  * The reference kernels: plain loops that read like the math. They are the oracle the
- * wasm kernels are tested against, so they favour clarity over speed (accumulation in
- * float64 where a sum runs over a long axis).
+ * wasm kernels are tested against, so they favour clarity over speed. Every operation runs
+ * in JavaScript numbers (float64); results are rounded only where they are stored:
+ *   - `reference`: float32 buffers, like every other backend;
+ *   - `reference64`: float64 buffers, so nothing is rounded to float32 between operations:
+ *     all arithmetic of the forward pass is float64 (weights and input are float32 values,
+ *     which float64 holds exactly). It writes the expected values of trace bundles.
  */
 
 interface ReferenceLinear extends PreparedLinear {
@@ -44,8 +46,30 @@ export function gelu(x: number): number {
   return 0.5 * x * (1 + erf(x * Math.SQRT1_2));
 }
 
-export function createReferenceKernels(): Kernels {
-  function matmulBias(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array, mode: 'set' | 'add' | 'gelu'): void {
+/** The reference kernels with float32 buffers. */
+export function createReferenceKernels(): Kernels<Float32Array> {
+  return referenceKernels('reference', (length) => new Float32Array(length));
+}
+
+/** The reference kernels with float64 buffers (see the top of this file). */
+export function createReference64Kernels(): Kernels<Float64Array> {
+  return referenceKernels('reference64', (length) => new Float64Array(length));
+}
+
+/**
+ * reference64 where float32 kernels are expected. The runner, its blocks and hooks are generic
+ * over the buffer type (Kernels<A>), but the pruning methods, the evaluation and the commands are
+ * written for Float32Array buffers; they only index, slice, set and copy them, which a
+ * Float64Array does alike, so they run unchanged on float64 storage (trace bundles of every
+ * method, `--backend reference64`). The one place float64 buffers pass through the float32 type.
+ */
+export function createReference64KernelsAsFloat32(): Kernels {
+  return createReference64Kernels() as unknown as Kernels;
+}
+
+/** The reference kernels storing every buffer as `allocate` makes it. */
+function referenceKernels<A extends FloatArray>(name: string, allocate: (length: number) => A): Kernels<A> {
+  function matmulBias(x: A, m: number, w: PreparedLinear, out: A, mode: 'set' | 'add' | 'gelu'): void {
     const { weight, bias, inFeatures: k, outFeatures: o } = w as ReferenceLinear;
     for (let i = 0; i < m; i++) {
       const xRow = i * k;
@@ -62,14 +86,20 @@ export function createReferenceKernels(): Kernels {
   }
 
   return {
-    name: 'reference',
-    alloc: (length) => new Float32Array(length),
-    allocFloat64: (length) => new Float64Array(length),
-    allocInt32: (length) => new Int32Array(length),
-    upload: (data) => Float32Array.from(data),
+    name,
+    alloc: allocate,
+    upload(data) {
+      const buffer = allocate(data.length);
+      buffer.set(data);
+      return buffer;
+    },
     prepareLinear(lin: Linear): ReferenceLinear {
       return { weight: lin.weight, bias: lin.bias, outFeatures: lin.outFeatures, inFeatures: lin.inFeatures };
     },
+    // Buffers and layers are ordinary arrays, given back by the garbage collector; no threads.
+    free: () => {},
+    releaseLinear: () => {},
+    dispose: () => Promise.resolve(),
     linear: (x, m, w, out) => matmulBias(x, m, w, out, 'set'),
     linearAdd: (x, m, w, acc) => matmulBias(x, m, w, acc, 'add'),
     linearGelu: (x, m, w, out) => matmulBias(x, m, w, out, 'gelu'),
@@ -123,20 +153,10 @@ export function createReferenceKernels(): Kernels {
         }
       }
     },
-
-    // The pruning primitives are the TypeScript oracles themselves.
-    restrictGraph,
-    weightedPageRank,
-    maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
-      if (work.length < (m + 4) * dim) throw new RangeError(`maxCosine: expected ≥ ${(m + 4) * dim} floats of work, got ${work.length}`);
-      // bestMatch keeps its unit rows in float32: m·dim of them fit in the first half of work.
-      const unit = new Float32Array(work.buffer, work.byteOffset, m * dim);
-      bestMatch({ data: features, offset, stride, dim }, order, m, bCount, unit, best);
-    },
   };
 }
 
-function softmaxRow(x: Float32Array, offset: number, length: number): void {
+function softmaxRow(x: FloatArray, offset: number, length: number): void {
   let max = -Infinity;
   for (let j = 0; j < length; j++) max = Math.max(max, x[offset + j]);
   let sum = 0;

@@ -1,4 +1,18 @@
-import type { Linear } from '../model/types.js';
+/** The float buffers a backend computes in: float32 (the engine), float64 (an oracle's). */
+export type FloatArray = Float32Array | Float64Array;
+
+/** Rows [start, end) of a buffer, as a view of the same type. */
+export function view<A extends FloatArray>(buffer: A, start: number, end: number): A {
+  return buffer.subarray(start, end) as A;
+}
+
+/** A linear layer's weights, as models store them and backends take them. */
+export interface Linear {
+  weight: Float32Array; // [out, in]  (PyTorch layout: y = x·Wᵀ + b)
+  bias: Float32Array; // [out]
+  outFeatures: number;
+  inFeatures: number;
+}
 
 /** A weight matrix prepared once at load time (the wasm backend packs it into panels). */
 export interface PreparedLinear {
@@ -10,38 +24,43 @@ export interface PreparedLinear {
  * The numeric kernels of the forward pass. Two implementations: `reference` (plain TS,
  * the oracle) and `wasm` (AssemblyScript SIMD). Buffers passed to a backend must come
  * from that backend's `alloc`/`upload` (the wasm backend's live in its linear memory).
- * All matrices are row-major float32; shapes in brackets.
+ * All matrices are row-major; shapes in brackets. `A` is the backend's buffer type (float32
+ * unless a backend computes in float64). Kernels of a pruning method are not here: they sit in
+ * the method's own interface beside it (e.g. prune/zero-tprune-kernels.ts).
  */
-export interface Kernels {
+export interface Kernels<A extends FloatArray = Float32Array> {
   readonly name: string;
 
   /** A zero-filled buffer of `length` floats that this backend's kernels can use. Call at set-up, never per layer. */
-  alloc(length: number): Float32Array;
-  /** A zero-filled float64 buffer (scores of the pruning kernels). Set-up only, as `alloc`. */
-  allocFloat64(length: number): Float64Array;
-  /** A zero-filled int32 buffer (token index lists). Set-up only, as `alloc`. */
-  allocInt32(length: number): Int32Array;
+  alloc(length: number): A;
   /** `alloc` + copy. */
-  upload(data: Float32Array): Float32Array;
+  upload(data: Float32Array): A;
   /** Prepare (copy, pack) a linear layer's weight and bias once. */
   prepareLinear(lin: Linear): PreparedLinear;
+  /**
+   * Gives back a buffer from alloc/upload: the whole buffer those returned (or a float64/int32 view
+   * laid over the whole of one, as ZeroTPruneKernels allocates), not a part of it. Neither it nor
+   * any view of it may be used afterwards.
+   */
+  free(buffer: Float32Array | Float64Array | Int32Array): void;
+  /** Gives back what prepareLinear took for `w`; `w` may not be used afterwards. */
+  releaseLinear(w: PreparedLinear): void;
+  /** Ends the backend's worker threads, if any; resolves when they have ended. The kernels may not be used afterwards. */
+  dispose(): Promise<void>;
 
   /** out[m, o] = x[m, i] · Wᵀ + b */
-  linear(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array): void;
+  linear(x: A, m: number, w: PreparedLinear, out: A): void;
   /** acc[m, o] += x[m, i] · Wᵀ + b   (the residual add fused into the projection) */
-  linearAdd(x: Float32Array, m: number, w: PreparedLinear, acc: Float32Array): void;
+  linearAdd(x: A, m: number, w: PreparedLinear, acc: A): void;
   /** out[m, o] = GELU(x[m, i] · Wᵀ + b)   (exact, erf-based GELU) */
-  linearGelu(x: Float32Array, m: number, w: PreparedLinear, out: Float32Array): void;
+  linearGelu(x: A, m: number, w: PreparedLinear, out: A): void;
 
   /** out[m, d] = LayerNorm(x[m, d]) · gamma + beta, population variance, `eps` inside the sqrt. */
-  layerNorm(
-    x: Float32Array, m: number, d: number,
-    gamma: Float32Array, beta: Float32Array, eps: number, out: Float32Array,
-  ): void;
+  layerNorm(x: A, m: number, d: number, gamma: A, beta: A, eps: number, out: A): void;
   /** In place over `length` values: x ← x · Φ(x) with the exact normal CDF. */
-  gelu(x: Float32Array, length: number): void;
+  gelu(x: A, length: number): void;
   /** In place, row-wise softmax of x[rows, cols]. */
-  softmax(x: Float32Array, rows: number, cols: number): void;
+  softmax(x: A, rows: number, cols: number): void;
 
   /**
    * Multi-head self-attention core for n tokens.
@@ -51,37 +70,7 @@ export interface Kernels {
    *   logSizes: [n] or null, added to every query's logit for key j (ToMe's proportional attention)
    */
   attention(
-    qkv: Float32Array, n: number, heads: number, qkDim: number, vDim: number, scale: number,
-    logSizes: Float32Array | null, probs: Float32Array, out: Float32Array,
-  ): void;
-
-  // ---- Token-pruning primitives (Zero-TPrune, src/prune/wpr.ts). Every backend returns results
-  // BIT-IDENTICAL to the TypeScript functions named below (same float64 reductions in the same
-  // order), so rankings and therefore pruning decisions never depend on the backend's kernels.
-
-  /**
-   * The attention graph of the tokens alive[0..c) (indices into P's n tokens), rows re-normalised:
-   * out[q, k] = P[alive[q], alive[k]] / Σ_j P[alive[q], alive[j]] (a row without mass → 1/c).
-   *   P: [n, n]  out: [c, c]            = `restrictGraph` of src/prune/wpr.ts
-   */
-  restrictGraph(P: Float32Array, n: number, alive: Int32Array, c: number, out: Float32Array): void;
-
-  /**
-   * Weighted Page Rank: s ← Pᵀ s in place, `iterations` times or until ‖Δs‖₁ < tolerance
-   * (0: never stop early); returns the steps taken.
-   *   P: [n, n] row-stochastic (row = query)  s: [n] in/out  next: [n] scratch
-   *                                     = `weightedPageRank` of src/prune/wpr.ts
-   */
-  weightedPageRank(P: Float32Array, n: number, s: Float64Array, iterations: number, next: Float64Array, tolerance: number): number;
-
-  /**
-   * Best cosine match: with rows f_t = features[offset + t·stride … + dim) and the token list
-   * order[0..m), B = order[0..bCount), A = order[bCount..m):
-   *   best[a] = max_{b ∈ B} cos(f_a, f_b)   for every a ∈ A   (best indexed by token; others untouched)
-   *   work: ≥ (m + 4)·dim float64 scratch   = `bestMatch` of src/prune/wpr.ts
-   */
-  maxCosine(
-    features: Float32Array, offset: number, stride: number, dim: number,
-    order: Int32Array, m: number, bCount: number, work: Float64Array, best: Float64Array,
+    qkv: A, n: number, heads: number, qkDim: number, vDim: number, scale: number,
+    logSizes: A | null, probs: A, out: A,
   ): void;
 }

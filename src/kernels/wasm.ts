@@ -1,6 +1,9 @@
-import { VitpruneError } from '../errors.js';
-import type { Linear } from '../model/types.js';
-import type { Kernels, PreparedLinear } from './types.js';
+import { WasmBackendError } from '../errors.js';
+import { ThreadPool, type PoolExports } from './pool.js';
+import { readPoolLayout } from './pool-protocol.js';
+import type { Kernels, Linear, PreparedLinear } from './types.js';
+import { ParallelKernels } from './wasm-parallel.js';
+import { WasmHeap } from './wasm-heap.js';
 
 /**
  * The fast kernels: AssemblyScript compiled to WebAssembly SIMD (assembly/, built by
@@ -8,12 +11,16 @@ import type { Kernels, PreparedLinear } from './types.js';
  * with f32x4.relaxed_madd, 'simd' is plain SIMD128 for engines without relaxed SIMD (Safari,
  * Node 20 unless the V8 flag is set, which this module does).
  *
- * Memory. All buffers live in one shared WebAssembly.Memory that this module lays out with a
- * bump allocator (`alloc` at set-up; never freed). It is shared because growing a shared memory
- * keeps every earlier Float32Array view valid (a non-shared memory detaches them on each grow),
- * and because worker threads can then run kernels on the same buffers. In browsers a shared
+ * Memory. All buffers live in one shared WebAssembly.Memory that this module lays out (a
+ * WasmHeap: `alloc` at set-up, `free` gives a buffer back). It is shared because growing a shared
+ * memory keeps every earlier Float32Array view valid (a non-shared memory detaches them on each
+ * grow), and because worker threads run kernels on the same buffers. In browsers a shared
  * memory needs a cross-origin isolated page (COOP/COEP headers).
  * Kernels take byte addresses, computed from each view's byteOffset: nothing is allocated per call.
+ *
+ * Threads. With `threads` > 1 a ThreadPool (pool.ts) instantiates the same module on the same
+ * memory in threads − 1 workers, and the forward-pass kernels large enough to gain run split in
+ * chunks over all threads (wasm-parallel.ts); results are bit-identical for every thread count.
  */
 
 export type WasmVariant = 'relaxed' | 'simd';
@@ -27,6 +34,11 @@ export interface WasmKernelOptions {
    * kernels read and write wrong parts of wasm memory.
    */
   checks?: boolean;
+  /**
+   * Threads the kernels run on, the calling thread included (default 1: no workers at all).
+   * The workers never keep Node alive; `dispose()` ends them.
+   */
+  threads?: number;
 }
 
 export interface WasmKernels extends Kernels {
@@ -36,13 +48,22 @@ export interface WasmKernels extends Kernels {
   readonly memory: WebAssembly.Memory;
   /** The compiled module (for worker threads, which instantiate it on the same memory). */
   readonly module: WebAssembly.Module;
+  /** The build's exported functions, for kernels beyond this interface (a pruning method's, e.g. prune/zero-tprune-kernels.ts). */
+  readonly exports: WebAssembly.Exports;
+  /** Byte address of `buf` for a call of `exports`, after checking (when enabled) that it lives in this memory and holds `length` elements. */
+  address(buf: Float32Array | Float64Array | Int32Array, length: number, what: string): number;
+  /** Whether calls check their buffers and arguments (WasmKernelOptions.checks). */
+  readonly checks: boolean;
+  /** Threads the kernels run on (the caller's included). */
+  readonly threads: number;
+  /** The worker pool when threads > 1. */
+  readonly pool: ThreadPool | null;
+  /** Bytes of wasm memory in buffers and prepared layers not freed (and in the kernels' own scratch). */
+  allocatedBytes(): number;
 }
 
-/** The wasm backend cannot be used here (build missing, relaxed SIMD or shared memory unsupported) or was misused. */
-export class WasmBackendError extends VitpruneError {}
-
 /** The exports of build/vitprune-*.wasm (assembly/index.ts). Pointers are byte addresses, strides in floats. */
-interface KernelExports {
+interface KernelExports extends PoolExports {
   heap_base(): number;
   f32_packed_panel_width(): number;
   f32_pack_weights(src: number, srcStride: number, n: number, k: number, dst: number): void;
@@ -57,9 +78,6 @@ interface KernelExports {
     scale: number, logSizes: number, probs: number, out: number, outStride: number, scratch: number,
   ): void;
   f32_attention_scratch_floats(n: number, qkDim: number, vDim: number): number;
-  f32_restrict_graph(P: number, n: number, alive: number, c: number, out: number): void;
-  f64_weighted_page_rank(P: number, n: number, s: number, iterations: number, next: number, tolerance: number): number;
-  f64_max_cosine(features: number, stride: number, dim: number, order: number, m: number, bCount: number, work: number, best: number): void;
 }
 
 /** GEMM epilogues, as in assembly/gemm.ts. */
@@ -99,7 +117,8 @@ function isNode(): boolean {
 export async function relaxedSimdSupported(): Promise<boolean> {
   if (WebAssembly.validate(RELAXED_SIMD_PROBE)) return true;
   if (!isNode()) return false;
-  const v8 = await import('node:v8');
+  // getBuiltinModule, not import('node:v8'): a browser bundle of this module then holds no Node import.
+  const v8 = process.getBuiltinModule('node:v8');
   v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
   return WebAssembly.validate(RELAXED_SIMD_PROBE);
 }
@@ -109,7 +128,7 @@ async function readBuild(variant: WasmVariant): Promise<ArrayBuffer | Uint8Array
   const url = new URL(`../../build/vitprune-${variant}.wasm`, import.meta.url);
   try {
     if (url.protocol === 'file:') {
-      const { readFile } = await import('node:fs/promises');
+      const { readFile } = process.getBuiltinModule('node:fs/promises');
       return new Uint8Array(await readFile(url));
     }
     const response = await fetch(url);
@@ -141,8 +160,6 @@ interface PackedLinear extends PreparedLinear {
   readonly bias: number; // byte address of [out]
 }
 
-const align16 = (bytes: number): number => (bytes + 15) & ~15;
-
 export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<WasmKernels> {
   const requested = opts.variant ?? 'auto';
   const checks = opts.checks ?? true;
@@ -152,18 +169,21 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   }
   const variant: WasmVariant = relaxed ? 'relaxed' : 'simd';
 
+  const threads = opts.threads ?? 1;
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new WasmBackendError(`expected a thread count ≥ 1, got ${threads}`);
+
   const memory = createSharedMemory();
   const module = await WebAssembly.compile(await readBuild(variant));
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const wasm = instance.exports as unknown as KernelExports;
 
-  // ---- memory layout: a bump allocator over [heap_base, …) ----
-  let top = align16(wasm.heap_base()); // first free byte
+  // ---- memory layout: a WasmHeap over [heap_base, …) ----
+  const heap = new WasmHeap(wasm.heap_base(), ensureCapacity);
   const ownBuffers = new WeakSet<ArrayBufferLike>(); // memory.buffer objects views were made on
   const ownLinears = new WeakSet<PreparedLinear>();
   const panel = wasm.f32_packed_panel_width(); // columns per packed weight panel (12 or 8)
-  let attentionScratch = 0; // byte address of one head's packed scale·Kᵀ and V
-  let attentionScratchFloats = 0;
+  let attentionScratch = 0; // byte address of the packed scale·Kᵀ and V of one head (of every head when threaded)
+  let attentionScratchBytes = 0;
 
   /** Makes [0, end + TAIL_SLACK) addressable. */
   function ensureCapacity(end: number): void {
@@ -179,10 +199,16 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
 
   function reserve(floats: number): number {
     if (!Number.isInteger(floats) || floats < 0) throw new RangeError(`expected a float count ≥ 0, got ${floats}`);
-    const ptr = top;
-    ensureCapacity(ptr + floats * 4);
-    top = align16(ptr + floats * 4);
-    return ptr;
+    return heap.allocate(floats * 4);
+  }
+
+  const layout = readPoolLayout(instance.exports);
+  let pool: ThreadPool | null = null;
+  let parallel: ParallelKernels | null = null;
+  if (threads > 1) {
+    const control = reserve(layout.controlBytes / 4);
+    pool = await ThreadPool.start({ module, memory, exports: wasm, layout, control, threads });
+    parallel = new ParallelKernels(pool, instance.exports, panel);
   }
 
   function view(ptr: number, floats: number): Float32Array {
@@ -193,20 +219,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
 
   function alloc(length: number): Float32Array {
     const buf = view(reserve(length), length);
-    buf.fill(0); // the bytes may have held a temporary (see prepareLinear)
-    return buf;
-  }
-
-  /** A zero-filled buffer of 8-byte (Float64Array) or 4-byte (Int32Array) elements, 16-byte aligned. */
-  function allocTyped<T extends Float64Array | Int32Array>(
-    make: (buffer: ArrayBufferLike, ptr: number, length: number) => T, length: number, bytesPerElement: number,
-  ): T {
-    if (!Number.isInteger(length) || length < 0) throw new RangeError(`expected a length ≥ 0, got ${length}`);
-    const ptr = reserve((length * bytesPerElement) / 4);
-    const buffer = memory.buffer;
-    ownBuffers.add(buffer);
-    const buf = make(buffer, ptr, length);
-    buf.fill(0);
+    buf.fill(0); // the bytes may have held a freed buffer
     return buf;
   }
 
@@ -233,10 +246,30 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     const lin = linearAddress(w);
     const k = lin.inFeatures;
     const n = lin.outFeatures;
-    wasm.f32_gemm_packed_wasmsimd(
-      m, n, k, address(x, m * k, 'linear input'), k, lin.packedWeight, lin.bias,
-      address(out, m * n, 'linear output'), n, epilogue,
-    );
+    const xAt = address(x, m * k, 'linear input');
+    const outAt = address(out, m * n, 'linear output');
+    if (!parallel?.gemm(m, n, k, xAt, k, lin.packedWeight, lin.bias, outAt, n, epilogue)) {
+      wasm.f32_gemm_packed_wasmsimd(m, n, k, xAt, k, lin.packedWeight, lin.bias, outAt, n, epilogue);
+    }
+  }
+
+  /** At least `bytes` of attention scratch (grows only when a larger shape first appears). */
+  function ensureAttentionScratch(bytes: number): void {
+    if (bytes <= attentionScratchBytes) return;
+    if (attentionScratchBytes > 0) heap.release(attentionScratch);
+    attentionScratch = heap.allocate(bytes);
+    attentionScratchBytes = bytes;
+  }
+
+  /** Gives back the block `buf` was allocated as (its whole view, as alloc/upload returned it). */
+  function free(buf: Float32Array | Float64Array | Int32Array): void {
+    const fromHere = ownBuffers.has(buf.buffer) && heap.owns(buf.byteOffset);
+    if (!fromHere || !heap.release(buf.byteOffset)) {
+      throw new WasmBackendError(
+        `free: expected a buffer returned by this backend's alloc/upload and not freed yet, got ${buf.length} values at byte ${buf.byteOffset}`
+          + (ownBuffers.has(buf.buffer) ? ' (a part of a buffer, or freed already)' : ' outside its memory'),
+      );
+    }
   }
 
   const kernels: WasmKernels = {
@@ -244,9 +277,13 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     variant,
     memory,
     module,
+    exports: instance.exports,
+    address,
+    checks,
+    threads,
+    pool,
+    allocatedBytes: () => heap.allocatedBytes,
     alloc,
-    allocFloat64: (length) => allocTyped((b, p, l) => new Float64Array(b, p, l), length, 8),
-    allocInt32: (length) => allocTyped((b, p, l) => new Int32Array(b, p, l), length, 4),
     upload(data) {
       const buf = alloc(data.length);
       buf.set(data);
@@ -262,32 +299,47 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const packedWeight = reserve(Math.ceil(n / panel) * panel * k);
       const bias = reserve(n);
       view(bias, n).set(lin.bias);
-      // W is copied just past the allocator's top, packed, and dropped (alloc re-zeroes those bytes).
-      ensureCapacity(top + n * k * 4);
-      view(top, n * k).set(lin.weight);
-      wasm.f32_pack_weights(top, k, n, k, packedWeight);
+      // W is copied into a temporary block, packed, and the block freed.
+      const weight = reserve(n * k);
+      view(weight, n * k).set(lin.weight);
+      wasm.f32_pack_weights(weight, k, n, k, packedWeight);
+      heap.release(weight);
       const packed: PackedLinear = { outFeatures: n, inFeatures: k, packedWeight, bias };
       ownLinears.add(packed);
       return packed;
     },
+
+    free,
+
+    releaseLinear(w) {
+      const lin = linearAddress(w);
+      if (!ownLinears.delete(lin)) throw new WasmBackendError('releaseLinear: expected a linear layer prepared by this backend and not released yet');
+      heap.release(lin.packedWeight);
+      heap.release(lin.bias);
+    },
+
+    dispose: () => pool?.dispose() ?? Promise.resolve(),
 
     linear: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Store),
     linearAdd: (x, m, w, acc) => gemmLinear(x, m, w, acc, Epilogue.Accumulate),
     linearGelu: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Gelu),
 
     layerNorm(x, m, d, gamma, beta, eps, out) {
-      wasm.f32_layernorm_rows_wasmsimd(
-        address(x, m * d, 'layerNorm input'), m, d, address(gamma, d, 'layerNorm gamma'),
-        address(beta, d, 'layerNorm beta'), eps, address(out, m * d, 'layerNorm output'),
-      );
+      const xAt = address(x, m * d, 'layerNorm input');
+      const gammaAt = address(gamma, d, 'layerNorm gamma');
+      const betaAt = address(beta, d, 'layerNorm beta');
+      const outAt = address(out, m * d, 'layerNorm output');
+      if (!parallel?.layerNorm(xAt, m, d, gammaAt, betaAt, eps, outAt)) wasm.f32_layernorm_rows_wasmsimd(xAt, m, d, gammaAt, betaAt, eps, outAt);
     },
 
     gelu(x, length) {
-      wasm.f32_gelu_wasmsimd(address(x, length, 'gelu buffer'), length);
+      const xAt = address(x, length, 'gelu buffer');
+      if (!parallel?.gelu(xAt, length)) wasm.f32_gelu_wasmsimd(xAt, length);
     },
 
     softmax(x, rows, cols) {
-      wasm.f32_softmax_rows_wasmsimd(address(x, rows * cols, 'softmax buffer'), rows, cols);
+      const xAt = address(x, rows * cols, 'softmax buffer');
+      if (!parallel?.softmax(xAt, rows, cols)) wasm.f32_softmax_rows_wasmsimd(xAt, rows, cols);
     },
 
     attention(qkv, n, heads, qkDim, vDim, scale, logSizes, probs, out) {
@@ -297,11 +349,12 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
       const probsPtr = address(probs, heads * n * n, 'attention probs');
       const outPtr = address(out, n * outStride, 'attention output');
       const logSizesPtr = logSizes ? address(logSizes, n, 'attention logSizes') : 0;
-      const scratchFloats = wasm.f32_attention_scratch_floats(n, qkDim, vDim);
-      if (scratchFloats > attentionScratchFloats) {
-        attentionScratch = reserve(scratchFloats); // grows only when a larger shape first appears
-        attentionScratchFloats = scratchFloats;
+      const headScratchBytes = Math.ceil(wasm.f32_attention_scratch_floats(n, qkDim, vDim) / 4) * 16;
+      if (parallel) {
+        ensureAttentionScratch(heads * headScratchBytes);
+        if (parallel.attention(qkvPtr, n, heads, qkDim, vDim, scale, logSizesPtr, probsPtr, outPtr, attentionScratch, headScratchBytes)) return;
       }
+      ensureAttentionScratch(headScratchBytes);
       for (let h = 0; h < heads; h++) {
         wasm.f32_attention_head_wasmsimd(
           qkvPtr + 4 * h * qkDim, // Q_h
@@ -312,42 +365,6 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
           outPtr + 4 * h * vDim, outStride, attentionScratch,
         );
       }
-    },
-
-    // Zero-TPrune's primitives: bit-identical to the TypeScript oracles (assembly/prune.ts).
-    restrictGraph(P, n, alive, c, out) {
-      if (checks && !(Number.isInteger(c) && c >= 0 && c <= n)) throw new WasmBackendError(`restrictGraph: expected 0 ≤ c ≤ n = ${n}, got ${c}`);
-      const aliveAt = address(alive, c, 'restrictGraph alive');
-      if (checks) {
-        for (let i = 0; i < c; i++) {
-          if (!(alive[i] >= 0 && alive[i] < n)) throw new WasmBackendError(`restrictGraph: alive[${i}] = ${alive[i]} is outside 0..${n - 1}`);
-        }
-      }
-      wasm.f32_restrict_graph(address(P, n * n, 'restrictGraph P'), n, aliveAt, c, address(out, c * c, 'restrictGraph out'));
-    },
-
-    weightedPageRank(P, n, s, iterations, next, tolerance) {
-      if (checks && !Number.isInteger(iterations)) throw new WasmBackendError(`weightedPageRank: expected an integer iteration count, got ${iterations}`);
-      return wasm.f64_weighted_page_rank(
-        address(P, n * n, 'weightedPageRank P'), n, address(s, n, 'weightedPageRank s'), iterations,
-        address(next, n, 'weightedPageRank next'), tolerance,
-      );
-    },
-
-    maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
-      if (m <= bCount) return; // A is empty: nothing to match
-      const orderAt = address(order, m, 'maxCosine order');
-      let tokens = 0; // 1 + the largest token index: rows of features and entries of best read
-      for (let j = 0; j < m; j++) {
-        const t = order[j];
-        if (checks && !(Number.isInteger(t) && t >= 0)) throw new WasmBackendError(`maxCosine: order[${j}] = ${t} is not a token index`);
-        if (t >= tokens) tokens = t + 1;
-      }
-      const featuresAt = address(features, offset + (tokens - 1) * stride + dim, 'maxCosine features');
-      wasm.f64_max_cosine(
-        featuresAt + 4 * offset, stride, dim, orderAt, m, bCount,
-        address(work, (m + 4) * dim, 'maxCosine work'), address(best, tokens, 'maxCosine best'),
-      );
     },
   };
   return kernels;

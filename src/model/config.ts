@@ -1,5 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { ModelFormatError } from '../errors.js';
 import type { BlockWidths, PreprocessConfig } from './types.js';
 
@@ -56,6 +54,15 @@ const TIMM_SIZES: Record<string, { dim: number; depth: number; heads: number }> 
   large: { dim: 1024, depth: 24, heads: 16 },
 };
 
+/**
+ * Preprocessing values outside these bounds are refused when the config is read: a crop_pct
+ * below 1/4 resizes the image to more than 4× the crop (and a large one to less than a pixel);
+ * a crop_pct above 1 crops beyond the resized image, which no eval transform does. Image sides
+ * are at most 4096 px (ViTs run at 224–518).
+ */
+const CROP_PCT_RANGE = { min: 0.25, max: 1 };
+const MAX_IMAGE_SIDE = 4096;
+
 /** timm builds every ViT/DeiT LayerNorm with eps 1e-6. */
 const TIMM_LAYER_NORM_EPS = 1e-6;
 
@@ -63,14 +70,20 @@ const SUPPORTED_ARCHITECTURES =
   `timm names vit_<size>_patch<P>_<S> / deit_<size>[_distilled]_patch<P>_<S> (size: ${Object.keys(TIMM_SIZES).join(', ')}; ` +
   `other sizes need model_args), or transformers ${Object.keys(TRANSFORMERS_CLASSES).join(', ')}`;
 
-/** Read `dir/config.json` (and `dir/preprocessor_config.json` for transformers). */
-export function readModelConfig(dir: string): DeclaredModel {
-  const configFile = path.join(dir, 'config.json');
-  const config = readJsonObject(configFile, `model folder ${dir}: expected config.json (timm or transformers format)`);
-  if (config.has('architecture')) return timmConfig(config);
-  if (config.has('architectures')) return transformersConfig(config, dir);
+/** A JSON document of a model folder (config.json, preprocessor_config.json), read only when needed. */
+export interface ConfigDocument {
+  readonly where: string; // its path, or a label, for messages
+  /** Its text; throws ModelFormatError saying what is missing when there is no such document. */
+  text(): string;
+}
+
+/** What `config` (config.json) declares, and for transformers `preprocessor` (preprocessor_config.json). */
+export function declareModel(config: ConfigDocument, preprocessor: ConfigDocument): DeclaredModel {
+  const json = readJsonObject(config);
+  if (json.has('architecture')) return timmConfig(json);
+  if (json.has('architectures')) return transformersConfig(json, preprocessor);
   throw new ModelFormatError(
-    `${configFile}: expected "architecture" (timm layout) or "architectures" (transformers layout), found neither; supported: ${SUPPORTED_ARCHITECTURES}`,
+    `${config.where}: expected "architecture" (timm layout) or "architectures" (transformers layout), found neither; supported: ${SUPPORTED_ARCHITECTURES}`,
   );
 }
 
@@ -87,8 +100,8 @@ function timmConfig(config: JsonObject): DeclaredModel {
   }
   const pretrained = config.object('pretrained_cfg');
   const inputSize = pretrained.optionalIntegerArray('input_size'); // [C, S, S]
-  if (inputSize && (inputSize.length !== 3 || inputSize[1] !== inputSize[2])) {
-    throw new ModelFormatError(`${pretrained.where}: expected input_size [C, S, S] (square), found [${inputSize.join(', ')}]`);
+  if (inputSize && (inputSize.length !== 3 || inputSize[1] !== inputSize[2] || inputSize[1] > MAX_IMAGE_SIDE)) {
+    throw new ModelFormatError(`${pretrained.where}: expected input_size [C, S, S] (square, S at most ${MAX_IMAGE_SIDE}), found [${inputSize.join(', ')}]`);
   }
   const dims = saved ? savedDims(saved) : timmDims(config, name!, inputSize);
 
@@ -139,7 +152,9 @@ function savedBlockWidths(saved: JsonObject): BlockWidths[] | undefined {
   const vDim = saved.positiveInteger('vDim');
   for (const [key, list, max] of [['blockQkDims', qk, qkDim], ['blockVDims', v, vDim]] as const) {
     if (!list || list.length !== depth || list.some((w) => w > max)) {
-      throw new ModelFormatError(`${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`);
+      throw new ModelFormatError(
+        `${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`,
+      );
     }
   }
   return qk!.map((q, b) => ({ qkDim: q, vDim: v![b] }));
@@ -216,16 +231,37 @@ function timmPreprocess(pretrained: JsonObject, imageSize: number): PreprocessCo
   if (interpolation !== 'bicubic' && interpolation !== 'bilinear') {
     throw new ModelFormatError(`${pretrained.where}: interpolation must be "bicubic" or "bilinear", found "${interpolation}"`);
   }
+  if (imageSize > MAX_IMAGE_SIDE) {
+    throw new ModelFormatError(`${pretrained.where}: expected an input size of at most ${MAX_IMAGE_SIDE} px, found ${imageSize} (from input_size, model_args or the architecture name)`);
+  }
   return {
     inputSize: imageSize,
     interpolation,
-    cropPct: pretrained.positiveNumber('crop_pct'),
-    mean: pretrained.triple('mean'),
-    std: pretrained.triple('std'),
+    cropPct: pretrained.numberInRange('crop_pct', CROP_PCT_RANGE.min, CROP_PCT_RANGE.max),
+    ...normalisation(pretrained, 'mean', 'std'),
   };
 }
 
-function transformersConfig(config: JsonObject, dir: string): DeclaredModel {
+/**
+ * Mean and std of the normalisation (v / 255 − mean) / std: each std positive, and black and
+ * white must stay finite in float32 after it.
+ */
+function normalisation(config: JsonObject, meanKey: string, stdKey: string): Pick<PreprocessConfig, 'mean' | 'std'> {
+  const mean = config.triple(meanKey);
+  const std = config.triple(stdKey);
+  if (std.some((s) => s <= 0)) {
+    throw new ModelFormatError(`${config.where}: expected "${stdKey}" to be 3 positive numbers, found [${std.join(', ')}]`);
+  }
+  const extreme = Math.max(...mean.map((m, c) => Math.max(Math.abs(m), Math.abs(1 - m)) / std[c]));
+  if (!Number.isFinite(Math.fround(extreme))) {
+    throw new ModelFormatError(
+      `${config.where}: "${meanKey}" [${mean.join(', ')}] and "${stdKey}" [${std.join(', ')}] normalise pixel values to ${extreme}, beyond float32; expected std of a pixel-value scale`,
+    );
+  }
+  return { mean, std };
+}
+
+function transformersConfig(config: JsonObject, preprocessor: ConfigDocument): DeclaredModel {
   const architectures = config.stringArray('architectures');
   const architecture = architectures[0];
   const cls = TRANSFORMERS_CLASSES[architecture];
@@ -240,10 +276,10 @@ function transformersConfig(config: JsonObject, dir: string): DeclaredModel {
   const headDim = perHeadWidth(dim, heads, config.where);
   const imageSize = config.size('image_size');
   const labels = transformersLabels(config);
-  const preprocess = transformersPreprocess(dir);
+  const preprocess = transformersPreprocess(preprocessor);
   if (preprocess.inputSize !== imageSize) {
     throw new ModelFormatError(
-      `${path.join(dir, 'preprocessor_config.json')}: the processed image is ${preprocess.inputSize} px, but config.json has image_size ${imageSize}`,
+      `${preprocessor.where}: the processed image is ${preprocess.inputSize} px, but config.json has image_size ${imageSize}`,
     );
   }
   return {
@@ -289,22 +325,27 @@ function transformersLabels(config: JsonObject): string[] | null {
  * Note that {height, width} resizes (squashes) both sides while timm resizes the shorter side; for
  * square crops of near-square images the two agree closely.
  */
-function transformersPreprocess(dir: string): PreprocessConfig {
-  const file = path.join(dir, 'preprocessor_config.json');
-  const pre = readJsonObject(file, `model folder ${dir}: expected preprocessor_config.json next to a transformers config.json`);
+function transformersPreprocess(document: ConfigDocument): PreprocessConfig {
+  const file = document.where;
+  const pre = readJsonObject(document);
   const resizeSize = pre.size('size');
   const crop = pre.optionalBoolean('do_center_crop') ?? false;
   const cropSize = crop ? pre.size('crop_size') : resizeSize;
   const resample = pre.number('resample');
   const interpolation = resample === 3 ? 'bicubic' : resample === 2 ? 'bilinear' : null;
   if (!interpolation) throw new ModelFormatError(`${file}: resample must be 3 (bicubic) or 2 (bilinear), found ${resample}`);
+  const cropPct = cropSize / resizeSize;
+  if (!(cropPct >= CROP_PCT_RANGE.min && cropPct <= CROP_PCT_RANGE.max)) {
+    throw new ModelFormatError(
+      `${file}: expected "crop_size" / "size" between ${CROP_PCT_RANGE.min} and ${CROP_PCT_RANGE.max} (a centre crop inside the resized image), found ${cropSize} / ${resizeSize}`,
+    );
+  }
   const normalize = pre.optionalBoolean('do_normalize') ?? true;
   return {
     inputSize: cropSize,
     interpolation,
-    cropPct: cropSize / resizeSize,
-    mean: normalize ? pre.triple('image_mean') : [0, 0, 0],
-    std: normalize ? pre.triple('image_std') : [1, 1, 1],
+    cropPct,
+    ...(normalize ? normalisation(pre, 'image_mean', 'image_std') : { mean: [0, 0, 0], std: [1, 1, 1] }),
   };
 }
 
@@ -313,11 +354,12 @@ function perHeadWidth(dim: number, heads: number, where: string): number {
   return dim / heads;
 }
 
-function readJsonObject(file: string, missingMessage: string): JsonObject {
-  if (!existsSync(file)) throw new ModelFormatError(`${missingMessage}, not found`);
+function readJsonObject(document: ConfigDocument): JsonObject {
+  const file = document.where;
+  const text = document.text();
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
+    value = JSON.parse(text);
   } catch (err) {
     throw new ModelFormatError(`${file}: expected JSON, ${(err as Error).message}`, { cause: err });
   }
@@ -353,6 +395,11 @@ class JsonObject {
     return v > 0 ? v : this.fail(key, 'a positive number');
   }
 
+  numberInRange(key: string, min: number, max: number): number {
+    const v = this.number(key);
+    return v >= min && v <= max ? v : this.fail(key, `a number from ${min} to ${max}`);
+  }
+
   positiveInteger(key: string): number {
     const v = this.value[key];
     return Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : this.fail(key, 'a positive integer');
@@ -386,18 +433,19 @@ class JsonObject {
     return ok ? (v as [number, number, number]) : this.fail(key, 'a list of 3 numbers');
   }
 
-  /** An image side: an integer, a square [S, S], or {height, width} (square) or {shortest_edge}. */
+  /** An image side: an integer, a square [S, S], or {height, width} (square) or {shortest_edge}; at most MAX_IMAGE_SIDE. */
   size(key: string): number {
     const v = this.value[key];
-    if (Number.isSafeInteger(v) && (v as number) > 0) return v as number;
-    if (Array.isArray(v) && v.length === 2 && v[0] === v[1] && Number.isSafeInteger(v[0]) && v[0] > 0) return v[0];
+    const side = (s: unknown): s is number => Number.isSafeInteger(s) && (s as number) > 0 && (s as number) <= MAX_IMAGE_SIDE;
+    if (side(v)) return v;
+    if (Array.isArray(v) && v.length === 2 && v[0] === v[1] && side(v[0])) return v[0];
     if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
       const o = this.object(key);
-      if (o.has('shortest_edge')) return o.positiveInteger('shortest_edge');
-      const height = o.positiveInteger('height');
-      if (o.positiveInteger('width') === height) return height;
+      if (o.has('shortest_edge')) return o.size('shortest_edge');
+      const height = o.size('height');
+      if (o.size('width') === height) return height;
     }
-    return this.fail(key, 'a positive integer, [S, S], {"height": S, "width": S} or {"shortest_edge": S}');
+    return this.fail(key, `an image side from 1 to ${MAX_IMAGE_SIDE}: S, [S, S], {"height": S, "width": S} or {"shortest_edge": S}`);
   }
 
   optionalNumber(key: string): number | undefined {
@@ -439,7 +487,9 @@ class JsonObject {
  * Dimensions of a standard timm ViT/DeiT from its name alone (`deit_small_patch16_224` →
  * 384 wide, 12 blocks, 6 heads, patch 16, 224 px), for random-weight models of that shape.
  */
-export function timmArchitectureDims(architecture: string): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
+export function timmArchitectureDims(
+  architecture: string,
+): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
   const name = parseTimmName(architecture);
   const size = name?.size === undefined ? undefined : TIMM_SIZES[name.size];
   if (!name || !size || name.patchSize === undefined || name.imageSize === undefined) {

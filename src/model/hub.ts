@@ -4,10 +4,11 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HubError, UsageError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { createProgress } from '../util/progress.js';
 
 /**
- * Hugging Face hub downloads into the cache layout the Python clients use, so a model fetched
+ * Hugging Face hub downloads (Node only) into the cache layout the Python clients use, so a model fetched
  * by `huggingface_hub`/`transformers`/`timm` is found here and vice versa:
  *
  *   ${HF_HUB_CACHE:-${HF_HOME:-~/.cache/huggingface}/hub}/models--{owner}--{name}/
@@ -180,7 +181,9 @@ async function downloadSnapshot(repoDir: string, revision: string, endpoint: str
     await fs.writeFile(marker, '');
   }
   if (!(revision === snapshotCommit && COMMIT_HEX.test(revision))) {
-    await writeFileAtomic(path.join(repoDir, 'refs', revision), snapshotCommit);
+    const ref = path.join(repoDir, 'refs', revision);
+    await fs.mkdir(path.dirname(ref), { recursive: true });
+    writeFileAtomic(ref, new TextEncoder().encode(snapshotCommit));
   }
   return snapshotDir;
 }
@@ -305,12 +308,20 @@ async function get(url: string, session: Session, idle: IdleTimeout): Promise<Re
   try {
     return await session.fetchImpl(url, { headers, redirect: 'manual', signal: idle.signal });
   } catch (err) {
-    if (idle.fired) throw new HubError(`no response from ${url} within ${formatSeconds(session.timeoutMs)}`);
+    if (idle.fired) throw new HubError(`no response from ${url} within ${formatSeconds(session.timeoutMs)}; ${notCachedAdvice(session)}`);
     throw new HubError(
-      `cannot reach ${originOf(url)}: ${networkErrorCode(err)}; set HF_ENDPOINT or pass a local folder (while fetching ${url})`,
+      `cannot reach the model hub at ${originOf(url)} (${networkErrorCode(err)}) while fetching ${url}; ${notCachedAdvice(session)}`,
       { cause: err },
     );
   }
+}
+
+/** What to do when the hub cannot be reached and the model is not in the cache. */
+function notCachedAdvice(session: Session): string {
+  return (
+    `${session.repo} is not in the hub cache at ${path.dirname(session.blobsDir)}; ` +
+    'without network, pass a model folder (config.json + model.safetensors) instead: --model DIR; or set HF_ENDPOINT to a hub you can reach'
+  );
 }
 
 /**
@@ -390,13 +401,6 @@ async function linkIntoSnapshot(snapshotDir: string, file: string, blobPath: str
     await fs.copyFile(blobPath, tmp);
   }
   await fs.rename(tmp, target);
-}
-
-async function writeFileAtomic(file: string, text: string): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.incomplete-${randomBytes(6).toString('hex')}`;
-  await fs.writeFile(tmp, text);
-  await fs.rename(tmp, file);
 }
 
 function httpError(response: Response, url: string, session: Session): HubError {

@@ -1,27 +1,45 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { ModelFormatError } from '../errors.js';
-import { readModelConfig, TRANSFORMERS_CLASSES, type DeclaredModel } from './config.js';
-import { readSafetensors, serializeSafetensors, writeFileDurable, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
+import { declareModel, TRANSFORMERS_CLASSES, type DeclaredModel } from './config.js';
+import { parseSafetensors, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 import type { BlockWeights, Linear, Norm, ViTConfig, ViTModel, ViTWeights } from './types.js';
 import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /**
- * Load a model folder: `config.json` + `model.safetensors` in timm or transformers layout
- * (see config.ts). Dimensions are read from the weight shapes and cross-checked with the config;
- * any disagreement, missing tensor or unknown architecture is a ModelFormatError naming the file,
+ * A model from what a model folder holds, `config.json` + `model.safetensors` in timm or
+ * transformers layout (see config.ts), given as values: folder.ts reads and writes model folders.
+ * Dimensions are read from the weight shapes and cross-checked with the config; any
+ * disagreement, missing tensor or unknown architecture is a ModelFormatError naming the file,
  * the tensor, what was expected and what was found. Extra tensors are ignored, except blocks
  * beyond the declared depth and tensors of timm features we do not implement.
  */
-export function loadModelFolder(dir: string): ViTModel {
-  if (!existsSync(dir)) throw new ModelFormatError(`model folder ${dir} not found`);
-  const declared = readModelConfig(dir);
-  const weightsFile = path.join(dir, 'model.safetensors');
-  if (!existsSync(weightsFile)) throw new ModelFormatError(`model folder ${dir}: expected model.safetensors, not found`);
-  const file = readSafetensors(weightsFile);
-  const source = declared.layout === 'timm' ? timmSource(file) : transformersSource(file, declared);
-  return buildModel(declared, source, dir);
+export function assembleModel(declared: DeclaredModel, weights: SafetensorsFile, source: string): ViTModel {
+  const tensors = declared.layout === 'timm' ? timmSource(weights) : transformersSource(weights, declared);
+  return buildModel(declared, tensors, source);
+}
+
+/** A model folder's files as bytes (config.json, model.safetensors, and preprocessor_config.json for transformers). */
+export interface ModelBytes {
+  config: Uint8Array | string;
+  weights: Uint8Array;
+  preprocessorConfig?: Uint8Array | string;
+}
+
+/** A model from the bytes of its files; `source` names it in messages. */
+export function modelFromBytes(bytes: ModelBytes, source = 'model'): ViTModel {
+  const text = (content: Uint8Array | string) => (typeof content === 'string' ? content : new TextDecoder().decode(content));
+  const declared = declareModel(
+    { where: `${source}: config.json`, text: () => text(bytes.config) },
+    {
+      where: `${source}: preprocessor_config.json`,
+      text: () => {
+        if (bytes.preprocessorConfig === undefined) {
+          throw new ModelFormatError(`${source}: expected preprocessor_config.json with a transformers config.json, none was given`);
+        }
+        return text(bytes.preprocessorConfig);
+      },
+    },
+  );
+  return assembleModel(declared, parseSafetensors(bytes.weights, `${source}: model.safetensors`), source);
 }
 
 /** A float32 tensor of the file. */
@@ -130,7 +148,8 @@ function concatenateRows(parts: Tensor[], names: string[], columns: number | nul
   });
   if (parts[0].shape[0] !== parts[1].shape[0]) {
     throw new ModelFormatError(
-      `${file}: query and key must have the same number of rows; "${names[0]}" has ${formatShape(parts[0].shape)}, "${names[1]}" has ${formatShape(parts[1].shape)}`,
+      `${file}: query and key must have the same number of rows; ` +
+        `"${names[0]}" has ${formatShape(parts[0].shape)}, "${names[1]}" has ${formatShape(parts[1].shape)}`,
     );
   }
   const rows = parts.reduce((sum, p) => sum + p.shape[0], 0);
@@ -178,6 +197,12 @@ class WeightReader {
   take(name: string, shape: number[], why = this.legend): Float32Array {
     const tensor = this.require(name, formatShape(shape));
     if (!sameShape(tensor.shape, shape)) this.wrongShape(name, tensor.shape, formatShape(shape), why);
+    const nonFinite = countNonFinite(tensor.data);
+    if (nonFinite > 0) {
+      throw new ModelFormatError(
+        `${this.source.file}: tensor "${this.source.nameInFile(name)}" has ${nonFinite} non-finite value(s) (NaN or ±Infinity) among ${tensor.data.length}; expected finite weights`,
+      );
+    }
     return tensor.data;
   }
 
@@ -226,7 +251,9 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
   const mlpDim = w.agree('MLP width', w.shape('blocks.0.mlp.fc1.weight', 2, '[mlpDim, D]')[0], declared.mlpDim, 'blocks.0.mlp.fc1.weight', configFile);
   const numClasses = w.agree('number of classes', w.shape('head.weight', 2, '[classes, D]')[0], declared.numClasses, 'head.weight', configFile);
   if (declared.imageSize % patchSize !== 0) {
-    throw new ModelFormatError(`${configFile}: image size ${declared.imageSize} is not a multiple of the patch size ${patchSize} (from patch_embed.proj.weight)`);
+    throw new ModelFormatError(
+      `${configFile}: image size ${declared.imageSize} is not a multiple of the patch size ${patchSize} (from patch_embed.proj.weight)`,
+    );
   }
 
   const config: ViTConfig = {
@@ -288,35 +315,16 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
 }
 
 /**
- * Write a model folder in timm layout: `config.json` (architecture, num_classes, pretrained_cfg,
- * label_names, label_descriptions as a list parallel to label_names, and a `vitprune` object with
- * every dimension, so channel-pruned qkDim/vDim survive) and a float32 `model.safetensors`.
- * loadModelFolder gives back the same config (layout 'timm') and bit-identical weights.
- *
- * Atomic: both files are written into `<dir>.tmp-<pid>-<random>` beside the target, which is
- * then renamed to `dir`. When `dir` already exists (it may hold other files) the two files
- * are moved into it one by one instead; each replacement is atomic, the pair is not.
+ * The files of `model` as a timm-layout model folder: `config.json` (architecture, num_classes,
+ * pretrained_cfg, label_names, label_descriptions as a list parallel to label_names, and a
+ * `vitprune` object with every dimension, so channel-pruned qkDim/vDim survive) and a float32
+ * `model.safetensors`. Loading them gives back the same config (layout 'timm') and bit-identical weights.
  */
-export function saveModelFolder(dir: string, model: ViTModel): void {
-  const files: Record<string, Uint8Array> = {
+export function modelFolderFiles(model: ViTModel): { 'config.json': Uint8Array; 'model.safetensors': Uint8Array } {
+  return {
     'model.safetensors': serializeSafetensors(timmTensors(model), { format: 'pt' }),
     'config.json': new TextEncoder().encode(JSON.stringify(timmConfigJson(model.config), null, 2) + '\n'),
   };
-  mkdirSync(path.dirname(path.resolve(dir)), { recursive: true });
-  const temp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  mkdirSync(temp);
-  try {
-    for (const [name, bytes] of Object.entries(files)) writeFileDurable(path.join(temp, name), bytes);
-    if (existsSync(dir)) {
-      for (const name of Object.keys(files)) renameSync(path.join(temp, name), path.join(dir, name));
-      rmdirSync(temp);
-    } else {
-      renameSync(temp, dir);
-    }
-  } catch (err) {
-    rmSync(temp, { recursive: true, force: true });
-    throw err;
-  }
 }
 
 function timmConfigJson(cfg: ViTConfig): Record<string, unknown> {
@@ -385,6 +393,12 @@ function timmTensors(model: ViTModel): Map<string, TensorToWrite> {
   addLinear('head', w.head);
   if (w.headDist) addLinear('head_dist', w.headDist);
   return tensors;
+}
+
+function countNonFinite(data: Float32Array): number {
+  let count = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) count++;
+  return count;
 }
 
 function sameShape(a: number[], b: number[]): boolean {

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { SafetensorsError } from '../errors.js';
 
 /**
@@ -10,6 +8,7 @@ import { SafetensorsError } from '../errors.js';
  *                            "__metadata__": { "<key>": "<string>" } }
  *   [rest]     the data area; offsets are relative to its start, tensors are row-major, little-endian.
  *
+ * Bytes in, bytes out: safetensors-file.ts reads and writes files.
  * Reading converts every tensor to float32 eagerly (one copy per tensor; the 23 MB DeiT-Tiny file
  * loads in a few milliseconds). The copies never alias the file's bytes, so callers may modify them.
  * Byte order: the data is little-endian and is copied as is into Float32Arrays, which assumes a
@@ -34,35 +33,47 @@ export interface SafetensorsFile {
   tensors: Map<string, SafetensorsTensor>; // in header order
 }
 
-/** A tensor to write: float32 data of `shape`. */
+/** A tensor to write: data of `shape`, stored as F32, F64 or I32 after its array type. */
 export interface TensorToWrite {
   shape: number[];
-  data: Float32Array; // [product(shape)]
+  data: Float32Array | Float64Array | Int32Array; // [product(shape)]
 }
 
 export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorToWrite>;
 
-/** Read and validate a safetensors file. Throws SafetensorsError naming the file and the tensor. */
-export function readSafetensors(file: string): SafetensorsFile {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new SafetensorsError(`cannot read safetensors file ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  return parseSafetensors(bytes, file);
-}
-
-interface HeaderEntry {
+/** Where a tensor lies in a safetensors file. */
+export interface SafetensorsEntry {
   name: string;
-  dtype: SafetensorsDtype;
+  dtype: string; // one of the dtypes the header was parsed for
   shape: number[];
   begin: number; // byte offset in the data area
   end: number;
 }
 
-/** Parse and validate safetensors bytes; `file` names the source in messages. */
+/** A validated header: every tensor's dtype, shape and bytes. */
+export interface SafetensorsLayout {
+  metadata: Record<string, string>; // the header's "__metadata__", {} when absent
+  dataStart: number; // byte offset of the data area in the file
+  entries: SafetensorsEntry[]; // in header order
+}
+
+/** Parse and validate safetensors bytes into float32 tensors; `file` names the source in messages. */
 export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+  const { metadata, dataStart, entries } = parseSafetensorsLayout(bytes, file, DTYPE_BYTES);
+  const tensors = new Map<string, SafetensorsTensor>();
+  for (const e of entries) {
+    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    const dtype = e.dtype as SafetensorsDtype;
+    tensors.set(e.name, { dtype, shape: e.shape, data: toFloat32(raw, dtype) });
+  }
+  return { file, metadata, tensors };
+}
+
+/**
+ * Parse and validate the header of safetensors bytes, for tensors of the dtypes that
+ * `elementBytes` lists (dtype → bytes per element): lengths, offsets, coverage of the data area.
+ */
+export function parseSafetensorsLayout(bytes: Uint8Array, file: string, elementBytes: Readonly<Record<string, number>>): SafetensorsLayout {
   if (bytes.length < 8) {
     throw new SafetensorsError(`${file}: expected at least 8 bytes (the header length), found ${bytes.length} bytes`);
   }
@@ -87,19 +98,13 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
   }
 
   const metadata = parseMetadata(header.__metadata__, file);
-  const entries: HeaderEntry[] = [];
+  const entries: SafetensorsEntry[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    entries.push(parseEntry(name, value, file, dataLength));
+    entries.push(parseEntry(name, value, file, dataLength, elementBytes));
   }
   checkCoverage(entries, file, dataLength);
-
-  const tensors = new Map<string, SafetensorsTensor>();
-  for (const e of entries) {
-    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: toFloat32(raw, e.dtype) });
-  }
-  return { file, metadata, tensors };
+  return { metadata, dataStart, entries };
 }
 
 function parseMetadata(value: unknown, file: string): Record<string, string> {
@@ -115,7 +120,7 @@ function parseMetadata(value: unknown, file: string): Record<string, string> {
   return value as Record<string, string>;
 }
 
-function parseEntry(name: string, value: unknown, file: string, dataLength: number): HeaderEntry {
+function parseEntry(name: string, value: unknown, file: string, dataLength: number, elementBytes: Readonly<Record<string, number>>): SafetensorsEntry {
   const where = `${file}: tensor "${name}"`;
   if (!isPlainObject(value)) throw new SafetensorsError(`${where}: expected an object {dtype, shape, data_offsets}, found ${describeJson(value)}`);
   const { dtype, shape, data_offsets: offsets } = value;
@@ -123,8 +128,8 @@ function parseEntry(name: string, value: unknown, file: string, dataLength: numb
     const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => value[k] === undefined);
     throw new SafetensorsError(`${where}: expected fields dtype, shape and data_offsets, missing ${missing.join(', ')}`);
   }
-  if (typeof dtype !== 'string' || !(SUPPORTED_DTYPES as readonly string[]).includes(dtype)) {
-    throw new SafetensorsError(`${where}: unsupported dtype ${describeJson(dtype)}; supported dtypes are ${SUPPORTED_DTYPES.join(', ')}`);
+  if (typeof dtype !== 'string' || !Object.hasOwn(elementBytes, dtype)) {
+    throw new SafetensorsError(`${where}: unsupported dtype ${describeJson(dtype)}; supported dtypes are ${Object.keys(elementBytes).join(', ')}`);
   }
   if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
     throw new SafetensorsError(`${where}: shape must be an array of non-negative integers, found ${describeJson(shape)}`);
@@ -136,21 +141,20 @@ function parseEntry(name: string, value: unknown, file: string, dataLength: numb
   if (end > dataLength) {
     throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] run past the end of the data area (${dataLength} bytes)`);
   }
-  const elementBytes = DTYPE_BYTES[dtype as SafetensorsDtype];
-  const expectedBytes = elementBytes * product(shape);
+  const expectedBytes = elementBytes[dtype] * product(shape);
   if (end - begin !== expectedBytes) {
     throw new SafetensorsError(
       `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, expected ${expectedBytes} (${dtype} × shape ${formatShape(shape)})`,
     );
   }
-  return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
+  return { name, dtype, shape: shape as number[], begin, end };
 }
 
 /** Tensors must tile the data area exactly: no overlap, no gap, no trailing bytes. */
-function checkCoverage(entries: HeaderEntry[], file: string, dataLength: number): void {
+function checkCoverage(entries: SafetensorsEntry[], file: string, dataLength: number): void {
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let covered = 0; // the data area [0, covered) is tiled by the tensors seen so far
-  let previous: HeaderEntry | null = null;
+  let previous: SafetensorsEntry | null = null;
   for (const e of sorted) {
     if (e.begin < covered) {
       throw new SafetensorsError(
@@ -197,8 +201,9 @@ export function float16ToNumber(bits: number): number {
 }
 
 /**
- * The bytes of a float32 safetensors file. The header keeps the given tensor order, and is
- * padded with spaces to a multiple of 8 bytes so that the data area starts 8-byte aligned.
+ * The bytes of a safetensors file (F32, F64 or I32 tensors after their array types). The header
+ * keeps the given tensor order, and is padded with spaces to a multiple of 8 bytes so that the
+ * data area starts 8-byte aligned.
  */
 export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<string, string>): Uint8Array {
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
@@ -212,8 +217,8 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
         `cannot write tensor "${name}": shape ${formatShape(t.shape)} needs ${product(t.shape)} values, found ${t.data.length}`,
       );
     }
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.data.length] };
-    offset += 4 * t.data.length;
+    header[name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerLength = Math.ceil(json.length / 8) * 8;
@@ -229,40 +234,10 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
   return out;
 }
 
-/** Write a float32 safetensors file atomically (see writeFileAtomic). */
-export function writeSafetensors(file: string, tensors: TensorsToWrite, metadata?: Record<string, string>): void {
-  writeFileAtomic(file, serializeSafetensors(tensors, metadata));
-}
-
-/**
- * Write `bytes` to `file` so that readers see either the old file or the complete new one:
- * write `file.tmp-<pid>-<random>` in the same directory, fsync it, rename it over `file`.
- */
-export function writeFileAtomic(file: string, bytes: Uint8Array): void {
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    writeFileDurable(temp, bytes);
-    renameSync(temp, file);
-  } catch (err) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // the temp file was never created, or is already gone
-    }
-    throw err;
-  }
-}
-
-/** Create `file` (it must not exist), write all of `bytes`, fsync, close. */
-export function writeFileDurable(file: string, bytes: Uint8Array): void {
-  const fd = openSync(file, 'wx');
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+/** The safetensors dtype of an array type. */
+function dtypeOf(data: TensorToWrite['data']): 'F32' | 'F64' | 'I32' {
+  if (data instanceof Float64Array) return 'F64';
+  return data instanceof Int32Array ? 'I32' : 'F32';
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -1,3 +1,7 @@
+import type { Linear } from '../kernels/types.js';
+
+export type { Linear } from '../kernels/types.js';
+
 /**
  * The model description shared by both paths (reference TS and wasm).
  * Shapes are written as comments; all tensors are row-major float32.
@@ -56,11 +60,23 @@ export function numPatches(cfg: ViTConfig): number {
   return side * side;
 }
 
-export interface Linear {
-  weight: Float32Array; // [out, in]  (PyTorch layout: y = x·Wᵀ + b)
-  bias: Float32Array; // [out]
-  outFeatures: number;
-  inFeatures: number;
+/** Where a block's fused projection puts each head: token i's row of qkv holds Q heads, K heads, V heads. */
+export interface QkvLayout {
+  stride: number; // floats per token row: 2H·qk + H·v
+  queryOffset: (h: number) => number; // Q_h of token i: qkv[i·stride + queryOffset(h) … + qkDim]
+  keyOffset: (h: number) => number; // K_h likewise
+  valueOffset: (h: number) => number; // V_h: … + vDim
+}
+
+/** The qkv layout of a block of config `cfg` (blockConfig for per-block widths). */
+export function qkvLayout(cfg: ViTConfig): QkvLayout {
+  const H = cfg.heads;
+  return {
+    stride: 2 * H * cfg.qkDim + H * cfg.vDim,
+    queryOffset: (h) => h * cfg.qkDim,
+    keyOffset: (h) => H * cfg.qkDim + h * cfg.qkDim,
+    valueOffset: (h) => 2 * H * cfg.qkDim + h * cfg.vDim,
+  };
 }
 
 export interface Norm {

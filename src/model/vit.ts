@@ -1,6 +1,10 @@
-import type { Kernels, PreparedLinear } from '../kernels/types.js';
-import type { BlockTokens } from '../prune/flops.js';
-import { modelGmacs } from '../prune/flops.js';
+import { VitpruneError } from '../errors.js';
+import type { FloatArray, Kernels, PreparedLinear } from '../kernels/types.js';
+import { view } from '../kernels/types.js';
+import { allocBlockActivations, Block, prepareNorm, type BlockActivations, type BlockObserver, type PreparedNorm } from './block.js';
+import type { BlockTokens } from './gmacs.js';
+import { modelGmacs } from './gmacs.js';
+import type { BlockState, ForwardHooks, TokenReduction } from './hooks.js';
 import type { ViTConfig, ViTModel } from './types.js';
 import { blockConfig, numPatches, prefixTokens } from './types.js';
 
@@ -9,88 +13,46 @@ import { blockConfig, numPatches, prefixTokens } from './types.js';
  * interface so the reference and the wasm backends run the same code:
  *
  *   x  = [CLS, (DIST), patches·W_pe + b_pe] + pos_embed               // [n, D]
- *   for each block:
+ *   for each block (block.ts):
  *     x = x + proj(MHSA(LN1(x)))          → hook afterAttention (may reduce tokens)
  *     x = x + fc2(GELU(fc1(LN2(x))))      → hook afterBlock     (may reduce tokens)
  *   logits = head(LN(x)[CLS])    (distilled: mean of head(CLS) and head_dist(DIST))
  *
  * The token count n may change at either hook; every later kernel runs on the first n rows.
+ * Hooks and the tensors `observe` sees: hooks.ts.
  */
 
-/** What a block has computed, handed to hooks. Views into the runner's buffers: valid during the call only. */
-export interface BlockState {
-  readonly config: ViTConfig; // the model's, with this block's per-head widths (blockConfig)
-  readonly model: ViTConfig; // the model's own: the same object for every block and image (caches key on it; widths are the largest)
-  readonly block: number; // 0-indexed block
-  readonly n: number; // tokens alive (prefix tokens first)
-  readonly x: Float32Array; // [n, D] residual stream (rows beyond n are stale)
-  readonly probs: Float32Array; // [H, n_att, n_att] attention probabilities (row = query) of this block
-  readonly attentionTokens: number; // n_att: tokens that entered this block's attention
-  readonly qkv: Float32Array; // [n_att, 2H·qk + H·v] Q, K, V of this block's attention
-  readonly sizes: Float32Array | null; // [n] tokens represented by each token (merging methods), null = all 1
-  readonly tokenIds: Int32Array; // [n] original position of each token (0 = CLS, prefix + p = patch p)
-  readonly kernels: Kernels; // the backend the buffers above belong to (hooks may run its kernels on them)
-}
-
-/**
- * A change of the token set returned by a hook:
- *  - keep: the rows to keep, in the order they should appear (prefix tokens must stay first);
- *  - replace: a whole new token matrix (merging methods).
- */
-export type TokenReduction =
-  | { kind: 'keep'; indices: ArrayLike<number> }
-  | { kind: 'replace'; n: number; x: Float32Array; sizes: Float32Array | null; tokenIds: Int32Array };
-
-export interface ForwardHooks {
-  afterAttention?(state: BlockState): TokenReduction | void;
-  afterBlock?(state: BlockState): TokenReduction | void;
-}
-
-export interface ForwardResult {
-  logits: Float32Array; // [numClasses]
+export interface ForwardResult<A extends FloatArray = Float32Array> {
+  logits: A; // [numClasses]
   tokens: BlockTokens[]; // executed token counts per block
   gmacs: number; // computed from the executed token counts
 }
 
-interface PreparedBlock {
-  config: ViTConfig; // blockConfig of this block, built once
-  norm1: { gamma: Float32Array; beta: Float32Array };
-  qkv: PreparedLinear;
-  proj: PreparedLinear;
-  norm2: { gamma: Float32Array; beta: Float32Array };
-  fc1: PreparedLinear;
-  fc2: PreparedLinear;
-}
-
 /** Runs one model on one backend. Weights are prepared and every buffer allocated once, here. */
-export class ViTRunner {
+export class ViTRunner<A extends FloatArray = Float32Array> {
   readonly config: ViTConfig;
-  readonly kernels: Kernels;
+  readonly kernels: Kernels<A>;
   readonly maxTokens: number;
+  readonly blocks: readonly Block<A>[];
 
   private readonly patchEmbed: PreparedLinear;
   private readonly prefix: Float32Array; // [prefix, D] CLS (and DIST) token
   private readonly posEmbed: Float32Array; // [maxTokens, D]
-  private readonly blocks: PreparedBlock[];
-  private readonly norm: { gamma: Float32Array; beta: Float32Array };
+  private readonly norm: PreparedNorm<A>;
   private readonly head: PreparedLinear;
   private readonly headDist: PreparedLinear | null;
 
   // Activations, sized for maxTokens; under pruning only the first n rows are used.
-  private readonly patches: Float32Array; // [patches, C·P·P] im2col of the input image
-  private readonly x: Float32Array; // [maxTokens, D] residual stream
-  private readonly normed: Float32Array; // [maxTokens, D] LayerNorm output
-  private readonly qkv: Float32Array; // [maxTokens, 2H·qk + H·v]
-  private readonly probs: Float32Array; // [H, maxTokens, maxTokens]
-  private readonly attnOut: Float32Array; // [maxTokens, H·v]
-  private readonly hidden: Float32Array; // [maxTokens, mlpDim]
-  private readonly logSizes: Float32Array; // [maxTokens]
-  private readonly logits: Float32Array; // [numClasses]
-  private readonly logitsDist: Float32Array; // [numClasses]
+  private readonly patches: A; // [patches, C·P·P] im2col of the input image
+  private readonly activations: BlockActivations<A>; // x [maxTokens, D] is the residual stream
+  private readonly logSizes: A; // [maxTokens]
+  private readonly logits: A; // [numClasses]
+  private readonly logitsDist: A; // [numClasses]
   private sizes: Float32Array; // [maxTokens]
   private tokenIds: Int32Array; // [maxTokens]
+  private disposed = false;
 
-  constructor(model: ViTModel, kernels: Kernels) {
+  constructor(model: ViTModel, kernels: Kernels<A>) {
     const cfg = model.config;
     const w = model.weights;
     const k = kernels;
@@ -105,29 +67,14 @@ export class ViTRunner {
     if (w.distToken) prefix.set(w.distToken, cfg.dim);
     this.prefix = prefix;
     this.posEmbed = w.posEmbed;
-    const norm = (n: { weight: Float32Array; bias: Float32Array }) => ({ gamma: k.upload(n.weight), beta: k.upload(n.bias) });
-    this.blocks = w.blocks.map((b, i) => ({
-      config: blockConfig(cfg, i),
-      norm1: norm(b.norm1),
-      qkv: k.prepareLinear(b.qkv),
-      proj: k.prepareLinear(b.proj),
-      norm2: norm(b.norm2),
-      fc1: k.prepareLinear(b.fc1),
-      fc2: k.prepareLinear(b.fc2),
-    }));
-    this.norm = norm(w.norm);
+    this.blocks = w.blocks.map((b, i) => Block.prepare(k, blockConfig(cfg, i), b));
+    this.norm = prepareNorm(k, w.norm);
     this.head = k.prepareLinear(w.head);
     this.headDist = w.headDist ? k.prepareLinear(w.headDist) : null;
 
     const T = this.maxTokens;
-    const qkvWidth = 2 * cfg.heads * cfg.qkDim + cfg.heads * cfg.vDim;
     this.patches = k.alloc(numPatches(cfg) * cfg.inChannels * cfg.patchSize * cfg.patchSize);
-    this.x = k.alloc(T * cfg.dim);
-    this.normed = k.alloc(T * cfg.dim);
-    this.qkv = k.alloc(T * qkvWidth);
-    this.probs = k.alloc(cfg.heads * T * T);
-    this.attnOut = k.alloc(T * cfg.heads * cfg.vDim);
-    this.hidden = k.alloc(T * cfg.mlpDim);
+    this.activations = allocBlockActivations(k, cfg, T);
     this.logSizes = k.alloc(T);
     this.logits = k.alloc(cfg.numClasses);
     this.logitsDist = k.alloc(cfg.numClasses);
@@ -139,7 +86,8 @@ export class ViTRunner {
    * The residual stream entering block 0 for `input` [C, S, S]: [CLS, (DIST), patches·W_pe + b_pe] + pos_embed,
    * [tokens, D] (a view of the runner's buffer, overwritten by the next call).
    */
-  embed(input: Float32Array): Float32Array {
+  embed(input: Float32Array): A {
+    this.checkLive('embed');
     const cfg = this.config;
     const D = cfg.dim;
     const expected = cfg.inChannels * cfg.imageSize * cfg.imageSize;
@@ -149,20 +97,23 @@ export class ViTRunner {
     // Patch embedding: a stride-P convolution = im2col + linear.
     this.im2col(input);
     const prefixCount = prefixTokens(cfg);
-    this.kernels.linear(this.patches, numPatches(cfg), this.patchEmbed, this.x.subarray(prefixCount * D));
-    this.x.set(this.prefix, 0);
-    const x = this.x;
+    const x = this.activations.x;
+    this.kernels.linear(this.patches, numPatches(cfg), this.patchEmbed, view(x, prefixCount * D, x.length));
+    x.set(this.prefix, 0);
     const posEmbed = this.posEmbed;
     for (let i = 0; i < this.maxTokens * D; i++) x[i] += posEmbed[i];
-    return x.subarray(0, this.maxTokens * D);
+    return view(x, 0, this.maxTokens * D);
   }
 
   /** Classify one preprocessed image `input` [C, S, S]. */
-  forward(input: Float32Array, hooks: ForwardHooks = {}): ForwardResult {
+  forward(input: Float32Array, hooks: ForwardHooks<A> = {}): ForwardResult<A> {
+    this.checkLive('forward');
     const cfg = this.config;
     const k = this.kernels;
     const D = cfg.dim;
-    this.embed(input);
+    const a = this.activations;
+    const embedded = this.embed(input);
+    hooks.observe?.(-1, 'embed', embedded, [this.maxTokens, D]);
     let n = this.maxTokens;
     let hasSizes = false;
     this.sizes.fill(1);
@@ -170,43 +121,65 @@ export class ViTRunner {
 
     const tokens: BlockTokens[] = [];
     for (let b = 0; b < cfg.depth; b++) {
-      const blk = this.blocks[b];
-      const bc = blk.config; // this block's per-head widths
+      const block = this.blocks[b];
       const nAttention = n;
+      const observe: BlockObserver<A> | undefined = hooks.observe && ((name, data, shape) => hooks.observe!(b, name, data, shape));
 
-      // x = x + proj(MHSA(LN1(x)))
-      k.layerNorm(this.x, n, D, blk.norm1.gamma, blk.norm1.beta, cfg.eps, this.normed);
-      k.linear(this.normed, n, blk.qkv, this.qkv);
       if (hasSizes) for (let i = 0; i < n; i++) this.logSizes[i] = Math.log(this.sizes[i]);
-      k.attention(this.qkv, n, cfg.heads, bc.qkDim, bc.vDim, 1 / Math.sqrt(bc.qkDim), hasSizes ? this.logSizes : null, this.probs, this.attnOut);
-      k.linearAdd(this.attnOut, n, blk.proj, this.x);
-
+      block.attention(a, n, hasSizes ? this.logSizes : null, observe);
       if (hooks.afterAttention) {
-        const r = hooks.afterAttention(this.state(bc, b, n, nAttention, hasSizes));
+        const r = hooks.afterAttention(this.state(block.config, b, n, nAttention, hasSizes));
         if (r) ({ n, hasSizes } = this.apply(r, n, hasSizes));
       }
 
-      // x = x + fc2(GELU(fc1(LN2(x))))
-      k.layerNorm(this.x, n, D, blk.norm2.gamma, blk.norm2.beta, cfg.eps, this.normed);
-      k.linearGelu(this.normed, n, blk.fc1, this.hidden);
-      k.linearAdd(this.hidden, n, blk.fc2, this.x);
+      block.mlp(a, n, observe);
       tokens.push({ attention: nAttention, mlp: n });
-
       if (hooks.afterBlock) {
-        const r = hooks.afterBlock(this.state(bc, b, n, nAttention, hasSizes));
+        const r = hooks.afterBlock(this.state(block.config, b, n, nAttention, hasSizes));
         if (r) ({ n, hasSizes } = this.apply(r, n, hasSizes));
       }
     }
 
     // logits = head(LN(x)[CLS]); the final norm is only needed on the prefix rows.
-    k.layerNorm(this.x, prefixTokens(cfg), D, this.norm.gamma, this.norm.beta, cfg.eps, this.normed);
-    k.linear(this.normed, 1, this.head, this.logits);
-    const logits = Float32Array.from(this.logits);
+    const prefixCount = prefixTokens(cfg);
+    k.layerNorm(a.x, prefixCount, D, this.norm.gamma, this.norm.beta, cfg.eps, a.normed);
+    hooks.observe?.(cfg.depth, 'final.norm', view(a.normed, 0, prefixCount * D), [prefixCount, D]);
+    k.linear(a.normed, 1, this.head, this.logits);
+    const logits = this.logits.slice() as A;
     if (this.headDist) {
-      k.linear(this.normed.subarray(D), 1, this.headDist, this.logitsDist);
+      k.linear(view(a.normed, D, a.normed.length), 1, this.headDist, this.logitsDist);
       for (let i = 0; i < logits.length; i++) logits[i] = (logits[i] + this.logitsDist[i]) / 2;
     }
+    hooks.observe?.(cfg.depth, 'logits', logits, [cfg.numClasses]);
     return { logits, tokens, gmacs: modelGmacs(cfg, tokens) };
+  }
+
+  /**
+   * Gives back the backend memory this runner took (prepared weights, activation buffers); the
+   * runner cannot run afterwards. The backend itself stays open (its `dispose` ends its threads).
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const k = this.kernels;
+    const linears = [this.patchEmbed, this.head, ...(this.headDist ? [this.headDist] : [])];
+    const buffers: A[] = [this.norm.gamma, this.norm.beta];
+    for (const { weights: w } of this.blocks) {
+      linears.push(w.qkv, w.proj, w.fc1, w.fc2);
+      buffers.push(w.norm1.gamma, w.norm1.beta, w.norm2.gamma, w.norm2.beta);
+    }
+    const a = this.activations;
+    buffers.push(this.patches, a.x, a.normed, a.qkv, a.probs, a.attnOut, a.hidden, this.logSizes, this.logits, this.logitsDist);
+    for (const w of linears) k.releaseLinear(w);
+    for (const b of buffers) k.free(b);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  private checkLive(caller: string): void {
+    if (this.disposed) throw new VitpruneError(`${caller}: expected a live runner, this one was disposed (create a new one to run the model)`);
   }
 
   /** patches[p, (c, y, x)] = input[c, py·P + y, px·P + x], patches in row-major (py, px) order. */
@@ -227,17 +200,18 @@ export class ViTRunner {
     }
   }
 
-  private state(config: ViTConfig, block: number, n: number, attentionTokens: number, hasSizes: boolean): BlockState {
+  private state(config: ViTConfig, block: number, n: number, attentionTokens: number, hasSizes: boolean): BlockState<A> {
     const D = config.dim;
+    const a = this.activations;
     return {
       config,
       model: this.config,
       block,
       n,
-      x: this.x.subarray(0, n * D),
-      probs: this.probs.subarray(0, config.heads * attentionTokens * attentionTokens),
+      x: view(a.x, 0, n * D),
+      probs: view(a.probs, 0, config.heads * attentionTokens * attentionTokens),
       attentionTokens,
-      qkv: this.qkv.subarray(0, attentionTokens * (2 * config.heads * config.qkDim + config.heads * config.vDim)),
+      qkv: view(a.qkv, 0, attentionTokens * (2 * config.heads * config.qkDim + config.heads * config.vDim)),
       sizes: hasSizes ? this.sizes.subarray(0, n) : null,
       tokenIds: this.tokenIds.subarray(0, n),
       kernels: this.kernels,
@@ -245,8 +219,9 @@ export class ViTRunner {
   }
 
   /** Apply a hook's reduction to the residual stream, sizes and token ids. */
-  private apply(r: TokenReduction, n: number, hasSizes: boolean): { n: number; hasSizes: boolean } {
+  private apply(r: TokenReduction<A>, n: number, hasSizes: boolean): { n: number; hasSizes: boolean } {
     const D = this.config.dim;
+    const x = this.activations.x;
     const prefixCount = prefixTokens(this.config);
     if (r.kind === 'keep') {
       const idx = r.indices;
@@ -257,21 +232,21 @@ export class ViTRunner {
       // Gather rows. In place is safe for ascending indices (row i comes from row idx[i] ≥ i);
       // any other order gathers from a copy.
       const ascending = isAscending(idx);
-      const srcX = ascending ? this.x : this.x.slice(0, n * D);
+      const srcX = ascending ? x : x.slice(0, n * D);
       const srcSizes = ascending ? this.sizes : this.sizes.slice(0, n);
       const srcIds = ascending ? this.tokenIds : this.tokenIds.slice(0, n);
       for (let i = 0; i < idx.length; i++) {
         const j = idx[i];
         if (!(j >= 0 && j < n)) throw new RangeError(`reduction index ${j} is outside 0..${n - 1}`);
-        if (ascending && i !== j) this.x.copyWithin(i * D, j * D, (j + 1) * D);
-        if (!ascending) this.x.set(srcX.subarray(j * D, (j + 1) * D), i * D);
+        if (ascending && i !== j) x.copyWithin(i * D, j * D, (j + 1) * D);
+        if (!ascending) x.set(srcX.subarray(j * D, (j + 1) * D), i * D);
         this.sizes[i] = srcSizes[j];
         this.tokenIds[i] = srcIds[j];
       }
       return { n: idx.length, hasSizes };
     }
     if (r.n > this.maxTokens) throw new RangeError(`reduction produces ${r.n} tokens, more than the ${this.maxTokens} the model was sized for`);
-    this.x.set(r.x.subarray(0, r.n * D), 0);
+    x.set(r.x.subarray(0, r.n * D), 0);
     this.tokenIds.set(r.tokenIds.subarray(0, r.n), 0);
     if (r.sizes) this.sizes.set(r.sizes.subarray(0, r.n), 0);
     else this.sizes.fill(1, 0, r.n);
@@ -282,15 +257,4 @@ export class ViTRunner {
 function isAscending(idx: ArrayLike<number>): boolean {
   for (let i = 1; i < idx.length; i++) if (idx[i] <= idx[i - 1]) return false;
   return true;
-}
-
-/** The keys of head h for token i live at qkv[i·stride + keyOffset(h) … + qkDim]. */
-export function qkvLayout(cfg: ViTConfig): { stride: number; queryOffset: (h: number) => number; keyOffset: (h: number) => number; valueOffset: (h: number) => number } {
-  const H = cfg.heads;
-  return {
-    stride: 2 * H * cfg.qkDim + H * cfg.vDim,
-    queryOffset: (h) => h * cfg.qkDim,
-    keyOffset: (h) => H * cfg.qkDim + h * cfg.qkDim,
-    valueOffset: (h) => 2 * H * cfg.qkDim + h * cfg.vDim,
-  };
 }

@@ -1,11 +1,15 @@
-import type { Kernels, PreparedLinear } from '../kernels/types.js';
+import type { PreparedLinear } from '../kernels/types.js';
+import { allocBlockActivations, multiHeadAttention, type Block, type BlockActivations } from '../model/block.js';
+import { initialTokens } from '../model/gmacs.js';
 import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.js';
 import { blockConfig } from '../model/types.js';
-import { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem } from './channels-fit.js';
+import type { ViTRunner } from '../model/vit.js';
+import {
+  fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem,
+} from './channels-fit.js';
 import { centreColumns } from './channels-linalg.js';
 import type { ChannelSelection } from './channels-select.js';
 import { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
-import { initialTokens } from './flops.js';
 
 /**
  * Build the pruned blocks one after another on the calibration images (algorithms.md §5.3,
@@ -26,6 +30,9 @@ import { initialTokens } from './flops.js';
  *
  * Every map is linear in the block input, so it folds into the kept qkv rows: the pruned model is
  * an ordinary ViT with smaller per-head widths. A model that loses no channel is returned as it is.
+ *
+ * The original blocks run as the runner prepared them (model/block.ts); a pruned block shares
+ * their norms and MLP and adds only its own, smaller qkv and proj.
  */
 
 export interface CompensationOptions {
@@ -48,33 +55,22 @@ export interface BlockCompensation {
   reconstructionAfter: number | null; // with the proj that was kept (the refit, unless it is off)
 }
 
-/** Scratch buffers of the backend, sized once. */
-interface Workspace {
-  x: Float32Array; // [n, D]
-  normed: Float32Array; // [n, D]
-  qkv: Float32Array; // [n, 2H·qk + H·v] original block
-  probs: Float32Array; // [H, n, n]
-  attnOut: Float32Array; // [n, H·v] original block
+/** Buffers of the backend, sized once: a block's activations (every token; the original widths hold the pruned ones) and y. */
+interface Workspace extends BlockActivations {
   y: Float32Array; // [n, D] original attention-branch output
-  prunedQkv: Float32Array; // [n, 2H·qk′ + H·v′]
-  prunedOut: Float32Array; // [n, H·v′]
-  hidden: Float32Array; // [n, mlpDim]
 }
 
-/** A block's attention weights on the backend. */
-interface PreparedAttention {
-  norm1: { gamma: Float32Array; beta: Float32Array };
-  qkv: PreparedLinear;
-  proj: PreparedLinear;
-}
-
-/** embeddings: per calibration image, the residual stream entering block 0 [tokens, D] (ViTRunner.embed); not modified. */
+/**
+ * embeddings: per calibration image, the residual stream entering block 0 [tokens, D] (ViTRunner.embed); not modified.
+ * runner: the model prepared on the backend the fits compute on.
+ */
 export function compensateBlocks(
-  model: ViTModel, kernels: Kernels, embeddings: readonly Float32Array[], selection: ChannelSelection, opts: CompensationOptions,
+  model: ViTModel, runner: ViTRunner, embeddings: readonly Float32Array[], selection: ChannelSelection, opts: CompensationOptions,
 ): { blocks: BlockWeights[]; reports: BlockCompensation[] } {
   const cfg = model.config;
   const { dim: D, heads: H } = cfg;
   if (cfg.blockWidths) throw new RangeError('channel pruning needs a model with the same widths in every block');
+  if (runner.config !== cfg) throw new RangeError('compensateBlocks: expected a runner of the model being pruned, found one of another config');
   const pruned = shrinkConfig(cfg, selection.widths); // per-block widths: blockConfig(pruned, b)
   if (pruned.qkDim === cfg.qkDim && pruned.vDim === cfg.vDim && !pruned.blockWidths) {
     const unchanged = (block: number): BlockCompensation => ({
@@ -82,19 +78,9 @@ export function compensateBlocks(
     });
     return { blocks: model.weights.blocks, reports: model.weights.blocks.map((_, b) => unchanged(b)) };
   }
-  const k = kernels;
+  const k = runner.kernels;
   const n = initialTokens(cfg);
-  const ws: Workspace = {
-    x: k.alloc(n * D),
-    normed: k.alloc(n * D),
-    qkv: k.alloc(n * (2 * H * cfg.qkDim + H * cfg.vDim)),
-    probs: k.alloc(H * n * n),
-    attnOut: k.alloc(n * H * cfg.vDim),
-    y: k.alloc(n * D),
-    prunedQkv: k.alloc(n * (2 * H * pruned.qkDim + H * pruned.vDim)),
-    prunedOut: k.alloc(n * H * pruned.vDim),
-    hidden: k.alloc(n * cfg.mlpDim),
-  };
+  const ws: Workspace = { ...allocBlockActivations(k, cfg, n), y: k.alloc(n * D) };
 
   // Block inputs of the pruned model, per image [n, D]: the embeddings, then each pruned block's output.
   const xs = embeddings.map((x) => x.slice());
@@ -102,12 +88,12 @@ export function compensateBlocks(
   const blocks: BlockWeights[] = [];
   const reports: BlockCompensation[] = [];
   model.weights.blocks.forEach((blk, b) => {
-    const original = prepareAttention(k, blk);
+    const original = runner.blocks[b];
     const widths = blockConfig(pruned, b);
     const qkPruned = widths.qkDim < cfg.qkDim;
     const vPruned = widths.vDim < cfg.vDim;
     const needsMoments = (qkPruned && (opts.qkBasis || opts.queryRefit)) || (vPruned && opts.valueBasis);
-    const moments = needsMoments ? blockMoments(cfg, k, original, xs, ws) : null;
+    const moments = needsMoments ? blockMoments(cfg, original, xs, ws) : null;
     let queryMaps: Float64Array[] | null = null;
     let keyMaps: Float64Array[] | null = null;
     if (qkPruned && opts.qkBasis) {
@@ -117,17 +103,19 @@ export function compensateBlocks(
     } else if (qkPruned && opts.queryRefit) {
       queryMaps = moments!.centredKeyGram.map((g, h) => fitQueryMap(g, cfg.qkDim, selection.qk[b][h], opts.ridge));
     }
-    const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, k, original, xs.slice(0, opts.logitScaleImages), selection.qk[b], queryMaps, keyMaps, ws) : null;
+    const logitScaleInputs = xs.slice(0, opts.logitScaleImages);
+    const logit = qkPruned && opts.logitScale ? fitLogitScales(cfg, original, logitScaleInputs, selection.qk[b], queryMaps, keyMaps, ws) : null;
     const alpha = logit?.map((f) => f.alpha) ?? new Array<number>(H).fill(1);
     const values = vPruned && opts.valueBasis ? valueBases(cfg, blk.proj, moments!, widths.vDim, opts.ridge) : null;
 
     const qScale = alpha.map((a) => a * Math.sqrt(widths.qkDim / cfg.qkDim));
     const qkv = shrinkQkv(cfg, blk.qkv, selection.qk[b], selection.v[b], qScale, queryMaps, values?.maps ?? null, keyMaps);
     const proj0 = values?.proj ?? shrinkProj(cfg, blk.proj, selection.v[b]);
-    const refit = fitProjection(cfg, widths, k, original, k.prepareLinear(qkv), proj0, xs, opts.ridge, ws);
+    const preparedQkv = k.prepareLinear(qkv);
+    const refit = fitProjection(widths, original, preparedQkv, proj0, xs, opts.ridge, ws);
     const proj: Linear = opts.refit ? { ...proj0, weight: refit.weight, bias: refit.bias } : proj0;
+    advance(original.withAttention(widths, preparedQkv, k.prepareLinear(proj)), xs, ws);
     const weights: BlockWeights = { ...blk, qkv, proj };
-    advance(widths, k, weights, xs, ws);
     blocks.push(weights);
     reports.push({
       block: b,
@@ -142,17 +130,10 @@ export function compensateBlocks(
   return { blocks, reports };
 }
 
-function prepareAttention(k: Kernels, blk: BlockWeights): PreparedAttention {
-  return { norm1: { gamma: k.upload(blk.norm1.weight), beta: k.upload(blk.norm1.bias) }, qkv: k.prepareLinear(blk.qkv), proj: k.prepareLinear(blk.proj) };
-}
-
 /** ws.normed = LN1(x); ws.qkv, ws.probs, ws.attnOut = the original block's q/k/v, attention and head outputs. */
-function originalAttention(cfg: ViTConfig, k: Kernels, original: PreparedAttention, x: Float32Array, ws: Workspace): void {
-  const n = initialTokens(cfg);
+function originalAttention(original: Block, x: Float32Array, ws: Workspace): void {
   ws.x.set(x);
-  k.layerNorm(ws.x, n, cfg.dim, original.norm1.gamma, original.norm1.beta, cfg.eps, ws.normed);
-  k.linear(ws.normed, n, original.qkv, ws.qkv);
-  k.attention(ws.qkv, n, cfg.heads, cfg.qkDim, cfg.vDim, 1 / Math.sqrt(cfg.qkDim), null, ws.probs, ws.attnOut);
+  original.selfAttention(ws, initialTokens(original.config), null);
 }
 
 /** Second moments of the original block on the block inputs, per head. */
@@ -162,7 +143,7 @@ interface BlockMoments {
   outputCovariance: Float64Array; // [H·v, H·v] covariance of the head outputs z = [P_h·V_h]_h over all tokens
 }
 
-function blockMoments(cfg: ViTConfig, k: Kernels, original: PreparedAttention, xs: Float32Array[], ws: Workspace): BlockMoments {
+function blockMoments(cfg: ViTConfig, original: Block, xs: Float32Array[], ws: Workspace): BlockMoments {
   const n = initialTokens(cfg);
   const { heads: H, qkDim: d, vDim: dv } = cfg;
   const stride = 2 * H * d + H * dv;
@@ -173,7 +154,7 @@ function blockMoments(cfg: ViTConfig, k: Kernels, original: PreparedAttention, x
   const outputSum = new Float64Array(Z);
   const key = new Float64Array(n * d);
   for (const x of xs) {
-    originalAttention(cfg, k, original, x, ws);
+    originalAttention(original, x, ws);
     for (let h = 0; h < H; h++) {
       for (let t = 0; t < n; t++) for (let c = 0; c < d; c++) key[t * d + c] = ws.qkv[t * stride + H * d + h * d + c];
       centreColumns(key, n, d);
@@ -224,7 +205,7 @@ function valueBases(cfg: ViTConfig, proj: Linear, moments: BlockMoments, r: numb
 
 /** (a) for every head of one block, with q′ = queryMaps[h]·q and k′ = keyMaps[h]·k (null: the kept channels as they are). */
 function fitLogitScales(
-  cfg: ViTConfig, k: Kernels, original: PreparedAttention, xs: Float32Array[], kept: Int32Array[],
+  cfg: ViTConfig, original: Block, xs: Float32Array[], kept: Int32Array[],
   queryMaps: Float64Array[] | null, keyMaps: Float64Array[] | null, ws: Workspace,
 ): LogitScaleFit[] {
   const n = initialTokens(cfg);
@@ -251,7 +232,7 @@ function fitLogitScales(
     }
   };
   for (const x of xs) {
-    originalAttention(cfg, k, original, x, ws);
+    originalAttention(original, x, ws);
     for (let h = 0; h < H; h++) {
       reduce(q, h * d, queryMaps?.[h] ?? null, kept[h]);
       reduce(key, H * d + h * d, keyMaps?.[h] ?? null, kept[h]);
@@ -277,40 +258,31 @@ function fitLogitScales(
 
 /**
  * (b) for one block: accumulate [Z′, 1]ᵀ[Z′, 1] and [Z′, 1]ᵀY over every calibration image and
- * solve. prunedQkv: the pruned qkv with every map folded in; proj0: the projection to start from.
+ * solve. Y = the original attention branch; Z′ = the heads of the pruned qkv `prunedQkv` (every
+ * map folded in, widths of `pruned`) on the same LN1 output; proj0: the projection to start from.
  */
 function fitProjection(
-  cfg: ViTConfig, pruned: ViTConfig, k: Kernels, original: PreparedAttention, prunedQkv: PreparedLinear, proj0: Linear,
-  xs: Float32Array[], ridge: number, ws: Workspace,
+  pruned: ViTConfig, original: Block, prunedQkv: PreparedLinear, proj0: Linear, xs: Float32Array[], ridge: number, ws: Workspace,
 ): ReturnType<typeof refitProjection> {
-  const n = initialTokens(cfg);
-  const stats = new RefitStatistics(proj0.inFeatures, cfg.dim);
+  const k = original.kernels;
+  const n = initialTokens(pruned);
+  const stats = new RefitStatistics(proj0.inFeatures, pruned.dim);
   for (const x of xs) {
-    originalAttention(cfg, k, original, x, ws);
-    k.linear(ws.attnOut, n, original.proj, ws.y);
-    k.linear(ws.normed, n, prunedQkv, ws.prunedQkv);
-    k.attention(ws.prunedQkv, n, pruned.heads, pruned.qkDim, pruned.vDim, 1 / Math.sqrt(pruned.qkDim), null, ws.probs, ws.prunedOut);
-    stats.add(ws.prunedOut, ws.y, n);
+    originalAttention(original, x, ws);
+    k.linear(ws.attnOut, n, original.weights.proj, ws.y);
+    multiHeadAttention(k, pruned, prunedQkv, ws, n, null);
+    stats.add(ws.attnOut, ws.y, n);
   }
   return refitProjection(stats, proj0.weight, proj0.bias, ridge);
 }
 
 /** Run one pruned block on every image's tokens in place: x ← block(x). */
-function advance(cfg: ViTConfig, k: Kernels, blk: BlockWeights, xs: Float32Array[], ws: Workspace): void {
-  const n = initialTokens(cfg);
-  const D = cfg.dim;
-  const w = prepareAttention(k, blk);
-  const norm2 = { gamma: k.upload(blk.norm2.weight), beta: k.upload(blk.norm2.bias) };
-  const mlp = { fc1: k.prepareLinear(blk.fc1), fc2: k.prepareLinear(blk.fc2) };
+function advance(block: Block, xs: Float32Array[], ws: Workspace): void {
+  const n = initialTokens(block.config);
   for (const x of xs) {
     ws.x.set(x);
-    k.layerNorm(ws.x, n, D, w.norm1.gamma, w.norm1.beta, cfg.eps, ws.normed);
-    k.linear(ws.normed, n, w.qkv, ws.prunedQkv);
-    k.attention(ws.prunedQkv, n, cfg.heads, cfg.qkDim, cfg.vDim, 1 / Math.sqrt(cfg.qkDim), null, ws.probs, ws.prunedOut);
-    k.linearAdd(ws.prunedOut, n, w.proj, ws.x);
-    k.layerNorm(ws.x, n, D, norm2.gamma, norm2.beta, cfg.eps, ws.normed);
-    k.linearGelu(ws.normed, n, mlp.fc1, ws.hidden);
-    k.linearAdd(ws.hidden, n, mlp.fc2, ws.x);
-    x.set(ws.x.subarray(0, n * D));
+    block.attention(ws, n, null);
+    block.mlp(ws, n);
+    x.set(ws.x.subarray(0, n * block.config.dim));
   }
 }

@@ -1,7 +1,7 @@
 import type { BlockWidths, ViTConfig, ViTWeights } from '../model/types.js';
 import type { AttentionChannelStats } from './channels-stats.js';
 import { eliminateChannels } from './channels-elimination.js';
-import { initialTokens } from './flops.js';
+import { initialTokens } from '../model/gmacs.js';
 
 /**
  * Which attention channels to keep (algorithms.md §5.3, steps 1–4 and 7): channel scores from

@@ -1,6 +1,6 @@
 import type { ViTConfig } from '../model/types.js';
-import type { BlockState } from '../model/vit.js';
-import { qkvLayout } from '../model/vit.js';
+import type { BlockState } from '../model/hooks.js';
+import { qkvLayout } from '../model/types.js';
 import { centreColumns } from './channels-linalg.js';
 
 /**

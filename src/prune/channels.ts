@@ -1,8 +1,4 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Kernels } from '../kernels/types.js';
-import { saveModelFolder } from '../model/load.js';
-import { writeFileAtomic } from '../model/safetensors.js';
 import type { BlockWidths, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { compensateBlocks, type BlockCompensation } from './channels-compensate.js';
@@ -12,10 +8,16 @@ import {
 } from './channels-select.js';
 import { shrinkConfig } from './channels-shrink.js';
 import { accumulateChannelStats, emptyChannelStats } from './channels-stats.js';
-import { denseGmacs } from './flops.js';
+import { denseGmacs } from '../model/gmacs.js';
 
-export { ALLOCATORS, allocateWidths, channelMacs, selectByElimination, selectChannels, similarityWeights, topChannels, type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore } from './channels-select.js';
-export { fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit } from './channels-fit.js';
+export {
+  ALLOCATORS, allocateWidths, channelMacs, selectByElimination, selectChannels, similarityWeights, topChannels,
+  type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore,
+} from './channels-select.js';
+export {
+  fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics,
+  type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit,
+} from './channels-fit.js';
 export { choleskySolve, symmetricEigen } from './channels-linalg.js';
 export { eliminateChannels } from './channels-elimination.js';
 export { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
@@ -66,7 +68,7 @@ export interface ChannelPruningResult {
   blocks: BlockCompensation[]; // per block: logit scales, attention KL, reconstruction errors
   gmacsBefore: number;
   gmacsAfter: number;
-  description: PrunedDescription; // what savePrunedModel records in config.json
+  description: PrunedDescription; // what savePrunedModel (channels-save.ts) records in config.json
 }
 
 /** The `pruned` object of a pruned model's config.json. */
@@ -136,7 +138,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
   // 4. Blocks rebuilt with the reweightings.
   const { qkBasis, queryRefit, valueBasis, logitScale, refit, ridge } = opts;
   const fits = { qkBasis, queryRefit, valueBasis, logitScale, refit, ridge }; // also recorded in the description
-  const { blocks, reports } = compensateBlocks(model, kernels, embeddings, selection, {
+  const { blocks, reports } = compensateBlocks(model, runner, embeddings, selection, {
     ...fits,
     logitScaleImages: opts.logitScaleImages,
     onBlock: (done, total) => opts.onProgress?.('blocks', done, total),
@@ -173,16 +175,4 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
     })),
   };
   return { model: pruned, selection, scores, blocks: reports, gmacsBefore, gmacsAfter, description };
-}
-
-/**
- * Save a pruned model like any model (saveModelFolder: timm layout, config.json recording the
- * widths), then add the `pruned` description to its config.json (replaced atomically).
- */
-export function savePrunedModel(dir: string, model: ViTModel, description: PrunedDescription): void {
-  saveModelFolder(dir, model);
-  const configFile = path.join(dir, 'config.json');
-  const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  config.pruned = description;
-  writeFileAtomic(configFile, new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
 }

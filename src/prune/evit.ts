@@ -1,9 +1,12 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
-import type { BlockTokens } from './flops.js';
-import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { initialTokens, modelGmacs } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
+import type { BudgetKnob } from './budget.js';
+import { recordDecision } from './decisions.js';
+import { defineMethod } from './method.js';
 
 /**
  * EViT token reorganisation (Liang et al., ICLR 2022; algorithms.md §6.1) and its no-fusion
@@ -70,11 +73,14 @@ export function fuseTokens(x: Float32Array, D: number, a: Float64Array, dropped:
 /** One EViT / top-k step on a block's state at the afterAttention hook (where every token alive entered the attention). */
 export function evitReduce(state: BlockState, keepRate: number, fuse: boolean): TokenReduction | void {
   const { config: cfg, n } = state;
-  if (n !== state.attentionTokens) throw new RangeError(`EViT reduces right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  if (n !== state.attentionTokens) {
+    throw new RangeError(`EViT reduces right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  }
   const prefix = prefixTokens(cfg);
   const k = evitKeepCount(keepRate, n, prefix);
   if (k === n - prefix) return;
   const a = clsAttentiveness(state.probs, cfg.heads, n);
+  recordDecision('attentiveness', a, [n]);
   const kept = attentiveTokens(a, n, prefix, k);
   if (!fuse) return { kind: 'keep', indices: kept };
 
@@ -84,7 +90,9 @@ export function evitReduce(state: BlockState, keepRate: number, fuse: boolean): 
   const dropped = Array.from({ length: n }, (_, p) => p).filter((p) => !isKept[p]);
   const x = new Float32Array((kept.length + 1) * D); // [kept + fused, D]
   kept.forEach((p, row) => x.set(state.x.subarray(p * D, (p + 1) * D), row * D));
-  x.set(fuseTokens(state.x, D, a, dropped), kept.length * D);
+  const fused = fuseTokens(state.x, D, a, dropped);
+  recordDecision('fused', fused, [D]);
+  x.set(fused, kept.length * D);
   const tokenIds = Int32Array.from([...Array.from(kept, (p) => state.tokenIds[p]), FUSED_TOKEN_ID]);
   return { kind: 'replace', n: kept.length + 1, x, sizes: null, tokenIds };
 }
@@ -116,50 +124,57 @@ export function evitTokens(cfg: ViTConfig, options: EvitOptions): BlockTokens[] 
   });
 }
 
-export interface KeepRateSolution {
-  keepRate: number; // ρ, a multiple of 0.0001
-  gmacs: number;
-  fraction: number; // gmacs / dense GMACs
-}
+const KEEP_RATE_STEPS = 10_000;
 
 /**
- * The keep rate ρ whose EViT (`fuse`) or top-k token counts cost closest to `fraction` × the
- * dense GMACs, required within a relative `tolerance` (default 1 %). ρ is searched on the grid
- * 0, 0.0001, …, 1 (finer than the token counts move on DeiT; exact bisection would land in the
- * 1e-9-wide windows the rounding tolerance of ⌈·⌉ creates); among equally close ρ the one with
- * the fewest decimals, then the smallest, is taken (DeiT-S at 3.029 GMACs gives 0.7). Throws
- * ScheduleError if none is within tolerance.
+ * The keep rate as a budget knob (budget.ts): ρ on the grid 0, 0.0001, …, 1 (finer than the token
+ * counts move on DeiT; an exact ρ could land in the 1e-9-wide windows the rounding tolerance of ⌈·⌉
+ * creates). Among the grid's keep rates with the same GMACs, the one with the fewest decimals, then
+ * the smallest, is reported (DeiT-S at 3.029 GMACs gives 0.7).
  */
-export function solveKeepRateForBudget(
-  cfg: ViTConfig,
-  fraction: number,
-  fuse: boolean,
-  options: { blocks?: readonly number[]; tolerance?: number } = {},
-): KeepRateSolution {
-  if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
-  const tolerance = options.tolerance ?? 0.01;
-  const dense = denseGmacs(cfg);
-  const steps = 10_000;
-  const decimals = (i: number) => {
-    let d = 4;
-    for (; d > 0 && i % 10 === 0; d--) i /= 10;
-    return d;
+export function keepRateKnob(cfg: ViTConfig, fuse: boolean, blocks?: readonly number[]): BudgetKnob<number> {
+  const gmacs = (keepRate: number) => modelGmacs(cfg, evitTokens(cfg, { keepRate, fuse, blocks }));
+  return {
+    dense: KEEP_RATE_STEPS,
+    sparse: 0,
+    integer: true,
+    settings: (step) => step / KEEP_RATE_STEPS,
+    gmacs,
+    canonical(step, cost) {
+      const same = (i: number) => i >= 0 && i <= KEEP_RATE_STEPS && gmacs(i / KEEP_RATE_STEPS) === cost;
+      let first = step;
+      let last = step;
+      while (same(first - 1)) first--;
+      while (same(last + 1)) last++;
+      for (let unit = KEEP_RATE_STEPS; unit >= 1; unit /= 10) {
+        const candidate = Math.ceil(first / unit) * unit; // the smallest with at most log10(STEPS / unit) decimals
+        if (candidate <= last) return candidate;
+      }
+      return step;
+    },
+    describe: (keepRate) => `keep rate ${keepRate}`,
   };
-  let best: KeepRateSolution | null = null;
-  let bestMiss = Infinity;
-  let bestDecimals = 0;
-  for (let i = 0; i <= steps; i++) {
-    const keepRate = i / steps;
-    const gmacs = modelGmacs(cfg, evitTokens(cfg, { keepRate, fuse, blocks: options.blocks }));
-    const miss = Math.abs(gmacs / dense / fraction - 1);
-    if (miss < bestMiss || (miss === bestMiss && decimals(i) < bestDecimals)) {
-      best = { keepRate, gmacs, fraction: gmacs / dense };
-      bestMiss = miss;
-      bestDecimals = decimals(i);
-    }
-  }
-  if (!best || bestMiss > tolerance) {
-    throw new ScheduleError(`GMACs budget: expected a keep rate within ${tolerance * 100} % of ${fraction} × dense, found at best ${best?.fraction.toFixed(4)} × dense (ρ = ${best?.keepRate})`);
-  }
-  return best;
 }
+
+/** EViT (fuse) or top-k as a registered method (method.ts). */
+function evitMethod(fuse: boolean) {
+  return defineMethod<number>({
+    name: fuse ? 'evit' : 'topk',
+    summary: fuse
+      ? 'EViT: at blocks 4, 7, 10 keep the patches the CLS token attends to most, fuse the others into one token'
+      : 'top-k: at blocks 4, 7, 10 keep the patches the CLS token attends to most, drop the others',
+    removal: fuse ? 'fused' : 'dropped',
+    counts: 'fixed',
+    keepRatio: (_, keepRate) => keepRate,
+    knobs: (cfg) => [keepRateKnob(cfg, fuse)],
+    tokens: (cfg, keepRate) => evitTokens(cfg, { keepRate, fuse }),
+    hooks(keepRate) {
+      const hooks = evitHooks({ keepRate, fuse });
+      return () => hooks;
+    },
+    describe: (keepRate) => ({ keepRate }),
+  });
+}
+
+export const evit = evitMethod(true);
+export const topk = evitMethod(false);

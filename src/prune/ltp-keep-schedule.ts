@@ -1,7 +1,7 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
-import { denseGmacs, initialTokens, modelGmacs, type BlockTokens } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import { denseGmacs, initialTokens, modelGmacs, type BlockTokens } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
 
 /**
  * A keep schedule for calibrateLtpQuantiles (algorithms.md §4.5 option 1) that meets a GMACs

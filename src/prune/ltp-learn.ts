@@ -4,10 +4,11 @@ import type { SoftMaskedViT, SoftPruning } from '../grad/soft-vit.js';
 import { seededRandom } from '../model/random.js';
 import type { ViTConfig } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
-import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
+import { denseGmacs, initialTokens, modelGmacs } from '../model/gmacs.js';
 import { geometricKeepSchedule } from './ltp-keep-schedule.js';
-import { calibrateLtpQuantiles, calibrationRun, ltpHooks, type LtpThresholds } from './ltp.js';
-import { ScheduleError } from './schedule.js';
+import { calibrateLtpQuantiles, ltpHooks, type LtpThresholds } from './ltp.js';
+import { calibrationRun } from './method.js';
+import { ScheduleError } from '../errors.js';
 
 /**
  * Learned LTP thresholds with the model frozen (issue 16; algorithms.md §4.3 without the weight

@@ -1,6 +1,6 @@
 import type { ViTConfig } from '../model/types.js';
 import type { LtpThresholds } from './ltp.js';
-import { ScheduleError } from './schedule.js';
+import { ScheduleError } from '../errors.js';
 
 /**
  * The thresholds file `vitprune learn-ltp` writes and `ltpHooks` runs (thresholds.json):

@@ -1,8 +1,11 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction, ViTRunner } from '../model/vit.js';
-import { denseGmacs, initialTokens } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { initialTokens } from '../model/gmacs.js';
+import { ScheduleError, UsageError } from '../errors.js';
+import type { BudgetKnob } from './budget.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
+import { defineMethod, settingsObject, type CalibrationRun } from './method.js';
 
 /**
  * LTP-style threshold pruning (Learned Token Pruning, Kim et al., KDD 2022; algorithms.md §4),
@@ -13,8 +16,9 @@ import { ScheduleError } from './schedule.js';
  * same for DeiT. Here the model is unchanged and the thresholds come from one of two
  * calibration procedures of this project (algorithms.md §4.5, options 1 and 2):
  *   - `calibrateLtpQuantiles`: sequential quantile matching to a per-block keep schedule;
- *   - `calibrateLtpRamp`: LTP's rising ramp θ_l = c·l/L in units of the mean score, with c
- *     bisected to hit a mean-GMACs budget.
+ *   - `ltpRampKnob`: LTP's rising ramp θ_l = c·l/L in units of the mean score, with c
+ *     solved (budget.ts) to hit a mean-GMACs budget on the calibration images.
+ * Or they are given as settings, {"theta": [...], "unit": ...} (a thresholds file).
  *
  * Importance of token i in block l, the attention it receives averaged over heads and queries:
  *
@@ -63,8 +67,17 @@ export function thresholdKeep(scores: Float64Array, n: number, prefix: number, t
 export function ltpPrune(state: BlockState, theta: number, unit: ThresholdUnit): TokenReduction | void {
   if (!(theta > 0)) return;
   const { config: cfg, n } = state;
-  if (n !== state.attentionTokens) throw new RangeError(`LTP prunes right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
-  const kept = thresholdKeep(ltpImportance(state.probs, cfg.heads, n), n, prefixTokens(cfg), theta, unit);
+  if (n !== state.attentionTokens) {
+    throw new RangeError(`LTP prunes right after the attention: expected the ${state.attentionTokens} tokens that entered it, found ${n}`);
+  }
+  const scores = ltpImportance(state.probs, cfg.heads, n);
+  const kept = thresholdKeep(scores, n, prefixTokens(cfg), theta, unit);
+  if (isRecordingDecisions()) {
+    recordDecision('importance', scores.map((s) => inUnit(s, n, unit)), [n]);
+    const mask = new Int32Array(n);
+    for (const i of kept) mask[i] = 1;
+    recordDecision('mask', mask, [n]);
+  }
   if (kept.length < n) return { kind: 'keep', indices: kept };
 }
 
@@ -86,22 +99,6 @@ export function ltpRamp(depth: number, c: number): LtpThresholds {
 }
 
 /**
- * Runs every calibration image through the model with `hooks` and resolves to the mean GMACs
- * per image. Calibration only needs this, so it stays independent of how images are loaded.
- */
-export type CalibrationRun = (hooks: ForwardHooks) => Promise<number>;
-
-/** A CalibrationRun over preprocessed inputs ([C, S, S] each). */
-export function calibrationRun(runner: ViTRunner, inputs: readonly Float32Array[]): CalibrationRun {
-  if (inputs.length === 0) throw new RangeError('calibration: expected at least one input image, found none');
-  return async (hooks) => {
-    let sum = 0;
-    for (const input of inputs) sum += runner.forward(input, hooks).gmacs;
-    return sum / inputs.length;
-  };
-}
-
-/**
  * Sequential quantile matching (algorithms.md §4.5 option 1). For l = 1…L: run the calibration
  * images with the thresholds found so far applied to blocks < l, pool the scores (in `unit`) of
  * the N patch tokens alive at block l over all images, and set θ_l to the m-th smallest,
@@ -110,7 +107,9 @@ export function calibrationRun(runner: ViTRunner, inputs: readonly Float32Array[
  * the block. Each pass drops every token after block l, so it costs about l/L of a forward
  * pass: the whole calibration ≈ (L + 1)/2 forward passes per image.
  */
-export async function calibrateLtpQuantiles(cfg: ViTConfig, run: CalibrationRun, keep: readonly number[], unit: ThresholdUnit = 'absolute'): Promise<LtpThresholds> {
+export async function calibrateLtpQuantiles(
+  cfg: ViTConfig, run: CalibrationRun, keep: readonly number[], unit: ThresholdUnit = 'absolute',
+): Promise<LtpThresholds> {
   if (keep.length !== cfg.depth) throw new ScheduleError(`LTP keep schedule: expected one fraction per block (${cfg.depth}), found ${keep.length}`);
   keep.forEach((k, l) => {
     if (!(k >= 0 && k <= 1)) throw new ScheduleError(`LTP keep schedule: expected fractions in [0, 1], found ${k} for block ${l + 1}`);
@@ -136,56 +135,59 @@ export async function calibrateLtpQuantiles(cfg: ViTConfig, run: CalibrationRun,
   return { theta, unit };
 }
 
-export interface LtpRampSolution {
-  c: number; // ramp height: θ_l = c·l/L in units of the mean score
+/** LTP's settings: thresholds, and the ramp height they were made from (when they were). */
+export interface LtpSettings {
+  c?: number; // ramp height: θ_l = c·l/L in units of the mean score
   thresholds: LtpThresholds;
-  gmacs: number; // mean GMACs per calibration image
-  fraction: number; // gmacs / dense GMACs
 }
 
 /**
- * The LTP ramp (algorithms.md §4.5 option 2) whose mean GMACs over the calibration images is
- * `fraction` × dense, within a relative `tolerance` (default 1 %): c is bracketed by doubling
- * from 1, then bisected (mean GMACs fall as c grows), for at most `maxRuns` calibration runs
- * (default 40). The closest c seen is returned; throws ScheduleError if it misses the tolerance.
+ * The LTP ramp as a measured budget knob (budget.ts, algorithms.md §4.5 option 2): c from 0
+ * (nothing pruned) up, mean GMACs over the calibration images falling as c grows; the search
+ * starts at c = 1 and doubles, for at most 40 calibration runs. Above c = 2·n₀·L every block from
+ * the second keeps only the prefix (a mean-unit score n·s(i) never exceeds n ≤ n₀).
  */
-export async function calibrateLtpRamp(
-  cfg: ViTConfig,
-  run: CalibrationRun,
-  fraction: number,
-  options: { tolerance?: number; maxRuns?: number } = {},
-): Promise<LtpRampSolution> {
-  if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
-  const tolerance = options.tolerance ?? 0.01;
-  const maxRuns = options.maxRuns ?? 40;
-  const dense = denseGmacs(cfg);
-  let runs = 0;
-  const solution = async (c: number): Promise<LtpRampSolution> => {
-    runs++;
-    const thresholds = ltpRamp(cfg.depth, c);
-    const gmacs = await run(ltpHooks(thresholds));
-    return { c, thresholds, gmacs, fraction: gmacs / dense };
+export function ltpRampKnob(cfg: ViTConfig, run: CalibrationRun): BudgetKnob<LtpSettings> {
+  return {
+    dense: 0,
+    sparse: 2 * initialTokens(cfg) * cfg.depth,
+    integer: false,
+    measured: { start: 1, maxRuns: 40 },
+    settings: (c) => ({ c, thresholds: ltpRamp(cfg.depth, c) }),
+    gmacs: (s) => run(ltpHooks(s.thresholds)),
+    describe: (s) => `ramp c = ${s.c}`,
   };
-  const miss = (s: LtpRampSolution) => Math.abs(s.fraction / fraction - 1);
-  // c = 0 prunes nothing. Above c = 2·n₀·L every block from the second keeps only the prefix
-  // (a mean-unit score n·s(i) never exceeds n ≤ n₀).
-  const cMax = 2 * initialTokens(cfg) * cfg.depth;
-  let lo: LtpRampSolution = { c: 0, thresholds: ltpRamp(cfg.depth, 0), gmacs: dense, fraction: 1 };
-  let hi = await solution(1);
-  let best = miss(hi) < miss(lo) ? hi : lo;
-  while (hi.fraction > fraction && hi.c < cMax && runs < maxRuns) {
-    lo = hi;
-    hi = await solution(hi.c * 2);
-    if (miss(hi) < miss(best)) best = hi;
-  }
-  while (miss(best) > tolerance && hi.fraction <= fraction && runs < maxRuns) {
-    const mid = await solution((lo.c + hi.c) / 2);
-    if (miss(mid) < miss(best)) best = mid;
-    if (mid.fraction > fraction) lo = mid;
-    else hi = mid;
-  }
-  if (miss(best) > tolerance) {
-    throw new ScheduleError(`GMACs budget: expected an LTP ramp within ${tolerance * 100} % of ${fraction} × dense on the calibration images, found at best ${best.fraction.toFixed(4)} × dense (c = ${best.c}, ${runs} runs)`);
-  }
-  return best;
 }
+
+/** LTP's thresholds from JSON: {"theta": [θ per block], "unit": "absolute" | "mean"} (and "c", as LTP's settings are described). */
+function ltpSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): LtpSettings {
+  const { c, theta, unit } = settingsObject(json, ['c', 'theta', 'unit'], source);
+  if (!(Array.isArray(theta) && theta.length === cfg.depth && theta.every((t) => typeof t === 'number'))) {
+    throw new ScheduleError(`${source}: expected "theta" to list ${cfg.depth} thresholds (one per block), found ${JSON.stringify(theta)?.slice(0, 80)}`);
+  }
+  if (unit !== 'absolute' && unit !== 'mean') throw new ScheduleError(`${source}: expected "unit" "absolute" or "mean", found ${JSON.stringify(unit)}`);
+  if (c !== undefined && typeof c !== 'number') throw new ScheduleError(`${source}: expected "c" to be a number, found ${JSON.stringify(c)}`);
+  return { ...(c !== undefined && { c }), thresholds: { theta, unit } };
+}
+
+/** LTP (thresholds calibrated, not learned) as a registered method (method.ts). */
+export const ltp = defineMethod<LtpSettings>({
+  name: 'ltp',
+  summary: 'LTP-style thresholds: after each block\'s attention drop the tokens that receive less attention than the block\'s threshold',
+  removal: 'dropped',
+  counts: 'per-image',
+  fromJson: (cfg, json, _, source) => ltpSettingsFromJson(cfg, json, source),
+  knobs(cfg, _, { calibration }) {
+    if (!calibration) {
+      throw new UsageError(
+        'method ltp reaches a budget by calibrating its thresholds on unlabelled images: give it calibration images, or its thresholds as settings',
+      );
+    }
+    return [ltpRampKnob(cfg, calibration)];
+  },
+  hooks({ thresholds }) {
+    const hooks = ltpHooks(thresholds);
+    return () => hooks;
+  },
+  describe: ({ c, thresholds }) => ({ ...(c !== undefined && { c }), theta: thresholds.theta, unit: thresholds.unit }),
+});

@@ -1,10 +1,12 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import { seededRandom } from '../model/random.js';
-import type { ForwardHooks } from '../model/vit.js';
-import type { BlockTokens } from './flops.js';
-import { initialTokens } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import type { ForwardHooks } from '../model/hooks.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { initialTokens } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
+import { defineMethod } from './method.js';
+import { keepRatioKnob, keepRatioSchedule, scheduleTokens, validatedSchedule, type PruneSchedule } from './schedule.js';
 
 /**
  * Random token dropping: the floor every importance-based method should beat. It follows a
@@ -74,7 +76,9 @@ function removalsByBlock(cfg: ViTConfig, steps: readonly RandomDropStep[]): Map<
     if (!(Number.isInteger(afterBlock) && afterBlock >= 0 && afterBlock < cfg.depth)) {
       throw new ScheduleError(`random drop: expected a 0-indexed block in 0..${cfg.depth - 1}, found ${afterBlock}`);
     }
-    if (!(Number.isInteger(remove) && remove >= 0)) throw new ScheduleError(`random drop after block ${afterBlock}: expected an integer count ≥ 0, found ${remove}`);
+    if (!(Number.isInteger(remove) && remove >= 0)) {
+      throw new ScheduleError(`random drop after block ${afterBlock}: expected an integer count ≥ 0, found ${remove}`);
+    }
     removals.set(afterBlock, (removals.get(afterBlock) ?? 0) + remove);
   }
   let patches = initialTokens(cfg) - prefixTokens(cfg);
@@ -85,3 +89,21 @@ function removalsByBlock(cfg: ViTConfig, steps: readonly RandomDropStep[]): Map<
   }
   return removals;
 }
+
+/** Random drop as a registered method (method.ts): Zero-TPrune's schedules, tokens drawn by a seeded generator. */
+export const randomDrop = defineMethod<PruneSchedule, { seed: number }>({
+  name: 'random',
+  summary: 'random drop: Zero-TPrune\'s schedule with the removed tokens drawn at random, the floor every method should beat',
+  removal: 'dropped',
+  counts: 'fixed',
+  options: { seed: { help: 'seed of the draws (image i of a run draws from seed + i)', values: 'integer', default: 0 } },
+  keepRatio: (cfg, rho) => keepRatioSchedule(cfg, rho),
+  fromJson: (cfg, json, _, source) => validatedSchedule(cfg, json, source),
+  knobs: (cfg) => [keepRatioKnob(cfg)],
+  tokens: scheduleTokens,
+  hooks(schedule, { seed }) {
+    const steps: RandomDropStep[] = schedule.steps.map((s) => ({ afterBlock: s.after - 1, remove: s.rS + s.rI }));
+    return (imageIndex) => randomDropHooks(steps, seed + imageIndex);
+  },
+  describe: (schedule, { seed }) => ({ ...schedule, seed }),
+});

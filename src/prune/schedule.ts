@@ -1,8 +1,9 @@
-import { VitpruneError } from '../errors.js';
+import { ScheduleError } from '../errors.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
-import type { BlockTokens } from './flops.js';
-import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { initialTokens, modelGmacs } from '../model/gmacs.js';
+import type { BudgetKnob } from './budget.js';
 
 /**
  * Zero-TPrune schedules (algorithms.md §1.9): where the pruning layers sit and how many patch
@@ -12,7 +13,7 @@ import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
  * between block l and block l + 1, fed with block l's attention and keys (it runs in the
  * `afterBlock` hook of `BlockState.block === l − 1`).
  *
- * JSON form (`--schedule FILE`), steps in increasing `after`:
+ * JSON form (a schedule file), steps in increasing `after`:
  *   { "steps": [ { "after": 3, "rS": 25, "rI": 26 }, { "after": 6, "rS": 19, "rI": 19 } ] }
  */
 
@@ -25,9 +26,6 @@ export interface PruneStep {
 export interface PruneSchedule {
   steps: PruneStep[]; // strictly increasing `after`
 }
-
-/** A schedule is malformed or cannot run on a model. */
-export class ScheduleError extends VitpruneError {}
 
 /** The S-stage removes tokens from group A only: at most ⌊m/2⌋ of m patch tokens. */
 export function maxSimilarityDrops(patches: number): number {
@@ -75,6 +73,13 @@ export function scheduleFromJson(json: unknown, source = 'schedule'): PruneSched
   return { steps: parsed };
 }
 
+/** A schedule from its JSON (`scheduleFromJson`) checked against a model (`validateSchedule`). */
+export function validatedSchedule(cfg: ViTConfig, json: unknown, source: string): PruneSchedule {
+  const schedule = scheduleFromJson(json, source);
+  validateSchedule(cfg, schedule);
+  return schedule;
+}
+
 /** The JSON text of a schedule, one step per line. */
 export function scheduleToJson(schedule: PruneSchedule): string {
   const steps = schedule.steps.map((s) => `    { "after": ${s.after}, "rS": ${s.rS}, "rI": ${s.rI} }`);
@@ -111,13 +116,16 @@ export function validateSchedule(cfg: ViTConfig, schedule: PruneSchedule): void 
   schedule.steps.forEach((step, i) => {
     const where = `schedule step ${i} (after block ${step.after})`;
     if (!(Number.isInteger(step.after) && step.after > previous && step.after <= cfg.depth)) {
-      throw new ScheduleError(`${where}: expected a block in ${previous + 1}..${cfg.depth} (the model has ${cfg.depth} blocks, steps in increasing order), found ${step.after}`);
+      throw new ScheduleError(
+        `${where}: expected a block in ${previous + 1}..${cfg.depth} (the model has ${cfg.depth} blocks, steps in increasing order), found ${step.after}`,
+      );
     }
     if (!(Number.isInteger(step.rS) && Number.isInteger(step.rI) && step.rS >= 0 && step.rI >= 0)) {
       throw new ScheduleError(`${where}: expected non-negative integer rS and rI, found rS = ${step.rS}, rI = ${step.rI}`);
     }
     if (step.rS > maxSimilarityDrops(patches)) {
-      throw new ScheduleError(`${where}: the S-stage can remove at most ⌊${patches}/2⌋ = ${maxSimilarityDrops(patches)} of the ${patches} patch tokens alive, found rS = ${step.rS}`);
+      const most = maxSimilarityDrops(patches);
+      throw new ScheduleError(`${where}: the S-stage can remove at most ⌊${patches}/2⌋ = ${most} of the ${patches} patch tokens alive, found rS = ${step.rS}`);
     }
     if (step.rS + step.rI > patches) {
       throw new ScheduleError(`${where}: expected rS + rI ≤ ${patches} patch tokens alive, found ${step.rS + step.rI}`);
@@ -156,62 +164,32 @@ export function keepRatioSchedule(cfg: ViTConfig, rho: number, options: KeepRati
   return schedule;
 }
 
-export interface KeepRatioSolution {
-  rho: number; // keep ratio found (the shortest decimal giving this schedule)
-  schedule: PruneSchedule;
-  gmacs: number; // GMACs of the schedule
-  fraction: number; // gmacs / dense GMACs
-}
-
 /**
- * The keep ratio ρ whose `keepRatioSchedule` costs `fraction` × the dense GMACs, within a
- * relative `tolerance` (default 1 %). GMACs grow with ρ in steps, so ρ is bisected and the
- * closer of the two schedules around the target is taken. Throws ScheduleError if no ρ lands
- * within the tolerance.
+ * Keep-ratio schedules as a budget knob (budget.ts): ρ from 1 (dense) down to 0, every schedule's
+ * GMACs from its token counts; the ρ reported is the decimal with the fewest digits that gives the
+ * same schedule as the ρ found.
  */
-export function solveKeepRatioForBudget(cfg: ViTConfig, fraction: number, options: KeepRatioOptions & { tolerance?: number } = {}): KeepRatioSolution {
-  if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
-  return solveKeepRatioForGmacs(cfg, fraction * denseGmacs(cfg), options);
-}
-
-/** As `solveKeepRatioForBudget`, for an absolute GMACs target. */
-export function solveKeepRatioForGmacs(cfg: ViTConfig, gmacs: number, options: KeepRatioOptions & { tolerance?: number } = {}): KeepRatioSolution {
-  const tolerance = options.tolerance ?? 0.01;
-  const dense = denseGmacs(cfg);
-  const solution = (rho: number): KeepRatioSolution => {
-    const schedule = keepRatioSchedule(cfg, rho, options);
-    const g = scheduleGmacs(cfg, schedule);
-    return { rho, schedule, gmacs: g, fraction: g / dense };
+export function keepRatioKnob(cfg: ViTConfig, options: KeepRatioOptions = {}): BudgetKnob<PruneSchedule> {
+  const schedule = (rho: number) => keepRatioSchedule(cfg, rho, options);
+  return {
+    dense: 1,
+    sparse: 0,
+    integer: false,
+    settings: schedule,
+    gmacs: (s) => scheduleGmacs(cfg, s),
+    canonical: (rho) => shortestEquivalentRho(rho, schedule),
+    describe: (s) => `schedule ${JSON.stringify(s.steps)}`,
   };
-  // Invariant: cost(lo) ≤ target < cost(hi), unless the target is at or beyond the ends.
-  let lo = solution(0);
-  let hi = solution(1);
-  if (gmacs >= hi.gmacs) return withinTolerance(hi, gmacs, tolerance);
-  if (gmacs <= lo.gmacs) return withinTolerance(lo, gmacs, tolerance);
-  for (let i = 0; i < 60 && hi.rho - lo.rho > 1e-12; i++) {
-    const mid = solution((lo.rho + hi.rho) / 2);
-    if (mid.gmacs <= gmacs) lo = mid;
-    else hi = mid;
-  }
-  const best = gmacs - lo.gmacs <= hi.gmacs - gmacs ? lo : hi;
-  return withinTolerance({ ...best, rho: shortestEquivalentRho(cfg, best, options) }, gmacs, tolerance);
 }
 
-function withinTolerance(s: KeepRatioSolution, target: number, tolerance: number): KeepRatioSolution {
-  if (Math.abs(s.gmacs / target - 1) > tolerance) {
-    throw new ScheduleError(`GMACs budget: expected a keep-ratio schedule within ${tolerance * 100} % of ${target.toFixed(4)} GMACs, found at best ${s.gmacs.toFixed(4)} (ρ = ${s.rho})`);
-  }
-  return s;
-}
-
-/** The decimal with the fewest digits that gives the same schedule as `s.rho`. */
-function shortestEquivalentRho(cfg: ViTConfig, s: KeepRatioSolution, options: KeepRatioOptions): number {
-  const key = scheduleToJson(s.schedule);
+/** The decimal with the fewest digits that gives the same schedule as `rho`. */
+function shortestEquivalentRho(rho: number, schedule: (rho: number) => PruneSchedule): number {
+  const key = scheduleToJson(schedule(rho));
   for (let digits = 1; digits <= 12; digits++) {
-    const rounded = Number(s.rho.toFixed(digits));
-    if (rounded >= 0 && rounded <= 1 && scheduleToJson(keepRatioSchedule(cfg, rounded, options)) === key) return rounded;
+    const rounded = Number(rho.toFixed(digits));
+    if (rounded >= 0 && rounded <= 1 && scheduleToJson(schedule(rounded)) === key) return rounded;
   }
-  return s.rho;
+  return rho;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

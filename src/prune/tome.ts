@@ -1,10 +1,12 @@
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
-import { prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/vit.js';
-import { qkvLayout } from '../model/vit.js';
-import type { BlockTokens } from './flops.js';
-import { denseGmacs, initialTokens, modelGmacs } from './flops.js';
-import { ScheduleError } from './schedule.js';
+import { prefixTokens, qkvLayout } from '../model/types.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { initialTokens, modelGmacs } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
+import type { BudgetKnob } from './budget.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
+import { defineMethod, settingsObject } from './method.js';
 
 /**
  * ToMe, Token Merging (Bolya et al., ICLR 2023; algorithms.md §3), off the shelf. In every
@@ -40,7 +42,9 @@ export function tomeRates(depth: number, schedule: TomeSchedule): number[] {
     return Array.from({ length: depth }, () => schedule);
   }
   if (isRateList(schedule)) {
-    if (schedule.length > depth) throw new ScheduleError(`ToMe schedule: expected at most ${depth} per-block values (the model has ${depth} blocks), found ${schedule.length}`);
+    if (schedule.length > depth) {
+      throw new ScheduleError(`ToMe schedule: expected at most ${depth} per-block values (the model has ${depth} blocks), found ${schedule.length}`);
+    }
     schedule.forEach((r, i) => checkR(r, `r of block ${i + 1}`));
     return Array.from({ length: depth }, (_, i) => schedule[i] ?? 0);
   }
@@ -85,11 +89,25 @@ export function headMeanKeys(qkv: Float32Array, cfg: ViTConfig, t: number): Floa
   return out;
 }
 
+/** Rows first…first + count − 1 of `metric` [·, c] scaled to unit length, in float64 (a zero row stays 0).  → [count, c] */
+export function unitRows(metric: Float32Array, first: number, count: number, c: number): Float64Array {
+  const unit = new Float64Array(count * c);
+  for (let i = 0; i < count; i++) {
+    const row = (first + i) * c;
+    let norm = 0;
+    for (let j = 0; j < c; j++) norm += metric[row + j] ** 2;
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+    for (let j = 0; j < c; j++) unit[i * c + j] = metric[row + j] * inv;
+  }
+  return unit;
+}
+
 /** A merge decision over a sequence of t tokens, in positions of that sequence. */
 export interface TomeMatching {
   sources: Int32Array; // [r] A tokens merged away
   destinations: Int32Array; // [r] the B token each source merges into
   order: Int32Array; // [t − r] the surviving tokens, in output order
+  scores?: Float64Array; // [⌈t/2⌉] v(a) of each A token, the CLS row −∞ (ToMe's matching; other matchings leave it out)
 }
 
 /**
@@ -99,13 +117,7 @@ export interface TomeMatching {
  */
 export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number): TomeMatching {
   r = cappedR(r, t, prefix);
-  const unit = new Float64Array(t * c); // [t, c] rows of unit length
-  for (let i = 0; i < t; i++) {
-    let norm = 0;
-    for (let j = 0; j < c; j++) norm += metric[i * c + j] ** 2;
-    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < c; j++) unit[i * c + j] = metric[i * c + j] * inv;
-  }
+  const unit = unitRows(metric, 0, t, c);
   const nA = Math.ceil(t / 2); // A[i] = position 2i
   const nB = Math.floor(t / 2); // B[j] = position 2j + 1
   const best = new Float64Array(nA).fill(-Infinity); // v(a)
@@ -150,7 +162,7 @@ export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number
   const unmerged = ranked.slice(r).sort((a, b) => a - b).map((i) => 2 * i);
   const bPositions = Array.from({ length: nB }, (_, j) => 2 * j + 1);
   const order = prefix >= 2 ? [unmerged[0], bPositions[0], ...unmerged.slice(1), ...bPositions.slice(1)] : [...unmerged, ...bPositions];
-  return { sources, destinations, order: Int32Array.from(order) };
+  return { sources, destinations, order: Int32Array.from(order), scores: best };
 }
 
 /**
@@ -184,8 +196,17 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
   const prefix = prefixTokens(cfg);
   if (cappedR(r, n, prefix) === 0) return;
   const m = bipartiteSoftMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix);
+  if (isRecordingDecisions()) recordMatching(m);
   const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
+}
+
+/** The decisions of a matching: v(a) of the A tokens, and [source, destination] pairs by source position. */
+function recordMatching(m: TomeMatching): void {
+  if (m.scores) recordDecision('score', m.scores, [m.scores.length]);
+  const bySource = Array.from(m.sources.keys()).sort((i, j) => m.sources[i] - m.sources[j]);
+  const pairs = Int32Array.from(bySource.flatMap((i) => [m.sources[i], m.destinations[i]]));
+  recordDecision('pairs', pairs, [m.sources.length, 2]);
 }
 
 /** Forward hooks merging tokens by `schedule` in every block. Stateless per image: one object serves a whole run. */
@@ -203,49 +224,59 @@ export function tomeHooks(schedule: TomeSchedule): ForwardHooks {
   };
 }
 
-export interface TomeSolution {
-  schedule: number | number[]; // a constant r, or a per-block list mixing r + 1 (first blocks) and r
-  gmacs: number;
-  fraction: number; // gmacs / dense GMACs
+/**
+ * ToMe's budget knobs (budget.ts), coarse first: a constant r from 0 (dense) to r_max, beyond
+ * which every block is capped; then, when no constant lands within the tolerance (constant r
+ * moves in steps of ≈ 3 % of dense on DeiT-T/S), r and r + 1 mixed: position t = r·L + m merges
+ * r + 1 in the first m blocks and r in the others (more merging early, like ToMe's decreasing
+ * schedule, and the rates stay monotone).
+ */
+export function tomeKnobs(cfg: ViTConfig): BudgetKnob<TomeSchedule>[] {
+  const L = cfg.depth;
+  const rMax = Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2);
+  const gmacs = (schedule: TomeSchedule) => modelGmacs(cfg, tomeTokens(cfg, schedule));
+  const describe = (schedule: TomeSchedule) => `r = ${JSON.stringify(schedule)}`;
+  const constant: BudgetKnob<TomeSchedule> = { dense: 0, sparse: rMax, integer: true, settings: (r) => r, gmacs, describe };
+  const mixed: BudgetKnob<TomeSchedule> = {
+    dense: 0,
+    sparse: rMax * L,
+    integer: true,
+    settings(t) {
+      const r = Math.floor(t / L);
+      const m = t - r * L;
+      return m === 0 ? r : Array.from({ length: L }, (_, l) => (l < m ? r + 1 : r));
+    },
+    gmacs,
+    describe,
+  };
+  return [constant, mixed];
 }
 
-/**
- * The ToMe schedule costing `fraction` × the dense GMACs within a relative `tolerance`
- * (default 1 %). The closest constant r is taken when it is within tolerance. Constant r moves
- * in coarse steps (≈ 3 % of dense per unit of r on DeiT-T/S), so otherwise the solver refines
- * between r and r + 1 with the list [r + 1 × m, r × (L − m)], m = 1…L − 1: the extra merge goes
- * to the first m blocks (more merging early, like ToMe's decreasing schedule), which keeps the
- * per-block rates monotone. Throws ScheduleError if nothing lands within tolerance.
- */
-export function solveTomeForBudget(cfg: ViTConfig, fraction: number, options: { tolerance?: number } = {}): TomeSolution {
-  if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
-  const tolerance = options.tolerance ?? 0.01;
-  const dense = denseGmacs(cfg);
-  const solution = (schedule: number | number[]): TomeSolution => {
-    const gmacs = modelGmacs(cfg, tomeTokens(cfg, schedule));
-    return { schedule, gmacs, fraction: gmacs / dense };
-  };
-  const miss = (s: TomeSolution) => Math.abs(s.fraction / fraction - 1);
-  // Beyond rMax every block is capped: larger r changes nothing.
-  const rMax = Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2);
-  const constants = Array.from({ length: rMax + 1 }, (_, r) => solution(r));
-  let best = constants.reduce((a, b) => (miss(b) < miss(a) ? b : a));
-  if (miss(best) > tolerance) {
-    // GMACs fall with r: bracket the target between r (above) and r + 1 (below).
-    let r = -1;
-    while (r < rMax && constants[r + 1].fraction >= fraction) r++;
-    if (r >= 0 && r < rMax) {
-      for (let m = 1; m < cfg.depth; m++) {
-        const mixed = solution(Array.from({ length: cfg.depth }, (_, l) => (l < m ? r + 1 : r)));
-        if (miss(mixed) < miss(best)) best = mixed;
-      }
-    }
+/** ToMe's settings from JSON: {"r": R} or {"r": [R per block]} (integers ≥ 0). */
+function tomeScheduleFromJson(cfg: ViTConfig, json: unknown, source: string): TomeSchedule {
+  const { r } = settingsObject(json, ['r'], source);
+  if (!(typeof r === 'number' || (Array.isArray(r) && r.every((v) => typeof v === 'number')))) {
+    throw new ScheduleError(`${source}: expected {"r": R} or {"r": [R per block]} with integers ≥ 0, found ${JSON.stringify(json).slice(0, 80)}`);
   }
-  if (miss(best) > tolerance) {
-    throw new ScheduleError(`GMACs budget: expected a ToMe schedule within ${tolerance * 100} % of ${fraction} × dense, found at best ${best.fraction.toFixed(4)} × dense (r = ${JSON.stringify(best.schedule)})`);
-  }
-  return best;
+  tomeRates(cfg.depth, r); // checks the values and the length
+  return r;
 }
+
+/** ToMe as a registered method (method.ts). */
+export const tome = defineMethod<TomeSchedule>({
+  name: 'tome',
+  summary: 'ToMe: in every block, merge the r most similar token pairs (keys, bipartite matching), weighted by size',
+  removal: 'merged',
+  counts: 'fixed',
+  fromJson: tomeScheduleFromJson,
+  knobs: tomeKnobs,
+  tokens: tomeTokens,
+  hooks(schedule) {
+    const hooks = tomeHooks(schedule);
+    return () => hooks;
+  },
+  describe: (schedule) => ({ r: schedule }),
+});
 
 function isRateList(s: TomeSchedule): s is readonly number[] {
   return Array.isArray(s);

@@ -1,8 +1,10 @@
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
 import { seededRandom } from '../model/random.js';
-import { denseGmacs } from './flops.js';
-import { maxSimilarityDrops, scheduleGmacs, solveKeepRatioForBudget, ScheduleError, type PruneSchedule } from './schedule.js';
+import { denseGmacs } from '../model/gmacs.js';
+import { ScheduleError } from '../errors.js';
+import { solveBudget } from './budget.js';
+import { keepRatioKnob, maxSimilarityDrops, scheduleGmacs, type PruneSchedule } from './schedule.js';
 
 /**
  * Monte-Carlo search over Zero-TPrune schedules at a GMACs budget (the paper chooses its
@@ -120,13 +122,13 @@ export function constantRateSchedule(cfg: ViTConfig, budget: number, sShare: num
 }
 
 /** Presets worth trying at every budget: keep-ratio schedules at several placements and S/I splits, and constant-r ones. */
-export function presetSchedules(cfg: ViTConfig, budget: number, tolerance = 0.01): { origin: string; schedule: PruneSchedule }[] {
+export async function presetSchedules(cfg: ViTConfig, budget: number, tolerance = 0.01): Promise<{ origin: string; schedule: PruneSchedule }[]> {
   const placements = [[3, 6, 9], [2, 4, 6, 8, 10], [3, 5, 7, 9], [4, 7, 10], [1, 3, 5, 7, 9, 11]].filter((p) => p.every((b) => b < cfg.depth));
   const out: { origin: string; schedule: PruneSchedule }[] = [];
   for (const after of placements) {
     for (const sSplit of [0.5, 0.75, 1]) {
       try {
-        const { schedule, rho } = solveKeepRatioForBudget(cfg, budget, { after, sSplit, tolerance });
+        const { settings: schedule, position: rho } = await solveBudget(denseGmacs(cfg), budget, [keepRatioKnob(cfg, { after, sSplit })], tolerance);
         out.push({ origin: `preset keep ${rho} after ${after.join('/')} S-share ${sSplit}`, schedule });
       } catch (err) {
         if (!(err instanceof ScheduleError)) throw err;
@@ -144,7 +146,7 @@ export async function tuneSchedule(cfg: ViTConfig, score: ScoreFunction, opts: T
   const tolerance = opts.tolerance ?? 0.01;
   const rand = seededRandom(opts.seed ?? 1);
   const dense = denseGmacs(cfg);
-  const presets = presetSchedules(cfg, opts.budget, tolerance);
+  const presets = await presetSchedules(cfg, opts.budget, tolerance);
   if (presets.length === 0) throw new ScheduleError(`no keep-ratio schedule lands within ${tolerance * 100} % of ${opts.budget} × dense GMACs`);
   let pool: { origin: string; schedule: PruneSchedule; score?: CandidateScore; images?: number }[] = [...presets];
   for (let i = 0, tries = 0; i < opts.candidates && tries < opts.candidates * 20; tries++) {

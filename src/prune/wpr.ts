@@ -160,10 +160,11 @@ export interface FeatureRows {
 /**
  * best[a] = max_{b ∈ B} cos(f_a, f_b) for every a ∈ A, with B = order[0..bCount),
  * A = order[bCount..m).
- *   unit: [m, dim] scratch ← feature row of order[j] scaled to unit length (a zero row stays 0)
+ *   unit: [m, dim] scratch ← feature row of order[j] scaled to unit length (a zero row stays 0),
+ *         stored in the scratch's precision (the features' storage: float32, float64 on reference64)
  *   best: [n] by position
  */
-export function bestMatch(f: FeatureRows, order: Int32Array, m: number, bCount: number, unit: Float32Array, best: Float64Array): void {
+export function bestMatch(f: FeatureRows, order: Int32Array, m: number, bCount: number, unit: Float32Array | Float64Array, best: Float64Array): void {
   const { data, offset, stride, dim } = f;
   if (m * dim > unit.length) throw new RangeError(`S-stage: ${m} features of width ${dim} exceed the scratch (${unit.length} values)`);
   for (let j = 0; j < m; j++) {

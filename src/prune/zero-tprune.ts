@@ -1,13 +1,15 @@
 import { createReferenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
+import type { BlockState, ForwardHooks } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
-import { numPatches, prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks } from '../model/vit.js';
-import { qkvLayout } from '../model/vit.js';
+import { numPatches, prefixTokens, qkvLayout } from '../model/types.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
+import { defineMethod } from './method.js';
 import type { PruneSchedule } from './schedule.js';
-import { maxSimilarityDrops, validateSchedule } from './schedule.js';
+import { keepRatioKnob, keepRatioSchedule, maxSimilarityDrops, scheduleTokens, validateSchedule, validatedSchedule } from './schedule.js';
 import type { FeatureRows, WprInit } from './wpr.js';
 import { aggregateHeads, initialScores, varianceHeadFilter } from './wpr.js';
+import { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels.js';
 
 export { bestMatch, type FeatureRows } from './wpr.js';
 
@@ -64,7 +66,9 @@ export function resolveZeroTPruneOptions(options: Partial<ZeroTPruneOptions> = {
   const o = { ...DEFAULT_ZERO_TPRUNE_OPTIONS };
   for (const [key, value] of Object.entries(options)) if (value !== undefined) Object.assign(o, { [key]: value });
   if (o.init !== 'cls-boost' && o.init !== 'uniform') throw new RangeError(`Zero-TPrune init: expected 'cls-boost' or 'uniform', found '${o.init}'`);
-  if (o.similarity !== 'keys' && o.similarity !== 'head-mean-keys') throw new RangeError(`Zero-TPrune similarity: expected 'keys' or 'head-mean-keys', found '${o.similarity}'`);
+  if (o.similarity !== 'keys' && o.similarity !== 'head-mean-keys') {
+    throw new RangeError(`Zero-TPrune similarity: expected 'keys' or 'head-mean-keys', found '${o.similarity}'`);
+  }
   const [lo, hi] = o.vhfWindow;
   if (!(lo >= 0 && lo <= hi)) throw new RangeError(`VHF window: expected 0 ≤ min ≤ max, found [${lo}, ${hi}]`);
   return o;
@@ -80,17 +84,17 @@ export function defaultWprIterations(block: number, depth: number): number {
   return 5;
 }
 
-let defaultKernels: Kernels | null = null;
+let defaultBackend: Kernels | null = null;
 
 /**
  * Buffers for one model size, allocated once and reused by every pruning layer. The heavy steps
- * (sub-graph restriction, WPR, S-stage matching) run on `kernels`, whose buffers these are: give
- * the backend the model runs on (BlockState.kernels) so that its attention probabilities and
- * keys are used where they lie. Every backend gives results bit-identical to the TypeScript
- * oracles in wpr.ts (the reference kernels are those oracles), so the choice changes speed only.
+ * (sub-graph restriction, WPR, S-stage matching) run on the Zero-TPrune kernels of `backend`,
+ * whose buffers these are: give the backend the model runs on (BlockState.kernels) so that its
+ * attention probabilities and keys are used where they lie. Every backend gives results
+ * bit-identical to the TypeScript oracles in wpr.ts, so the choice changes speed only.
  */
 export class ZeroTPruneScratch {
-  readonly kernels: Kernels; // runs restrictGraph, weightedPageRank, maxCosine on the buffers below
+  readonly kernels: ZeroTPruneKernels; // runs restrictGraph, weightedPageRank, maxCosine on the buffers below
   readonly maxTokens: number; // T
   readonly heads: number; // H
   readonly scores: Float64Array; // [H, T] per-head WPR scores
@@ -100,7 +104,7 @@ export class ZeroTPruneScratch {
   readonly valid: Uint8Array; // [H] heads used by the aggregation
   readonly graph: Float32Array; // [T, T] one head's attention restricted to the survivors
   readonly meanKeys: Float32Array; // [T, meanKeyDim] head-mean keys
-  readonly work: Float64Array; // [(T + 4)·H·meanKeyDim] S-stage matching scratch (Kernels.maxCosine)
+  readonly work: Float64Array; // [(T + 4)·H·meanKeyDim] S-stage matching scratch (ZeroTPruneKernels.maxCosine)
   readonly best: Float64Array; // [T] best cosine match in B, by position
   readonly order: Int32Array; // [T] tokens sorted by importance
   readonly alive: Int32Array; // [T] positions alive after the S-stage
@@ -109,10 +113,10 @@ export class ZeroTPruneScratch {
   readonly droppedS: Int32Array; // [T] result: positions dropped by the S-stage
   readonly droppedI: Int32Array; // [T] result: positions dropped by the I-stage
 
-  /** kernels: default the reference kernels (plain typed arrays, any input arrays accepted). */
-  constructor(maxTokens: number, heads: number, meanKeyDim: number, kernels?: Kernels) {
+  /** backend: default the reference kernels (plain typed arrays, any input arrays accepted). */
+  constructor(maxTokens: number, heads: number, meanKeyDim: number, backend?: Kernels) {
     const T = maxTokens;
-    const k = kernels ?? (defaultKernels ??= createReferenceKernels());
+    const k = zeroTPruneKernels(backend ?? (defaultBackend ??= createReferenceKernels()));
     this.kernels = k;
     this.maxTokens = T;
     this.heads = heads;
@@ -133,8 +137,8 @@ export class ZeroTPruneScratch {
     this.droppedI = new Int32Array(T);
   }
 
-  static forModel(cfg: ViTConfig, kernels?: Kernels): ZeroTPruneScratch {
-    return new ZeroTPruneScratch(prefixTokens(cfg) + numPatches(cfg), cfg.heads, cfg.qkDim, kernels);
+  static forModel(cfg: ViTConfig, backend?: Kernels): ZeroTPruneScratch {
+    return new ZeroTPruneScratch(prefixTokens(cfg) + numPatches(cfg), cfg.heads, cfg.qkDim, backend);
   }
 }
 
@@ -239,16 +243,26 @@ export function zeroTPruneLayer(
   const patches = n - prefix;
   const where = `Zero-TPrune after block ${state.block + 1}`;
   if (state.attentionTokens !== n) {
-    throw new RangeError(`${where}: expected the attention of the ${n} tokens alive, found attention over ${state.attentionTokens} (a reduction ran inside the block)`);
+    throw new RangeError(
+      `${where}: expected the attention of the ${n} tokens alive, found attention over ${state.attentionTokens} (a reduction ran inside the block)`,
+    );
   }
-  if (!(Number.isInteger(rS) && Number.isInteger(rI) && rS >= 0 && rI >= 0)) throw new RangeError(`${where}: expected non-negative integer rS, rI, found ${rS}, ${rI}`);
+  if (!(Number.isInteger(rS) && Number.isInteger(rI) && rS >= 0 && rI >= 0)) {
+    throw new RangeError(`${where}: expected non-negative integer rS, rI, found ${rS}, ${rI}`);
+  }
   const sDrops = o.useSStage ? rS : 0;
   const iDrops = o.useSStage ? rI : rS + rI;
-  if (sDrops > maxSimilarityDrops(patches)) throw new RangeError(`${where}: the S-stage can remove at most ${maxSimilarityDrops(patches)} of ${patches} patch tokens, found rS = ${sDrops}`);
+  if (sDrops > maxSimilarityDrops(patches)) {
+    throw new RangeError(`${where}: the S-stage can remove at most ${maxSimilarityDrops(patches)} of ${patches} patch tokens, found rS = ${sDrops}`);
+  }
   if (sDrops + iDrops > patches) throw new RangeError(`${where}: expected at most ${patches} removals (patch tokens alive), found ${sDrops + iDrops}`);
-  if (scratch.maxTokens < n || scratch.heads !== H) throw new RangeError(`${where}: scratch is sized for ${scratch.maxTokens} tokens × ${scratch.heads} heads, the block has ${n} × ${H}`);
+  if (scratch.maxTokens < n || scratch.heads !== H) {
+    throw new RangeError(`${where}: scratch is sized for ${scratch.maxTokens} tokens × ${scratch.heads} heads, the block has ${n} × ${H}`);
+  }
   const iterations = o.iterations ? o.iterations[state.block] : defaultWprIterations(state.block, cfg.depth);
-  if (iDrops > 0 && !(Number.isInteger(iterations) && iterations >= 0)) throw new RangeError(`${where}: expected a WPR iteration count for block position ${state.block}, found ${iterations}`);
+  if (iDrops > 0 && !(Number.isInteger(iterations) && iterations >= 0)) {
+    throw new RangeError(`${where}: expected a WPR iteration count for block position ${state.block}, found ${iterations}`);
+  }
 
   const { alive, dropped, importance, order } = scratch;
   dropped.fill(0, 0, n);
@@ -259,7 +273,10 @@ export function zeroTPruneLayer(
   const droppedS = scratch.droppedS.subarray(0, sDrops);
   if (sDrops > 0) {
     headsKept.preRank = tokenImportance(probs, H, n, alive, n, prefix, 1, o, scratch) / H;
-    similarityPrune(similarityFeatures(state, o.similarity, scratch), importance, n, prefix, sDrops, scratch);
+    if (isRecordingDecisions()) recordImportance('pre', scratch, n);
+    const features = similarityFeatures(state, o.similarity, scratch);
+    similarityPrune(features, importance, n, prefix, sDrops, scratch);
+    if (isRecordingDecisions()) recordSimilarityPairs(features, scratch, n - prefix, droppedS);
     for (const i of droppedS) dropped[i] = 1;
   }
   let c = 0; // tokens alive after the S-stage
@@ -269,17 +286,53 @@ export function zeroTPruneLayer(
   const droppedI = scratch.droppedI.subarray(0, iDrops);
   if (iDrops > 0) {
     headsKept.importance = tokenImportance(probs, H, n, alive, c, prefix, iterations, o, scratch) / H;
+    if (isRecordingDecisions()) recordImportance('i', scratch, c);
     const ranks = order.subarray(0, c - prefix);
     for (let j = 0; j < ranks.length; j++) ranks[j] = prefix + j;
     ranks.sort((a, b) => importance[b] - importance[a] || a - b);
     for (let j = 0; j < iDrops; j++) droppedI[j] = alive[ranks[ranks.length - 1 - j]];
     droppedI.sort();
+    recordDecision('i.dropped', droppedI, [iDrops]);
     for (const i of droppedI) dropped[i] = 1;
   }
 
   let kept = 0;
   for (let i = 0; i < n; i++) if (!dropped[i]) scratch.keep[kept++] = i;
   return { keep: scratch.keep.subarray(0, kept), droppedS, droppedI, headsKept };
+}
+
+/** The decisions of an importance stage over c tokens: per-head WPR scores [H, c], heads used [H], aggregated importance [c]. */
+function recordImportance(stage: 'pre' | 'i', scratch: ZeroTPruneScratch, c: number): void {
+  const H = scratch.heads;
+  const scores = new Float64Array(H * c);
+  for (let h = 0; h < H; h++) scores.set(scratch.scoreRows[h].subarray(0, c), h * c);
+  recordDecision(`${stage}.scores`, scores, [H, c]);
+  recordDecision(`${stage}.heads`, Int32Array.from(scratch.valid), [H]);
+  recordDecision(`${stage}.importance`, scratch.importance.subarray(0, c), [c]);
+}
+
+/**
+ * The S-stage's pairs [rS, 2]: each dropped token a (ascending) and the B token b it is most
+ * similar to (cosine in float64; ties: the lower position), and their similarities [rS] as the
+ * stage measured them (scratch.best). B = scratch.order[0..⌈m/2⌉), as similarityPrune left it.
+ */
+function recordSimilarityPairs(f: FeatureRows, scratch: ZeroTPruneScratch, m: number, droppedS: Int32Array): void {
+  const row = (t: number) => f.data.subarray(f.offset + t * f.stride, f.offset + t * f.stride + f.dim);
+  const norm = (v: Float32Array) => Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
+  const pairs = new Int32Array(2 * droppedS.length);
+  droppedS.forEach((a, i) => {
+    const fa = row(a);
+    let bestB = -1;
+    let bestCosine = -Infinity;
+    for (const b of scratch.order.subarray(0, Math.ceil(m / 2))) {
+      const fb = row(b);
+      const cosine = fa.reduce((sum, x, d) => sum + x * fb[d], 0) / (norm(fa) * norm(fb) || 1);
+      if (cosine > bestCosine || (cosine === bestCosine && b < bestB)) [bestB, bestCosine] = [b, cosine];
+    }
+    pairs.set([a, bestB], 2 * i);
+  });
+  recordDecision('s.pairs', pairs, [droppedS.length, 2]);
+  recordDecision('s.similarity', Float64Array.from(droppedS, (a) => scratch.best[a]), [droppedS.length]);
 }
 
 /** What one pruning layer did, in original token ids (0 = CLS, prefix + p = patch p). */
@@ -335,3 +388,36 @@ export function zeroTPruneHooks(schedule: PruneSchedule, options: ZeroTPruneHook
     },
   };
 }
+
+export type Ablation = keyof typeof ZERO_TPRUNE_ABLATIONS;
+
+/** Zero-TPrune as a registered method (method.ts): settings are a post-block schedule, the ablation an option. */
+export const zeroTPrune = defineMethod<PruneSchedule, { ablation: Ablation }>({
+  name: 'zero-tprune',
+  summary: 'Zero-TPrune: after blocks 3, 6, 9 drop the most similar (S-stage) and least important (I-stage, Weighted Page Rank) patches',
+  removal: 'dropped',
+  counts: 'fixed',
+  tunable: true,
+  options: {
+    ablation: { help: 'components switched on (the paper\'s ablation ladder)', values: Object.keys(ZERO_TPRUNE_ABLATIONS) as Ablation[], default: 'full' },
+  },
+  keepRatio: (cfg, rho) => keepRatioSchedule(cfg, rho),
+  fromJson: (cfg, json, _, source) => validatedSchedule(cfg, json, source),
+  knobs: (cfg) => [keepRatioKnob(cfg)],
+  tokens: scheduleTokens,
+  hooks(schedule, { ablation }) {
+    const hooks = zeroTPruneHooks(schedule, ZERO_TPRUNE_ABLATIONS[ablation]);
+    return () => hooks;
+  },
+  stagedHooks(schedule, { ablation }, onStage) {
+    const hooks = zeroTPruneHooks(schedule, {
+      ...ZERO_TPRUNE_ABLATIONS[ablation],
+      onLayer(record) {
+        onStage({ after: record.after, hook: 'block', stage: 'S', removed: record.droppedS });
+        onStage({ after: record.after, hook: 'block', stage: 'I', removed: record.droppedI });
+      },
+    });
+    return () => hooks;
+  },
+  describe: (schedule, { ablation }) => ({ ...schedule, ablation }),
+});

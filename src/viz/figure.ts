@@ -1,6 +1,7 @@
-import { Resvg } from '@resvg/resvg-js';
 import type { RgbImage } from '../image/rgb-image.js';
-import { encodeRgbPng } from '../util/png.js';
+import { encodeRgbPng } from '../image/png-encode.js';
+import type { Removal } from '../prune/method.js';
+import { importOptional } from '../util/optional.js';
 import type { TokenStage } from './trace.js';
 
 /**
@@ -9,6 +10,8 @@ import type { TokenStage } from './trace.js';
  * panel with the patches kept. Panel pixels are computed here (nearest-neighbour zoom, then the
  * marks), embedded as PNG data URIs in an SVG that adds the captions, and the SVG is rendered
  * to PNG by resvg at 1:1, so every panel pixel reaches the file unchanged.
+ *
+ * resvg is an optional package, loaded when a figure is rendered.
  *
  * Text needs a font: resvg loads the system's fonts (or only `fontFile` if given) and falls back
  * to any font it found. With none at all it draws no text; `renderFigurePng` reports that
@@ -67,7 +70,6 @@ export interface Panel {
 }
 
 /** How a method removes tokens: only the wording of captions and legend changes. */
-export type Removal = 'dropped' | 'merged' | 'fused'; // fused: EViT's inattentive tokens, folded into one extra token
 
 /** One panel for the input, one per stage that removed patches, one for the patches kept. */
 export function stagePanels(patches: number, stages: readonly TokenStage[], removal: Removal = 'dropped'): Panel[] {
@@ -182,7 +184,8 @@ export function figureSvg(crop: RgbImage, patchSize: number, scale: number, pane
  * Render the SVG at 1:1 to PNG, with the system fonts or only `fontFile`. `hasText` is false when
  * no font was found (the text is then missing).
  */
-export function renderFigurePng(svg: string, fontFile?: string): { png: Uint8Array; hasText: boolean } {
+export async function renderFigurePng(svg: string, fontFile?: string): Promise<{ png: Uint8Array; hasText: boolean }> {
+  const { Resvg } = await importOptional<typeof import('@resvg/resvg-js')>('@resvg/resvg-js', 'drawing the figure');
   const font = fontFile ? { loadSystemFonts: false, fontFiles: [fontFile] } : { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' };
   const png = new Resvg(svg, { font, logLevel: 'off' }).render().asPng();
   const probe = new Resvg('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text x="2" y="15" font-size="12">Ag</text></svg>', { font, logLevel: 'off' });

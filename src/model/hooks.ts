@@ -1,0 +1,68 @@
+import type { FloatArray, Kernels } from '../kernels/types.js';
+import type { ViTConfig } from './types.js';
+
+/**
+ * How code outside the model takes part in a forward pass (ViTRunner.forward): a pruning method
+ * reduces the token set at two points of every block, and an observer sees every intermediate
+ * tensor. The model is never patched.
+ *
+ *   x = embed(image)                                   observe(−1, 'embed')
+ *   for each block b:
+ *     x = x + proj(MHSA(LN1(x)))                       observe(b, 'ln1', 'qkv', 'attn.probs', 'attn.out', 'x.attn')
+ *         → afterAttention(state)  may reduce tokens
+ *     x = x + fc2(GELU(fc1(LN2(x))))                   observe(b, 'ln2', 'mlp.hidden', 'x.mlp')
+ *         → afterBlock(state)      may reduce tokens
+ *   logits = head(LN(x)[prefix])                       observe(depth, 'final.norm', 'logits')
+ */
+
+/** What a block has computed, handed to hooks. Views into the runner's buffers: valid during the call only. */
+export interface BlockState<A extends FloatArray = Float32Array> {
+  readonly config: ViTConfig; // the model's, with this block's per-head widths (blockConfig)
+  readonly model: ViTConfig; // the model's own: the same object for every block and image (caches key on it; widths are the largest)
+  readonly block: number; // 0-indexed block
+  readonly n: number; // tokens alive (prefix tokens first)
+  readonly x: A; // [n, D] residual stream (rows beyond n are stale)
+  readonly probs: A; // [H, n_att, n_att] attention probabilities (row = query) of this block
+  readonly attentionTokens: number; // n_att: tokens that entered this block's attention
+  readonly qkv: A; // [n_att, 2H·qk + H·v] Q, K, V of this block's attention
+  readonly sizes: Float32Array | null; // [n] tokens represented by each token (merging methods), null = all 1
+  readonly tokenIds: Int32Array; // [n] original position of each token (0 = CLS, prefix + p = patch p)
+  readonly kernels: Kernels<A>; // the backend the buffers above belong to (hooks may run its kernels on them)
+}
+
+/**
+ * A change of the token set returned by a hook:
+ *  - keep: the rows to keep, in the order they should appear (prefix tokens must stay first);
+ *  - replace: a whole new token matrix (merging methods).
+ */
+export type TokenReduction<A extends FloatArray = Float32Array> =
+  | { kind: 'keep'; indices: ArrayLike<number> }
+  | { kind: 'replace'; n: number; x: A; sizes: Float32Array | null; tokenIds: Int32Array };
+
+/**
+ * The tensors `observe` is shown, with their shapes (n = tokens alive at that point, H heads,
+ * qk and v the block's per-head widths, D the width):
+ *   'embed'       [n, D]             tokens entering block 0 (block −1)
+ *   'ln1'         [n, D]             LN1(x)
+ *   'qkv'         [n, 2H·qk + H·v]   Q heads, K heads, V heads (QkvLayout)
+ *   'attn.probs'  [H, n, n]          attention probabilities, row = query
+ *   'attn.out'    [n, H·v]           attention output, heads concatenated, before the projection
+ *   'x.attn'      [n, D]             residual stream after the attention branch (before afterAttention)
+ *   'ln2'         [n, D]             LN2(x)
+ *   'mlp.hidden'  [n, mlpDim]        GELU(fc1(LN2(x)))
+ *   'x.mlp'       [n, D]             residual stream after the MLP branch (before afterBlock)
+ *   'final.norm'  [prefix, D]        the final LayerNorm of the prefix tokens (block = depth)
+ *   'logits'      [classes]          the model's output (block = depth)
+ */
+export type TraceTensorName =
+  | 'embed' | 'ln1' | 'qkv' | 'attn.probs' | 'attn.out' | 'x.attn' | 'ln2' | 'mlp.hidden' | 'x.mlp' | 'final.norm' | 'logits';
+
+export interface ForwardHooks<A extends FloatArray = Float32Array> {
+  afterAttention?(state: BlockState<A>): TokenReduction<A> | void;
+  afterBlock?(state: BlockState<A>): TokenReduction<A> | void;
+  /**
+   * Called only when present (no cost otherwise) with every tensor listed at TraceTensorName, in
+   * the order computed: a view of the runner's buffer, valid during the call only (copy what you keep).
+   */
+  observe?(block: number, name: TraceTensorName, data: A, shape: readonly number[]): void;
+}

@@ -1,0 +1,126 @@
+import { UsageError } from '../errors.js';
+import type { ViTConfig } from '../model/types.js';
+import type { ForwardHooks } from '../model/hooks.js';
+import { EVIT_BLOCKS, evitHooks } from '../prune/evit.js';
+import { ltpHooks, type ThresholdUnit } from '../prune/ltp.js';
+import type { PruningPlan } from '../prune/method.js';
+import { randomDropHooks } from '../prune/random.js';
+import type { PruneSchedule } from '../prune/schedule.js';
+import { tomeHooks, tomeRates, type TomeSchedule } from '../prune/tome.js';
+import type { WprInit } from '../prune/wpr.js';
+import {
+  DEFAULT_ZERO_TPRUNE_OPTIONS, defaultWprIterations, ZERO_TPRUNE_ABLATIONS, zeroTPruneHooks, type ZeroTPruneOptions,
+} from '../prune/zero-tprune.js';
+import { JsonFields } from './json-fields.js';
+
+/**
+ * A method as a trace bundle records it: its name and every setting resolved to plain values
+ * (per-block lists rather than schedules to solve), so that another implementation can run
+ * exactly the same thing from the manifest alone. Blocks are 0-indexed throughout.
+ */
+export type TraceMethod =
+  | { name: 'topk' | 'evit'; settings: { keepRate: number; blocks: number[] } }
+  | { name: 'tome'; settings: { r: number[] } }
+  | { name: 'zero-tprune'; settings: ZeroTPruneSettings }
+  | { name: 'random'; settings: { steps: { afterBlock: number; remove: number }[]; seed: number } }
+  | { name: 'ltp'; settings: { theta: number[]; unit: ThresholdUnit } };
+
+export type TraceMethodName = TraceMethod['name'];
+export const TRACE_METHODS: readonly TraceMethodName[] = ['topk', 'evit', 'tome', 'zero-tprune', 'random', 'ltp'];
+
+export interface ZeroTPruneSettings {
+  steps: { after: number; rS: number; rI: number }[]; // `after`: 1-indexed, as in Zero-TPrune schedules
+  init: WprInit;
+  iterations: number[]; // I-stage WPR iterations of each block's pruning layer
+  tolerance: number;
+  useEIR: boolean;
+  useVHF: boolean;
+  vhfWindow: [number, number];
+  useSStage: boolean;
+  similarity: ZeroTPruneOptions['similarity'];
+}
+
+/** The forward hooks that run `method`. */
+export function traceMethodHooks(method: TraceMethod): ForwardHooks {
+  switch (method.name) {
+    case 'topk':
+    case 'evit':
+      return evitHooks({ keepRate: method.settings.keepRate, fuse: method.name === 'evit', blocks: method.settings.blocks });
+    case 'tome':
+      return tomeHooks(method.settings.r);
+    case 'zero-tprune': {
+      const { steps, ...options } = method.settings;
+      return zeroTPruneHooks({ steps }, options);
+    }
+    case 'random':
+      return randomDropHooks(method.settings.steps, method.settings.seed);
+    case 'ltp':
+      return ltpHooks(method.settings);
+  }
+}
+
+/**
+ * The resolved settings of a plan made by planPruning (prune/registry.ts), for image 0 of a run,
+ * from the settings JSON the plan reports (each method's `describe`).
+ */
+export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMethod {
+  switch (plan.method) {
+    case 'topk':
+    case 'evit':
+      return { name: plan.method, settings: { keepRate: (plan.settings as { keepRate: number }).keepRate, blocks: [...EVIT_BLOCKS] } };
+    case 'tome':
+      return { name: 'tome', settings: { r: tomeRates(cfg.depth, (plan.settings as { r: TomeSchedule }).r) } };
+    case 'random': {
+      const { steps, seed } = plan.settings as PruneSchedule & { seed: number };
+      return { name: 'random', settings: { steps: steps.map((s) => ({ afterBlock: s.after - 1, remove: s.rS + s.rI })), seed } };
+    }
+    case 'zero-tprune': {
+      const { steps, ablation } = plan.settings as PruneSchedule & { ablation: keyof typeof ZERO_TPRUNE_ABLATIONS };
+      const { init, tolerance, useEIR, useVHF, vhfWindow, useSStage, similarity } = { ...DEFAULT_ZERO_TPRUNE_OPTIONS, ...ZERO_TPRUNE_ABLATIONS[ablation] };
+      const iterations = Array.from({ length: cfg.depth }, (_, b) => defaultWprIterations(b, cfg.depth));
+      return {
+        name: 'zero-tprune',
+        settings: { steps: steps.map((s) => ({ ...s })), init, iterations, tolerance, useEIR, useVHF, vhfWindow: [vhfWindow[0], vhfWindow[1]], useSStage, similarity },
+      };
+    }
+    case 'ltp': {
+      const { theta, unit } = plan.settings as { theta: number[]; unit: ThresholdUnit };
+      return { name: 'ltp', settings: { theta: [...theta], unit } };
+    }
+    default:
+      throw new UsageError(`method ${plan.method} has no trace settings yet: trace runs ${TRACE_METHODS.join(', ')}`);
+  }
+}
+
+/** A method read from JSON (a manifest's "method", or --settings), checked; errors name `where`. */
+export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
+  const method = new JsonFields(json, where);
+  const name = method.oneOf('name', TRACE_METHODS);
+  const s = method.object('settings');
+  switch (name) {
+    case 'topk':
+    case 'evit':
+      return { name, settings: { keepRate: s.number('keepRate', 0, 1), blocks: s.integers('blocks', 0) } };
+    case 'tome':
+      return { name, settings: { r: s.integers('r', 0) } };
+    case 'zero-tprune':
+      return {
+        name,
+        settings: {
+          steps: s.objects('steps').map((step) => ({ after: step.integer('after', 1), rS: step.integer('rS', 0), rI: step.integer('rI', 0) })),
+          init: s.oneOf('init', ['cls-boost', 'uniform'] as const),
+          iterations: s.integers('iterations', 0),
+          tolerance: s.number('tolerance', 0, Infinity),
+          useEIR: s.boolean('useEIR'),
+          useVHF: s.boolean('useVHF'),
+          vhfWindow: s.pair('vhfWindow'),
+          useSStage: s.boolean('useSStage'),
+          similarity: s.oneOf('similarity', ['keys', 'head-mean-keys'] as const),
+        },
+      };
+    case 'random':
+      return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0) } };
+    case 'ltp':
+      return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const) } };
+  }
+}

@@ -1,0 +1,183 @@
+import { unitRows, type TomeMatching } from './tome.js';
+
+/**
+ * MCTF's multi-criteria bipartite matching (Lee, Choi, Kim, CVPR 2024, "Multi-criteria Token
+ * Fusion with One-step-ahead Attention"; mlvlab/MCTF `utils/mctf.py`), the decision half of
+ * the method; pooling and the one-step-ahead attention are in mctf.ts.
+ *
+ * Tokens split by position as in ToMe: A = even positions, B = odd positions (CLS, position 0,
+ * is in A). The affinity of a ∈ A and b ∈ B multiplies three criteria, each tempered by its τ:
+ *
+ *   W_sim[a, b]  = ((cos(x_a, x_b) + 1) / 2)^(1/τ_sim)       similarity of the metric rows
+ *   W_info[a, b] = (ι_a · ι_b)^(1/τ_info),  ι_k = min_j ā_j / ā_k   informativeness: ā_k = mean
+ *                  attention token k receives (over heads and queries); rarely attended → ι near 1
+ *   W_size[a, b] = (σ_a · σ_b)^(1/τ_size),  σ_k = min_j s_j / s_k   size: small tokens → σ near 1
+ *   W = W_sim · W_info · W_size                                  (τ = 0 switches a term off: 1)
+ *
+ * Bidirectional matching fuses r = r₁ + r₂ tokens, r₁ = ⌊r/2⌋, r₂ = r − r₁:
+ *   1. every a takes its best b (argmax_b W[a, b]); the r₁ a with the largest maxima fuse into it;
+ *   2. every b takes its best among the unfused a (argmax W[a, b], the scores of step 1, not
+ *      recomputed); the r₂ b with the largest maxima fuse into it, carrying what fused into them
+ *      in step 1.
+ * Output order (the reference's, which the next layer's even/odd split sees): the unfused A
+ * by position, then the remaining B by decreasing step-2 maximum. One-directional matching
+ * (r₁ = r) keeps B by position, as ToMe does.
+ *
+ * Protected: CLS (position 0) is never a source and never a step-2 destination (its row is
+ * −∞). A distillation token (position 1, in B) is never a step-1 destination nor a step-2
+ * source and stays at row 1. (The reference code marks rows 0 and 1 of A instead, which
+ * protects position 2 and not DIST; it is never run on distilled models.)
+ * Ties go to the lower position, for the best partner and for the ranking.
+ */
+
+export interface MctfTemperatures {
+  tauSim: number; // τ_sim (paper 1)
+  tauInfo: number; // τ_info (paper 20)
+  tauSize: number; // τ_size (paper 40)
+}
+
+/** ā_k = (1/(H·n)) Σ_h Σ_q P_h[q, k]: the mean attention token k receives.  probs [H, n, n] (row = query) → [n] */
+export function attentionReceived(probs: Float32Array, heads: number, n: number): Float64Array {
+  const a = new Float64Array(n);
+  for (let h = 0; h < heads; h++) {
+    for (let q = 0; q < n; q++) {
+      const row = (h * n + q) * n;
+      for (let k = 0; k < n; k++) a[k] += probs[row + k];
+    }
+  }
+  for (let k = 0; k < n; k++) a[k] /= heads * n;
+  return a;
+}
+
+/** v_k^(1/τ) with v_k = min_j values_j / values_k (all 1 when τ = 0 or there are no values). */
+function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: number): Float64Array {
+  const out = new Float64Array(t).fill(1);
+  if (!(tau > 0) || values === null) return out;
+  let min = Infinity;
+  for (let k = 0; k < t; k++) min = Math.min(min, values[k]);
+  for (let k = 0; k < t; k++) out[k] = (min / values[k]) ** (1 / tau);
+  return out;
+}
+
+/**
+ * W [⌈t/2⌉, ⌊t/2⌋]: W[i, j] is the affinity of A token 2i and B token 2j + 1.
+ *   metric: [t, c] rows compared by cosine (a zero row has cosine 0 with everything)
+ *   attention: [t] ā (attentionReceived); sizes: [t] or null (all 1)
+ * (cos + 1)/2 is clamped to [0, 1] so that rounding cannot take a fractional power of a negative number.
+ */
+export function mctfScores(
+  metric: Float32Array, t: number, c: number, attention: ArrayLike<number>, sizes: ArrayLike<number> | null, tau: MctfTemperatures,
+): Float64Array {
+  const nA = Math.ceil(t / 2);
+  const nB = Math.floor(t / 2);
+  const info = temperedInverseShare(attention, t, tau.tauInfo);
+  const size = temperedInverseShare(sizes, t, tau.tauSize);
+  const W = tau.tauSim > 0 ? evenOddCosines(unitRows(metric, 0, t, c), t, c) : new Float64Array(nA * nB);
+  for (let i = 0; i < nA; i++) {
+    for (let j = 0; j < nB; j++) {
+      const sim = tau.tauSim > 0 ? Math.min(1, Math.max(0, (W[i * nB + j] + 1) / 2)) ** (1 / tau.tauSim) : 1;
+      W[i * nB + j] = sim * info[2 * i] * info[2 * j + 1] * size[2 * i] * size[2 * j + 1];
+    }
+  }
+  return W;
+}
+
+/**
+ * cos[i, j] = u_2i · u_2j+1 for unit rows u [t, c]  →  [⌈t/2⌉, ⌊t/2⌋]. Rows i, i + 1 against
+ * columns j, j + 1: four dot products sharing their loads (an odd last row or column pairs with itself).
+ */
+function evenOddCosines(u: Float64Array, t: number, c: number): Float64Array {
+  const nA = Math.ceil(t / 2);
+  const nB = Math.floor(t / 2);
+  const cos = new Float64Array(nA * nB);
+  for (let i = 0; i < nA; i += 2) {
+    const i1 = Math.min(i + 1, nA - 1);
+    const a0 = 2 * i * c;
+    const a1 = 2 * i1 * c;
+    for (let j = 0; j < nB; j += 2) {
+      const j1 = Math.min(j + 1, nB - 1);
+      const b0 = (2 * j + 1) * c;
+      const b1 = (2 * j1 + 1) * c;
+      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      for (let d = 0; d < c; d++) {
+        d00 += u[a0 + d] * u[b0 + d];
+        d01 += u[a0 + d] * u[b1 + d];
+        d10 += u[a1 + d] * u[b0 + d];
+        d11 += u[a1 + d] * u[b1 + d];
+      }
+      cos[i * nB + j] = d00;
+      cos[i * nB + j1] = d01;
+      cos[i1 * nB + j] = d10;
+      cos[i1 * nB + j1] = d11;
+    }
+  }
+  return cos;
+}
+
+/** Indices sorted by value descending, ties by index ascending. */
+function rankDescending(indices: number[], value: (i: number) => number): number[] {
+  return indices.sort((p, q) => value(q) - value(p) || p - q);
+}
+
+/**
+ * The fusion decided by W (mctfScores) for t tokens: r tokens fuse (the caller caps r at
+ * ⌊(t − prefix)/2⌋), bidirectionally or A → B only. Sources list every fused token with the
+ * token it finally lands in (a step-1 source whose destination fuses on in step 2 lands where
+ * that destination does); `order` is the surviving tokens in output order. Positions are in
+ * the sequence of t tokens.
+ */
+export function mctfMatching(W: Float64Array, t: number, r: number, prefix: number, bidirectional: boolean): TomeMatching {
+  const nA = Math.ceil(t / 2);
+  const nB = Math.floor(t / 2);
+  const firstA = prefix >= 1 ? 1 : 0; // CLS is never fused
+  const firstB = prefix >= 2 ? 1 : 0; // neither is DIST
+  if (!(Number.isInteger(r) && r >= 0 && r <= Math.floor((t - prefix) / 2))) {
+    throw new RangeError(`MCTF matching: expected an integer r in 0…${Math.floor((t - prefix) / 2)} for ${t} tokens, found ${r}`);
+  }
+  const r1 = bidirectional ? Math.floor(r / 2) : r;
+  const r2 = r - r1;
+
+  // Step 1: A → B.
+  const best1 = new Float64Array(nA).fill(-Infinity);
+  const partner1 = new Int32Array(nA);
+  for (let i = firstA; i < nA; i++) {
+    for (let j = firstB; j < nB; j++) {
+      if (W[i * nB + j] > best1[i]) { best1[i] = W[i * nB + j]; partner1[i] = j; }
+    }
+  }
+  const rankedA = rankDescending(Array.from({ length: nA - firstA }, (_, k) => firstA + k), (i) => best1[i]);
+  const sources1 = rankedA.slice(0, r1);
+  const unfusedA = [...Array.from({ length: firstA }, (_, i) => i), ...rankedA.slice(r1)].sort((p, q) => p - q);
+
+  // Step 2: B → the unfused A (CLS excluded).
+  const candidates = unfusedA.filter((i) => i >= firstA);
+  const best2 = new Float64Array(nB).fill(-Infinity);
+  const partner2 = new Int32Array(nB);
+  for (let j = firstB; j < nB; j++) {
+    for (const i of candidates) {
+      if (W[i * nB + j] > best2[j]) { best2[j] = W[i * nB + j]; partner2[j] = i; }
+    }
+  }
+  const eligibleB = Array.from({ length: nB - firstB }, (_, k) => firstB + k);
+  const rankedB = bidirectional ? rankDescending(eligibleB, (j) => best2[j]) : eligibleB;
+  const sources2 = rankedB.slice(0, r2);
+  if (r2 > 0 && candidates.length === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
+  const fusedB = new Map(sources2.map((j) => [j, partner2[j]]));
+
+  // Where every fused token lands, as positions.
+  const sources: number[] = [];
+  const destinations: number[] = [];
+  for (const i of sources1) {
+    const j = partner1[i];
+    sources.push(2 * i);
+    destinations.push(fusedB.has(j) ? 2 * fusedB.get(j)! : 2 * j + 1);
+  }
+  for (const j of sources2) {
+    sources.push(2 * j + 1);
+    destinations.push(2 * fusedB.get(j)!);
+  }
+  const remainingB = rankedB.slice(r2).map((j) => 2 * j + 1);
+  const keptA = unfusedA.map((i) => 2 * i);
+  const order = prefix >= 2 ? [keptA[0], 1, ...keptA.slice(1), ...remainingB] : [...keptA, ...remainingB];
+  return { sources: Int32Array.from(sources), destinations: Int32Array.from(destinations), order: Int32Array.from(order) };
+}

@@ -1,0 +1,393 @@
+import type { Kernels, PreparedLinear } from '../kernels/types.js';
+import type { ViTConfig, ViTModel } from '../model/types.js';
+import { blockConfig, prefixTokens, qkvLayout } from '../model/types.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { closestToBudget } from './budget-search.js';
+import type { BlockTokens } from '../model/gmacs.js';
+import { blockMacs, initialTokens, stemAndHeadMacs } from '../model/gmacs.js';
+import { attentionReceived, mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
+import { ScheduleError } from '../errors.js';
+import type { TomeMatching } from './tome.js';
+
+/**
+ * MCTF, multi-criteria token fusion with one-step-ahead attention (Lee, Choi, Kim, CVPR 2024;
+ * mlvlab/MCTF), used off the shelf. In each fusing block l, r_l tokens fuse into others chosen
+ * by mctf-matching.ts (similarity × informativeness × size, bidirectional), and the fused
+ * tokens are pooled with weights w_k = ā_k · s_k (attention received × size):
+ *
+ *   x'_g = Σ_{k→g} w_k x_k / Σ_{k→g} w_k,      s'_g = Σ_{k→g} s_k
+ *
+ * One-step-ahead (the paper's default, `one_step_ahead = 1` of the reference): the fusion runs
+ * at the start of block l, on the block's input x, with the attention P [H, t, t] that block l
+ * computes on x (proportional attention included). The block then attends with P fused too,
+ * columns summed and rows pooled with the same weights,
+ *
+ *   P'_h[g', g] = Σ_{q→g'} w_q Σ_{k→g} P_h[q, k] / Σ_{q→g'} w_q          (rows still sum to 1)
+ *
+ *   x ← x' + proj(P' · V(LN1(x')))          then the MLP on the t − r fused tokens.
+ *
+ * In this engine the forward pass has already run block l's attention on x when the
+ * `afterAttention` hook sees P. The hook fuses x (a copy kept at the previous block's
+ * `afterBlock`) and derives the sublayer's output on the fused tokens exactly from the
+ * forward's output plus a correction for the fused groups, which needs the block's LN1, value
+ * and projection weights (so `mctfHooks` takes the model; see OneStepAheadSublayer). Wall time
+ * pays for the unfused attention the forward ran; GMACs count the method (mctfGmacs).
+ *
+ * Without one-step-ahead (`oneStepAhead: false`, "fusion after the block"), block l runs
+ * unchanged and its output is fused with the attention block l computed: the next block sees
+ * t − r tokens. Merged tokens keep the token id of the token they landed in; sizes go back to
+ * the forward pass, which adds log s to the attention logits from then on (proportional
+ * attention, `prop_attn` of the reference).
+ *
+ * r per block: the paper runs a constant r in blocks 2…12 (1-indexed; activate_layer 1…11).
+ * A fractional r spreads over the fusing blocks by rounding the running total:
+ * r_i = round(r·(i + 1)) − round(r·i) for the i-th fusing block (12.6 over 11 blocks: seven of
+ * 13 and four of 12). Per block r is capped, as in the reference, at ⌊(t − prefix)/2⌋ and so
+ * that at least 10 tokens remain.
+ */
+
+export interface MctfSettings extends MctfTemperatures {
+  r: number; // tokens fused per fusing block (fractional: spread as above)
+  layers: readonly number[] | null; // 0-indexed fusing blocks; null = every block but the first (the paper's)
+  bidirectional: boolean; // true: ⌊r/2⌋ A → B, then the rest B → A
+  oneStepAhead: boolean; // true: fuse at the start of the block; false: after the block
+}
+
+/** The paper's settings (DeiT-T/S scripts: r 16 in blocks 2…12, τ 1 / 20 / 40, bidirectional, one-step-ahead). */
+export const MCTF_DEFAULTS: Readonly<MctfSettings> = {
+  r: 16,
+  layers: null,
+  tauSim: 1,
+  tauInfo: 20,
+  tauSize: 40,
+  bidirectional: true,
+  oneStepAhead: true,
+};
+
+/** Fill in defaults and check the settings against a model of `depth` blocks. */
+export function resolveMctfSettings(depth: number, settings: Partial<MctfSettings> = {}): MctfSettings & { layers: readonly number[] } {
+  const s = { ...MCTF_DEFAULTS };
+  for (const [key, value] of Object.entries(settings)) if (value !== undefined) Object.assign(s, { [key]: value });
+  if (!(Number.isFinite(s.r) && s.r >= 0)) throw new ScheduleError(`MCTF: expected r ≥ 0, found ${s.r}`);
+  for (const tau of ['tauSim', 'tauInfo', 'tauSize'] as const) {
+    if (!(Number.isFinite(s[tau]) && s[tau] >= 0)) throw new ScheduleError(`MCTF: expected ${tau} ≥ 0 (0 switches the criterion off), found ${s[tau]}`);
+  }
+  const layers = s.layers ?? Array.from({ length: depth - 1 }, (_, i) => i + 1);
+  layers.forEach((l, i) => {
+    if (!(Number.isInteger(l) && l >= 0 && l < depth)) throw new ScheduleError(`MCTF: expected 0-indexed blocks in 0…${depth - 1}, found ${l}`);
+    if (i > 0 && l <= layers[i - 1]) throw new ScheduleError(`MCTF: expected fusing blocks in increasing order, found ${layers.join(', ')}`);
+  });
+  if (s.oneStepAhead && layers[0] === 0) {
+    throw new ScheduleError('MCTF: one-step-ahead fusion in block 1 needs its input (the embedding), which forward hooks do not see; fuse from block 2 on (the paper does) or set oneStepAhead: false');
+  }
+  return { ...s, layers };
+}
+
+/** r of each of `depth` blocks: the fractional r spread over the fusing blocks by rounding the running total (before the per-block cap). */
+export function mctfRates(depth: number, settings: Partial<MctfSettings> = {}): number[] {
+  const s = resolveMctfSettings(depth, settings);
+  const rates = new Array<number>(depth).fill(0);
+  s.layers.forEach((l, i) => (rates[l] = Math.round(s.r * (i + 1)) - Math.round(s.r * i)));
+  return rates;
+}
+
+/** The r a block really fuses: min(r, ⌊(t − prefix)/2⌋, t − 10), at least 0. */
+export function mctfCappedR(r: number, t: number, prefix: number): number {
+  return Math.max(0, Math.min(r, Math.floor((t - prefix) / 2), t - 10));
+}
+
+/** The output row of every input position: a survivor's own row, a source's destination's row.  → [t] */
+export function outputRows(m: TomeMatching, t: number): Int32Array {
+  const rows = new Int32Array(t).fill(-1);
+  m.order.forEach((p, row) => (rows[p] = row));
+  m.sources.forEach((a, i) => (rows[a] = rows[m.destinations[i]]));
+  return rows;
+}
+
+/**
+ * Weighted pooling into `rows` groups: out[g] = Σ_{k→g} w_k x_k / Σ_{k→g} w_k and the summed sizes.
+ *   x [t, D], weights [t], sizes [t] or null (all 1), rowOf [t]  →  out [rows, D] (written), sizes [rows]
+ */
+export function poolTokens(
+  x: Float32Array, D: number, weights: ArrayLike<number>, sizes: ArrayLike<number> | null, rowOf: Int32Array, rows: number, out: Float32Array,
+): Float32Array {
+  const sum = new Float64Array(rows * D);
+  const total = new Float64Array(rows);
+  const summedSizes = new Float32Array(rows);
+  for (let k = 0; k < rowOf.length; k++) {
+    const g = rowOf[k];
+    const w = weights[k];
+    for (let d = 0; d < D; d++) sum[g * D + d] += w * x[k * D + d];
+    total[g] += w;
+    summedSizes[g] += sizes ? sizes[k] : 1;
+  }
+  for (let g = 0; g < rows; g++) {
+    for (let d = 0; d < D; d++) out[g * D + d] = sum[g * D + d] / total[g];
+  }
+  return summedSizes;
+}
+
+/** What one MCTF fusion produced (for the tokens of one block). */
+export interface MctfFusion {
+  matching: TomeMatching; // sources → destinations (final), survivors in output order
+  rowOf: Int32Array; // [t] output row of every input token
+  weights: Float64Array; // [t] pooling weights ā_k · s_k
+  x: Float32Array; // [t − r, D] pooled tokens
+  sizes: Float32Array; // [t − r]
+  tokenIds: Int32Array; // [t − r] token id of the token each row landed in
+}
+
+/**
+ * Fuse r tokens of x [t, D] (the metric, and what is pooled), with the attention P [H, t, t]
+ * those tokens received and their sizes (null = all 1). `out` receives the pooled rows.
+ */
+export function mctfFuse(
+  cfg: ViTConfig, x: Float32Array, t: number, probs: Float32Array, sizes: Float32Array | null, tokenIds: Int32Array,
+  r: number, settings: MctfTemperatures & { bidirectional: boolean }, out: Float32Array = new Float32Array((t - r) * cfg.dim),
+): MctfFusion {
+  const D = cfg.dim;
+  const attention = attentionReceived(probs, cfg.heads, t);
+  const W = mctfScores(x, t, D, attention, sizes, settings);
+  const matching = mctfMatching(W, t, r, prefixTokens(cfg), settings.bidirectional);
+  const rows = matching.order.length;
+  const rowOf = outputRows(matching, t);
+  const weights = Float64Array.from(attention, (a, k) => a * (sizes ? sizes[k] : 1));
+  const pooledSizes = poolTokens(x, D, weights, sizes, rowOf, rows, out);
+  return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: matching.order.map((p) => tokenIds[p]) };
+}
+
+interface PreparedBlockTail {
+  gamma: Float32Array; // [D] LN1
+  beta: Float32Array; // [D]
+  values: PreparedLinear; // the V rows of the block's qkv: [H·v, D]
+  projection: PreparedLinear; // the output projection without its bias: [D, H·v]
+}
+
+/**
+ * A block's attention sublayer on the fused tokens under one-step-ahead attention, derived from
+ * what the forward pass computed on the unfused ones. With y = x + proj(P·V) (the forward's
+ * output for all t tokens), ŵ_q = w_q / Σ_{q'→g} w_q' and δ_k = V(LN1(x'_g)) − V_k for the
+ * tokens k of fused groups g (δ = 0 for a token alone in its row, where x'_g = x_k):
+ *
+ *   x'_g' + proj(P'·V(LN1(x')))_g' = Σ_{q→g'} ŵ_q y_q + W_proj · Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h   (heads concatenated)
+ *
+ * because P' pools P's rows with weights summing to 1 (the bias passes through) and sums its
+ * columns over groups whose fused value is shared. It costs t·|fused tokens|·H·v plus one
+ * projection instead of (t − r)²·H·v. Buffers and prepared weights are made once per block.
+ */
+class OneStepAheadSublayer {
+  readonly out: Float32Array; // [T, D] the sublayer's output for the fused tokens
+  private readonly fusedInput: Float32Array; // [T, D] x'_g of the fused groups
+  private readonly normed: Float32Array; // [T, D]
+  private readonly fusedValues: Float32Array; // [T, H·v] V(LN1(x'_g)) of the fused groups
+  private readonly correction: Float32Array; // [T, H·v] Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h
+  private readonly blocks = new Map<number, PreparedBlockTail>();
+
+  constructor(private readonly model: ViTModel, private readonly kernels: Kernels) {
+    const cfg = model.config;
+    const T = initialTokens(cfg);
+    this.out = kernels.alloc(T * cfg.dim);
+    this.fusedInput = kernels.alloc(T * cfg.dim);
+    this.normed = kernels.alloc(T * cfg.dim);
+    this.fusedValues = kernels.alloc(T * cfg.heads * cfg.vDim);
+    this.correction = kernels.alloc(T * cfg.heads * cfg.vDim);
+  }
+
+  private prepared(block: number, cfg: ViTConfig): PreparedBlockTail {
+    let p = this.blocks.get(block);
+    if (!p) {
+      const w = this.model.weights.blocks[block];
+      const D = cfg.dim;
+      const width = cfg.heads * cfg.vDim;
+      const first = qkvLayout(cfg).valueOffset(0); // V rows follow Q and K
+      p = {
+        gamma: this.kernels.upload(w.norm1.weight),
+        beta: this.kernels.upload(w.norm1.bias),
+        values: this.kernels.prepareLinear({
+          weight: w.qkv.weight.subarray(first * D, (first + width) * D),
+          bias: w.qkv.bias.subarray(first, first + width),
+          outFeatures: width,
+          inFeatures: D,
+        }),
+        projection: this.kernels.prepareLinear({ ...w.proj, bias: new Float32Array(D) }),
+      };
+      this.blocks.set(block, p);
+    }
+    return p;
+  }
+
+  /**
+   * The sublayer's output [rows, D] for fusion `f` of the t tokens of `state` (its x is y, its
+   * probs P, its qkv V), whose pooled inputs are f.x.
+   */
+  run(state: BlockState, f: MctfFusion): Float32Array {
+    const k = this.kernels;
+    const cfg = state.config;
+    const { dim: D, heads: H, vDim: v } = cfg;
+    const t = state.n;
+    const width = H * v;
+    const rows = f.tokenIds.length;
+    const { rowOf, weights } = f;
+    const p = this.prepared(state.block, cfg);
+
+    const members = new Int32Array(rows);
+    const total = new Float64Array(rows);
+    for (let q = 0; q < t; q++) {
+      members[rowOf[q]]++;
+      total[rowOf[q]] += weights[q];
+    }
+    poolTokens(state.x, D, weights, null, rowOf, rows, this.out);
+
+    // V(LN1(x'_g)) of the groups with more than one token, at their slot.
+    const slot = new Int32Array(rows).fill(-1);
+    let fusedRows = 0;
+    for (let g = 0; g < rows; g++) {
+      if (members[g] < 2) continue;
+      this.fusedInput.set(f.x.subarray(g * D, (g + 1) * D), fusedRows * D);
+      slot[g] = fusedRows++;
+    }
+    k.layerNorm(this.fusedInput, fusedRows, D, p.gamma, p.beta, cfg.eps, this.normed);
+    k.linear(this.normed, fusedRows, p.values, this.fusedValues);
+
+    // δ_k for the tokens of those groups.  [|fused|, H·v]
+    const { stride, valueOffset } = qkvLayout(cfg);
+    const fused: number[] = [];
+    for (let q = 0; q < t; q++) if (slot[rowOf[q]] >= 0) fused.push(q);
+    const delta = new Float64Array(fused.length * width);
+    fused.forEach((kTok, i) => {
+      const own = kTok * stride + valueOffset(0);
+      const shared = slot[rowOf[kTok]] * width;
+      for (let c = 0; c < width; c++) delta[i * width + c] = this.fusedValues[shared + c] - state.qkv[own + c];
+    });
+
+    // P̄_h[g', i] = Σ_{q→g'} ŵ_q P_h[q, fused_i], then Σ_i P̄_h[g', i] δ_i,h.
+    const m = fused.length;
+    const pooled = new Float64Array(H * rows * m);
+    for (let h = 0; h < H; h++) {
+      for (let q = 0; q < t; q++) {
+        const share = weights[q] / total[rowOf[q]];
+        const pRow = (h * t + q) * t;
+        const o = (h * rows + rowOf[q]) * m;
+        for (let i = 0; i < m; i++) pooled[o + i] += share * state.probs[pRow + fused[i]];
+      }
+    }
+    const sum = new Float64Array(rows * width);
+    for (let g = 0; g < rows; g++) {
+      for (let h = 0; h < H; h++) {
+        const o = g * width + h * v;
+        const pRow = (h * rows + g) * m;
+        for (let i = 0; i < m; i++) {
+          const coefficient = pooled[pRow + i];
+          const d = i * width + h * v;
+          for (let c = 0; c < v; c++) sum[o + c] += coefficient * delta[d + c];
+        }
+      }
+    }
+    const correction = this.correction;
+    for (let j = 0; j < rows * width; j++) correction[j] = sum[j];
+    k.linearAdd(correction, rows, p.projection, this.out);
+    return this.out.subarray(0, rows * D);
+  }
+}
+
+/**
+ * Forward hooks fusing tokens by MCTF in the blocks of `settings`. One object serves a whole run
+ * (images one after another, one runner at a time): with one-step-ahead it keeps a copy of each
+ * block's output as the next block's input. Make it once per run, not per image: on first use
+ * it prepares each fusing block's value and projection weights on the runner's backend, whose
+ * memory (wasm) is never freed.
+ */
+export function mctfHooks(model: ViTModel, settings: Partial<MctfSettings> = {}): ForwardHooks {
+  const cfg = model.config;
+  const s = resolveMctfSettings(cfg.depth, settings);
+  const rates = mctfRates(cfg.depth, s);
+  const prefix = prefixTokens(cfg);
+  if (!s.oneStepAhead) {
+    return {
+      afterBlock(state) {
+        const r = mctfCappedR(rates[state.block], state.n, prefix);
+        if (r === 0) return;
+        if (state.attentionTokens !== state.n) throw new RangeError(`MCTF after block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
+        const f = mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s);
+        return { kind: 'replace', n: f.tokenIds.length, x: f.x, sizes: f.sizes, tokenIds: f.tokenIds };
+      },
+    };
+  }
+  const input = new Float32Array(initialTokens(cfg) * cfg.dim); // [t, D] the next block's input
+  let inputTokens = 0;
+  const sublayers = new Map<Kernels, OneStepAheadSublayer>();
+  return {
+    afterAttention(state): TokenReduction | void {
+      const r = mctfCappedR(rates[state.block], state.n, prefix);
+      if (r === 0) return;
+      if (inputTokens !== state.n || state.attentionTokens !== state.n) {
+        throw new RangeError(`MCTF in block ${state.block + 1}: expected the input of the ${state.n} tokens that entered the attention (kept at the previous block), found ${inputTokens}`);
+      }
+      let sublayer = sublayers.get(state.kernels);
+      if (!sublayer) sublayers.set(state.kernels, (sublayer = new OneStepAheadSublayer(model, state.kernels)));
+      const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, r, s);
+      return { kind: 'replace', n: f.tokenIds.length, x: sublayer.run(state, f), sizes: f.sizes, tokenIds: f.tokenIds };
+    },
+    afterBlock(state) {
+      input.set(state.x.subarray(0, state.n * cfg.dim));
+      inputTokens = state.n;
+    },
+  };
+}
+
+/**
+ * Token counts of one block under MCTF: queries and keys of `attention` tokens (QKᵀ over them),
+ * values, attention output and projection of `values` tokens (the fused ones under
+ * one-step-ahead, else all), the MLP on `mlp` tokens.
+ */
+export interface MctfBlockTokens extends BlockTokens {
+  values: number;
+}
+
+/** Token counts per block, without running the model. */
+export function mctfTokens(cfg: ViTConfig, settings: Partial<MctfSettings> = {}): MctfBlockTokens[] {
+  const s = resolveMctfSettings(cfg.depth, settings);
+  const rates = mctfRates(cfg.depth, s);
+  const prefix = prefixTokens(cfg);
+  let t = initialTokens(cfg);
+  return rates.map((rate) => {
+    const fused = t - mctfCappedR(rate, t, prefix);
+    const block = s.oneStepAhead ? { attention: t, values: fused, mlp: fused } : { attention: t, values: t, mlp: t };
+    t = fused;
+    return block;
+  });
+}
+
+/** MACs of a block (gmacs.ts convention) whose Q, K and QKᵀ run on `attention` tokens and the rest on `values`. */
+export function mctfBlockMacs(cfg: ViTConfig, t: MctfBlockTokens): number {
+  const qk = cfg.heads * cfg.qkDim;
+  return blockMacs(cfg, { attention: t.values, mlp: t.mlp }) + (t.attention - t.values) * cfg.dim * 2 * qk + (t.attention ** 2 - t.values ** 2) * qk;
+}
+
+/** GMACs of MCTF with `settings` (matching, pooling and attention fusion not counted, as for ToMe). */
+export function mctfGmacs(cfg: ViTConfig, settings: Partial<MctfSettings> = {}): number {
+  let macs = stemAndHeadMacs(cfg);
+  mctfTokens(cfg, settings).forEach((t, b) => (macs += mctfBlockMacs(blockConfig(cfg, b), t)));
+  return macs / 1e9;
+}
+
+export interface MctfSolution {
+  r: number; // a multiple of 0.01
+  gmacs: number;
+  fraction: number; // gmacs / dense GMACs
+}
+
+/**
+ * The r (on the grid 0, 0.01, 0.02, …) whose MCTF GMACs are closest to `fraction` × dense, the
+ * other settings fixed; among equally close r the one with the fewest decimals, then the
+ * smallest. Throws ScheduleError unless it is within a relative `tolerance` (default 1 %).
+ */
+export function solveMctfForBudget(
+  cfg: ViTConfig, fraction: number, settings: Partial<Omit<MctfSettings, 'r'>> = {}, options: { tolerance?: number } = {},
+): MctfSolution {
+  const hundredths = 100 * Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2); // beyond, every block is capped
+  const grid = Array.from({ length: hundredths + 1 }, (_, i) => i);
+  const byDecimals = [...grid.filter((i) => i % 100 === 0), ...grid.filter((i) => i % 100 !== 0 && i % 10 === 0), ...grid.filter((i) => i % 10 !== 0)];
+  const best = closestToBudget(cfg, fraction, 'an MCTF r', byDecimals, (i) => mctfGmacs(cfg, { ...settings, r: i / 100 }), options);
+  return { r: best.setting / 100, gmacs: best.gmacs, fraction: best.fraction };
+}

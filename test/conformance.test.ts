@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createKernels, type Backend } from '../src/kernels/index.js';
+import { describeDivergence } from '../src/oracle/check.js';
+import { TENSOR_KINDS, type TensorKind } from '../src/oracle/format.js';
+import { checkSuite, readSuite } from '../src/oracle/suite.js';
+
+// The conformance suite (fixtures/conformance, `npm run conformance`): reference64 still writes
+// every stored bundle bit for bit (the fixtures are not stale), and our float32 backends pass
+// every case through the checker with the default tolerances, exactly as a port would.
+
+const SUITE = path.resolve(import.meta.dirname, '../fixtures/conformance');
+const suite = readSuite(SUITE);
+
+/** Every case of the suite traced on `backend` and checked against its bundle; failures described. */
+async function runSuite(backend: Backend, tolerances?: Partial<Record<TensorKind, number>>): Promise<string[]> {
+  const failures: string[] = [];
+  for (const { suiteCase, model, report } of checkSuite(SUITE, await createKernels(backend), { tolerances })) {
+    if (report.missing.length || report.extra.length) failures.push(`${suiteCase.name}: tensors missing ${report.missing.join(', ')}; extra ${report.extra.join(', ')}`);
+    if (!report.ok) failures.push(`${suiteCase.name}: ${report.firstDivergence ? describeDivergence(report.firstDivergence, model.config.depth) : report.manifestDifferences.join('; ')}`);
+  }
+  return failures;
+}
+
+describe('conformance suite', () => {
+  it('covers every model layout, 2 inputs × dense + 6 methods × 2 settings, and the tie cases', () => {
+    expect(Object.values(suite.models).map((m) => m.layout).sort()).toEqual(['timm', 'timm', 'timm', 'transformers']);
+    const methods = new Set(suite.cases.map((c) => `${c.method}-${c.setting}`));
+    for (const m of ['topk', 'evit', 'tome', 'zero-tprune', 'random', 'ltp']) for (const s of [1, 2]) expect(methods).toContain(`${m}-${s}`);
+    expect(suite.cases.filter((c) => !c.ties)).toHaveLength(4 * 2 * 13);
+    expect(suite.cases.filter((c) => c.ties).map((c) => c.method)).toEqual(['topk', 'tome']);
+  });
+
+  it('reference64 reproduces every stored bundle exactly (regenerate with npm run conformance after a deliberate change)', async () => {
+    const exact = Object.fromEntries(TENSOR_KINDS.map((k) => [k, 0]));
+    expect(await runSuite('reference64', exact)).toEqual([]);
+  });
+
+  for (const backend of ['reference', 'wasm', 'wasm-simd'] as const) {
+    it(`the ${backend} backend passes every case with the default tolerances`, async () => {
+      expect(await runSuite(backend)).toEqual([]);
+    });
+  }
+});

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { ScheduleError, UsageError } from '../src/errors.js';
+import { createReferenceKernels } from '../src/kernels/reference.js';
+import { denseGmacs } from '../src/model/gmacs.js';
+import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
+import { ViTRunner } from '../src/model/vit.js';
+import { calibrationRun, type PruningPlan } from '../src/prune/method.js';
+import { planPruning, TOKEN_METHODS, tokenMethod } from '../src/prune/registry.js';
+
+// A 12-block model small enough to run every method: 64×64 input, patch 8 → 64 patches + CLS.
+const cfg = configFromDims({ dim: 24, depth: 12, heads: 2, imageSize: 64, patchSize: 8, numClasses: 10 });
+const runner = new ViTRunner(randomModel(cfg, 9), createReferenceKernels());
+const rand = seededRandom(4);
+const images = Array.from({ length: 3 }, () => Float32Array.from({ length: 3 * 64 * 64 }, () => rand() * 4 - 2));
+const context = { calibration: calibrationRun(runner, images) };
+
+/** Mean executed GMACs of a plan over the test images. */
+function executed(plan: PruningPlan): number {
+  return images.reduce((sum, image, i) => sum + runner.forward(image, plan.hooks(i)).gmacs, 0) / images.length;
+}
+
+describe('the method registry', () => {
+  it('lists every method once, each with a removal kind and its token counts', () => {
+    expect(TOKEN_METHODS.map((m) => m.name)).toEqual(['zero-tprune', 'tome', 'evit', 'topk', 'ltp', 'random']);
+    expect(Object.fromEntries(TOKEN_METHODS.map((m) => [m.name, `${m.removal} ${m.counts}`]))).toEqual({
+      'zero-tprune': 'dropped fixed', 'tome': 'merged fixed', 'evit': 'fused fixed', 'topk': 'dropped fixed', 'ltp': 'dropped per-image', 'random': 'dropped fixed',
+    });
+  });
+
+  for (const method of TOKEN_METHODS) {
+    it(`${method.name}: a budget plans settings that run at the GMACs they claim, and its JSON plans the same run`, async () => {
+      const plan = await method.plan(cfg, { budget: 0.7 }, context);
+      expect(plan.method).toBe(method.name);
+      expect(Math.abs(plan.gmacs! / denseGmacs(cfg) / 0.7 - 1)).toBeLessThanOrEqual(0.01);
+      const gmacs = executed(plan);
+      if (method.counts === 'fixed') expect(gmacs).toBe(plan.gmacs);
+      else expect(await context.calibration(plan.hooks(0))).toBe(plan.gmacs); // measured on the calibration images
+      if (method.takesSettings) {
+        const again = await method.plan(cfg, { settings: JSON.parse(JSON.stringify(plan.settings)) });
+        expect(again.settings).toEqual(plan.settings);
+        expect(executed(again)).toBe(gmacs);
+      }
+    });
+  }
+
+  it('a keep ratio plans the methods that have one', async () => {
+    for (const method of TOKEN_METHODS.filter((m) => m.takesKeep)) {
+      const plan = await method.plan(cfg, { keep: 0.7 });
+      expect(plan.gmacs).toBeLessThan(denseGmacs(cfg));
+    }
+    expect(TOKEN_METHODS.filter((m) => m.takesKeep).map((m) => m.name)).toEqual(['zero-tprune', 'evit', 'topk', 'random']);
+  });
+
+  it('options: defaults, checked values, and the run they change', async () => {
+    const seeded = (seed: number) => planPruning(cfg, { method: 'random', keep: 0.5, options: { seed } });
+    expect((await planPruning(cfg, { method: 'random', keep: 0.5 })).settings).toMatchObject({ seed: 0 });
+    const a = runner.forward(images[0], (await seeded(1)).hooks(0)).logits;
+    const b = runner.forward(images[0], (await seeded(2)).hooks(0)).logits;
+    expect(Array.from(a)).not.toEqual(Array.from(b));
+    expect((await planPruning(cfg, { method: 'zero-tprune', keep: 0.7, options: { ablation: 'wpr' } })).settings).toMatchObject({ ablation: 'wpr' });
+    await expect(planPruning(cfg, { method: 'zero-tprune', keep: 0.7, options: { ablation: 'most' } })).rejects.toThrow(/option 'ablation' expects one of wpr, .*full, found "most"/);
+    await expect(planPruning(cfg, { method: 'tome', budget: 0.7, options: { seed: 1 } })).rejects.toThrow(/unknown option 'seed' \(it has no options\)/);
+  });
+
+  it('errors say what the library call got wrong, in its own terms (no command-line flags)', async () => {
+    const cases: [Promise<unknown>, RegExp, typeof UsageError][] = [
+      [planPruning(cfg, { method: 'fastest', budget: 0.7 }), /unknown token-pruning method 'fastest': expected one of zero-tprune, tome/, UsageError],
+      [planPruning(cfg, { method: 'tome', budget: 0.7, keep: 0.5 }), /expected exactly one of budget, settings; found budget, keep/, UsageError],
+      [planPruning(cfg, { method: 'evit' }), /expected exactly one of budget, keep; found none/, UsageError],
+      [planPruning(cfg, { method: 'tome', keep: 0.5 }), /tome has no keep ratio: it takes budget or settings/, UsageError],
+      [planPruning(cfg, { method: 'evit', budget: 1.2 }), /expected a budget in \(0, 1\] of the dense model's \d\.\d{4} GMACs, found 1\.2/, UsageError],
+      [planPruning(cfg, { method: 'ltp', budget: 0.7 }), /ltp reaches a budget by calibrating .* give it calibration images, or its thresholds as settings/, UsageError],
+      [planPruning(cfg, { method: 'tome', budget: 0.01 }), /expected settings within 1 % of 0\.01 × dense .* found at best/, ScheduleError],
+      [planPruning(cfg, { method: 'zero-tprune', settings: { steps: [{ after: 3, rS: 40, rI: 0 }] }, settingsSource: 'plan.json' }), /S-stage can remove at most/, ScheduleError],
+      [planPruning(cfg, { method: 'tome', settings: { r: [1, -2] }, settingsSource: 'r.json' }), /expected r of block 2 to be an integer ≥ 0, found -2/, ScheduleError],
+      [planPruning(cfg, { method: 'ltp', settings: { theta: [1, 2] }, settingsSource: 'theta.json' }), /theta\.json: expected "theta" to list 12 thresholds/, ScheduleError],
+    ];
+    for (const [promise, message, type] of cases) {
+      const error = await promise.then(() => null, (e: unknown) => e);
+      expect(error).toBeInstanceOf(type);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).not.toMatch(/--\w/);
+    }
+  });
+
+  it('tokenMethod finds a method by name', () => {
+    expect(tokenMethod('topk').removal).toBe('dropped');
+  });
+});
