@@ -6,6 +6,7 @@ import { createReferenceGradKernels } from '../src/grad/reference.js';
 import { SoftMaskedViT } from '../src/grad/soft-vit.js';
 import { klDivergence } from '../src/eval/metrics.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
+import { loadModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
@@ -140,7 +141,7 @@ describe('thresholds.json', () => {
     ['{"theta":[0,1],"unit":"mean","budget":0.5}', /"model": expected the architecture/],
     ['{"theta":[0,1],"unit":"mean","model":"m","budget":7}', /"budget": expected a GMACs fraction in \(0, 1\], found 7/],
   ])('refuses %s', (text, message) => {
-    expect(() => parseLtpThresholds(text, 'f.json')).toThrow(message);
+    expect(() => parseLtpThresholds(text, 'f.json', cfg)).toThrow(message);
   });
 });
 
@@ -166,7 +167,7 @@ describe('vitprune learn-ltp', () => {
     const report = JSON.parse(r.stdout);
     expect(report.calibration.images).toBe(6);
     expect(Math.abs(report.calibration.fraction / 0.9 - 1)).toBeLessThanOrEqual(0.01);
-    const written = parseLtpThresholds(readFileSync(out, 'utf8'), out);
+    const written = parseLtpThresholds(readFileSync(out, 'utf8'), out, loadModelFolder(FIXTURE).config);
     expect(written.theta).toEqual(report.thresholds.theta);
     expect(written.budget).toBe(0.9);
     expect(written.unit).toBe('mean');
