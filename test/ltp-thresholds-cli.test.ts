@@ -2,14 +2,17 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareMethods, LEARNED_METHOD } from '../src/eval/compare.js';
+import { createKernels } from '../src/kernels/index.js';
 import { saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
+import { ViTRunner } from '../src/model/vit.js';
 import { readBundle } from '../src/oracle/bundle.js';
 import { encodePng, testPattern } from './image-writers.js';
 import { runCli as run } from './run-cli.js';
 
 // Learned LTP thresholds (vitprune learn-ltp) wherever a method is chosen: --method ltp --thresholds
-// FILE through cli/pruning.ts and the registry.
+// FILE through cli/pruning.ts and the registry, and compare's ltp-learned.
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vitprune-ltp-thresholds-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -89,5 +92,59 @@ describe('--method ltp --thresholds FILE', () => {
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
+  });
+});
+
+describe('compare --methods ltp-learned', () => {
+  const compareArgs = ['compare', ...common, '--images', images, '--labels', labels, '--budgets', '0.8', '--json'];
+
+  it('reports learned LTP beside the others from --thresholds files learned on the images it does not evaluate', async () => {
+    const r = await run(...compareArgs, '--split', 'odd', '--methods', 'topk,ltp-learned', '--thresholds', learned);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.images).toBe(3);
+    const row = report.results.find((x: { method: string }) => x.method === LEARNED_METHOD);
+    expect(row).toMatchObject({ budget: 0.8, schedule: { theta: JSON.parse(readFileSync(learned, 'utf8')).theta, unit: 'mean', file: learned } });
+    expect(report.results.map((x: { method: string }) => x.method)).toEqual(['topk', LEARNED_METHOD]);
+  });
+
+  it('learns on the calibration half at budgets without a file, never on the evaluated images', async () => {
+    const r = await run(...compareArgs, '--split', 'even', '--methods', 'ltp-learned');
+    expect(r.code, r.stderr).toBe(0);
+    const row = JSON.parse(r.stdout).results[0];
+    expect(row.method).toBe(LEARNED_METHOD);
+    expect(row.schedule.learned.images).toBe(3); // the odd half
+    expect(Math.abs(row.schedule.learned.fraction / 0.8 - 1)).toBeLessThanOrEqual(0.01);
+  });
+
+  it('refuses thresholds learned on the evaluated images, or learning on them, and files for other budgets', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--split', 'even', '--thresholds', learned], /--thresholds: .*learned-even.json was learned on 3 of the images compare evaluates: evaluate others \(--split\)/],
+      [['--thresholds', learned], /learned-even.json was learned on 3 of the images compare evaluates/],
+      [['--methods', 'ltp-learned'], /compare: ltp-learned learns on calibration images it is not evaluated on, but 6 of the 6 are evaluated: give --split even\|odd/],
+      [['--split', 'odd', '--budgets', '0.7', '--thresholds', learned], /--thresholds: .*learned-even.json was learned for 0.8 × dense GMACs, not one of --budgets 0.7/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await run(...compareArgs, ...flags);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
+  it('compareMethods runs a given thresholds file and learns where none is given', async () => {
+    const runner = new ViTRunner(model, await createKernels('reference'));
+    const evaluated = [1, 3].map((i) => ({ file: path.join(images, `img${i}.png`), label: i }));
+    const calibration = [0, 2, 4].map((i) => Float32Array.from({ length: 3 * 64 * 64 }, (_, j) => Math.sin(i + j)));
+    const thresholds = JSON.parse(readFileSync(learned, 'utf8'));
+    const report = await compareMethods(model, runner, evaluated, {
+      modelName: 'tiny', methods: [LEARNED_METHOD], budgets: [0.8, 0.9], learned: [{ budget: 0.8, thresholds, file: learned }], calibration, progress: false,
+    });
+    expect(report.results.map((x) => [x.budget, Object.keys(x.schedule as object).sort()])).toEqual([
+      [0.8, ['file', 'theta', 'unit']],
+      [0.9, ['learned', 'theta', 'unit']],
+    ]);
+    await expect(compareMethods(model, runner, evaluated, { modelName: 'tiny', methods: [LEARNED_METHOD], budgets: [0.9], progress: false })).rejects.toThrow(
+      /ltp-learned at 0.9 needs a thresholds file learned for that budget, or calibration images to learn on/,
+    );
   });
 });

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
 import { gradKernelsFor } from '../grad/kernels.js';
@@ -81,7 +82,7 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
     },
   });
 
-  const calibration = { folder: calib, split: split ?? null, images: inputs.length, ...result.hard };
+  const calibration = { folder: path.resolve(calib), split: split ?? null, images: inputs.length, ...result.hard };
   writeOutputFile('--out', out, ltpThresholdsToJson({
     theta: result.thresholds.theta,
     unit: result.thresholds.unit,
