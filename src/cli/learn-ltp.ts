@@ -93,10 +93,10 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
       method: result.initial.method, c: result.initial.c, keep: result.initial.keep, theta: result.initial.thresholds.theta, ...result.initial.hard,
       starts: result.starts.map(({ method, hard }) => ({ method, ...hard })),
     },
-    learning: { ...options, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
+    learning: { ...options, kept: result.kept, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
   }));
 
-  const report = { model: values.model, budget, out, thresholds: result.thresholds, calibration, initial: { method: result.initial.method, theta: result.initial.thresholds.theta, ...result.initial.hard }, scale: result.scale, history: result.epochs, seconds: result.seconds };
+  const report = { model: values.model, budget, out, thresholds: result.thresholds, calibration, initial: { method: result.initial.method, theta: result.initial.thresholds.theta, ...result.initial.hard }, kept: result.kept, scale: result.scale, history: result.epochs, seconds: result.seconds };
   if (values.json) {
     printJson(report);
     return;
@@ -106,6 +106,7 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
   const calibrated = `calibrated (${result.initial.method})`;
   process.stdout.write(line('learned'.padEnd(calibrated.length), result.hard));
   process.stdout.write(line(calibrated, result.initial.hard));
+  if (result.kept === 'start') process.stdout.write("learning did not lower the start's KL on the calibration images: the start's thresholds are written\n");
   process.stdout.write(`θ (mean-score units): ${result.thresholds.theta.map((t) => t.toFixed(3)).join(' ')}\n`);
   process.stdout.write(`learned in ${result.seconds.toFixed(0)} s; thresholds written to ${out}\n`);
 }
