@@ -104,7 +104,7 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
   const line = (name: string, h: typeof result.hard) =>
     `${name}: ${h.gmacs.toFixed(4)} GMACs (×${h.fraction.toFixed(3)}), agreement ${h.agreement.toFixed(3)}, KL ${h.kl.toFixed(4)} on ${inputs.length} calibration images\n`;
   const calibrated = `calibrated (${result.initial.method})`;
-  process.stdout.write(line('learned'.padEnd(calibrated.length), result.hard));
+  process.stdout.write(line((result.kept === 'start' ? 'written' : 'learned').padEnd(calibrated.length), result.hard));
   process.stdout.write(line(calibrated, result.initial.hard));
   if (result.kept === 'start') process.stdout.write("learning did not lower the start's KL on the calibration images: the start's thresholds are written\n");
   process.stdout.write(`θ (mean-score units): ${result.thresholds.theta.map((t) => t.toFixed(3)).join(' ')}\n`);

@@ -44,14 +44,14 @@ import { ScheduleError } from '../errors.js';
  * Neither wins everywhere. Hard KL on the 250 even dev images (start → learned, 10 epochs, α 0.1):
  *
  *                      0.70×: quantiles     0.70×: ramp         0.87×: quantiles    0.87×: ramp
- *   DeiT-Tiny          0.098 → 0.076        0.429 → 0.134       0.032 → 0.019       0.0054
- *   ViT-Tiny           0.107 → 0.073        0.810 → 0.073                           0.027
+ *   DeiT-Tiny          0.098 → 0.076        0.429 → 0.134       0.032 → 0.019       0.0054 → 0.016
+ *   ViT-Tiny           0.107 → 0.073        0.810 → 0.073       0.024 → 0.0084      0.027
  *
  * At 0.70× learning from the ramp also depended on α (0.05: DeiT-Tiny 0.050, ViT-Tiny 0.105;
  * ViT-Tiny for 15 epochs: 0.415), while from the quantiles it ended near 0.075 on both models
  * (α 0.05 on ViT-Tiny: 0.089). At 0.87× the ramp, which prunes mostly late blocks, starts 6×
  * lower than the quantiles on DeiT-Tiny and learning from the quantiles does not close the gap
- * (from the ramp, α 0.05: 0.0054 → 0.0026).
+ * (from the ramp, α 0.05: 0.0054 → 0.0026; at α 0.1 learning ended above its start, see Result).
  *
  * Learning: Adam on φ = log θ (steps relative to θ; θ stays positive), α = 0.1 (see above), capped
  * at log 2n₀ (a threshold above prunes all it can: see maxLogTheta). Temperature relative to each
