@@ -14,7 +14,8 @@ import { checkCommand, checkSpec } from './check.js';
 
 interface Command {
   spec: CommandSpec;
-  run(parsed: Parsed): Promise<void>;
+  /** Resolves to the exit code (undefined: 0); a command that went on past a bad input returns 1. */
+  run(parsed: Parsed): Promise<number | void>;
 }
 
 const COMMANDS: Command[] = [
@@ -64,11 +65,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     try {
-      await command.run(parsed);
+      return (await command.run(parsed)) ?? 0;
     } finally {
       await closeThreads();
     }
-    return 0;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`error: ${message.split('\n')[0]}\n`);
