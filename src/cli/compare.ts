@@ -6,7 +6,7 @@ import { labelImages, listImages, selectSplit, spreadSample, type Split } from '
 import { loadImageTensor } from '../image/file.js';
 import { TOKEN_METHODS } from '../prune/registry.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openImageLoader, openModel, printJson, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
 
 const COMPARE_METHODS = [...TOKEN_METHODS.map((m) => m.name), TUNED_METHOD];
 
@@ -66,7 +66,7 @@ function parseTuned(raw: string | undefined): TunedSchedule[] {
   });
 }
 
-export async function compareCommand({ values }: Parsed): Promise<void> {
+export async function compareCommand({ values }: Parsed): Promise<number> {
   const imagesDir = stringOption(values, 'images');
   if (!imagesDir) throw new UsageError("'vitprune compare' needs --images DIR (see --help)");
   const methods = parseList(values.methods as string, COMPARE_METHODS, 'methods');
@@ -77,10 +77,11 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
   const out = stringOption(values, 'out');
   if (out) mkdirSync(out, { recursive: true });
 
+  // The folder is read before any model is loaded (or downloaded).
+  const files = selectSplit(listImages(imagesDir), split).slice(0, intOption(values, 'limit'));
   const reports: CompareReport[] = [];
   for (const spec of (values.model as string).split(',')) {
     const { model, runner } = await openModel({ ...values, model: spec });
-    const files = selectSplit(listImages(imagesDir), split).slice(0, intOption(values, 'limit'));
     const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
     let calibration: Float32Array[] | undefined;
     if (TOKEN_METHODS.some((m) => m.counts === 'per-image' && methods.includes(m.name))) {
@@ -93,6 +94,9 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
     const loader = await openImageLoader(values);
     reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log, loader }));
   }
+  // Each unreadable image once, though every model met it.
+  const skipped = new Map(reports.flatMap((r) => r.skipped.map((s) => [s.file, s.error] as const)));
+  for (const error of skipped.values()) reportInputError(error);
 
   if (out) {
     const name = (i: number) => (reports.length > 1 ? `report-${i + 1}` : 'report');
@@ -111,4 +115,5 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
   }
   if (values.json) printJson(reports.length === 1 ? reports[0] : reports);
   else for (const r of reports) process.stdout.write(reportMarkdown(r) + '\n');
+  return skipped.size > 0 ? 1 : 0;
 }
