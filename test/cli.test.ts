@@ -658,13 +658,19 @@ describe.concurrent('a bad input costs only itself', () => {
     expect(stderrLines(mixed)).toEqual([`error: ${doc[2].error}`, `error: ${doc[0].error}`]);
   });
 
-  it('classify checks its images before the model: a missing file with a hub model says the file is missing, and nothing is fetched', async () => {
+  it('classify (visualize, trace) check their images before the model: a missing file with a hub model says the file is missing, and nothing is fetched', async () => {
     const missing = file('no-photo.jpg');
     const line = await expectCliError(['classify', '--model', 'unseen/tiny', missing], [missing, 'no such file (ENOENT)'], { env: { HF_ENDPOINT: hub.endpoint } });
     expect(line).not.toMatch(/hub|HTTP/);
     expect(hub.requests.filter((u) => u.startsWith('/unseen/'))).toEqual([]);
-    // Without network: the same.
-    await expectCliError(['classify', missing], [missing, 'no such file (ENOENT)']);
+    // Without network: the same; and for the commands that take one image.
+    const env = { HF_ENDPOINT: hub.endpoint };
+    await Promise.all([
+      expectCliError(['classify', missing], [missing, 'no such file (ENOENT)']),
+      expectCliError(['visualize', '--model', 'unseen/tiny', '--method', 'topk', '--keep', '0.5', '--out', file('never.png'), missing], [missing, 'ENOENT'], { env }),
+      expectCliError(['trace', '--model', 'unseen/tiny', '--out', file('never-bundle'), missing], [missing, 'ENOENT'], { env }),
+    ]);
+    expect(hub.requests.filter((u) => u.startsWith('/unseen/'))).toEqual([]);
   });
 
   it('classify over many images shows its progress on stderr, stdout keeps one JSON document with --json; --quiet shows none', async () => {

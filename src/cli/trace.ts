@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../errors.js';
-import { loadImageTensor } from '../image/file.js';
+import { checkImageFile, loadImageTensor } from '../image/file.js';
 import { ViTRunner } from '../model/vit.js';
 import { readBundle, writeBundle, type TraceBundle } from '../oracle/bundle.js';
 import { MANIFEST_FILE, type TraceInput } from '../oracle/format.js';
@@ -43,6 +43,7 @@ export async function traceCommand({ values, positionals }: Parsed): Promise<voi
   if (!out) throw new UsageError("'vitprune trace' needs --out DIR, the bundle folder to write (see --help)");
   const [source] = positionals;
   const base = isBundle(source) ? readBundle(source) : null;
+  if (!base) checkImageFile(source); // before the model is loaded (or downloaded)
   const modelSpec = stringOption(values, 'model') ?? (base ? bundleModel(source, base) : DEFAULT_MODEL);
   const model = await loadModelSpec(modelSpec, { quiet: values.quiet === true });
   const replay = base && requestFromBundle(base, source);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
-import { loadImage } from '../image/file.js';
+import { checkImageFile, loadImage } from '../image/file.js';
 import { modelCrop } from '../image/preprocess.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
@@ -56,6 +56,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const columns = intOption(values, 'columns', 4)!;
   const fontFile = stringOption(values, 'font');
   if (fontFile !== undefined && !existsSync(fontFile)) throw new UsageError(`--font: no such file '${fontFile}'`);
+  checkImageFile(image); // before the model is loaded (or downloaded)
   const { model, runner } = await openModel(values);
   const cfg = model.config;
   const plan = (await pruningFromOptions(values, runner))!;
