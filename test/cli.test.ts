@@ -656,6 +656,14 @@ describe.concurrent('a bad input costs only itself', () => {
     expect(doc[2]).toEqual({ file: tmp, error: `${tmp}: cannot read image file: expected a file, found a folder` });
     expect(doc[3]).toEqual(good[1]);
     expect(stderrLines(mixed)).toEqual([`error: ${doc[2].error}`, `error: ${doc[0].error}`]);
+ 
+    // Every file refused before the model loads: still one entry each.
+    const none = await cli([...args, tmp, file('notes.png')]);
+    expect(none.code, show(none)).toBe(1);
+    expect(JSON.parse(none.stdout)).toEqual([
+      { file: tmp, error: doc[2].error },
+      { file: file('notes.png'), error: expect.stringContaining('not a JPEG or PNG image') },
+    ]);
   });
 
   it('classify (visualize, trace) check their images before the model: a missing file with a hub model says the file is missing, and nothing is fetched', async () => {

@@ -46,7 +46,11 @@ export async function classifyCommand({ values, positionals }: Parsed): Promise<
       fail(i, error);
     }
   });
-  if (failures.size === positionals.length) return 1;
+  if (failures.size === positionals.length) {
+    // No model needed: --json still gives one entry per file.
+    if (values.json) printJson(positionals.map((file, i) => ({ file, error: failures.get(i)!.message })));
+    return 1;
+  }
 
   const { model, runner } = await openModel(values);
   const { labels, descriptions, preprocess } = model.config;
