@@ -152,6 +152,7 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
     entryPoints,
     outdir: libraryDir,
     minify,
+    keepNames: true, // errors name themselves by their class (errors.ts: new.target.name): HubError, not a minified name
     metafile: true,
     plugins: [nodeOnlyModules(NODE_ONLY_MODULES), nodeBuiltinsExternal, wasmBesideBundle],
   });

@@ -17,5 +17,7 @@ export { softmax, topK } from './eval/metrics.js';
 export type { RgbImage } from './image/rgb-image.js';
 export { BACKENDS, type Backend } from './kernels/index.js';
 export type { ModelBytes } from './model/load.js';
+export { HUB_CACHE_NAME } from './model/hub-web.js';
+export type { DownloadProgress } from './model/remote.js';
 export type { ViTConfig } from './model/types.js';
 export { TOKEN_METHODS } from './prune/registry.js';

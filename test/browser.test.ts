@@ -5,13 +5,14 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBrowser } from '../scripts/build-browser.js';
-import { findChromium, launchChromium } from '../scripts/chromium.js';
+import { launchChromium } from '../scripts/chromium.js';
 import { demoServerOptions, SAMPLE_PHOTOS_DIR } from '../scripts/demo.js';
 import { startStaticServer, type StaticServer } from '../scripts/static-server.js';
 import type { LibraryApi } from '../web/library.js';
 import type { DemoPageApi } from '../web/main.js';
 import type { PruneChoice } from '../web/protocol.js';
 import { hasSharedData, SHARED_DATA } from './shared-data.js';
+import { chromium, describeWithBrowser } from './with-chromium.js';
 
 /**
  * The demo in real Chromium (Debian's, driven by playwright-core), served by the demo's own
@@ -39,16 +40,6 @@ const CHOICES: PruneChoice[] = [
   { method: 'dense', budget: 1 },
   { method: 'zero-tprune', budget: 0.65 },
 ];
-
-const chromium = findChromium();
-const describeWithBrowser = (name: string, body: () => void): void => {
-  if (chromium) {
-    describe(name, body);
-    return;
-  }
-  process.stderr.write(`skipped (no Chromium: apt-get install chromium, or set VITPRUNE_CHROMIUM): ${name}\n`);
-  describe.skip(name, body);
-};
 
 type DemoWindow = Window & { vitpruneDemo: DemoPageApi };
 

@@ -1,6 +1,7 @@
 import { WasmBackendError } from '../errors.js';
 import { ThreadPool, type PoolExports } from './pool.js';
 import { readPoolLayout } from './pool-protocol.js';
+import { threadsAllowedHere } from './platform.js';
 import type { Kernels, Linear, PreparedLinear } from './types.js';
 import { ParallelKernels } from './wasm-parallel.js';
 import { WasmHeap } from './wasm-heap.js';
@@ -169,8 +170,9 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   }
   const variant: WasmVariant = relaxed ? 'relaxed' : 'simd';
 
-  const threads = opts.threads ?? 1;
-  if (!(Number.isInteger(threads) && threads >= 1)) throw new WasmBackendError(`expected a thread count ≥ 1, got ${threads}`);
+  const asked = opts.threads ?? 1;
+  if (!(Number.isInteger(asked) && asked >= 1)) throw new WasmBackendError(`expected a thread count ≥ 1, got ${asked}`);
+  const threads = threadsAllowedHere(asked);
 
   const memory = createSharedMemory();
   const module = await WebAssembly.compile(await readBuild(variant));

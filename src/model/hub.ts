@@ -6,6 +6,9 @@ import * as path from 'node:path';
 import { HubError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { createProgress } from '../util/progress.js';
+import { DEFAULT_HUB_ENDPOINT, DEFAULT_HUB_REVISION, hubFileUrl, isSafeRevision, parseHubId } from './hub-id.js';
+
+export { parseHubId, type HubId } from './hub-id.js';
 
 /**
  * Hugging Face hub downloads (Node only) into the cache layout the Python clients use, so a model fetched
@@ -55,12 +58,6 @@ export interface ResolveOptions {
   fetchImpl?: typeof fetch;
 }
 
-export interface HubId {
-  owner: string;
-  name: string;
-  revision?: string;
-}
-
 interface ModelFile {
   name: string;
   required: boolean;
@@ -74,32 +71,12 @@ const MODEL_FILES: readonly ModelFile[] = [
   { name: 'model.safetensors', required: true, showProgress: true },
 ];
 
-const DEFAULT_ENDPOINT = 'https://huggingface.co';
-const DEFAULT_REVISION = 'main';
 const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_REDIRECTS = 10;
 
-// Hub naming rules: letters, digits, '-', '_', '.'; no leading '-'/'.', no '--' or '..'.
-const REPO_PART = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,95}$/;
-const REVISION = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
 const SAFE_FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const COMMIT_HEX = /^[0-9a-f]{40}$/;
-
-/** `owner/name` or `owner/name@revision` per the hub's naming rules; undefined otherwise. */
-export function parseHubId(s: string): HubId | undefined {
-  const at = s.indexOf('@');
-  const repo = at < 0 ? s : s.slice(0, at);
-  const revision = at < 0 ? undefined : s.slice(at + 1);
-  const parts = repo.split('/');
-  if (parts.length !== 2) return undefined;
-  const [owner, name] = parts as [string, string];
-  for (const part of parts) {
-    if (!REPO_PART.test(part) || part.includes('--') || part.includes('..')) return undefined;
-  }
-  if (revision !== undefined && !isSafeRevision(revision)) return undefined;
-  return { owner, name, revision };
-}
 
 /** True for `owner/name` or `owner/name@revision` that is not an existing local path. */
 export function isHubId(s: string): boolean {
@@ -118,7 +95,7 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
       `expected a model folder (config.json + model.safetensors) or a hub id owner/name[@revision], found '${spec}'`,
     );
   }
-  const revision = id.revision ?? opts.revision ?? DEFAULT_REVISION;
+  const revision = id.revision ?? opts.revision ?? DEFAULT_HUB_REVISION;
   if (!isSafeRevision(revision)) throw new UsageError(`invalid hub revision '${revision}' for ${id.owner}/${id.name}`);
   const env = process.env;
   const repoDir = path.join(opts.cacheDir ?? defaultHubCacheDir(), `models--${id.owner}--${id.name}`);
@@ -131,7 +108,7 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
     );
   }
 
-  const endpoint = (opts.endpoint || env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  const endpoint = (opts.endpoint || env.HF_ENDPOINT || DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
   const session: Session = {
     repo: `${id.owner}/${id.name}`,
     endpointOrigin: originOf(endpoint),
@@ -161,7 +138,7 @@ async function downloadSnapshot(repoDir: string, revision: string, endpoint: str
   const absent: string[] = [];
   for (const file of MODEL_FILES) {
     const at = commit ?? revision;
-    const url = `${endpoint}/${session.repo}/resolve/${encodeURIComponent(at)}/${file.name}`;
+    const url = hubFileUrl(endpoint, session.repo, at, file.name);
     const blob = await downloadBlob(url, file, session);
     if (blob === 'absent') {
       absent.push(file.name);
@@ -476,10 +453,6 @@ function normaliseEtag(etag: string | null): string | undefined {
 function parseLength(value: string | null): number | undefined {
   if (value === null || !/^\d+$/.test(value.trim())) return undefined;
   return Number(value);
-}
-
-function isSafeRevision(revision: string): boolean {
-  return REVISION.test(revision) && !revision.split('/').some((part) => part === '.' || part === '..');
 }
 
 function originOf(url: string): string {
