@@ -171,7 +171,7 @@ const runs = Number(values.runs);
 const files = existsSync(IMAGES) ? readdirSync(IMAGES).filter((f) => f.endsWith('.JPEG')).sort().slice(0, Number(values.images)).map((f) => path.join(IMAGES, f)) : [];
 const out: string[] = [`Machine: ${os.cpus()[0].model}, ${os.cpus().length} CPUs (shared), node ${process.version}`, ''];
 out.push('Cells: the largest error relative to max|expected| (in brackets: its largest share of the tensor\'s tolerance τ_kind × (block + 1)).', '');
-out.push('### Conformance suite (106 cases)', '', (await suiteErrors()).markdown(), '');
+out.push(`### Conformance suite (${readSuite(SUITE).cases.length} cases)`, '', (await suiteErrors()).markdown(), '');
 if (files.length) {
   out.push(`### Same on DeiT-Tiny, ${files.length} dev images × dense, top-k, ToMe, Zero-TPrune at 0.7 × dense GMACs`, '', (await deitErrors(files)).markdown(), '');
   out.push(`### A DeiT-Tiny bundle (dense, ${path.basename(files[0])}), median of ${runs}`, '', ...(await bundleFigures(files[0], runs)), '');

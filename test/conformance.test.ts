@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createKernels, createWasmKernels, type Backend, type Kernels, type WasmKernels } from '../src/kernels/index.js';
 import { describeDivergence } from '../src/oracle/check.js';
 import { TENSOR_KINDS, type TensorKind } from '../src/oracle/format.js';
+import { TRACE_METHODS } from '../src/oracle/methods.js';
 import { checkSuite, readSuite } from '../src/oracle/suite.js';
 
 // The conformance suite (fixtures/conformance, `npm run conformance`): reference64 still writes
@@ -28,11 +29,12 @@ async function runSuite(kernels: Backend | Kernels, tolerances?: Partial<Record<
 }
 
 describe('conformance suite', () => {
-  it('covers every model layout, 2 inputs × dense + 6 methods × 2 settings, and the tie cases', () => {
-    expect(Object.values(suite.models).map((m) => m.layout).sort()).toEqual(['timm', 'timm', 'timm', 'transformers']);
+  it('covers every model layout, 2 inputs × dense + 9 methods × 2 settings, and the tie cases', () => {
+    expect(Object.values(suite.models).map((m) => m.layout).sort()).toEqual(['timm', 'timm', 'timm', 'timm', 'transformers']);
     const methods = new Set(suite.cases.map((c) => `${c.method}-${c.setting}`));
-    for (const m of ['topk', 'evit', 'tome', 'zero-tprune', 'random', 'ltp']) for (const s of [1, 2]) expect(methods).toContain(`${m}-${s}`);
-    expect(suite.cases.filter((c) => !c.ties)).toHaveLength(4 * 2 * 13);
+    for (const m of TRACE_METHODS) for (const s of [1, 2]) expect(methods).toContain(`${m}-${s}`);
+    expect(TRACE_METHODS).toHaveLength(9);
+    expect(suite.cases.filter((c) => !c.ties)).toHaveLength(5 * 2 * 19);
     expect(suite.cases.filter((c) => c.ties).map((c) => c.method)).toEqual(['topk', 'tome']);
   });
 

@@ -38,7 +38,7 @@ export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRe
   let floatStorage: 'F64' | 'F32' = 'F32'; // the backend's, seen in the first observed tensor
 
   let site: string | null = null; // `block.b.after_attention` while a reduction hook runs
-  const methodHooks = request.method ? traceMethodHooks(request.method) : {};
+  const methodHooks = request.method ? traceMethodHooks(request.method, model) : {};
   const traced = (hook: ((state: BlockState) => TokenReduction | void) | undefined, point: string) =>
     hook && ((state: BlockState): TokenReduction | void => {
       site = `block.${state.block}.${point}`;
