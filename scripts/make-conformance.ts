@@ -28,6 +28,7 @@ import { writeBundle, type TraceBundle } from '../src/oracle/bundle.js';
 import { pitomeTraceSettings, type TraceMethod } from '../src/oracle/methods.js';
 import { SUITE_FILE, SUITE_FORMAT, SUITE_VERSION, type SuiteCase, type SuiteIndex, type SuiteModel } from '../src/oracle/suite.js';
 import { recordTrace } from '../src/oracle/trace.js';
+import { packageVersion } from '../src/util/package-version.js';
 import { DEIT_PREPROCESSOR, timmConfig, timmTensors, transformersConfig, transformersTensors, writeFolder } from '../test/model-writers.js';
 
 const SUITE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/conformance');
@@ -181,7 +182,7 @@ function casesOf(cfg: ViTConfig): Case[] {
 }
 
 function trace(model: ViTModel, kernels: Kernels, input: Float32Array, inputDescription: string, method: TraceMethod | null, modelSource: string): TraceBundle {
-  return recordTrace(new ViTRunner(model, kernels), model, { input, inputSource: { source: 'tensor', description: inputDescription }, method, modelSource });
+  return recordTrace(new ViTRunner(model, kernels), model, { input, inputSource: { source: 'tensor', description: inputDescription }, method, modelSource, producerVersion: packageVersion() });
 }
 
 /** The integer tensors of a bundle (its decisions), as one comparable string. */

@@ -126,6 +126,21 @@ describe('MCTF, PPT and PiToMe settings for traces', () => {
   }
 });
 
+describe('vitprune/oracle', () => {
+  it('is listed in package.json\'s exports and works in memory: encode → decode gives the bundle back, which checks against itself', async () => {
+    const exports = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')).exports;
+    expect(exports['./oracle']).toEqual({ types: './dist/oracle/index.d.ts', import: './dist/oracle/index.js' });
+    const oracle = await import('../src/oracle/index.js');
+    const bundle = trace(TOPK);
+    const files = oracle.encodeBundle(bundle);
+    const back = oracle.decodeBundle(files, 'in-memory');
+    expect([...back.tensors.keys()]).toEqual([...bundle.tensors.keys()]);
+    expect(back.tensors.get('block.1.after_attention.ids')!.data).toEqual(bundle.tensors.get('block.1.after_attention.ids')!.data);
+    expect(oracle.checkBundles(bundle, back).ok).toBe(true);
+    expect(() => oracle.decodeBundle({ ...files, manifest: new TextEncoder().encode('{}') }, 'in-memory')).toThrow(/in-memory\/manifest.json: expected "format": "vitprune-trace"/);
+  });
+});
+
 describe('bundle files', () => {
   it('read gives back what write wrote: manifest, names, order, dtypes, bits', () => {
     const bundle = trace({ name: 'zero-tprune', settings: {
