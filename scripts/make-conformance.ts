@@ -3,7 +3,8 @@
  * themselves against reference64 (docs/porting.md).
  *
  *   models/<name>/   tiny random ViTs: timm and transformers layouts, odd widths, 2–4 heads,
- *                    2–3 blocks, a distilled one, one with per-block attention widths
+ *                    2–3 blocks, a distilled one, one with per-block attention widths, one
+ *                    with 16 patches rather than 9 (MCTF keeps at least 10 tokens)
  *   cases/<model>.<input>.<method>[-<setting>]/   a trace bundle from reference64
  *   suite.json       the index (src/oracle/suite.ts)
  *
@@ -24,13 +25,14 @@ import { configFromDims, randomModel, seededRandom, type ViTDims } from '../src/
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { writeBundle, type TraceBundle } from '../src/oracle/bundle.js';
-import type { TraceMethod } from '../src/oracle/methods.js';
+import { pitomeTraceSettings, type TraceMethod } from '../src/oracle/methods.js';
 import { SUITE_FILE, SUITE_FORMAT, SUITE_VERSION, type SuiteCase, type SuiteIndex, type SuiteModel } from '../src/oracle/suite.js';
 import { recordTrace } from '../src/oracle/trace.js';
+import { packageVersion } from '../src/util/package-version.js';
 import { DEIT_PREPROCESSOR, timmConfig, timmTensors, transformersConfig, transformersTensors, writeFolder } from '../test/model-writers.js';
 
 const SUITE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/conformance');
-const IMAGE = 6; // 6×6 input, patch 2: 9 patches
+const IMAGE = 6; // 6×6 input, patch 2: 9 patches (a model's default)
 const PATCH = 2;
 const PERTURBATION = 1e-4; // relative, of each input value
 const PERTURBED_RUNS = 3;
@@ -43,6 +45,7 @@ interface ModelSpec {
   name: string;
   description: string;
   dims: ViTDims;
+  image?: number; // input side (default IMAGE)
   blockWidths?: { qkDim: number; vDim: number }[];
   write(dir: string, model: ViTModel): void;
   twins?: boolean; // position embeddings of the TWINS patches made equal
@@ -98,6 +101,13 @@ const MODELS: ModelSpec[] = [
     blockWidths: [{ qkDim: 4, vDim: 4 }, { qkDim: 2, vDim: 3 }, { qkDim: 3, vDim: 1 }],
     write: (dir, m) => saveModelFolder(dir, m),
   },
+  {
+    name: 'timm-d10-h2-s8',
+    description: 'timm layout, 8×8 input (16 patches, so that MCTF, which keeps at least 10 tokens, fuses), width 10, 2 heads of 5, MLP 21, 3 blocks',
+    dims: { dim: 10, depth: 3, heads: 2, mlpDim: 21, numClasses: 6 },
+    image: 8,
+    write: (dir, m) => writeFolder(dir, timmHubConfig(m, 'vit_conformance_patch2_8'), timmTensors(m)),
+  },
 ];
 
 const INPUTS: { name: string; description: string; make(seed: number, values: number): Float32Array }[] = [
@@ -141,6 +151,21 @@ function methodSettings(cfg: ViTConfig): TraceMethod[][] {
       { name: 'random', settings: { steps: [{ afterBlock: 0, remove: 2 }, { afterBlock: 1, remove: 2 }], seed: 7 } },
     ],
     [{ name: 'ltp', settings: { theta: perBlock([0, 0.9, 1]), unit: 'mean' } }, { name: 'ltp', settings: { theta: perBlock([0.08, 0.1, 0.1]), unit: 'absolute' } }],
+    [
+      // the paper's temperatures and placement (from the second block, fusion one step ahead), r 2
+      { name: 'mctf', settings: { r: 2, layers: Array.from({ length: d - 1 }, (_, i) => i + 1), tauSim: 1, tauInfo: 20, tauSize: 40, bidirectional: true, oneStepAhead: true } },
+      // after the block, one direction, informativeness off, a fractional r (2 then 1)
+      { name: 'mctf', settings: { r: 1.5, layers: [0, 1], tauSim: 2, tauInfo: 0, tauSize: 10, bidirectional: false, oneStepAhead: false } },
+    ],
+    [
+      // threshold 0: every listed block prunes; threshold 1 (above any variance of shares): every one pools
+      { name: 'ppt', settings: { r: [2, 2], blocks: [0, d - 1], threshold: 0 } },
+      { name: 'ppt', settings: { r: [3], blocks: [1], threshold: 1 } },
+    ],
+    [
+      { name: 'pitome', settings: pitomeTraceSettings(d, { r: 2 }) }, // the reference's margins 0.9 − 0.8·l/L, α 1
+      { name: 'pitome', settings: pitomeTraceSettings(d, { r: [3, 1, 0].slice(0, d), margin: 0.5, alpha: 0.5 }) },
+    ],
   ];
 }
 
@@ -157,7 +182,7 @@ function casesOf(cfg: ViTConfig): Case[] {
 }
 
 function trace(model: ViTModel, kernels: Kernels, input: Float32Array, inputDescription: string, method: TraceMethod | null, modelSource: string): TraceBundle {
-  return recordTrace(new ViTRunner(model, kernels), model, { input, inputSource: { source: 'tensor', description: inputDescription }, method, modelSource });
+  return recordTrace(new ViTRunner(model, kernels), model, { input, inputSource: { source: 'tensor', description: inputDescription }, method, modelSource, producerVersion: packageVersion() });
 }
 
 /** The integer tensors of a bundle (its decisions), as one comparable string. */
@@ -178,7 +203,7 @@ function robust(model: ViTModel, input: Float32Array, method: TraceMethod | null
 }
 
 function buildModel(spec: ModelSpec): ViTModel {
-  const cfg = { ...configFromDims({ imageSize: IMAGE, patchSize: PATCH, ...spec.dims }, spec.name), ...(spec.blockWidths && { blockWidths: spec.blockWidths }) };
+  const cfg = { ...configFromDims({ imageSize: spec.image ?? IMAGE, patchSize: PATCH, ...spec.dims }, spec.name), ...(spec.blockWidths && { blockWidths: spec.blockWidths }) };
   const model = randomModel(cfg, 11);
   if (spec.twins) {
     const prefix = cfg.distilled ? 2 : 1;
@@ -245,7 +270,7 @@ function main(): void {
     const layout: SuiteModel['layout'] = model.config.layout;
     suite.models[spec.name] = { dir: modelDir, layout, description: spec.description };
     const source = `../../${modelDir}`; // from a case folder
-    const values = model.config.inChannels * IMAGE * IMAGE;
+    const values = model.config.inChannels * model.config.imageSize ** 2;
     const cases = casesOf(model.config);
 
     for (const inputSpec of INPUTS) {

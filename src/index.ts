@@ -5,7 +5,8 @@
  *   const model = await loadClassifier('timm/deit_tiny_patch16_224.fb_in1k');
  *   const top5 = await model.classify(jpegBytes, { topK: 5, prune: { method: 'zero-tprune', budget: 0.65 } });
  *
- * The lower-level pieces: vitprune/model, vitprune/kernels, vitprune/prune, vitprune/image, and
+ * The lower-level pieces: vitprune/model, vitprune/kernels, vitprune/prune, vitprune/image,
+ * vitprune/oracle (trace bundles and the checker, for ports), and
  * the Node-only vitprune/node.
  */
 export {

@@ -6,6 +6,9 @@ import type { ForwardHooks } from '../src/model/hooks.js';
 import { recordDecision, recordingDecisions, type DecisionData } from '../src/prune/decisions.js';
 import { evitHooks } from '../src/prune/evit.js';
 import { ltpHooks } from '../src/prune/ltp.js';
+import { mctfHooks } from '../src/prune/mctf.js';
+import { pitomeHooks } from '../src/prune/pitome.js';
+import { pptHooks, type PptDecision } from '../src/prune/ppt.js';
 import { tomeHooks } from '../src/prune/tome.js';
 import { zeroTPruneHooks, type ZeroTPruneRecord } from '../src/prune/zero-tprune.js';
 
@@ -107,5 +110,58 @@ describe('recorded decisions', () => {
     for (let i = 1; i < 37; i++) expect(mask.data[i]).toBe(score.data[i] >= 1 ? 1 : 0);
     expect(mask.data[0]).toBe(1);
     expect(idsAfter.get(1)).toEqual(mask.data.flatMap((m, i) => (m ? [i] : [])));
+  });
+
+  it('MCTF: attention received, the affinity matrix, pairs by source, pooling weights ā·s; the sources are fused away', () => {
+    for (const oneStepAhead of [true, false]) {
+      const { decisions, idsAfter } = run(mctfHooks(model, { r: 3, oneStepAhead, layers: [1, 2] }));
+      expect(decisions.map((d) => [d.block, d.name, d.shape])).toEqual([
+        [1, 'received', [37]], [1, 'affinity', [19, 18]], [1, 'pairs', [3, 2]], [1, 'weights', [37]],
+        [2, 'received', [34]], [2, 'affinity', [17, 17]], [2, 'pairs', [3, 2]], [2, 'weights', [34]],
+      ]);
+      const [received] = named(decisions, 'received');
+      const [weights] = named(decisions, 'weights');
+      const [pairs] = named(decisions, 'pairs');
+      expect(received.data.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6); // ā averages rows that sum to 1
+      expect(weights.data).toEqual(received.data); // block 1: every size is 1
+      const sources = pairs.data.filter((_, i) => i % 2 === 0);
+      expect(sources).toEqual([...sources].sort((p, q) => p - q));
+      for (const s of sources) expect(idsAfter.get(1)).not.toContain(s); // block 1 sees tokens unreduced: positions are ids
+      for (const d of pairs.data.filter((_, i) => i % 2 === 1)) expect(idsAfter.get(1)).toContain(d);
+      for (const w of named(decisions, 'affinity')[0].data) expect(w >= 0 && w <= 1).toBe(true);
+    }
+  });
+
+  it('PPT: importance, its variance and the choice; pruning records the kept positions, pooling ToMe\'s pairs', () => {
+    for (const threshold of [0, 1]) {
+      const layers: PptDecision[] = [];
+      const { decisions, idsAfter } = run(pptHooks({ r: 4, blocks: [1], threshold }, { onLayer: (d) => layers.push(d) }));
+      const pruned = threshold === 0;
+      expect(decisions.map((d) => [d.name, d.shape])).toEqual([
+        ['importance', [37]], ['variance', [1]], ['pruned', [1]], ...(pruned ? [['kept', [33]]] : [['score', [19]], ['pairs', [4, 2]]]),
+      ]);
+      const get = (name: string) => named(decisions, name)[0].data;
+      const importance = get('importance');
+      expect(importance[0]).toBe(0);
+      expect(importance.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+      expect(get('variance')[0]).toBe(layers[0].variance);
+      expect(get('pruned')).toEqual([pruned ? 1 : 0]);
+      if (pruned) expect(idsAfter.get(1)).toEqual(get('kept')); // block 1 sees tokens unreduced: positions are ids
+    }
+  });
+
+  it('PiToMe: energy of the patches, the protected tokens (lowest energy), pairs among the 2r of highest energy', () => {
+    const { decisions, idsAfter } = run(pitomeHooks({ r: 4 }));
+    expect(decisions.filter((d) => d.block === 0).map((d) => [d.name, d.shape])).toEqual([['energy', [36]], ['protected', [28]], ['pairs', [4, 2]]]);
+    const get = (name: string) => named(decisions, name)[0].data;
+    const energy = get('energy');
+    const isProtected = new Set(get('protected'));
+    const paired = get('pairs');
+    expect(isProtected.size).toBe(28);
+    for (const p of paired) expect(isProtected.has(p)).toBe(false); // pairs come from the other 2r (destinations may repeat)
+    const lowestPaired = Math.min(...paired.map((p) => energy[p - 1]));
+    for (const p of isProtected) expect(energy[p - 1]).toBeLessThanOrEqual(lowestPaired);
+    const sources = paired.filter((_, i) => i % 2 === 0);
+    for (const s of sources) expect(idsAfter.get(0)).not.toContain(s);
   });
 });

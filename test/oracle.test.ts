@@ -9,7 +9,14 @@ import { configFromDims, randomModel, seededRandom } from '../src/model/random.j
 import { ViTRunner } from '../src/model/vit.js';
 import { readBundle, writeBundle, type TraceBundle } from '../src/oracle/bundle.js';
 import { checkBundles, formatCheckReport } from '../src/oracle/check.js';
-import type { TraceMethod } from '../src/oracle/methods.js';
+import { TRACE_FORMAT_VERSION } from '../src/oracle/format.js';
+import { traceMethodFromJson, traceMethodFromPlan, type TraceMethod } from '../src/oracle/methods.js';
+import type { PruningPlan } from '../src/prune/method.js';
+import { planPruning, TOKEN_METHODS } from '../src/prune/registry.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
+import { mctfGmacs } from '../src/prune/mctf.js';
+import { pitomeTokens } from '../src/prune/pitome.js';
+import { pptTokens } from '../src/prune/ppt.js';
 import { recordTrace } from '../src/oracle/trace.js';
 import { runCli } from './run-cli.js';
 
@@ -40,7 +47,7 @@ describe('recordTrace', () => {
     const info = bundle.tensors.get('block.1.attn.probs')!.info;
     expect(info).toMatchObject({ dtype: 'F64', shape: [3, 18, 18], kind: 'probs', block: 1, layout: '[H, n, n]' });
     expect(bundle.manifest).toMatchObject({
-      format: 'vitprune-trace', version: 1, producer: { backend: 'reference64', floatDtype: 'F64' }, method: null,
+      format: 'vitprune-trace', version: TRACE_FORMAT_VERSION, producer: { backend: 'reference64', floatDtype: 'F64' }, method: null,
       config: { dim: 9, depth: 3, heads: 3, qkDim: 3, vDim: 3, mlpDim: 19, prefixTokens: 2, distilled: true },
     });
     expect(Array.from(bundle.tensors.get('input')!.data)).toEqual(Array.from(input));
@@ -76,6 +83,61 @@ describe('recordTrace', () => {
     const evit = trace({ name: 'evit', settings: { keepRate: 0.5, blocks: [0] } });
     expect(Array.from(evit.tensors.get('block.0.after_attention.ids')!.data).at(-1)).toBe(-1);
     expect(evit.tensors.get('block.0.after_attention.fused')!.info.shape).toEqual([9]);
+  });
+});
+
+describe('MCTF, PPT and PiToMe settings for traces', () => {
+  const deit = configFromDims({ dim: 192, depth: 12, heads: 3, imageSize: 224, patchSize: 16, mlpDim: 768, numClasses: 1000 }, 'deit-tiny-like');
+  const plan = (method: string, settings: unknown) => ({ method, settings }) as PruningPlan;
+
+  it('resolve what a plan reports (the settings objects of prune/mctf.ts, ppt.ts, pitome.ts; defaults filled in), and read back from JSON', () => {
+    const cases: [PruningPlan, TraceMethod][] = [
+      [plan('mctf', { r: 12.6 }), { name: 'mctf', settings: { r: 12.6, layers: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], tauSim: 1, tauInfo: 20, tauSize: 40, bidirectional: true, oneStepAhead: true } }],
+      [plan('mctf', { r: 8, oneStepAhead: false, layers: [0, 4] }), { name: 'mctf', settings: { r: 8, layers: [0, 4], tauSim: 1, tauInfo: 20, tauSize: 40, bidirectional: true, oneStepAhead: false } }],
+      [plan('ppt', { r: 30 }), { name: 'ppt', settings: { r: [30, 30, 30], blocks: [3, 6, 9], threshold: 7e-5 } }],
+      [plan('pitome', { r: [4, 3], margin: 0.5 }), { name: 'pitome', settings: { r: [4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], margin: Array(12).fill(0.5), alpha: 1 } }],
+    ];
+    for (const [p, expected] of cases) {
+      expect(traceMethodFromPlan(deit, p)).toEqual(expected);
+      expect(traceMethodFromJson(JSON.parse(JSON.stringify(expected)), 'manifest.method')).toEqual(expected);
+    }
+    const pitome = traceMethodFromPlan(deit, plan('pitome', { r: 2 })) as Extract<TraceMethod, { name: 'pitome' }>;
+    expect(pitome.settings.margin[6]).toBeCloseTo(0.9 - (0.8 * 6) / 12, 15);
+    expect(() => traceMethodFromJson({ name: 'ppt', settings: { r: [1], blocks: [2], threshold: -1 } }, 'here')).toThrow(/here.settings.threshold: expected a number in \[0, Infinity\], found -1/);
+  });
+
+  // Runs once the method registry lists them (prune/registry.ts): a budget plan (one the method's own
+  // token counts reach exactly) turns into trace settings that trace. 12 blocks: PPT's default blocks are 3, 6, 9.
+  const deep = configFromDims({ dim: 12, depth: 12, heads: 2, imageSize: 32, patchSize: 4, mlpDim: 24, numClasses: 3 }, 'deep');
+  const reachable: Record<string, () => number> = {
+    mctf: () => mctfGmacs(deep, { r: 4 }),
+    ppt: () => modelGmacs(deep, pptTokens(deep, { r: 10 })),
+    pitome: () => modelGmacs(deep, pitomeTokens(deep, 2)),
+  };
+  for (const [method, gmacs] of Object.entries(reachable)) {
+    it.runIf(TOKEN_METHODS.some((m) => m.name === method))(`${method}: a registry plan traces`, async () => {
+      const traced = traceMethodFromPlan(deep, await planPruning(deep, { method, budget: gmacs() / denseGmacs(deep) }));
+      expect(traced.name).toBe(method);
+      const deepModel = randomModel(deep, 1);
+      const deepInput = Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i));
+      const bundle = recordTrace(new ViTRunner(deepModel, createReference64KernelsAsFloat32()), deepModel, { input: deepInput, inputSource, method: traced, modelSource: 'deep' });
+      expect([...bundle.tensors.keys()].some((name) => name.endsWith('.ids'))).toBe(true);
+    });
+  }
+});
+
+describe('vitprune/oracle', () => {
+  it('is listed in package.json\'s exports and works in memory: encode → decode gives the bundle back, which checks against itself', async () => {
+    const exports = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')).exports;
+    expect(exports['./oracle']).toEqual({ types: './dist/oracle/index.d.ts', import: './dist/oracle/index.js' });
+    const oracle = await import('../src/oracle/index.js');
+    const bundle = trace(TOPK);
+    const files = oracle.encodeBundle(bundle);
+    const back = oracle.decodeBundle(files, 'in-memory');
+    expect([...back.tensors.keys()]).toEqual([...bundle.tensors.keys()]);
+    expect(back.tensors.get('block.1.after_attention.ids')!.data).toEqual(bundle.tensors.get('block.1.after_attention.ids')!.data);
+    expect(oracle.checkBundles(bundle, back).ok).toBe(true);
+    expect(() => oracle.decodeBundle({ ...files, manifest: new TextEncoder().encode('{}') }, 'in-memory')).toThrow(/in-memory\/manifest.json: expected "format": "vitprune-trace"/);
   });
 });
 
@@ -117,8 +179,8 @@ describe('bundle files', () => {
     expect(() => readBundle(path.join(tmp, 'nowhere'))).toThrow(/nowhere: expected a trace bundle folder \(manifest.json \+ tensors.safetensors\), not found/);
     write((m) => (m.format = 'other'));
     refuses(/manifest.json: expected "format": "vitprune-trace", found "other"/);
-    write((m) => (m.version = 2));
-    refuses(/manifest.json: expected "version" 1…1 \(the versions this vitprune reads\), found 2/);
+    write((m) => (m.version = TRACE_FORMAT_VERSION + 1));
+    refuses(new RegExp(`manifest.json: expected "version" 1…${TRACE_FORMAT_VERSION} \\(the versions this vitprune reads\\), found ${TRACE_FORMAT_VERSION + 1}`));
     write((m) => (m.tensors[2].dtype = 'F32'));
     refuses(/tensors.safetensors: tensor "block.0.ln1": manifest.json lists F32 \[18, 9\], the file holds F64 \[18, 9\]/);
     write((m) => (m.tensors[2].dtype = 'F16'));
@@ -237,6 +299,9 @@ describe('vitprune trace / check', () => {
     expect((await runCli('trace', inputFile, '--method', 'topk', '--settings', '{"keepRate": 2, "blocks": [1]}', '--out', out)).stderr).toMatch(
       /error: --settings.settings.keepRate: expected a number in \[0, 1\], found 2/,
     );
+    const pitome = await runCli('trace', inputFile, '--method', 'pitome', '--settings', '{"r": [2, 1, 0], "margin": [0.5, 0.5, 0.5], "alpha": 1}', '--out', out);
+    expect(pitome.code).toBe(0);
+    expect(readBundle(out).tensors.get('block.0.after_attention.energy')!.info).toMatchObject({ kind: 'score', shape: [16] });
     expect((await runCli('trace', inputFile)).stderr).toMatch(/needs --out DIR/);
     expect((await runCli('check', inputFile, path.join(tmp, 'nowhere'))).stderr).toMatch(/nowhere: expected a trace bundle folder/);
     expect((await runCli('check', inputFile, out, '--tol', 'ids=1')).stderr).toMatch(/--tol: expected KIND=REL with KIND one of input, embed/);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../util/package-version.js';
 import { VitpruneError } from '../errors.js';
 import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js';
 import { benchCommand, benchSpec } from './bench.js';
@@ -76,10 +76,4 @@ export async function main(argv: string[]): Promise<number> {
     else if (!(err instanceof VitpruneError)) process.stderr.write('(an unexpected error: run with --verbose for the stack trace)\n');
     return 1;
   }
-}
-
-/** The version in package.json (two folders up from both src/cli and dist/cli). */
-function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
 }

@@ -10,6 +10,7 @@ import { MANIFEST_FILE, type TraceInput } from '../oracle/format.js';
 import { traceMethodFromJson, traceMethodFromPlan, TRACE_METHODS, type TraceMethod } from '../oracle/methods.js';
 import { recordTrace, requestFromBundle } from '../oracle/trace.js';
 import type { ViTConfig } from '../model/types.js';
+import { packageVersion } from '../util/package-version.js';
 import { stringOption, type CommandSpec, type Parsed } from './args.js';
 import { backendOption, DEFAULT_MODEL, loadModelSpec, MODEL_OPTIONS, openKernels, printJson, threadsOption } from './common.js';
 import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
@@ -52,7 +53,7 @@ export async function traceCommand({ values, positionals }: Parsed): Promise<voi
   const method = (await methodFromOptions(values, runner)) ?? replay?.method ?? null;
 
   const started = performance.now();
-  const bundle = recordTrace(runner, model, { input, inputSource, method, modelSource: modelSpec });
+  const bundle = recordTrace(runner, model, { input, inputSource, method, modelSource: modelSpec, producerVersion: packageVersion() });
   const traced = performance.now();
   const bytes = writeBundle(out, bundle);
   const written = performance.now();

@@ -56,13 +56,14 @@ export class ParallelKernels {
   private readonly kinds: JobKinds;
   private readonly maxChunks: number;
 
-  constructor(private readonly pool: ThreadPool, exports: WebAssembly.Exports, private readonly panel: number) {
+  /** `splitSmallCalls`: chunks of any size (WasmKernelOptions.splitSmallCalls, for tests). */
+  constructor(private readonly pool: ThreadPool, exports: WebAssembly.Exports, private readonly panel: number, private readonly splitSmallCalls = false) {
     this.kinds = readJobKinds(exports);
     this.maxChunks = pool.threads * CHUNKS_PER_THREAD;
   }
 
   private chunksFor(work: number, minimum: number): number {
-    return Math.min(this.maxChunks, Math.floor(work / minimum));
+    return Math.min(this.maxChunks, Math.floor(work / (this.splitSmallCalls ? 1 : minimum)));
   }
 
   /** f32_gemm_packed_wasmsimd's arguments. */

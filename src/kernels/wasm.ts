@@ -40,6 +40,11 @@ export interface WasmKernelOptions {
    * The workers never keep Node alive; `dispose()` ends them.
    */
   threads?: number;
+  /**
+   * For tests (default false): with threads, split every call into chunks however little work it
+   * holds, so that a tiny model (the conformance suite's) runs on the workers as a large one does.
+   */
+  splitSmallCalls?: boolean;
 }
 
 export interface WasmKernels extends Kernels {
@@ -210,7 +215,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   if (threads > 1) {
     const control = reserve(layout.controlBytes / 4);
     pool = await ThreadPool.start({ module, memory, exports: wasm, layout, control, threads });
-    parallel = new ParallelKernels(pool, instance.exports, panel);
+    parallel = new ParallelKernels(pool, instance.exports, panel, opts.splitSmallCalls ?? false);
   }
 
   function view(ptr: number, floats: number): Float32Array {

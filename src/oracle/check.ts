@@ -1,4 +1,4 @@
-import type { TraceBundle } from './bundle.js';
+import type { TraceBundle } from './bundle-bytes.js';
 import { DEFAULT_TOLERANCES, depthFactor, isIntegerKind, tensorBlock, tensorSpec, TENSOR_KINDS, type TensorKind, type TraceArray } from './format.js';
 
 /**

@@ -9,7 +9,7 @@ import type { TraceMethod } from './methods.js';
  */
 
 export const TRACE_FORMAT = 'vitprune-trace';
-export const TRACE_FORMAT_VERSION = 1;
+export const TRACE_FORMAT_VERSION = 2;
 export const MANIFEST_FILE = 'manifest.json';
 export const TENSORS_FILE = 'tensors.safetensors';
 
@@ -128,11 +128,11 @@ const TENSOR_SPECS: readonly TensorSpec[] = [
   { pattern: new RegExp(`${BLOCK}mlp\\.hidden$`), kind: 'mlp.hidden', layout: '[n′, mlp]', meaning: 'GELU(LN2(x)·W_fc1ᵀ + b_fc1), exact (erf) GELU' },
   { pattern: new RegExp(`${BLOCK}x\\.mlp$`), kind: 'residual', layout: '[n′, D]', meaning: 'x + fc2(mlp.hidden): the residual stream after the block, before its after_block reduction' },
   { pattern: new RegExp(`${REDUCTION}ids$`), kind: 'ids', layout: '[tokens after]', meaning: 'original id of each token alive after the reduction, in sequence order: 0 = CLS, 1 = DIST (distilled), prefix + p = patch p (row-major), −1 = EViT\'s fused token' },
-  { pattern: new RegExp(`${REDUCTION}sizes$`), kind: 'sizes', layout: '[tokens after]', meaning: 'patches each token stands for after a merge (ToMe)' },
+  { pattern: new RegExp(`${REDUCTION}sizes$`), kind: 'sizes', layout: '[tokens after]', meaning: 'patches each token stands for after a merge (ToMe, MCTF, PiToMe; PPT after ToMe)' },
   { pattern: new RegExp(`${REDUCTION}attentiveness$`), kind: 'score', layout: '[n]', meaning: 'top-k / EViT: a_j = mean over heads of P_h[CLS, j]' },
   { pattern: new RegExp(`${REDUCTION}fused$`), kind: 'residual', layout: '[D]', meaning: 'EViT: Σ a_j·x_j over the dropped tokens, appended as the last token' },
-  { pattern: new RegExp(`${REDUCTION}score$`), kind: 'score', layout: '[⌈n/2⌉]', meaning: 'ToMe: v(a) = max over B of cos(k̄_a, k̄_b) for each A token (positions 0, 2, 4, …); −∞ for CLS' },
-  { pattern: new RegExp(`${REDUCTION}pairs$`), kind: 'positions', layout: '[r, 2]', meaning: 'ToMe: [source a, destination b] positions of each merge, by source position' },
+  { pattern: new RegExp(`${REDUCTION}score$`), kind: 'score', layout: '[⌈n/2⌉]', meaning: 'ToMe (and PPT when pooling): v(a) = max over B of cos(k̄_a, k̄_b) for each A token (positions 0, 2, 4, …); −∞ for CLS' },
+  { pattern: new RegExp(`${REDUCTION}pairs$`), kind: 'positions', layout: '[r, 2]', meaning: 'ToMe, PiToMe, MCTF, PPT when pooling: [source, destination] positions of each merge (MCTF: where the source finally lands), by source position' },
   { pattern: new RegExp(`${REDUCTION}pre\\.scores$`), kind: 'score', layout: '[H, n]', meaning: 'Zero-TPrune I′-stage: per-head WPR scores after 1 iteration' },
   { pattern: new RegExp(`${REDUCTION}pre\\.heads$`), kind: 'flags', layout: '[H]', meaning: 'Zero-TPrune I′-stage: 1 = head used (inside the VHF window; all heads when none is)' },
   { pattern: new RegExp(`${REDUCTION}pre\\.importance$`), kind: 'score', layout: '[n]', meaning: 'Zero-TPrune I′-stage: s′, the used heads\' scores aggregated (EIR: root mean square)' },
@@ -142,8 +142,16 @@ const TENSOR_SPECS: readonly TensorSpec[] = [
   { pattern: new RegExp(`${REDUCTION}i\\.heads$`), kind: 'flags', layout: '[H]', meaning: 'Zero-TPrune I-stage: 1 = head used' },
   { pattern: new RegExp(`${REDUCTION}i\\.importance$`), kind: 'score', layout: '[c]', meaning: 'Zero-TPrune I-stage: s, the used heads\' scores aggregated' },
   { pattern: new RegExp(`${REDUCTION}i\\.dropped$`), kind: 'positions', layout: '[rI]', meaning: 'Zero-TPrune I-stage: positions dropped, ascending' },
-  { pattern: new RegExp(`${REDUCTION}importance$`), kind: 'score', layout: '[n]', meaning: 'LTP: s(i) = attention received, averaged over heads and queries, in the threshold\'s unit' },
+  { pattern: new RegExp(`${REDUCTION}importance$`), kind: 'score', layout: '[n]', meaning: 'LTP: s(i) = attention received, averaged over heads and queries, in the threshold\'s unit; PPT: ŝ_j = Σ_h P_h[CLS, j]·‖v_j‖ normalised over the patches (prefix entries 0)' },
   { pattern: new RegExp(`${REDUCTION}mask$`), kind: 'flags', layout: '[n]', meaning: 'LTP: 1 = kept' },
+  { pattern: new RegExp(`${REDUCTION}received$`), kind: 'score', layout: '[n]', meaning: 'MCTF: ā_k = attention token k receives, averaged over heads and queries' },
+  { pattern: new RegExp(`${REDUCTION}affinity$`), kind: 'score', layout: '[⌈n/2⌉, ⌊n/2⌋]', meaning: 'MCTF: W[i, j] = W_sim·W_info·W_size of A token 2i and B token 2j + 1' },
+  { pattern: new RegExp(`${REDUCTION}weights$`), kind: 'score', layout: '[n]', meaning: 'MCTF: pooling weight w_k = ā_k·s_k of every token' },
+  { pattern: new RegExp(`${REDUCTION}energy$`), kind: 'score', layout: '[n − prefix]', meaning: 'PiToMe: energy E_i of each non-prefix token (entry i is position prefix + i)' },
+  { pattern: new RegExp(`${REDUCTION}protected$`), kind: 'positions', layout: '[n − prefix − 2r]', meaning: 'PiToMe: the positions outside the 2r of highest energy (never merged), by decreasing energy' },
+  { pattern: new RegExp(`${REDUCTION}variance$`), kind: 'score', layout: '[1]', meaning: 'PPT: σ², the unbiased variance of ŝ over the patches' },
+  { pattern: new RegExp(`${REDUCTION}pruned$`), kind: 'flags', layout: '[1]', meaning: 'PPT: 1 = pruned by importance (σ² ≥ threshold), 0 = pooled by a ToMe step' },
+  { pattern: new RegExp(`${REDUCTION}kept$`), kind: 'positions', layout: '[n − r]', meaning: 'PPT when pruning: the positions kept, in their new order (prefix, then by decreasing ŝ)' },
   { pattern: /^final\.norm$/, kind: 'norm', layout: '[prefix, D]', meaning: 'the final LayerNorm of the prefix tokens (CLS, DIST)' },
   { pattern: /^logits$/, kind: 'logits', layout: '[classes]', meaning: 'head(final.norm[CLS]); distilled: the mean of head(CLS) and head_dist(DIST)' },
 ];

@@ -1,9 +1,12 @@
 import { UsageError } from '../errors.js';
-import type { ViTConfig } from '../model/types.js';
+import type { ViTConfig, ViTModel } from '../model/types.js';
 import type { ForwardHooks } from '../model/hooks.js';
 import { EVIT_BLOCKS, evitHooks } from '../prune/evit.js';
 import { ltpHooks, type ThresholdUnit } from '../prune/ltp.js';
+import { mctfHooks, resolveMctfSettings, type MctfSettings } from '../prune/mctf.js';
 import type { PruningPlan } from '../prune/method.js';
+import { PITOME_DEFAULTS, pitomeHooks, pitomeMargins, type PitomeSettings } from '../prune/pitome.js';
+import { pptHooks, resolvePptSettings, type PptSettings } from '../prune/ppt.js';
 import { randomDropHooks } from '../prune/random.js';
 import type { PruneSchedule } from '../prune/schedule.js';
 import { tomeHooks, tomeRates, type TomeSchedule } from '../prune/tome.js';
@@ -23,10 +26,24 @@ export type TraceMethod =
   | { name: 'tome'; settings: { r: number[] } }
   | { name: 'zero-tprune'; settings: ZeroTPruneSettings }
   | { name: 'random'; settings: { steps: { afterBlock: number; remove: number }[]; seed: number } }
-  | { name: 'ltp'; settings: { theta: number[]; unit: ThresholdUnit } };
+  | { name: 'ltp'; settings: { theta: number[]; unit: ThresholdUnit } }
+  | { name: 'mctf'; settings: MctfTraceSettings }
+  | { name: 'ppt'; settings: { r: number[]; blocks: number[]; threshold: number } }
+  | { name: 'pitome'; settings: { r: number[]; margin: number[]; alpha: number } };
 
 export type TraceMethodName = TraceMethod['name'];
-export const TRACE_METHODS: readonly TraceMethodName[] = ['topk', 'evit', 'tome', 'zero-tprune', 'random', 'ltp'];
+export const TRACE_METHODS: readonly TraceMethodName[] = ['topk', 'evit', 'tome', 'zero-tprune', 'random', 'ltp', 'mctf', 'ppt', 'pitome'];
+
+/** MCTF's settings with its fusing blocks listed: r spreads over them by rounding the running total (prune/mctf.ts). */
+export interface MctfTraceSettings {
+  r: number;
+  layers: number[]; // 0-indexed fusing blocks
+  tauSim: number;
+  tauInfo: number;
+  tauSize: number;
+  bidirectional: boolean;
+  oneStepAhead: boolean;
+}
 
 export interface ZeroTPruneSettings {
   steps: { after: number; rS: number; rI: number }[]; // `after`: 1-indexed, as in Zero-TPrune schedules
@@ -40,8 +57,8 @@ export interface ZeroTPruneSettings {
   similarity: ZeroTPruneOptions['similarity'];
 }
 
-/** The forward hooks that run `method`. */
-export function traceMethodHooks(method: TraceMethod): ForwardHooks {
+/** The forward hooks that run `method` on `model` (MCTF's one-step-ahead attention needs its weights). */
+export function traceMethodHooks(method: TraceMethod, model: ViTModel): ForwardHooks {
   switch (method.name) {
     case 'topk':
     case 'evit':
@@ -56,7 +73,37 @@ export function traceMethodHooks(method: TraceMethod): ForwardHooks {
       return randomDropHooks(method.settings.steps, method.settings.seed);
     case 'ltp':
       return ltpHooks(method.settings);
+    case 'mctf':
+      return mctfHooks(model, method.settings);
+    case 'ppt':
+      return pptHooks(method.settings);
+    case 'pitome':
+      return pitomeHooks(method.settings);
   }
+}
+
+/** Plain values of the fields `keys` of a plan's settings (what the method's `describe` reported). */
+function fields<T>(settings: unknown, keys: readonly (keyof T)[]): Partial<T> {
+  const object = (typeof settings === 'object' && settings !== null ? settings : {}) as Record<string, unknown>;
+  return Object.fromEntries(keys.filter((k) => object[k as string] !== undefined).map((k) => [k, object[k as string]])) as Partial<T>;
+}
+
+/** MCTF's settings from what its plan reports (MctfSettings' fields; the others default), resolved for a model of `depth` blocks. */
+export function mctfTraceSettings(depth: number, settings: Partial<MctfSettings>): MctfTraceSettings {
+  const { r, layers, tauSim, tauInfo, tauSize, bidirectional, oneStepAhead } = resolveMctfSettings(depth, settings);
+  return { r, layers: [...layers], tauSim, tauInfo, tauSize, bidirectional, oneStepAhead };
+}
+
+/** PPT's settings resolved: one r per listed block. */
+export function pptTraceSettings(depth: number, settings: Partial<PptSettings>): Extract<TraceMethod, { name: 'ppt' }>['settings'] {
+  const { blocks, threshold, rates } = resolvePptSettings(depth, settings);
+  return { r: blocks.map((b) => rates[b]), blocks: [...blocks], threshold };
+}
+
+/** PiToMe's settings resolved: r and the margin per block. */
+export function pitomeTraceSettings(depth: number, settings: Pick<PitomeSettings, 'r'> & Partial<PitomeSettings>): Extract<TraceMethod, { name: 'pitome' }>['settings'] {
+  const s = { ...PITOME_DEFAULTS, ...settings };
+  return { r: tomeRates(depth, s.r), margin: pitomeMargins(depth, s.margin), alpha: s.alpha };
 }
 
 /**
@@ -86,6 +133,15 @@ export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMet
     case 'ltp': {
       const { theta, unit } = plan.settings as { theta: number[]; unit: ThresholdUnit };
       return { name: 'ltp', settings: { theta: [...theta], unit } };
+    }
+    case 'mctf':
+      return { name: 'mctf', settings: mctfTraceSettings(cfg.depth, fields<MctfSettings>(plan.settings, ['r', 'layers', 'tauSim', 'tauInfo', 'tauSize', 'bidirectional', 'oneStepAhead'])) };
+    case 'ppt':
+      return { name: 'ppt', settings: pptTraceSettings(cfg.depth, fields<PptSettings>(plan.settings, ['r', 'blocks', 'threshold'])) };
+    case 'pitome': {
+      const settings = fields<PitomeSettings>(plan.settings, ['r', 'margin', 'alpha']);
+      if (settings.r === undefined) throw new UsageError(`method pitome: expected its plan's settings to give "r", found ${JSON.stringify(plan.settings)}`);
+      return { name: 'pitome', settings: pitomeTraceSettings(cfg.depth, { ...settings, r: settings.r }) };
     }
     default:
       throw new UsageError(`method ${plan.method} has no trace settings yet: trace runs ${TRACE_METHODS.join(', ')}`);
@@ -122,5 +178,22 @@ export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
       return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0) } };
     case 'ltp':
       return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const) } };
+    case 'mctf':
+      return {
+        name,
+        settings: {
+          r: s.number('r', 0, Infinity),
+          layers: s.integers('layers', 0),
+          tauSim: s.number('tauSim', 0, Infinity),
+          tauInfo: s.number('tauInfo', 0, Infinity),
+          tauSize: s.number('tauSize', 0, Infinity),
+          bidirectional: s.boolean('bidirectional'),
+          oneStepAhead: s.boolean('oneStepAhead'),
+        },
+      };
+    case 'ppt':
+      return { name, settings: { r: s.integers('r', 0), blocks: s.integers('blocks', 0), threshold: s.number('threshold', 0, Infinity) } };
+    case 'pitome':
+      return { name, settings: { r: s.integers('r', 0), margin: s.numbers('margin'), alpha: s.number('alpha', 0, Infinity) } };
   }
 }

@@ -7,7 +7,8 @@ import type { BlockTokens } from '../model/gmacs.js';
 import { blockMacs, initialTokens, stemAndHeadMacs } from '../model/gmacs.js';
 import { attentionReceived, mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
 import { ScheduleError } from '../errors.js';
-import type { TomeMatching } from './tome.js';
+import { recordMatching, type TomeMatching } from './tome.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 
 /**
  * MCTF, multi-criteria token fusion with one-step-ahead attention (Lee, Choi, Kim, CVPR 2024;
@@ -153,6 +154,12 @@ export function mctfFuse(
   const rowOf = outputRows(matching, t);
   const weights = Float64Array.from(attention, (a, k) => a * (sizes ? sizes[k] : 1));
   const pooledSizes = poolTokens(x, D, weights, sizes, rowOf, rows, out);
+  if (isRecordingDecisions()) {
+    recordDecision('received', attention, [t]);
+    recordDecision('affinity', W, [Math.ceil(t / 2), Math.floor(t / 2)]);
+    recordMatching(matching);
+    recordDecision('weights', weights, [t]);
+  }
   return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: matching.order.map((p) => tokenIds[p]) };
 }
 

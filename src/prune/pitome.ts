@@ -3,9 +3,10 @@ import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import { denseGmacs, type BlockTokens } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { solveBudget, type BudgetSolution } from './budget.js';
 import {
-  cappedR, headMeanKeys, mergeWeightedAverage, tomeKnobs, tomeRates, tomeTokens, unitRows, type TomeMatching, type TomeSchedule,
+  cappedR, headMeanKeys, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, unitRows, type TomeMatching, type TomeSchedule,
 } from './tome.js';
 
 /**
@@ -105,6 +106,10 @@ export function pitomeMatching(metric: Float32Array, t: number, c: number, r: nu
     return prefix + best;
   });
   const order = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(2 * r).map((i) => prefix + i), ...groupB.map((i) => prefix + i)];
+  if (isRecordingDecisions()) {
+    recordDecision('energy', energy, [T]);
+    recordDecision('protected', Int32Array.from(ranked.slice(2 * r), (i) => prefix + i), [T - 2 * r]);
+  }
   return { sources: Int32Array.from(groupA, (i) => prefix + i), destinations: Int32Array.from(destinations), order: Int32Array.from(order) };
 }
 
@@ -115,6 +120,7 @@ export function pitomeMerge(state: BlockState, r: number, margin: number, alpha:
   r = cappedR(r, n, prefix);
   if (r === 0) return;
   const m = pitomeMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix, margin, alpha);
+  if (isRecordingDecisions()) recordMatching(m);
   const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
 }

@@ -5,6 +5,7 @@ import { closestToBudget } from './budget-search.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens, modelGmacs } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { cappedR, tomeMerge } from './tome.js';
 
 /**
@@ -107,12 +108,19 @@ export function pptReduce(state: BlockState, r: number, threshold: number): { re
   const importance = pptImportance(state.probs, state.qkv, cfg, n);
   const variance = unbiasedVariance(importance, prefix, n);
   const pruned = variance >= threshold;
+  if (isRecordingDecisions()) {
+    recordDecision('importance', importance, [n]);
+    recordDecision('variance', Float64Array.of(variance), [1]);
+    recordDecision('pruned', Int32Array.of(pruned ? 1 : 0), [1]);
+  }
   let reduction: TokenReduction;
   let removed: Int32Array;
   if (pruned) {
     const ranked = Array.from({ length: n - prefix }, (_, j) => prefix + j).sort((p, q) => importance[q] - importance[p] || p - q);
     const kept = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(0, ranked.length - r)];
-    reduction = { kind: 'keep', indices: Int32Array.from(kept) };
+    const indices = Int32Array.from(kept);
+    reduction = { kind: 'keep', indices };
+    recordDecision('kept', indices, [kept.length]);
     removed = Int32Array.from(ranked.slice(ranked.length - r), (p) => state.tokenIds[p]);
   } else {
     reduction = tomeMerge(state, r) as TokenReduction;

@@ -201,8 +201,8 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
 }
 
-/** The decisions of a matching: v(a) of the A tokens, and [source, destination] pairs by source position. */
-function recordMatching(m: TomeMatching): void {
+/** The decisions of a matching (ToMe's, MCTF's, PiToMe's): v(a) of the A tokens when it has them, and [source, destination] pairs by source position. */
+export function recordMatching(m: TomeMatching): void {
   if (m.scores) recordDecision('score', m.scores, [m.scores.length]);
   const bySource = Array.from(m.sources.keys()).sort((i, j) => m.sources[i] - m.sources[j]);
   const pairs = Int32Array.from(bySource.flatMap((i) => [m.sources[i], m.destinations[i]]));
