@@ -4,6 +4,9 @@ import type { ForwardHooks } from '../model/hooks.js';
 import { EVIT_BLOCKS, evitHooks } from '../prune/evit.js';
 import { ltpHooks, type ThresholdUnit } from '../prune/ltp.js';
 import type { PruningPlan } from '../prune/method.js';
+import { mctfHooks, resolveMctfSettings, type MctfOptions, type MctfPlanSettings, type MctfSettings } from '../prune/mctf.js';
+import { pitomeHooks, pitomeMargins, type PitomeSettings } from '../prune/pitome.js';
+import { pptHooks, type PptSettings } from '../prune/ppt.js';
 import { randomDropHooks } from '../prune/random.js';
 import type { PruneSchedule } from '../prune/schedule.js';
 import { tomeHooks, tomeRates, type TomeSchedule } from '../prune/tome.js';
@@ -23,10 +26,13 @@ export type TraceMethod =
   | { name: 'tome'; settings: { r: number[] } }
   | { name: 'zero-tprune'; settings: ZeroTPruneSettings }
   | { name: 'random'; settings: { steps: { afterBlock: number; remove: number }[]; seed: number } }
-  | { name: 'ltp'; settings: { theta: number[]; unit: ThresholdUnit } };
+  | { name: 'ltp'; settings: { theta: number[]; unit: ThresholdUnit } }
+  | { name: 'mctf'; settings: MctfSettings & { layers: number[] } }
+  | { name: 'ppt'; settings: { r: number[]; blocks: number[]; threshold: number } } // r: one per listed block
+  | { name: 'pitome'; settings: { r: number[]; margin: number[]; alpha: number } }; // per block
 
 export type TraceMethodName = TraceMethod['name'];
-export const TRACE_METHODS: readonly TraceMethodName[] = ['topk', 'evit', 'tome', 'zero-tprune', 'random', 'ltp'];
+export const TRACE_METHODS: readonly TraceMethodName[] = ['topk', 'evit', 'tome', 'zero-tprune', 'random', 'ltp', 'mctf', 'ppt', 'pitome'];
 
 export interface ZeroTPruneSettings {
   steps: { after: number; rS: number; rI: number }[]; // `after`: 1-indexed, as in Zero-TPrune schedules
@@ -56,6 +62,12 @@ export function traceMethodHooks(method: TraceMethod): ForwardHooks {
       return randomDropHooks(method.settings.steps, method.settings.seed);
     case 'ltp':
       return ltpHooks(method.settings);
+    case 'mctf':
+      return mctfHooks(method.settings);
+    case 'ppt':
+      return pptHooks(method.settings);
+    case 'pitome':
+      return pitomeHooks(method.settings);
   }
 }
 
@@ -86,6 +98,19 @@ export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMet
     case 'ltp': {
       const { theta, unit } = plan.settings as { theta: number[]; unit: ThresholdUnit };
       return { name: 'ltp', settings: { theta: [...theta], unit } };
+    }
+    case 'mctf': {
+      const { 'one-step-ahead': oneStepAhead, bidirectional, ...settings } = plan.settings as MctfPlanSettings & MctfOptions;
+      const { layers, ...resolved } = resolveMctfSettings(cfg.depth, { ...settings, oneStepAhead, bidirectional });
+      return { name: 'mctf', settings: { ...resolved, layers: [...layers] } };
+    }
+    case 'ppt': {
+      const { r, blocks, threshold } = plan.settings as PptSettings;
+      return { name: 'ppt', settings: { r: blocks.map((_, i) => (typeof r === 'number' ? r : r[i])), blocks: [...blocks], threshold } };
+    }
+    case 'pitome': {
+      const { r, margin, alpha } = plan.settings as PitomeSettings;
+      return { name: 'pitome', settings: { r: tomeRates(cfg.depth, r), margin: pitomeMargins(cfg.depth, margin), alpha } };
     }
     default:
       throw new UsageError(`method ${plan.method} has no trace settings yet: trace runs ${TRACE_METHODS.join(', ')}`);
@@ -122,5 +147,22 @@ export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
       return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0) } };
     case 'ltp':
       return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const) } };
+    case 'mctf':
+      return {
+        name,
+        settings: {
+          r: s.number('r', 0, Infinity),
+          layers: s.integers('layers', 0),
+          tauSim: s.number('tauSim', 0, Infinity),
+          tauInfo: s.number('tauInfo', 0, Infinity),
+          tauSize: s.number('tauSize', 0, Infinity),
+          bidirectional: s.boolean('bidirectional'),
+          oneStepAhead: s.boolean('oneStepAhead'),
+        },
+      };
+    case 'ppt':
+      return { name, settings: { r: s.integers('r', 0), blocks: s.integers('blocks', 0), threshold: s.number('threshold', 0, Infinity) } };
+    case 'pitome':
+      return { name, settings: { r: s.integers('r', 0), margin: s.numbers('margin'), alpha: s.number('alpha', 0, Infinity) } };
   }
 }

@@ -2,6 +2,9 @@ import { UsageError } from '../errors.js';
 import type { ViTConfig } from '../model/types.js';
 import { evit, topk } from './evit.js';
 import { ltp } from './ltp.js';
+import { mctf } from './mctf.js';
+import { pitome } from './pitome.js';
+import { ppt } from './ppt.js';
 import type { PlanContext, PruneRequest, PruningPlan, TokenMethod } from './method.js';
 import { randomDrop } from './random.js';
 import { tome } from './tome.js';
@@ -15,6 +18,9 @@ import { zeroTPrune } from './zero-tprune.js';
 export const TOKEN_METHODS: readonly TokenMethod[] = [
   zeroTPrune,
   tome,
+  mctf,
+  ppt,
+  pitome,
   evit,
   topk,
   ltp,
