@@ -5,7 +5,10 @@ import { denseGmacs } from '../src/model/gmacs.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { calibrationRun, type PruningPlan } from '../src/prune/method.js';
+import { ltpRamp } from '../src/prune/ltp.js';
+import { randomDropHooks } from '../src/prune/random.js';
 import { planPruning, TOKEN_METHODS, tokenMethod } from '../src/prune/registry.js';
+import { zeroTPruneHooks } from '../src/prune/zero-tprune.js';
 
 // A 12-block model small enough to run every method: 64×64 input, patch 8 → 64 patches + CLS.
 const cfg = configFromDims({ dim: 24, depth: 12, heads: 2, imageSize: 64, patchSize: 8, numClasses: 10 });
@@ -49,6 +52,29 @@ describe('the method registry', () => {
       expect(plan.gmacs).toBeLessThan(denseGmacs(cfg));
     }
     expect(TOKEN_METHODS.filter((m) => m.takesKeep).map((m) => m.name)).toEqual(['zero-tprune', 'evit', 'topk', 'random']);
+  });
+
+  it('placement: pre-MLP (the default) gives the logits of after-block for fewer GMACs; after-block runs the hooks as before', async () => {
+    const schedule = { steps: [{ after: 3, rS: 10, rI: 10 }, { after: 6, rS: 6, rI: 6 }] };
+    const requests = [
+      ['zero-tprune', { settings: schedule }, () => zeroTPruneHooks(schedule)],
+      ['random', { settings: schedule }, () => randomDropHooks([{ afterBlock: 2, remove: 20 }, { afterBlock: 5, remove: 12 }], 0)], // image 0's draws
+      ['ltp', { settings: { theta: ltpRamp(12, 3).theta, unit: 'mean' } }, null],
+    ] as const;
+    for (const [method, request, before] of requests) {
+      const preMlp = await planPruning(cfg, { method, ...request });
+      const afterBlock = await planPruning(cfg, { method, ...request, options: { placement: 'after-block' } });
+      expect(preMlp.settings).toMatchObject({ placement: 'pre-mlp' });
+      for (const image of images) {
+        const a = runner.forward(image, preMlp.hooks(0));
+        const b = runner.forward(image, afterBlock.hooks(0));
+        expect(Array.from(a.logits)).toEqual(Array.from(b.logits));
+        expect(a.gmacs).toBeLessThan(b.gmacs);
+        a.tokens.forEach((t, l) => expect(t.mlp).toBe(l + 1 < a.tokens.length ? a.tokens[l + 1].attention : t.mlp)); // the MLP runs on the survivors
+        if (before) expect(Array.from(runner.forward(image, before()).logits)).toEqual(Array.from(b.logits));
+      }
+      if (method !== 'ltp') expect(preMlp.gmacs).toBe(runner.forward(images[0], preMlp.hooks(0)).gmacs);
+    }
   });
 
   it('options: defaults, checked values, and the run they change', async () => {

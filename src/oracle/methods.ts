@@ -8,7 +8,7 @@ import { mctfHooks, resolveMctfSettings, type MctfOptions, type MctfPlanSettings
 import { pitomeHooks, pitomeMargins, type PitomeSettings } from '../prune/pitome.js';
 import { pptHooks, type PptSettings } from '../prune/ppt.js';
 import { randomDropHooks } from '../prune/random.js';
-import type { PruneSchedule } from '../prune/schedule.js';
+import { PLACEMENTS, type Placement, type PruneSchedule } from '../prune/schedule.js';
 import { tomeHooks, tomeRates, type TomeSchedule } from '../prune/tome.js';
 import type { WprInit } from '../prune/wpr.js';
 import {
@@ -25,8 +25,8 @@ export type TraceMethod =
   | { name: 'topk' | 'evit'; settings: { keepRate: number; blocks: number[] } }
   | { name: 'tome'; settings: { r: number[] } }
   | { name: 'zero-tprune'; settings: ZeroTPruneSettings }
-  | { name: 'random'; settings: { steps: { afterBlock: number; remove: number }[]; seed: number } }
-  | { name: 'ltp'; settings: { theta: number[]; unit: ThresholdUnit } }
+  | { name: 'random'; settings: { steps: { afterBlock: number; remove: number }[]; seed: number; placement?: Placement } } // placement: default after-block
+  | { name: 'ltp'; settings: { theta: number[]; unit: ThresholdUnit; placement?: Placement } } // placement: default pre-mlp
   | { name: 'mctf'; settings: MctfSettings & { layers: number[] } }
   | { name: 'ppt'; settings: { r: number[]; blocks: number[]; threshold: number } } // r: one per listed block
   | { name: 'pitome'; settings: { r: number[]; margin: number[]; alpha: number } }; // per block
@@ -44,6 +44,7 @@ export interface ZeroTPruneSettings {
   vhfWindow: [number, number];
   useSStage: boolean;
   similarity: ZeroTPruneOptions['similarity'];
+  placement?: Placement; // where the layer "after block l" runs (prune/schedule.ts); default after-block
 }
 
 /** The forward hooks that run `method`. */
@@ -59,9 +60,9 @@ export function traceMethodHooks(method: TraceMethod): ForwardHooks {
       return zeroTPruneHooks({ steps }, options);
     }
     case 'random':
-      return randomDropHooks(method.settings.steps, method.settings.seed);
+      return randomDropHooks(method.settings.steps, method.settings.seed, method.settings.placement);
     case 'ltp':
-      return ltpHooks(method.settings);
+      return ltpHooks(method.settings, method.settings.placement);
     case 'mctf':
       return mctfHooks(method.settings);
     case 'ppt':
@@ -83,21 +84,21 @@ export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMet
     case 'tome':
       return { name: 'tome', settings: { r: tomeRates(cfg.depth, (plan.settings as { r: TomeSchedule }).r) } };
     case 'random': {
-      const { steps, seed } = plan.settings as PruneSchedule & { seed: number };
-      return { name: 'random', settings: { steps: steps.map((s) => ({ afterBlock: s.after - 1, remove: s.rS + s.rI })), seed } };
+      const { steps, seed, placement } = plan.settings as PruneSchedule & { seed: number; placement: Placement };
+      return { name: 'random', settings: { steps: steps.map((s) => ({ afterBlock: s.after - 1, remove: s.rS + s.rI })), seed, placement } };
     }
     case 'zero-tprune': {
-      const { steps, ablation } = plan.settings as PruneSchedule & { ablation: keyof typeof ZERO_TPRUNE_ABLATIONS };
+      const { steps, ablation, placement } = plan.settings as PruneSchedule & { ablation: keyof typeof ZERO_TPRUNE_ABLATIONS; placement: Placement };
       const { init, tolerance, useEIR, useVHF, vhfWindow, useSStage, similarity } = { ...DEFAULT_ZERO_TPRUNE_OPTIONS, ...ZERO_TPRUNE_ABLATIONS[ablation] };
       const iterations = Array.from({ length: cfg.depth }, (_, b) => defaultWprIterations(b, cfg.depth));
       return {
         name: 'zero-tprune',
-        settings: { steps: steps.map((s) => ({ ...s })), init, iterations, tolerance, useEIR, useVHF, vhfWindow: [vhfWindow[0], vhfWindow[1]], useSStage, similarity },
+        settings: { steps: steps.map((s) => ({ ...s })), init, iterations, tolerance, useEIR, useVHF, vhfWindow: [vhfWindow[0], vhfWindow[1]], useSStage, similarity, placement },
       };
     }
     case 'ltp': {
-      const { theta, unit } = plan.settings as { theta: number[]; unit: ThresholdUnit };
-      return { name: 'ltp', settings: { theta: [...theta], unit } };
+      const { theta, unit, placement } = plan.settings as { theta: number[]; unit: ThresholdUnit; placement: Placement };
+      return { name: 'ltp', settings: { theta: [...theta], unit, placement } };
     }
     case 'mctf': {
       const { 'one-step-ahead': oneStepAhead, bidirectional, ...settings } = plan.settings as MctfPlanSettings & MctfOptions;
@@ -141,12 +142,13 @@ export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
           vhfWindow: s.pair('vhfWindow'),
           useSStage: s.boolean('useSStage'),
           similarity: s.oneOf('similarity', ['keys', 'head-mean-keys'] as const),
+          placement: placementField(s, 'after-block'),
         },
       };
     case 'random':
-      return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0) } };
+      return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0), placement: placementField(s, 'after-block') } };
     case 'ltp':
-      return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const) } };
+      return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const), placement: placementField(s, 'pre-mlp') } };
     case 'mctf':
       return {
         name,
@@ -165,4 +167,9 @@ export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
     case 'pitome':
       return { name, settings: { r: s.integers('r', 0), margin: s.numbers('margin'), alpha: s.number('alpha', 0, Infinity) } };
   }
+}
+
+/** A method's placement; bundles recorded before it was a setting ran the method where `recorded` says. */
+function placementField(s: JsonFields, recorded: Placement): Placement {
+  return s.has('placement') ? s.oneOf('placement', PLACEMENTS) : recorded;
 }
