@@ -68,13 +68,23 @@ describe('--method through the registry', () => {
     expect(bad.stderr).toMatch(/--threshold expects a number, got 'high'/);
   });
 
+  it('--budget alone runs auto: the method measured best at that budget', async () => {
+    const alone = await run(...evalArgs, '--budget', '0.8');
+    expect(alone.code, alone.stderr).toBe(0);
+    const report = JSON.parse(alone.stdout);
+    expect(report.method).toBe('auto');
+    expect(report.schedule).toMatchObject({ method: 'ppt' });
+    const explicit = await run(...evalArgs, '--method', 'ppt', '--budget', '0.8');
+    expect(JSON.parse(explicit.stdout)).toMatchObject({ gmacs: report.gmacs, agreement: report.agreement, kl: report.kl, schedule: report.schedule.settings });
+  });
+
   it('wrong combinations are refused in terms of flags', async () => {
     const cases: [string[], RegExp][] = [
       [['--method', 'zero-tprune', '--keep', '0.5', '--seed', '1'], /--seed is not an option of --method zero-tprune \(it applies to random\)/],
       [['--method', 'evit', '--r', '2'], /--method evit takes --keep, --budget, --gmacs, not --r/],
       [['--method', 'tome', '--budget', '0.8', '--r', '2'], /--method tome needs exactly one of --budget, --gmacs, --schedule, --r; found --budget, --r/],
       [['--method', 'ltp', '--budget', '0.8'], /--method ltp reaches --budget\/--gmacs by calibrating on unlabelled images: give --calib DIR/],
-      [['--method', 'fastest', '--budget', '0.8'], /--method expects one of zero-tprune, tome, mctf, ppt, pitome, evit, topk, ltp, random, got 'fastest'/],
+      [['--method', 'fastest', '--budget', '0.8'], /--method expects one of zero-tprune, tome, mctf, ppt, pitome, evit, topk, ltp, random, auto, got 'fastest'/],
       [['--keep', '0.5'], /--keep needs --method/],
     ];
     for (const [flags, message] of cases) {

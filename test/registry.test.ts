@@ -5,6 +5,7 @@ import { denseGmacs } from '../src/model/gmacs.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { calibrationRun, type PruningPlan } from '../src/prune/method.js';
+import { autoMethodFor } from '../src/prune/auto.js';
 import { ltpRamp } from '../src/prune/ltp.js';
 import { randomDropHooks } from '../src/prune/random.js';
 import { planPruning, TOKEN_METHODS, tokenMethod } from '../src/prune/registry.js';
@@ -24,9 +25,9 @@ function executed(plan: PruningPlan): number {
 
 describe('the method registry', () => {
   it('lists every method once, each with a removal kind and its token counts', () => {
-    expect(TOKEN_METHODS.map((m) => m.name)).toEqual(['zero-tprune', 'tome', 'mctf', 'ppt', 'pitome', 'evit', 'topk', 'ltp', 'random']);
+    expect(TOKEN_METHODS.map((m) => m.name)).toEqual(['zero-tprune', 'tome', 'mctf', 'ppt', 'pitome', 'evit', 'topk', 'ltp', 'random', 'auto']);
     expect(Object.fromEntries(TOKEN_METHODS.map((m) => [m.name, `${m.removal} ${m.counts}`]))).toEqual({
-      'zero-tprune': 'dropped fixed', 'tome': 'merged fixed', 'mctf': 'fused fixed', 'ppt': 'merged fixed', 'pitome': 'merged fixed', 'evit': 'fused fixed', 'topk': 'dropped fixed', 'ltp': 'dropped per-image', 'random': 'dropped fixed',
+      'zero-tprune': 'dropped fixed', 'tome': 'merged fixed', 'mctf': 'fused fixed', 'ppt': 'merged fixed', 'pitome': 'merged fixed', 'evit': 'fused fixed', 'topk': 'dropped fixed', 'ltp': 'dropped per-image', 'random': 'dropped fixed', 'auto': 'merged fixed',
     });
   });
 
@@ -75,6 +76,20 @@ describe('the method registry', () => {
       }
       if (method !== 'ltp') expect(preMlp.gmacs).toBe(runner.forward(images[0], preMlp.hooks(0)).gmacs);
     }
+  });
+
+  it('auto: the method of the budget\'s band, reported with its settings, and the same run again from them', async () => {
+    expect([0.95, 0.87, 0.8, 0.78, 0.65, 0.62].map(autoMethodFor)).toEqual(['ppt', 'ppt', 'ppt', 'mctf', 'mctf', 'mctf']);
+    for (const budget of [0.87, 0.65]) {
+      const auto = await planPruning(cfg, { method: 'auto', budget });
+      const chosen = await planPruning(cfg, { method: autoMethodFor(budget), budget });
+      expect(auto.settings).toEqual({ method: autoMethodFor(budget), settings: chosen.settings });
+      expect(auto.gmacs).toBe(chosen.gmacs);
+      const again = await planPruning(cfg, { method: 'auto', settings: JSON.parse(JSON.stringify(auto.settings)) });
+      expect(Array.from(runner.forward(images[0], again.hooks(0)).logits)).toEqual(Array.from(runner.forward(images[0], chosen.hooks(0)).logits));
+    }
+    await expect(planPruning(cfg, { method: 'auto', keep: 0.5 })).rejects.toThrow(/expected exactly one of budget, settings/);
+    await expect(planPruning(cfg, { method: 'auto', budget: 0.7, options: { seed: 1 } })).rejects.toThrow(/auto takes no options/);
   });
 
   it('options: defaults, checked values, and the run they change', async () => {

@@ -28,7 +28,7 @@ function optionFlag(o: MethodOption): string {
 
 /** Options of every command that can prune (`--method` and its settings). */
 export const METHOD_OPTIONS: Record<string, OptionSpec> = {
-  method: { type: 'string', valueName: 'NAME', help: `token pruning method: ${names.join(' | ')} (default: none, dense)` },
+  method: { type: 'string', valueName: 'NAME', help: `token pruning method: ${names.join(' | ')} (default: auto with --budget/--gmacs, else none, dense)` },
   keep: { type: 'string', valueName: 'RHO', help: `keep ratio (${methodsWith((m) => m.takesKeep)})` },
   budget: { type: 'string', valueName: 'F', help: 'GMACs as a fraction of dense (the settings are solved to within 1 %)' },
   gmacs: { type: 'string', valueName: 'G', help: 'GMACs as an absolute figure' },
@@ -133,7 +133,9 @@ function calibration(values: Parsed['values'], method: TokenMethod, request: Pru
 
 /** The pruning plan the options ask for on `runner`'s model, or null for the dense model. */
 export async function pruningFromOptions(values: Parsed['values'], runner: ViTRunner): Promise<PruningPlan | null> {
-  const name = values.method as string | undefined;
+  // --budget or --gmacs alone: the method that measured best at that budget (prune/auto.ts).
+  const budgetAlone = values.method === undefined && (values.budget !== undefined || values.gmacs !== undefined);
+  const name = budgetAlone ? 'auto' : (values.method as string | undefined);
   if (name === undefined) {
     const stray = Object.keys(METHOD_OPTIONS).find((k) => values[k] !== undefined);
     if (stray) throw new UsageError(`--${stray} needs --method (one of ${names.join(', ')})`);

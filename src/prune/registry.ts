@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { autoMethod } from './auto.js';
 import type { ViTConfig } from '../model/types.js';
 import { evit, topk } from './evit.js';
 import { ltp } from './ltp.js';
@@ -25,6 +26,7 @@ export const TOKEN_METHODS: readonly TokenMethod[] = [
   topk,
   ltp,
   randomDrop,
+  autoMethod((name) => tokenMethod(name)),
 ];
 
 /** The method named `name`; UsageError listing the methods otherwise. */
