@@ -142,13 +142,13 @@ export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
           vhfWindow: s.pair('vhfWindow'),
           useSStage: s.boolean('useSStage'),
           similarity: s.oneOf('similarity', ['keys', 'head-mean-keys'] as const),
-          placement: placementField(s, 'after-block'),
+          ...placementField(s),
         },
       };
     case 'random':
-      return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0), placement: placementField(s, 'after-block') } };
+      return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0), ...placementField(s) } };
     case 'ltp':
-      return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const), placement: placementField(s, 'pre-mlp') } };
+      return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const), ...placementField(s) } };
     case 'mctf':
       return {
         name,
@@ -169,7 +169,7 @@ export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
   }
 }
 
-/** A method's placement; bundles recorded before it was a setting ran the method where `recorded` says. */
-function placementField(s: JsonFields, recorded: Placement): Placement {
-  return s.has('placement') ? s.oneOf('placement', PLACEMENTS) : recorded;
+/** A method's placement when the manifest records one; bundles recorded before it was a setting leave it out (the method's default: where they ran). */
+function placementField(s: JsonFields): { placement?: Placement } {
+  return s.has('placement') ? { placement: s.oneOf('placement', PLACEMENTS) } : {};
 }
