@@ -78,7 +78,7 @@ function plan(model: ViTModel, name: string, spec: VariantSpec, oracle?: OracleF
       return { name, hooks: tomeHooks(spec.r), gmacs: modelGmacs(cfg, tomeTokens(cfg, spec.r)), oracle, decisions };
     case 'mctf': {
       const { method: _, ...settings } = spec;
-      return { name, hooks: mctfHooks(model, settings), gmacs: mctfGmacs(cfg, settings), oracle, decisions };
+      return { name, hooks: mctfHooks(settings), gmacs: mctfGmacs(cfg, settings), oracle, decisions };
     }
     case 'ppt': {
       const { method: _, ...settings } = spec;

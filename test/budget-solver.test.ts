@@ -75,9 +75,11 @@ describe('budget solvers pick the pinned settings', () => {
     for (const [budget, [schedule, r, evit, topk, rho]] of Object.entries(rows)) {
       it(`${architecture} at ${budget}`, async () => {
         const b = Number(budget);
-        const settings = async (method: string) => (await planPruning(cfg, { method, budget: b })).settings;
-        expect(await settings('zero-tprune')).toEqual({ steps: steps(schedule), ablation: 'full' });
-        expect(await settings('random')).toEqual({ steps: steps(schedule), seed: 0 });
+        const settings = async (method: string, options?: Record<string, unknown>) => (await planPruning(cfg, { method, budget: b, options })).settings;
+        // The schedules pinned are the paper's placement's (pre-MLP solves other schedules for the same budget).
+        const paper = { placement: 'after-block' };
+        expect(await settings('zero-tprune', paper)).toEqual({ steps: steps(schedule), ablation: 'full', ...paper });
+        expect(await settings('random', paper)).toEqual({ steps: steps(schedule), seed: 0, ...paper });
         expect(await settings('tome')).toEqual({ r: tomeR(r) });
         expect(await settings('evit')).toEqual({ keepRate: evit });
         expect(await settings('topk')).toEqual({ keepRate: topk });

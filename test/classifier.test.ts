@@ -57,6 +57,12 @@ describe('loadClassifier and classify', () => {
     const runner = new ViTRunner(model, createReferenceKernels());
     const logits = runner.forward(preprocess(decodeImage(png, 'png'), cfg.preprocess), plan.hooks(0)).logits;
     expect(pruned.map((p) => p.index)).toEqual(Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]));
+    // A budget without a method runs auto: the method measured best at that budget.
+    const auto = await planPruning(cfg, { method: 'auto', budget: 0.65 });
+    const autoLogits = runner.forward(preprocess(decodeImage(png, 'png'), cfg.preprocess), auto.hooks(0)).logits;
+    expect((await classifier.classify(png, { topK: 10, prune: { budget: 0.65 } })).map((p) => p.index)).toEqual(
+      Array.from(autoLogits.keys()).sort((a, b) => autoLogits[b] - autoLogits[a]).slice(0, 10),
+    );
     const calibration = [png, decodeImage(png, 'png')];
     expect(await classifier.classify(png, { prune: { method: 'ltp', budget: 0.8, calibration } })).toHaveLength(5);
     await expect(classifier.classify(png, { prune: { method: 'ltp', budget: 0.8 } })).rejects.toThrow(/calibrat/);

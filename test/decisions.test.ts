@@ -114,7 +114,7 @@ describe('recorded decisions', () => {
 
   it('MCTF: attention received, the affinity matrix, pairs by source, pooling weights ā·s; the sources are fused away', () => {
     for (const oneStepAhead of [true, false]) {
-      const { decisions, idsAfter } = run(mctfHooks(model, { r: 3, oneStepAhead, layers: [1, 2] }));
+      const { decisions, idsAfter } = run(mctfHooks({ r: 3, oneStepAhead, layers: [1, 2] }));
       expect(decisions.map((d) => [d.block, d.name, d.shape])).toEqual([
         [1, 'received', [37]], [1, 'affinity', [19, 18]], [1, 'pairs', [3, 2]], [1, 'weights', [37]],
         [2, 'received', [34]], [2, 'affinity', [17, 17]], [2, 'pairs', [3, 2]], [2, 'weights', [34]],

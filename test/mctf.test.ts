@@ -3,13 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { configFromDims } from '../src/model/random.js';
 import type { ViTConfig } from '../src/model/types.js';
 import type { BlockState, ForwardHooks } from '../src/model/hooks.js';
-import { denseGmacs } from '../src/model/gmacs.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import {
-  mctfCappedR, mctfFuse, mctfGmacs, mctfHooks, mctfRates, mctfTokens, outputRows, poolTokens, solveMctfForBudget,
+  mctf, mctfCappedR, mctfExecutedTokens, resolveMctfSettings, mctfFuse, mctfGmacs, mctfHooks, mctfRates, mctfTokens, outputRows, poolTokens, solveMctfForBudget,
 } from '../src/prune/mctf.js';
 import { attentionReceived, mctfMatching, mctfScores } from '../src/prune/mctf-matching.js';
 import { ScheduleError } from '../src/errors.js';
-import { deitS, deitT, maxAbsDiff, tiny, tinyDistilled, tinyDistilledModel, tinyDistilledRunner, tinyImage, tinyModel, tinyRunner } from './tiny-vit.js';
+import { deitS, deitT, maxAbsDiff, tiny, tinyDistilled, tinyDistilledRunner, tinyImage, tinyModel, tinyRunner } from './tiny-vit.js';
 
 // Worked example: five tokens, A = {0 (CLS), 2, 4}, B = {1, 3}.
 //   metric x0 (1,0), x1 (0,1), x2 (0,1), x3 (1,1), x4 (0.6,0.8)
@@ -159,6 +159,16 @@ describe('MCTF schedule and GMACs', () => {
     expect(tokens[11].mlp).toBe(197 - 139);
   });
 
+  it('the registry counts what the forward pass executes: one-step-ahead r 12.6 runs 0.658 × dense on DeiT-T, where the method counts 0.644', async () => {
+    const executed = (s: Parameters<typeof mctfExecutedTokens>[1]) => (modelGmacs(deitT, mctfExecutedTokens(deitT, s)) / denseGmacs(deitT)).toFixed(3);
+    expect([executed({ r: 12.6 }), executed({ r: 4.55 }), executed({ r: 14.5, oneStepAhead: false })]).toEqual(['0.658', '0.872', '0.646']);
+    const settings = { r: 12.6, layers: null, tauSim: 1, tauInfo: 20, tauSize: 40 };
+    expect(((await mctf.plan(deitT, { settings })).gmacs! / denseGmacs(deitT)).toFixed(3)).toBe('0.658');
+    const planned = await mctf.plan(deitT, { budget: 0.65 });
+    expect(Math.abs(planned.gmacs! / denseGmacs(deitT) / 0.65 - 1)).toBeLessThanOrEqual(0.01);
+    expect((planned.settings as { r: number }).r).toBeGreaterThan(12); // ≈ 12.9: more fusion than the count alone would need
+  });
+
   it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S, with r on a 0.01 grid', () => {
     for (const cfg of [deitT, deitS]) {
       for (const f of [0.62, 0.7, 0.87, 0.95]) {
@@ -174,9 +184,9 @@ describe('MCTF schedule and GMACs', () => {
   });
 
   it('refuses one-step-ahead fusion in the first block (its input is not visible to hooks)', () => {
-    expect(() => mctfHooks(tinyModel, { layers: [0, 1] })).toThrow(ScheduleError);
-    expect(() => mctfHooks(tinyModel, { layers: [0, 1], oneStepAhead: false })).not.toThrow();
-    expect(() => mctfHooks(tinyModel, { layers: [2, 1] })).toThrow(/increasing/);
+    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [0, 1] })).toThrow(ScheduleError);
+    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [0, 1], oneStepAhead: false })).not.toThrow();
+    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [2, 1] })).toThrow(/increasing/);
   });
 });
 
@@ -229,7 +239,7 @@ function expectedOneStepAhead(cfg: ViTConfig, block: number, xFused: Float32Arra
 describe('MCTF in the forward pass', () => {
   it('one-step-ahead: fuses the block input and attends with the fused attention, from the block’s own weights', () => {
     const settings = { r: 6 };
-    const hooks = mctfHooks(tinyModel, settings);
+    const hooks = mctfHooks(settings);
     let input = new Float32Array(0);
     let checked = 0;
     const wrapped: ForwardHooks = {
@@ -257,9 +267,9 @@ describe('MCTF in the forward pass', () => {
 
   it('keeps CLS (and DIST) unfused and sizes summing to the tokens represented, in both placements', () => {
     for (const oneStepAhead of [true, false]) {
-      for (const [runner, model, cfg] of [[tinyRunner, tinyModel, tiny], [tinyDistilledRunner, tinyDistilledModel, tinyDistilled]] as const) {
+      for (const [runner, cfg] of [[tinyRunner, tiny], [tinyDistilledRunner, tinyDistilled]] as const) {
         const settings = { r: 7.5, oneStepAhead };
-        const hooks = mctfHooks(model, settings);
+        const hooks = mctfHooks(settings);
         const seen: BlockState[] = [];
         const total = 64 + (cfg.distilled ? 2 : 1);
         const check = (s: BlockState) => {
@@ -287,7 +297,7 @@ describe('MCTF in the forward pass', () => {
   it('fuses nothing where r caps to 0, and the logits are then the dense ones', () => {
     const input = tinyImage(3);
     const dense = tinyRunner.forward(input);
-    const none = tinyRunner.forward(input, mctfHooks(tinyModel, { r: 0 }));
+    const none = tinyRunner.forward(input, mctfHooks({ r: 0 }));
     expect(maxAbsDiff(none.logits, dense.logits)).toBe(0);
   });
 });

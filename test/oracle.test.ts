@@ -93,7 +93,7 @@ describe('MCTF, PPT and PiToMe settings for traces', () => {
   it('resolve what a plan reports (the settings objects of prune/mctf.ts, ppt.ts, pitome.ts; defaults filled in), and read back from JSON', () => {
     const cases: [PruningPlan, TraceMethod][] = [
       [plan('mctf', { r: 12.6 }), { name: 'mctf', settings: { r: 12.6, layers: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], tauSim: 1, tauInfo: 20, tauSize: 40, bidirectional: true, oneStepAhead: true } }],
-      [plan('mctf', { r: 8, oneStepAhead: false, layers: [0, 4] }), { name: 'mctf', settings: { r: 8, layers: [0, 4], tauSim: 1, tauInfo: 20, tauSize: 40, bidirectional: true, oneStepAhead: false } }],
+      [plan('mctf', { r: 8, 'one-step-ahead': false, layers: [0, 4] }), { name: 'mctf', settings: { r: 8, layers: [0, 4], tauSim: 1, tauInfo: 20, tauSize: 40, bidirectional: true, oneStepAhead: false } }],
       [plan('ppt', { r: 30 }), { name: 'ppt', settings: { r: [30, 30, 30], blocks: [3, 6, 9], threshold: 7e-5 } }],
       [plan('pitome', { r: [4, 3], margin: 0.5 }), { name: 'pitome', settings: { r: [4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], margin: Array(12).fill(0.5), alpha: 1 } }],
     ];

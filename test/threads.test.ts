@@ -53,7 +53,7 @@ const PRUNING: { name: string; hooksFor(model: ViTModel): Promise<((image: numbe
       return (image: number) => plan.hooks(image);
     },
   })),
-  { name: 'mctf', hooksFor: async (model) => { const hooks = mctfHooks(model); return () => hooks; } },
+  { name: 'mctf', hooksFor: async () => { const hooks = mctfHooks(); return () => hooks; } },
   { name: 'ppt', hooksFor: async () => () => pptHooks() },
   { name: 'pitome', hooksFor: async () => () => pitomeHooks({ r: 8 }) },
 ];

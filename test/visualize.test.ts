@@ -164,7 +164,10 @@ describe('visualize', () => {
     const random = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'random', '--schedule', schedule, '--out', path.join(tmp, 'random.png'), '--json');
     expect(random.code).toBe(0);
     const r = JSON.parse(random.stdout);
-    expect(r.stages.map((s: { after: number; hook: string; dropped: number[] }) => [s.after, s.hook, s.dropped.length])).toEqual([[1, 'block', 2]]);
+    // Pre-MLP by default: the layer "after block 1" runs after its attention.
+    expect(r.stages.map((s: { after: number; hook: string; dropped: number[] }) => [s.after, s.hook, s.dropped.length])).toEqual([[1, 'attention', 2]]);
+    const paper = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'random', '--schedule', schedule, '--placement', 'after-block', '--out', path.join(tmp, 'random-after.png'), '--json');
+    expect(JSON.parse(paper.stdout).stages.map((s: { hook: string }) => s.hook)).toEqual(['block']);
     expect([...r.stages[0].dropped, ...r.kept].sort()).toEqual([0, 1, 2, 3]);
 
     const tome = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'tome', '--r', '1', '--scale', '8', '--out', path.join(tmp, 'tome.png'), '--json');

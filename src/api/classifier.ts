@@ -35,7 +35,7 @@ export interface ClassifierOptions extends ModelSourceOptions {
 
 /** A token-pruning method and its settings (prune/method.ts), with images it may calibrate on. */
 export interface PruneOptions extends PruneRequest {
-  method: string; // a name of the registry: zero-tprune, tome, evit, topk, ltp, random
+  method?: string; // a name of the registry (TOKEN_METHODS); default 'auto', the best method measured at the budget
   calibration?: readonly ImageInput[]; // unlabelled images for per-image methods (ltp) asked for a budget
 }
 
@@ -154,7 +154,7 @@ export class Classifier {
     let plan = cache.get(key);
     if (!plan) {
       const context = calibration ? { calibration: calibrationRun(this.runner, calibration.map((image) => this.input(image))) } : {};
-      plan = planPruning(this.config, request, context);
+      plan = planPruning(this.config, { ...request, method: request.method ?? 'auto' }, context);
       plan.catch(() => cache.delete(key)); // a request that failed is not remembered
       cache.set(key, plan);
     }

@@ -13,6 +13,10 @@ export class JsonFields {
     throw new TraceFormatError(`${this.where}.${key}: expected ${expected}, found ${describeJson(this.value[key])}`);
   }
 
+  has(key: string): boolean {
+    return this.value[key] !== undefined;
+  }
+
   number(key: string, min: number, max: number): number {
     const v = this.value[key];
     return typeof v === 'number' && v >= min && v <= max ? v : this.fail(key, `a number in [${min}, ${max}]`);

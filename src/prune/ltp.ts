@@ -6,6 +6,7 @@ import { ScheduleError, UsageError } from '../errors.js';
 import type { BudgetKnob } from './budget.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { defineMethod, settingsObject, type CalibrationRun } from './method.js';
+import { PLACEMENT_OPTION, type Placement } from './schedule.js';
 
 /**
  * LTP-style threshold pruning (Learned Token Pruning, Kim et al., KDD 2022; algorithms.md §4),
@@ -81,16 +82,19 @@ export function ltpPrune(state: BlockState, theta: number, unit: ThresholdUnit):
   if (kept.length < n) return { kind: 'keep', indices: kept };
 }
 
-/** Forward hooks pruning by per-block thresholds. Stateless per image: one object serves a whole run. */
-export function ltpHooks(thresholds: LtpThresholds): ForwardHooks {
-  return {
-    afterAttention(state) {
-      if (thresholds.theta.length !== state.config.depth) {
-        throw new ScheduleError(`LTP thresholds: expected one per block (${state.config.depth}), found ${thresholds.theta.length}`);
-      }
-      return ltpPrune(state, thresholds.theta[state.block], thresholds.unit);
-    },
+/**
+ * Forward hooks pruning by per-block thresholds, right after each block's attention (LTP's
+ * placement, 'pre-mlp') or after the whole block ('after-block': the same tokens go, after
+ * running the MLP). Stateless per image: one object serves a whole run.
+ */
+export function ltpHooks(thresholds: LtpThresholds, placement: Placement = 'pre-mlp'): ForwardHooks {
+  const pruningLayer = (state: BlockState): TokenReduction | void => {
+    if (thresholds.theta.length !== state.config.depth) {
+      throw new ScheduleError(`LTP thresholds: expected one per block (${state.config.depth}), found ${thresholds.theta.length}`);
+    }
+    return ltpPrune(state, thresholds.theta[state.block], thresholds.unit);
   };
+  return placement === 'pre-mlp' ? { afterAttention: pruningLayer } : { afterBlock: pruningLayer };
 }
 
 /** LTP's threshold ramp θ_l = c·l/L (0-indexed l: block 1 never prunes), in units of the mean score. */
@@ -147,14 +151,14 @@ export interface LtpSettings {
  * starts at c = 1 and doubles, for at most 40 calibration runs. Above c = 2·n₀·L every block from
  * the second keeps only the prefix (a mean-unit score n·s(i) never exceeds n ≤ n₀).
  */
-export function ltpRampKnob(cfg: ViTConfig, run: CalibrationRun): BudgetKnob<LtpSettings> {
+export function ltpRampKnob(cfg: ViTConfig, run: CalibrationRun, placement: Placement = 'pre-mlp'): BudgetKnob<LtpSettings> {
   return {
     dense: 0,
     sparse: 2 * initialTokens(cfg) * cfg.depth,
     integer: false,
     measured: { start: 1, maxRuns: 40 },
     settings: (c) => ({ c, thresholds: ltpRamp(cfg.depth, c) }),
-    gmacs: (s) => run(ltpHooks(s.thresholds)),
+    gmacs: (s) => run(ltpHooks(s.thresholds, placement)),
     describe: (s) => `ramp c = ${s.c}`,
   };
 }
@@ -171,23 +175,24 @@ function ltpSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): Ltp
 }
 
 /** LTP (thresholds calibrated, not learned) as a registered method (method.ts). */
-export const ltp = defineMethod<LtpSettings>({
+export const ltp = defineMethod<LtpSettings, { placement: Placement }>({
   name: 'ltp',
   summary: 'LTP-style thresholds: after each block\'s attention drop the tokens that receive less attention than the block\'s threshold',
   removal: 'dropped',
   counts: 'per-image',
+  options: { placement: PLACEMENT_OPTION },
   fromJson: (cfg, json, _, source) => ltpSettingsFromJson(cfg, json, source),
-  knobs(cfg, _, { calibration }) {
+  knobs(cfg, { placement }, { calibration }) {
     if (!calibration) {
       throw new UsageError(
         'method ltp reaches a budget by calibrating its thresholds on unlabelled images: give it calibration images, or its thresholds as settings',
       );
     }
-    return [ltpRampKnob(cfg, calibration)];
+    return [ltpRampKnob(cfg, calibration, placement)];
   },
-  hooks({ thresholds }) {
-    const hooks = ltpHooks(thresholds);
+  hooks({ thresholds }, { placement }) {
+    const hooks = ltpHooks(thresholds, placement);
     return () => hooks;
   },
-  describe: ({ c, thresholds }) => ({ ...(c !== undefined && { c }), theta: thresholds.theta, unit: thresholds.unit }),
+  describe: ({ c, thresholds }, { placement }) => ({ ...(c !== undefined && { c }), theta: thresholds.theta, unit: thresholds.unit, placement }),
 });

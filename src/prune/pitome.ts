@@ -5,6 +5,7 @@ import { denseGmacs, type BlockTokens } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { solveBudget, type BudgetSolution } from './budget.js';
+import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import {
   cappedR, headMeanKeys, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, unitRows, type TomeMatching, type TomeSchedule,
 } from './tome.js';
@@ -153,3 +154,39 @@ export function pitomeTokens(cfg: ViTConfig, r: TomeSchedule): BlockTokens[] {
 export function solvePitomeForBudget(cfg: ViTConfig, fraction: number, options: { tolerance?: number } = {}): Promise<BudgetSolution<TomeSchedule>> {
   return solveBudget(denseGmacs(cfg), fraction, tomeKnobs(cfg), options.tolerance);
 }
+
+function pitomeSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): PitomeSettings {
+  const fields = settingsObject(json, ['r', 'margin', 'alpha'], source);
+  const r = fields.r;
+  if (!(typeof r === 'number' || (Array.isArray(r) && r.every((v) => typeof v === 'number')))) {
+    throw new ScheduleError(`${source}: expected "r", an integer ≥ 0 or one per block, found ${JSON.stringify(r)}`);
+  }
+  const settings: PitomeSettings = { r, margin: (fields.margin ?? PITOME_DEFAULTS.margin) as PitomeMargin, alpha: (fields.alpha ?? PITOME_DEFAULTS.alpha) as number };
+  return checkedSettings(source, () => {
+    tomeRates(cfg.depth, settings.r);
+    pitomeMargins(cfg.depth, settings.margin);
+    if (!(Number.isFinite(settings.alpha) && settings.alpha >= 0)) throw new ScheduleError(`PiToMe: expected α ≥ 0, found ${settings.alpha}`);
+    return settings;
+  });
+}
+
+/** PiToMe as a registered method (method.ts): ToMe's token counts and budget knobs, the reference's margins and α. */
+export const pitome = defineMethod<PitomeSettings>({
+  name: 'pitome',
+  summary: 'PiToMe: in every block, merge r tokens as ToMe does, but only among the highest-energy ones (isolated tokens are protected)',
+  removal: 'merged',
+  counts: 'fixed',
+  fromJson: pitomeSettingsFromJson,
+  knobs: (cfg) => tomeKnobs(cfg).map((knob) => ({
+    ...knob,
+    settings: (t: number): PitomeSettings => ({ ...PITOME_DEFAULTS, r: knob.settings(t) }),
+    gmacs: (s: PitomeSettings) => knob.gmacs(s.r),
+    describe: (s: PitomeSettings) => knob.describe(s.r),
+  })),
+  tokens: (cfg, settings) => pitomeTokens(cfg, settings.r),
+  hooks(settings) {
+    const hooks = pitomeHooks(settings);
+    return () => hooks;
+  },
+  describe: (settings) => ({ ...settings }),
+});
