@@ -8,6 +8,9 @@ export {
   f32_gemm_4x8_wasmsimd, f32_gemm_packed_wasmsimd, f32_pack_panels8, f32_pack_weights, f32_packed_panel_width,
 } from './gemm';
 export { f32_gelu_wasmsimd } from './gelu';
+export {
+  f32_attention_backward_scratch_floats, f32_attention_head_backward_wasmsimd, f32_gelu_backward_wasmsimd, f32_layernorm_backward_rows_wasmsimd,
+} from './grad';
 export { f32_layernorm_rows_wasmsimd } from './norm';
 export { f32_softmax_rows_wasmsimd } from './softmax';
 export { f32_restrict_graph, f64_max_cosine, f64_weighted_page_rank } from './prune';

@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 /**
  * The shape of the code, checked on every run of the suite:
  *
- * 1. Imports point down: cli → api → eval, viz, oracle → prune → image → model → kernels → util →
- *    errors. A file may import its own folder and any lower layer, never a higher one nor a
+ * 1. Imports point down: cli → api → eval, viz, oracle → prune → grad → image → model → kernels →
+ *    util → errors. A file may import its own folder and any lower layer, never a higher one nor a
  *    sibling layer (eval, viz and oracle). Type-only imports count: they are dependencies too.
  * 2. Node's built-ins stay out of the core: a file outside cli/ whose static imports reach
  *    `node:*` (or a built-in by its bare name) must say "(Node only)" in its header, and a file
@@ -25,6 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['kernels'],
   ['model'],
   ['image'],
+  ['grad'],
   ['prune'],
   ['eval', 'viz', 'oracle'],
   ['api'],

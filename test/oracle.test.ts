@@ -295,7 +295,7 @@ describe('vitprune trace / check', () => {
     expect(readBundle(out).manifest.method).toEqual({ name: 'tome', settings: { r: [2, 2, 2] } });
     const ltp = await runCli('trace', inputFile, '--method', 'ltp', '--settings', '{"theta": [0, 1, 1], "unit": "mean"}', '--out', out);
     expect(ltp.code).toBe(0);
-    expect((await runCli('trace', inputFile, '--method', 'ltp', '--out', out)).stderr).toMatch(/--method ltp takes its thresholds as --settings/);
+    expect((await runCli('trace', inputFile, '--method', 'ltp', '--out', out)).stderr).toMatch(/--method ltp needs exactly one of --budget, --gmacs, --schedule, --thresholds; found none/);
     expect((await runCli('trace', inputFile, '--method', 'topk', '--settings', '{"keepRate": 2, "blocks": [1]}', '--out', out)).stderr).toMatch(
       /error: --settings.settings.keepRate: expected a number in \[0, 1\], found 2/,
     );

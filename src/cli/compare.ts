@@ -1,21 +1,23 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { compareMethods, reportMarkdown, TUNED_METHOD, type CompareReport, type TunedSchedule } from '../eval/compare.js';
+import { compareMethods, LEARNED_METHOD, reportMarkdown, TUNED_METHOD, type CompareReport, type LearnedThresholds, type TunedSchedule } from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
 import { loadImageTensor } from '../image/file.js';
+import type { ViTConfig } from '../model/types.js';
+import { parseLtpThresholds } from '../prune/ltp-thresholds.js';
 import { TOKEN_METHODS } from '../prune/registry.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { MODEL_OPTIONS, openImageLoader, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
 
-const COMPARE_METHODS = [...TOKEN_METHODS.map((m) => m.name), TUNED_METHOD];
+const COMPARE_METHODS = [...TOKEN_METHODS.map((m) => m.name), TUNED_METHOD, LEARNED_METHOD];
 
 export const compareSpec: CommandSpec = {
   name: 'compare',
   summary: 'Run several pruning methods at several GMACs budgets on the same images and write a report (JSON, Markdown, plots).',
   usage:
     'vitprune compare [--model M[,M2...]] --images DIR [--labels CSV] --budgets 0.95,0.87,0.78,0.70,0.62 ' +
-    '--methods zero-tprune,tome,evit,topk,ltp,random [--tuned F=FILE,...] [--calib DIR] [--out DIR] [--json]',
+    '--methods zero-tprune,tome,evit,topk,ltp,random [--tuned F=FILE,...] [--thresholds FILE,...] [--calib DIR] [--out DIR] [--json]',
   options: {
     ...MODEL_OPTIONS,
     images: { type: 'string', valueName: 'DIR', help: 'folder of evaluation images (required)' },
@@ -25,7 +27,12 @@ export const compareSpec: CommandSpec = {
     budgets: { type: 'string', valueName: 'LIST', default: '0.95,0.87,0.78,0.70,0.62', help: 'GMACs fractions of dense' },
     methods: { type: 'string', valueName: 'LIST', default: TOKEN_METHODS.map((m) => m.name).join(','), help: `methods: ${COMPARE_METHODS.join(', ')}` },
     tuned: { type: 'string', valueName: 'LIST', help: `tuned Zero-TPrune schedules as 'budget=FILE,...' (method ${TUNED_METHOD})` },
-    calib: { type: 'string', valueName: 'DIR', help: 'unlabelled images to calibrate per-image methods (LTP thresholds) on (default: the --images folder)' },
+    thresholds: {
+      type: 'string',
+      valueName: 'LIST',
+      help: `LTP thresholds files of vitprune learn-ltp, 'FILE,...', each for the budget it was learned for (method ${LEARNED_METHOD}; at budgets without one it learns on the calibration images)`,
+    },
+    calib: { type: 'string', valueName: 'DIR', help: `unlabelled images to calibrate per-image methods (LTP thresholds) on, and ${LEARNED_METHOD} to learn on (default: the --images folder)` },
     'calib-split': {
       type: 'string',
       valueName: 'S',
@@ -66,6 +73,49 @@ function parseTuned(raw: string | undefined): TunedSchedule[] {
   });
 }
 
+/** The files of --thresholds, read (each is checked against the model it runs on). */
+function readThresholdsFiles(raw: string | undefined): { file: string; text: string }[] {
+  return (raw?.split(',').map((s) => s.trim()).filter(Boolean) ?? []).map((file) => {
+    try {
+      return { file, text: readFileSync(file, 'utf8') };
+    } catch (err) {
+      throw new UsageError(`--thresholds: cannot read the thresholds file '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  });
+}
+
+/** How many of `files` are also in `others` (by resolved path). */
+function overlap(files: readonly string[], others: readonly string[]): number {
+  const set = new Set(others.map((f) => path.resolve(f)));
+  return files.filter((f) => set.has(path.resolve(f))).length;
+}
+
+/**
+ * The images a thresholds file was learned on, from its calibration record (folder, split, count,
+ * as learn-ltp picks them); null when the record or the folder is missing.
+ */
+function learnedOn(record: unknown): string[] | null {
+  const { folder, split, images } = (record ?? {}) as { folder?: unknown; split?: unknown; images?: unknown };
+  if (typeof folder !== 'string' || typeof images !== 'number' || !existsSync(folder)) return null;
+  return spreadSample(selectSplit(listImages(folder), (split ?? undefined) as Split | undefined), images);
+}
+
+/** A --thresholds file for `cfg`'s model: learned for one of `budgets`, and not on the evaluated images. */
+function learnedThresholds(
+  file: string, text: string, cfg: ViTConfig, budgets: readonly number[], evaluated: readonly string[], log?: (line: string) => void,
+): LearnedThresholds {
+  const thresholds = parseLtpThresholds(text, file, cfg);
+  if (!budgets.includes(thresholds.budget)) {
+    throw new UsageError(`--thresholds: ${file} was learned for ${thresholds.budget} × dense GMACs, not one of --budgets ${budgets.join(',')}`);
+  }
+  const learnedFiles = learnedOn(thresholds.calibration);
+  if (learnedFiles === null) log?.(`${LEARNED_METHOD}: ${file} does not say which images it was learned on (or they are gone): not checked against the evaluated ones`);
+  else if (overlap(learnedFiles, evaluated) > 0) {
+    throw new UsageError(`--thresholds: ${file} was learned on ${overlap(learnedFiles, evaluated)} of the images compare evaluates: evaluate others (--split)`);
+  }
+  return { budget: thresholds.budget, thresholds, file };
+}
+
 export async function compareCommand({ values }: Parsed): Promise<number> {
   const imagesDir = stringOption(values, 'images');
   if (!imagesDir) throw new UsageError("'vitprune compare' needs --images DIR (see --help)");
@@ -73,6 +123,8 @@ export async function compareCommand({ values }: Parsed): Promise<number> {
   const budgets = parseBudgets(values.budgets as string);
   const tuned = parseTuned(stringOption(values, 'tuned'));
   if (tuned.length && !methods.includes(TUNED_METHOD)) methods.push(TUNED_METHOD);
+  const thresholdsFiles = readThresholdsFiles(stringOption(values, 'thresholds'));
+  if (thresholdsFiles.length && !methods.includes(LEARNED_METHOD)) methods.push(LEARNED_METHOD);
   const split = values.split as Split | undefined;
   const out = stringOption(values, 'out');
   if (out) mkdirSync(out, { recursive: true });
@@ -83,16 +135,25 @@ export async function compareCommand({ values }: Parsed): Promise<number> {
   for (const spec of (values.model as string).split(',')) {
     const { model, runner } = await openModel({ ...values, model: spec });
     const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
+    const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
+    const learned = thresholdsFiles.map(({ file, text }) => learnedThresholds(file, text, model.config, budgets, files, log));
+    const learnsHere = methods.includes(LEARNED_METHOD) && budgets.some((b) => !learned.some((l) => l.budget === b));
     let calibration: Float32Array[] | undefined;
-    if (TOKEN_METHODS.some((m) => m.counts === 'per-image' && methods.includes(m.name))) {
+    if (learnsHere || TOKEN_METHODS.some((m) => m.counts === 'per-image' && methods.includes(m.name))) {
       const calibSplit = (values['calib-split'] as Split | undefined) ?? (split === 'even' ? 'odd' : split === 'odd' ? 'even' : undefined);
       const calibFolder = selectSplit(listImages(stringOption(values, 'calib') ?? imagesDir), calibSplit);
       const calibFiles = spreadSample(calibFolder, intOption(values, 'calib-samples', 128)!);
+      const shared = overlap(calibFiles, files);
+      if (learnsHere && shared > 0) {
+        throw new UsageError(
+          `compare: ${LEARNED_METHOD} learns on calibration images it is not evaluated on, but ${shared} of the ${calibFiles.length} are evaluated: ` +
+            'give --split even|odd (it learns on the other half), or --calib DIR with other images, or --thresholds files',
+        );
+      }
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
-    const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
     const loader = await openImageLoader(values);
-    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, calibration, progress: !values.quiet, log, loader }));
+    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, learned, calibration, progress: !values.quiet, log, loader }));
   }
   // Each unreadable image once, though every model met it.
   const skipped = new Map(reports.flatMap((r) => r.skipped.map((s) => [s.file, s.error] as const)));

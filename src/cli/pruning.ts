@@ -5,6 +5,7 @@ import { loadImageTensor } from '../image/file.js';
 import { denseGmacs } from '../model/gmacs.js';
 import type { ViTConfig } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
+import { isLtpThresholdsFile } from '../prune/ltp-thresholds.js';
 import { calibrationRun, type MethodOption, type PlanContext, type PruneRequest, type PruningPlan, type TokenMethod } from '../prune/method.js';
 import { TOKEN_METHODS, tokenMethod } from '../prune/registry.js';
 import { intOption, stringOption, type OptionSpec, type Parsed } from './args.js';
@@ -34,6 +35,7 @@ export const METHOD_OPTIONS: Record<string, OptionSpec> = {
   gmacs: { type: 'string', valueName: 'G', help: 'GMACs as an absolute figure' },
   schedule: { type: 'string', valueName: 'FILE', help: `the method's settings as a JSON file (${methodsWith((m) => m.takesSettings)}; see README)` },
   r: { type: 'string', valueName: 'R', help: 'tome: tokens merged per block (the settings {"r": R})' },
+  thresholds: { type: 'string', valueName: 'FILE', help: 'ltp: thresholds learned for this model by vitprune learn-ltp (thresholds.json)' },
   ...Object.fromEntries(
     [...methodOptions.values()].map((o) => {
       const owners = methodsWith((m) => m.options.some((mo) => mo.name === o.name));
@@ -57,6 +59,7 @@ const SETTINGS_FLAGS: Record<string, (m: TokenMethod) => boolean> = {
   gmacs: () => true,
   schedule: (m) => m.takesSettings,
   r: (m) => m.name === 'tome',
+  thresholds: (m) => m.name === 'ltp',
 };
 
 function numberOption(values: Parsed['values'], name: string): number {
@@ -92,8 +95,12 @@ function settingsRequest(values: Parsed['values'], method: TokenMethod, cfg: ViT
   if (flag === 'budget') return { budget: numberOption(values, 'budget') };
   if (flag === 'gmacs') return { budget: numberOption(values, 'gmacs') / denseGmacs(cfg) };
   if (flag === 'r') return { settings: { r: numberOption(values, 'r') }, settingsSource: '--r' };
-  const file = values.schedule as string;
-  return { settings: readJsonFile('--schedule', file), settingsSource: file };
+  const file = values[flag] as string;
+  const settings = readJsonFile(`--${flag}`, file);
+  if (flag === 'thresholds' && !isLtpThresholdsFile(settings)) {
+    throw new UsageError(`--thresholds expects a thresholds file of vitprune learn-ltp (it names the "model" it was learned for), found ${file} without "model"; bare settings go to --schedule`);
+  }
+  return { settings, settingsSource: file }; // ltp checks a thresholds file's model and depth
 }
 
 /** The method's own options given as flags, as values. */

@@ -5,6 +5,7 @@ import { benchCommand, benchSpec } from './bench.js';
 import { classifyCommand, classifySpec } from './classify.js';
 import { closeThreads } from './common.js';
 import { evalCommand, evalSpec } from './eval.js';
+import { learnLtpCommand, learnLtpSpec } from './learn-ltp.js';
 import { tuneCommand, tuneSpec } from './tune.js';
 import { compareCommand, compareSpec } from './compare.js';
 import { pruneChannelsCommand, pruneChannelsSpec } from './prune-channels.js';
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   { spec: evalSpec, run: evalCommand },
   { spec: benchSpec, run: benchCommand },
   { spec: tuneSpec, run: tuneCommand },
+  { spec: learnLtpSpec, run: learnLtpCommand },
   { spec: compareSpec, run: compareCommand },
   { spec: pruneChannelsSpec, run: pruneChannelsCommand },
   { spec: visualizeSpec, run: visualizeCommand },

@@ -27,7 +27,7 @@ export const traceSpec: CommandSpec = {
     threads: MODEL_OPTIONS.threads,
     ...METHOD_OPTIONS,
     method: { ...METHOD_OPTIONS.method, help: `token pruning method: ${TRACE_METHODS.join(' | ')} (default: a BUNDLE's method, else none)` },
-    settings: { type: 'string', valueName: 'JSON', help: "with --method: its settings as a bundle manifest records them (method.settings); the only way to give ltp's thresholds" },
+    settings: { type: 'string', valueName: 'JSON', help: 'with --method: its settings as a bundle manifest records them (method.settings)' },
     out: { type: 'string', valueName: 'DIR', help: 'the bundle folder to write (required)' },
   },
   positionals: { name: 'IMAGE', min: 1 },
@@ -111,7 +111,6 @@ async function methodFromOptions(values: Parsed['values'], runner: ViTRunner): P
     }
     return traceMethodFromJson({ name, settings: json }, '--settings');
   }
-  if (name === 'ltp') throw new UsageError("--method ltp takes its thresholds as --settings '{\"theta\": [one per block], \"unit\": \"mean\"|\"absolute\"}'");
   const plan = await pruningFromOptions(values, runner);
   return plan ? traceMethodFromPlan(runner.config, plan) : undefined;
 }

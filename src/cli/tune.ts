@@ -1,7 +1,6 @@
 import { UsageError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
-import { loadImageTensor } from '../image/file.js';
 import { denseGmacs } from '../model/gmacs.js';
 import { PLACEMENT_OPTION, PLACEMENTS, scheduleToJson, type Placement } from '../prune/schedule.js';
 import { TOKEN_METHODS, tokenMethod } from '../prune/registry.js';
@@ -9,6 +8,7 @@ import type { PruneSchedule } from '../prune/schedule.js';
 import { tuneSchedule, type CandidateScore } from '../prune/tune.js';
 import { createProgress } from '../util/progress.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
+import { loadCalibrationImages } from './calibration-images.js';
 import { MODEL_OPTIONS, openModel, printJson, writeOutputFile } from './common.js';
 
 /** The methods whose settings are a post-block schedule, the search space of tuneSchedule. */
@@ -50,13 +50,7 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
   const files = selectSplit(listImages(calib), values.split as Split | undefined).slice(0, intOption(values, 'samples'));
 
   // Decode every calibration image once and run the dense model once: the yardstick.
-  const loading = createProgress({ label: 'calibration images', total: files.length, unit: 'items', enabled: !values.quiet });
-  const inputs = files.map((f) => {
-    const input = loadImageTensor(f, cfg.preprocess);
-    loading.tick();
-    return input;
-  });
-  loading.done();
+  const inputs = loadCalibrationImages(files, cfg.preprocess, values.quiet === true);
   const dense = inputs.map((input) => runner.forward(input).logits);
   const denseTop1 = dense.map((l) => topK(l, 1)[0]);
 

@@ -1,9 +1,14 @@
 import type { ViTModel } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
 import { denseGmacs } from '../model/gmacs.js';
+import { gradKernelsFor } from '../grad/kernels.js';
+import { SoftMaskedViT } from '../grad/soft-vit.js';
+import { ltp } from '../prune/ltp.js';
+import { learnLtpThresholds } from '../prune/ltp-learn.js';
 import { calibrationRun, type PlanContext } from '../prune/method.js';
 import { tokenMethod } from '../prune/registry.js';
 import { zeroTPrune } from '../prune/zero-tprune.js';
+import { createProgress } from '../util/progress.js';
 import { ImageError, UsageError } from '../errors.js';
 import type { LabelledImage } from './dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type SkippedImage, type Variant } from './evaluate.js';
@@ -12,10 +17,13 @@ import type { ImageLoader } from './image-loader.js';
 /**
  * Every method at every budget on the same images (each decoded once), against the dense model (Node only).
  * Methods: any of the registry (prune/registry.ts), planned for each budget; per-image ones (LTP)
- * calibrate on the unlabelled calibration images; and 'zero-tprune-tuned', Zero-TPrune with the
- * schedules `vitprune tune` found, given per budget.
+ * calibrate on the unlabelled calibration images; 'zero-tprune-tuned', Zero-TPrune with the
+ * schedules `vitprune tune` found, given per budget; and 'ltp-learned', LTP with thresholds learned
+ * with the model frozen (prune/ltp-learn.ts): a thresholds file of `vitprune learn-ltp` given for
+ * the budget, or else learned here on the calibration images.
  */
 export const TUNED_METHOD = 'zero-tprune-tuned';
+export const LEARNED_METHOD = 'ltp-learned';
 
 export interface CompareRow {
   method: string;
@@ -44,13 +52,22 @@ export interface TunedSchedule {
   file: string; // where it came from
 }
 
+/** LTP thresholds learned by `vitprune learn-ltp` for one budget. */
+export interface LearnedThresholds {
+  budget: number;
+  thresholds: unknown; // the file's JSON (ltp-thresholds.ts): method ltp's settings
+  file: string; // where it came from
+}
+
 export interface CompareOptions {
   modelName: string;
-  methods: string[]; // registry names, and TUNED_METHOD
+  methods: string[]; // registry names, TUNED_METHOD and LEARNED_METHOD
   budgets: number[];
   /** Tuned schedules (for TUNED_METHOD), for some budgets. */
   tuned?: TunedSchedule[];
-  /** Preprocessed unlabelled images the per-image methods calibrate on. */
+  /** Learned thresholds (for LEARNED_METHOD), for some budgets; at the others they are learned on `calibration`. */
+  learned?: LearnedThresholds[];
+  /** Preprocessed unlabelled images the per-image methods calibrate on, and LEARNED_METHOD learns on (never the evaluated ones). */
   calibration?: Float32Array[];
   progress?: boolean;
   log?: (line: string) => void;
@@ -69,6 +86,8 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
   const dense = denseGmacs(cfg);
   const context: PlanContext = opts.calibration?.length ? { calibration: calibrationRun(runner, opts.calibration) } : {};
   const variants: PlannedVariant[] = [];
+  let soft: SoftMaskedViT | undefined; // prepared (weights packed again, transposed) at the first budget LEARNED_METHOD learns at
+  const softModel = () => (soft ??= new SoftMaskedViT(model, gradKernelsFor(runner.kernels)));
   for (const budget of opts.budgets) {
     for (const name of opts.methods) {
       if (name === TUNED_METHOD) {
@@ -83,6 +102,10 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
         variants.push({ name: `${name}@${budget}`, method: name, budget, schedule, hooks: (i) => plan.hooks(i) });
         continue;
       }
+      if (name === LEARNED_METHOD) {
+        variants.push(await learnedVariant(model, runner, softModel, budget, opts));
+        continue;
+      }
       const method = tokenMethod(name);
       const plan = await method.plan(cfg, { budget }, context);
       if (method.counts === 'per-image') {
@@ -93,6 +116,35 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
     }
   }
   return variants;
+}
+
+/** LEARNED_METHOD at `budget`: the thresholds file given for it, or thresholds learned now on the calibration images. */
+async function learnedVariant(
+  model: ViTModel, runner: ViTRunner, soft: () => SoftMaskedViT, budget: number, opts: CompareOptions,
+): Promise<PlannedVariant> {
+  const name = `${LEARNED_METHOD}@${budget}`;
+  const given = opts.learned?.find((t) => t.budget === budget);
+  if (given) {
+    const plan = await ltp.plan(model.config, { settings: given.thresholds, settingsSource: given.file });
+    return { name, method: LEARNED_METHOD, budget, schedule: { ...(plan.settings as object), file: given.file }, hooks: (i) => plan.hooks(i) };
+  }
+  const calibration = opts.calibration ?? [];
+  if (calibration.length === 0) {
+    throw new UsageError(`compare: ${LEARNED_METHOD} at ${budget} needs a thresholds file learned for that budget, or calibration images to learn on`);
+  }
+  const progress: { bar?: ReturnType<typeof createProgress> } = {};
+  const learned = await learnLtpThresholds(runner, soft(), calibration, {
+    budget,
+    log: opts.log && ((line) => opts.log!(`${name}: ${line}`)),
+    onProgress: (done, total) => {
+      progress.bar ??= createProgress({ label: `${name} (forward + backward)`, total, unit: 'items', enabled: opts.progress === true });
+      progress.bar.update(done);
+      if (done === total) progress.bar.done();
+    },
+  });
+  const plan = await ltp.plan(model.config, { settings: learned.thresholds, settingsSource: name });
+  const schedule = { ...(plan.settings as object), learned: { images: calibration.length, seconds: learned.seconds, ...learned.hard } };
+  return { name, method: LEARNED_METHOD, budget, schedule, hooks: (i) => plan.hooks(i) };
 }
 
 /**

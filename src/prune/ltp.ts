@@ -5,6 +5,7 @@ import { initialTokens } from '../model/gmacs.js';
 import { ScheduleError, UsageError } from '../errors.js';
 import type { BudgetKnob } from './budget.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
+import { isLtpThresholdsFile, ltpThresholdsFromJson } from './ltp-thresholds.js';
 import { defineMethod, settingsObject, type CalibrationRun } from './method.js';
 import { PLACEMENT_OPTION, type Placement } from './schedule.js';
 
@@ -19,7 +20,8 @@ import { PLACEMENT_OPTION, type Placement } from './schedule.js';
  *   - `calibrateLtpQuantiles`: sequential quantile matching to a per-block keep schedule;
  *   - `ltpRampKnob`: LTP's rising ramp θ_l = c·l/L in units of the mean score, with c
  *     solved (budget.ts) to hit a mean-GMACs budget on the calibration images.
- * Or they are given as settings, {"theta": [...], "unit": ...} (a thresholds file).
+ * Or they are given as settings, {"theta": [...], "unit": ...}, or learned with the model frozen
+ * (`vitprune learn-ltp`, prune/ltp-learn.ts) and given as its thresholds file.
  *
  * Importance of token i in block l, the attention it receives averaged over heads and queries:
  *
@@ -163,8 +165,16 @@ export function ltpRampKnob(cfg: ViTConfig, run: CalibrationRun, placement: Plac
   };
 }
 
-/** LTP's thresholds from JSON: {"theta": [θ per block], "unit": "absolute" | "mean"} (and "c", as LTP's settings are described). */
+/**
+ * LTP's thresholds from JSON: {"theta": [θ per block], "unit": "absolute" | "mean"} (and "c", as
+ * LTP's settings are described), or a thresholds file of `vitprune learn-ltp` (ltp-thresholds.ts),
+ * which must have been learned for this model.
+ */
 function ltpSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): LtpSettings {
+  if (isLtpThresholdsFile(json)) {
+    const { theta, unit } = ltpThresholdsFromJson(json, source, cfg);
+    return { thresholds: { theta, unit } };
+  }
   const { c, theta, unit } = settingsObject(json, ['c', 'theta', 'unit'], source);
   if (!(Array.isArray(theta) && theta.length === cfg.depth && theta.every((t) => typeof t === 'number'))) {
     throw new ScheduleError(`${source}: expected "theta" to list ${cfg.depth} thresholds (one per block), found ${JSON.stringify(theta)?.slice(0, 80)}`);
