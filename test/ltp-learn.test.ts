@@ -108,6 +108,22 @@ describe('learned LTP thresholds', () => {
   });
 });
 
+describe('the start of learning', () => {
+  it('is the calibrated thresholds (quantiles or ramp) with the lower hard KL on the calibration images', async () => {
+    const soft = new SoftMaskedViT(model, createReferenceGradKernels('float64'));
+    const result = await learnLtpThresholds(runner, soft, inputs, { budget: 0.8, epochs: 1, batchSize: 20 });
+    expect(result.starts.map((s) => s.method)).toEqual(['quantiles', 'ramp']);
+    for (const s of result.starts) {
+      const check = hard(s.thresholds.theta);
+      expect(s.hard.kl).toBeCloseTo(check.kl, 12);
+      expect(Math.abs(check.fraction / 0.8 - 1)).toBeLessThan(0.05); // both calibrated to the budget
+    }
+    expect(result.initial.hard.kl).toBe(Math.min(...result.starts.map((s) => s.hard.kl)));
+    expect(result.starts[0].hard.kl).not.toBe(result.starts[1].hard.kl); // a real choice
+    expect(result.initial.thresholds.theta[0]).toBe(0); // block 1 never prunes
+  });
+});
+
 describe('geometricKeepSchedule', () => {
   it('keeps the same share per block from the second, at the budget, and refuses budgets out of reach', () => {
     const deitT = configFromDims({ dim: 192, depth: 12, heads: 3 });
@@ -178,7 +194,7 @@ describe('vitprune learn-ltp', () => {
     const r = await run('learn-ltp', '--model', FIXTURE, '--backend', 'reference', '--calib', calib, '--split', 'even', '--budget', '0.9', '--epochs', '1', '--out', path.join(tmp, 't2.json'));
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/learn-ltp \(forward \+ backward\) \[#+\] 100% 3\/3/);
-    expect(r.stdout).toMatch(/^learned +: .*agreement .* on 3 calibration images\ncalibrated \(quantiles\): /m);
+    expect(r.stdout).toMatch(/^learned +: .*agreement .* on 3 calibration images\ncalibrated \((quantiles|ramp)\) *: /m);
   });
 
   it.each([

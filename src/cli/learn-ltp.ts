@@ -71,7 +71,7 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
   const soft = new SoftMaskedViT(model, gradKernelsFor(runner.kernels));
   const log = values.quiet ? undefined : (line: string) => process.stderr.write(`learn-ltp: ${line}\n`);
   const progress: { bar?: ReturnType<typeof createProgress> } = {};
-  log?.(`calibrating LTP thresholds (quantiles) to ${budget} × dense on ${inputs.length} images: the starting point`);
+  log?.(`calibrating LTP thresholds (quantiles, ramp) to ${budget} × dense on ${inputs.length} images: the starting points`);
   const result = await learnLtpThresholds(runner, soft, inputs, {
     ...options,
     log,
@@ -89,7 +89,10 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
     model: cfg.architecture,
     budget,
     calibration,
-    initial: { method: result.initial.method, keep: result.initial.keep, theta: result.initial.thresholds.theta, ...result.initial.hard },
+    initial: {
+      method: result.initial.method, c: result.initial.c, keep: result.initial.keep, theta: result.initial.thresholds.theta, ...result.initial.hard,
+      starts: result.starts.map(({ method, hard }) => ({ method, ...hard })),
+    },
     learning: { ...options, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
   }));
 
