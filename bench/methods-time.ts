@@ -26,7 +26,12 @@ const { values } = parseArgs({
     model: { type: 'string', default: '../shared/data/deit-tiny' },
     images: { type: 'string' },
     budgets: { type: 'string', default: '0.87,0.65' },
-    methods: { type: 'string', default: TOKEN_METHODS.filter((m) => m.counts === 'fixed').map((m) => m.name).join(',') },
+    methods: {
+      type: 'string',
+      default: TOKEN_METHODS.filter((m) => m.counts === 'fixed')
+        .map((m) => m.name)
+        .join(','),
+    },
     runs: { type: 'string', default: '15' },
     threads: { type: 'string', default: '1' },
     json: { type: 'string' },
@@ -40,7 +45,9 @@ const runs = Number(values.runs);
 const size = cfg.inChannels * cfg.imageSize * cfg.imageSize;
 const rand = seededRandom(1);
 const inputs = values.images
-  ? listImages(values.images).slice(0, 4).map((f) => loadImageTensor(f, cfg.preprocess))
+  ? listImages(values.images)
+      .slice(0, 4)
+      .map((f) => loadImageTensor(f, cfg.preprocess))
   : Array.from({ length: 4 }, () => Float32Array.from({ length: size }, () => rand() * 4 - 2));
 const dense = denseGmacs(cfg);
 const time = (run: () => void) => {
@@ -54,7 +61,7 @@ for (const budget of values.budgets!.split(',').map(Number)) {
   for (const method of values.methods!.split(',')) {
     const plan = await planPruning(cfg, { method, budget });
     const hooks = plan.hooks(0);
-    for (const x of inputs) (runner.forward(x), runner.forward(x, hooks)); // warm-up
+    for (const x of inputs) runner.forward(x), runner.forward(x, hooks); // warm-up
     const denseMs: number[] = [];
     const prunedMs: number[] = [];
     let gmacs = 0;
@@ -64,9 +71,19 @@ for (const budget of values.budgets!.split(',').map(Number)) {
       prunedMs.push(time(() => (gmacs = runner.forward(x, hooks).gmacs)));
     }
     const timeRatio = median(prunedMs.map((p, i) => p / denseMs[i]));
-    const row = { method, budget, gmacsRatio: gmacs / dense, timeRatio, denseMs: median(denseMs), prunedMs: median(prunedMs), pass: timeRatio <= gmacs / dense + 0.05 };
+    const row = {
+      method,
+      budget,
+      gmacsRatio: gmacs / dense,
+      timeRatio,
+      denseMs: median(denseMs),
+      prunedMs: median(prunedMs),
+      pass: timeRatio <= gmacs / dense + 0.05,
+    };
     rows.push(row);
-    console.log(`${method.padEnd(12)} ${budget}  GMACs ×${row.gmacsRatio.toFixed(3)}  time ×${timeRatio.toFixed(3)}  (${row.prunedMs.toFixed(1)} / ${row.denseMs.toFixed(1)} ms)  ${row.pass ? 'ok' : 'SLOWER than GMACs + 0.05'}`);
+    console.log(
+      `${method.padEnd(12)} ${budget}  GMACs ×${row.gmacsRatio.toFixed(3)}  time ×${timeRatio.toFixed(3)}  (${row.prunedMs.toFixed(1)} / ${row.denseMs.toFixed(1)} ms)  ${row.pass ? 'ok' : 'SLOWER than GMACs + 0.05'}`,
+    );
   }
 }
 if (values.json) writeFileSync(values.json, JSON.stringify({ model: values.model, threads: Number(values.threads), runs, rows }, null, 2) + '\n');

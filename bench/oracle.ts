@@ -113,11 +113,16 @@ function suiteErrors(): Promise<ErrorTable> {
     }
     if (spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0) {
       const cases = readSuite(SUITE).cases.filter((c) => c.method === 'dense' || c.method === 'topk');
-      const variants = [['numpy float64', '--dtype', 'float64'], ['numpy float32', '--dtype', 'float32'], ['numpy, float16 softmax (broken)', '--break', 'softmax-f16']];
+      const variants = [
+        ['numpy float64', '--dtype', 'float64'],
+        ['numpy float32', '--dtype', 'float32'],
+        ['numpy, float16 softmax (broken)', '--break', 'softmax-f16'],
+      ];
       for (const [column, ...options] of variants) {
         const out = path.join(tmp, column.replace(/\W+/g, '-'));
         spawnSync('python3', [path.join(ROOT, 'examples/numpy-port/port.py'), ...cases.map((c) => path.join(SUITE, c.dir)), '--out', out, ...options]);
-        for (const c of cases) table.add(`${column} (dense, top-k)`, checkBundles(readBundle(path.join(SUITE, c.dir)), readBundle(path.join(out, path.basename(c.dir)))));
+        for (const c of cases)
+          table.add(`${column} (dense, top-k)`, checkBundles(readBundle(path.join(SUITE, c.dir)), readBundle(path.join(out, path.basename(c.dir)))));
       }
     }
     return table;
@@ -181,7 +186,9 @@ async function bundleFigures(file: string, runs: number): Promise<string[]> {
     const record = timed(runs, () => (bundle = recordTrace(runner, model, request)));
     dirs[backend] = path.join(tmp, backend);
     const write = timed(runs, () => writeBundle(dirs[backend], bundle));
-    lines.push(`| ${runner.kernels.name} | ${bundle.tensors.size} | ${(folderBytes(dirs[backend]) / 1e6).toFixed(1)} MB | ${record.toFixed(2)} s | ${write.toFixed(2)} s |`);
+    lines.push(
+      `| ${runner.kernels.name} | ${bundle.tensors.size} | ${(folderBytes(dirs[backend]) / 1e6).toFixed(1)} MB | ${record.toFixed(2)} s | ${write.toFixed(2)} s |`,
+    );
   }
   const inProcess = timed(runs, () => checkBundles(readBundle(dirs.reference64), readBundle(dirs.wasm)));
   lines.push('', `check of the two (read both + compare), in process: ${inProcess.toFixed(2)} s`);
@@ -194,12 +201,23 @@ async function bundleFigures(file: string, runs: number): Promise<string[]> {
 }
 
 const runs = Number(values.runs);
-const files = existsSync(IMAGES) ? readdirSync(IMAGES).filter((f) => f.endsWith('.JPEG')).sort().slice(0, Number(values.images)).map((f) => path.join(IMAGES, f)) : [];
+const files = existsSync(IMAGES)
+  ? readdirSync(IMAGES)
+      .filter((f) => f.endsWith('.JPEG'))
+      .sort()
+      .slice(0, Number(values.images))
+      .map((f) => path.join(IMAGES, f))
+  : [];
 const out: string[] = [`Machine: ${os.cpus()[0].model}, ${os.cpus().length} CPUs (shared), node ${process.version}`, ''];
-out.push('Cells: the largest error relative to max|expected| (in brackets: its largest share of the tensor\'s tolerance τ_kind × (block + 1)).', '');
+out.push("Cells: the largest error relative to max|expected| (in brackets: its largest share of the tensor's tolerance τ_kind × (block + 1)).", '');
 out.push(`### Conformance suite (${readSuite(SUITE).cases.length} cases)`, '', (await suiteErrors()).markdown(), '');
 if (files.length) {
-  out.push(`### Same on DeiT-Tiny, ${files.length} dev images × dense, top-k, ToMe, Zero-TPrune, MCTF, PPT, PiToMe at ${BUDGET} × dense GMACs`, '', (await deitErrors(files)).markdown(), '');
+  out.push(
+    `### Same on DeiT-Tiny, ${files.length} dev images × dense, top-k, ToMe, Zero-TPrune, MCTF, PPT, PiToMe at ${BUDGET} × dense GMACs`,
+    '',
+    (await deitErrors(files)).markdown(),
+    '',
+  );
   out.push(`### A DeiT-Tiny bundle (dense, ${path.basename(files[0])}), median of ${runs}`, '', ...(await bundleFigures(files[0], runs)), '');
 }
 process.stdout.write(out.join('\n') + '\n');

@@ -111,7 +111,9 @@ async function main(): Promise<number> {
   try {
     const model = await loadModelSpec(values.model!, { quiet: true });
     const cfg = model.config;
-    const photos = readdirSync(PHOTOS).sort().map((name) => ({ name, bytes: new Uint8Array(readFileSync(path.join(PHOTOS, name))) }));
+    const photos = readdirSync(PHOTOS)
+      .sort()
+      .map((name) => ({ name, bytes: new Uint8Array(readFileSync(path.join(PHOTOS, name))) }));
     const input = (bytes: Uint8Array, name: string): Float32Array => preprocess(decodeImage(bytes, name), cfg.preprocess); // [3, S, S]
     const decodeAll = () => photos.map((p) => input(p.bytes, p.name));
     let runner = new ViTRunner(model, kernels);
@@ -120,7 +122,9 @@ async function main(): Promise<number> {
     const plans: (PruningPlan | null)[] = [null];
     for (const method of TOKEN_METHODS) plans.push(await method.plan(cfg, { budget }, method.counts === 'per-image' ? { calibration } : {}));
     const names = plans.map((p) => p?.method ?? 'dense');
-    log(`soak: ${values.model} on ${kernels.name}, ${threads} thread(s); ${runs} runs over ${photos.length} photos × ${names.join(', ')} (at ${budget} × dense GMACs); a new runner and the photos decoded again every ${recreateEvery} runs`);
+    log(
+      `soak: ${values.model} on ${kernels.name}, ${threads} thread(s); ${runs} runs over ${photos.length} photos × ${names.join(', ')} (at ${budget} × dense GMACs); a new runner and the photos decoded again every ${recreateEvery} runs`,
+    );
 
     const samples: MemorySample[] = [];
     const started = performance.now();

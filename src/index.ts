@@ -10,8 +10,14 @@
  * the Node-only vitprune/node.
  */
 export {
-  Classifier, loadClassifier,
-  type ClassifierOptions, type ClassifyOptions, type ImageInput, type ModelSource, type Prediction, type PruneOptions,
+  Classifier,
+  loadClassifier,
+  type ClassifierOptions,
+  type ClassifyOptions,
+  type ImageInput,
+  type ModelSource,
+  type Prediction,
+  type PruneOptions,
 } from './api/classifier.js';
 export * from './errors.js';
 export { softmax, topK } from './eval/metrics.js';

@@ -292,11 +292,10 @@ describe.concurrent('bad model folders', () => {
     const bytes = Buffer.from(fixtureBytes());
     bytes.writeBigUInt64LE(BigInt(bytes.length * 2), 0);
     const dir = modelCopy('header-too-long', { safetensors: bytes });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'model.safetensors'),
-      `header length is ${bytes.length * 2} bytes`,
-      `only ${bytes.length - 8} bytes follow`,
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'model.safetensors'), `header length is ${bytes.length * 2} bytes`, `only ${bytes.length - 8} bytes follow`],
+    );
   });
 
   it('invalid JSON header', async () => {
@@ -311,11 +310,10 @@ describe.concurrent('bad model folders', () => {
     header['blocks.1.mlp.fc2.renamed'] = header['blocks.1.mlp.fc2.weight'];
     delete header['blocks.1.mlp.fc2.weight'];
     const dir = modelCopy('missing-tensor', { safetensors: safetensorsWith(header, data) });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'model.safetensors'),
-      'missing tensor "blocks.1.mlp.fc2.weight"',
-      'expected shape [8, 16]',
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'model.safetensors'), 'missing tensor "blocks.1.mlp.fc2.weight"', 'expected shape [8, 16]'],
+    );
   });
 
   it('a shape mismatch', async () => {
@@ -329,12 +327,10 @@ describe.concurrent('bad model folders', () => {
     const { header, data } = fixtureHeader();
     header['norm.weight'].dtype = 'F8_E4M3';
     const dir = modelCopy('unknown-dtype', { safetensors: safetensorsWith(header, data) });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'model.safetensors'),
-      '"norm.weight"',
-      'unsupported dtype "F8_E4M3"',
-      'F32, F16, BF16',
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'model.safetensors'), '"norm.weight"', 'unsupported dtype "F8_E4M3"', 'F32, F16, BF16'],
+    );
   });
 
   it('an unknown architecture in config.json', async () => {
@@ -342,11 +338,10 @@ describe.concurrent('bad model folders', () => {
     config.architecture = 'swin_tiny_patch4_window7_224';
     delete config.model_args;
     const dir = modelCopy('unknown-arch', { config });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'config.json'),
-      'unknown architecture "swin_tiny_patch4_window7_224"',
-      'supported: ',
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'config.json'), 'unknown architecture "swin_tiny_patch4_window7_224"', 'supported: '],
+    );
   });
 
   it('missing config.json', async () => {
@@ -393,10 +388,13 @@ describe.concurrent('bad images', () => {
 
 describe.concurrent('hub errors', () => {
   it('unreachable endpoint', async () => {
-    await expectCliError(['classify', '--model', 'owner/tiny', png], [
-      `cannot reach the model hub at ${closedEndpoint} (ECONNREFUSED) while fetching ${closedEndpoint}/owner/tiny/resolve/main/config.json`,
-      /owner\/tiny is not in the hub cache at \S+models--owner--tiny; without network, pass a model folder \(config.json \+ model.safetensors\) instead: --model DIR/,
-    ]);
+    await expectCliError(
+      ['classify', '--model', 'owner/tiny', png],
+      [
+        `cannot reach the model hub at ${closedEndpoint} (ECONNREFUSED) while fetching ${closedEndpoint}/owner/tiny/resolve/main/config.json`,
+        /owner\/tiny is not in the hub cache at \S+models--owner--tiny; without network, pass a model folder \(config.json \+ model.safetensors\) instead: --model DIR/,
+      ],
+    );
   });
 
   it('failing endpoint (HTTP 500)', async () => {
@@ -406,9 +404,13 @@ describe.concurrent('hub errors', () => {
   });
 
   it('repository not found (HTTP 404)', async () => {
-    await expectCliError(['classify', '--model', 'nobody/tiny', png], ['HTTP 404', `${hub.endpoint}/nobody/tiny/resolve/main/config.json`, 'nobody/tiny not found'], {
-      env: { HF_ENDPOINT: hub.endpoint },
-    });
+    await expectCliError(
+      ['classify', '--model', 'nobody/tiny', png],
+      ['HTTP 404', `${hub.endpoint}/nobody/tiny/resolve/main/config.json`, 'nobody/tiny not found'],
+      {
+        env: { HF_ENDPOINT: hub.endpoint },
+      },
+    );
   });
 
   it('interrupted download (Content-Length announced, socket killed halfway)', async () => {
@@ -531,7 +533,10 @@ describe.concurrent('working commands', () => {
     const names = ['n00000001_tench.png', 'n00000002_goldfish.jpg', 'n00000003_shark.png'];
     cpSync(png, path.join(dir, names[0]));
     cpSync(file('pattern.jpg'), path.join(dir, names[1]));
-    writeFileSync(path.join(dir, names[2]), encodePng({ width: 9, height: 14, colorType: 0, bitDepth: 8, samples: testPattern(9, 14).filter((_, i) => i % 3 === 0) }));
+    writeFileSync(
+      path.join(dir, names[2]),
+      encodePng({ width: 9, height: 14, colorType: 0, bitDepth: 8, samples: testPattern(9, 14).filter((_, i) => i % 3 === 0) }),
+    );
     const csv = file('labels.csv');
     writeFileSync(csv, `file,class_index\n${names.map((n, i) => `${n},${i}`).join('\n')}\n`);
     const r = await cli(['eval', '--model', TINY, '--images', dir, '--labels', csv, '--json']);
@@ -565,7 +570,11 @@ describe.concurrent('working commands', () => {
     expect(r.code, show(r)).toBe(0);
     const doc = JSON.parse(r.stdout);
     const ms = { median: expect.any(Number), min: expect.any(Number), max: expect.any(Number) };
-    expect(doc).toMatchObject({ threads: 1, method: 'topk', compare: [{ backend: doc.backend, threads: 2, msPerImage: ms, ratio: expect.any(Number), pruned: { msPerImage: ms, ratio: expect.any(Number) } }] });
+    expect(doc).toMatchObject({
+      threads: 1,
+      method: 'topk',
+      compare: [{ backend: doc.backend, threads: 2, msPerImage: ms, ratio: expect.any(Number), pruned: { msPerImage: ms, ratio: expect.any(Number) } }],
+    });
     expect(doc.compare).toHaveLength(1);
   });
 
@@ -617,7 +626,12 @@ describe.concurrent('a bad input costs only itself', () => {
     for (const [target, source] of Object.entries(images)) cpSync(source, path.join(dir, target));
     const csv = file(`${name}.csv`);
     // A label from the name, so that an image has the same one in every folder.
-    writeFileSync(csv, `file,class_index\n${Object.keys(images).map((n) => `${n},${n.charCodeAt(0) % 3}`).join('\n')}\n`);
+    writeFileSync(
+      csv,
+      `file,class_index\n${Object.keys(images)
+        .map((n) => `${n},${n.charCodeAt(0) % 3}`)
+        .join('\n')}\n`,
+    );
     return { dir, csv };
   }
 
@@ -656,7 +670,7 @@ describe.concurrent('a bad input costs only itself', () => {
     expect(doc[2]).toEqual({ file: tmp, error: `${tmp}: cannot read image file: expected a file, found a folder` });
     expect(doc[3]).toEqual(good[1]);
     expect(stderrLines(mixed)).toEqual([`error: ${doc[2].error}`, `error: ${doc[0].error}`]);
- 
+
     // Every file refused before the model loads: still one entry each.
     const none = await cli([...args, tmp, file('notes.png')]);
     expect(none.code, show(none)).toBe(1);
@@ -668,14 +682,18 @@ describe.concurrent('a bad input costs only itself', () => {
 
   it('classify (visualize, trace) check their images before the model: a missing file with a hub model says the file is missing, and nothing is fetched', async () => {
     const missing = file('no-photo.jpg');
-    const line = await expectCliError(['classify', '--model', 'unseen/tiny', missing], [missing, 'no such file (ENOENT)'], { env: { HF_ENDPOINT: hub.endpoint } });
+    const line = await expectCliError(['classify', '--model', 'unseen/tiny', missing], [missing, 'no such file (ENOENT)'], {
+      env: { HF_ENDPOINT: hub.endpoint },
+    });
     expect(line).not.toMatch(/hub|HTTP/);
     expect(hub.requests.filter((u) => u.startsWith('/unseen/'))).toEqual([]);
     // Without network: the same; and for the commands that take one image.
     const env = { HF_ENDPOINT: hub.endpoint };
     await Promise.all([
       expectCliError(['classify', missing], [missing, 'no such file (ENOENT)']),
-      expectCliError(['visualize', '--model', 'unseen/tiny', '--method', 'topk', '--keep', '0.5', '--out', file('never.png'), missing], [missing, 'ENOENT'], { env }),
+      expectCliError(['visualize', '--model', 'unseen/tiny', '--method', 'topk', '--keep', '0.5', '--out', file('never.png'), missing], [missing, 'ENOENT'], {
+        env,
+      }),
       expectCliError(['trace', '--model', 'unseen/tiny', '--out', file('never-bundle'), missing], [missing, 'ENOENT'], { env }),
     ]);
     expect(hub.requests.filter((u) => u.startsWith('/unseen/'))).toEqual([]);
@@ -747,7 +765,21 @@ describe.concurrent('a bad input costs only itself', () => {
     const clean = imageFolder('compare-clean', { 'a.png': png, 'd.jpg': file('pattern.jpg') });
     const args = (f: { dir: string; csv: string }, ...more: string[]) =>
       // A random ViT-Ti (the tiny fixture has too few tokens for a budget); twice: two models.
-      ['compare', '--model', 'random:vit_tiny_patch16_224,random:vit_tiny_patch16_224', '--images', f.dir, '--labels', f.csv, '--methods', 'topk', '--budgets', '0.7', '--quiet', ...more];
+      [
+        'compare',
+        '--model',
+        'random:vit_tiny_patch16_224,random:vit_tiny_patch16_224',
+        '--images',
+        f.dir,
+        '--labels',
+        f.csv,
+        '--methods',
+        'topk',
+        '--budgets',
+        '0.7',
+        '--quiet',
+        ...more,
+      ];
     const [json, text, reference] = await Promise.all([cli(args(mixed, '--json')), cli(args(mixed)), cli(args(clean, '--json'))]);
     expect(reference.code, show(reference)).toBe(0);
     expect(json.code, show(json)).toBe(1);

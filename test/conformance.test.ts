@@ -22,15 +22,23 @@ const THREADED_TIMEOUT = 60_000;
 async function runSuite(kernels: Backend | Kernels, tolerances?: Partial<Record<TensorKind, number>>): Promise<string[]> {
   const failures: string[] = [];
   for (const { suiteCase, model, report } of checkSuite(SUITE, typeof kernels === 'string' ? await createKernels(kernels) : kernels, { tolerances })) {
-    if (report.missing.length || report.extra.length) failures.push(`${suiteCase.name}: tensors missing ${report.missing.join(', ')}; extra ${report.extra.join(', ')}`);
-    if (!report.ok) failures.push(`${suiteCase.name}: ${report.firstDivergence ? describeDivergence(report.firstDivergence, model.config.depth) : report.manifestDifferences.join('; ')}`);
+    if (report.missing.length || report.extra.length)
+      failures.push(`${suiteCase.name}: tensors missing ${report.missing.join(', ')}; extra ${report.extra.join(', ')}`);
+    if (!report.ok)
+      failures.push(
+        `${suiteCase.name}: ${report.firstDivergence ? describeDivergence(report.firstDivergence, model.config.depth) : report.manifestDifferences.join('; ')}`,
+      );
   }
   return failures;
 }
 
 describe('conformance suite', () => {
   it('covers every model layout, 2 inputs × dense + 9 methods × 2 settings, and the tie cases', () => {
-    expect(Object.values(suite.models).map((m) => m.layout).sort()).toEqual(['timm', 'timm', 'timm', 'timm', 'transformers']);
+    expect(
+      Object.values(suite.models)
+        .map((m) => m.layout)
+        .sort(),
+    ).toEqual(['timm', 'timm', 'timm', 'timm', 'transformers']);
     const methods = new Set(suite.cases.map((c) => `${c.method}-${c.setting}`));
     for (const m of TRACE_METHODS) for (const s of [1, 2]) expect(methods).toContain(`${m}-${s}`);
     expect(TRACE_METHODS).toHaveLength(9);
@@ -50,24 +58,32 @@ describe('conformance suite', () => {
   }
 
   for (const backend of ['wasm', 'wasm-simd'] as const) {
-    it(`the ${backend} backend on 2 threads passes every case`, async () => {
-      const kernels = (await createKernels(backend, { threads: 2 })) as WasmKernels;
-      try {
-        expect(kernels.threads).toBe(2);
-        expect(await runSuite(kernels)).toEqual([]);
-      } finally {
-        await kernels.dispose();
-      }
-    }, THREADED_TIMEOUT);
+    it(
+      `the ${backend} backend on 2 threads passes every case`,
+      async () => {
+        const kernels = (await createKernels(backend, { threads: 2 })) as WasmKernels;
+        try {
+          expect(kernels.threads).toBe(2);
+          expect(await runSuite(kernels)).toEqual([]);
+        } finally {
+          await kernels.dispose();
+        }
+      },
+      THREADED_TIMEOUT,
+    );
 
-    it(`the ${backend} backend on 2 threads, every call split over the workers, passes every case`, async () => {
-      const kernels = await createWasmKernels({ variant: backend === 'wasm' ? 'auto' : 'simd', threads: 2, splitSmallCalls: true });
-      try {
-        expect(await runSuite(kernels)).toEqual([]);
-        expect(kernels.pool!.jobs, 'jobs the pool ran').toBeGreaterThan(1000);
-      } finally {
-        await kernels.dispose();
-      }
-    }, THREADED_TIMEOUT);
+    it(
+      `the ${backend} backend on 2 threads, every call split over the workers, passes every case`,
+      async () => {
+        const kernels = await createWasmKernels({ variant: backend === 'wasm' ? 'auto' : 'simd', threads: 2, splitSmallCalls: true });
+        try {
+          expect(await runSuite(kernels)).toEqual([]);
+          expect(kernels.pool!.jobs, 'jobs the pool ran').toBeGreaterThan(1000);
+        } finally {
+          await kernels.dispose();
+        }
+      },
+      THREADED_TIMEOUT,
+    );
   }
 });

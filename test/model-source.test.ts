@@ -49,7 +49,9 @@ describe('locateSource', () => {
   it('refuses what names no model, saying what it expected', () => {
     expect(() => locateSource('deit-tiny', BROWSER)).toThrow(/expected a model folder URL .* a hub id owner\/name\[@revision\], or the bytes/);
     expect(() => locateSource('a/b/c', BROWSER)).toThrow(UsageError);
-    expect(() => locateSource('file:///models/x/', NODE)).toThrow(/expected an http\(s\) URL of a model folder, found a file: URL \(in Node, give the folder path\)/);
+    expect(() => locateSource('file:///models/x/', NODE)).toThrow(
+      /expected an http\(s\) URL of a model folder, found a file: URL \(in Node, give the folder path\)/,
+    );
     expect(() => locateSource('ftp://host/m/', BROWSER)).toThrow(/found a ftp: URL/);
     expect(() => locateSource('/m/', { node: false })).toThrow(/a relative model URL needs a page/);
   });
@@ -104,7 +106,9 @@ describe('model folders and hub ids over HTTP', () => {
     served.delete('https://host/m/model.safetensors');
     const failure = fetchModelFolder('https://host/m/', { fetch: fakeFetch(served) });
     await expect(failure).rejects.toThrow(HubError);
-    await expect(failure).rejects.toThrow('HTTP 404 from https://host/m/model.safetensors: expected model.safetensors of the model folder https://host/m/; there is no such file there');
+    await expect(failure).rejects.toThrow(
+      'HTTP 404 from https://host/m/model.safetensors: expected model.safetensors of the model folder https://host/m/; there is no such file there',
+    );
     const unreachable = (async () => {
       throw new TypeError('fetch failed');
     }) as typeof fetch;
@@ -124,7 +128,9 @@ describe('model folders and hub ids over HTTP', () => {
     await expect(fetchHubModel('tiny-org/tiny', { hubEndpoint: 'https://mirror.example/hub', fetch: fakeFetch(folder(resolve)) })).rejects.toThrow(
       'HTTP 404 from https://mirror.example/hub/tiny-org/tiny/resolve/main/config.json: expected config.json of hub model tiny-org/tiny@main at https://mirror.example/hub',
     );
-    await expect(fetchHubModel('tiny-org/tiny', { hubEndpoint: 'mirror.example' })).rejects.toThrow(/expected the hub endpoint to be an absolute http\(s\) URL/);
+    await expect(fetchHubModel('tiny-org/tiny', { hubEndpoint: 'mirror.example' })).rejects.toThrow(
+      /expected the hub endpoint to be an absolute http\(s\) URL/,
+    );
     await expect(fetchHubModel('not a hub id')).rejects.toThrow(UsageError);
 
     const kept = new Map<string, Uint8Array>();
@@ -177,9 +183,15 @@ describe('image inputs', () => {
   });
 
   it('refuses what it cannot read, saying what it expected', () => {
-    expect(() => rgbOfInput({ width: 2, height: 2, data: new Uint8ClampedArray(15) })).toThrow('image: expected ImageData of 2×2 to hold 16 RGBA bytes, found 15');
-    expect(() => rgbOfInput({ width: 1, height: 1, data: new Uint8ClampedArray(4), colorSpace: 'display-p3' })).toThrow(/srgb colour space .* found display-p3/);
-    expect(() => rgbOfInput(42 as never)).toThrow(/expected a JPEG\/PNG file's bytes, an RgbImage, ImageData, ImageBitmap, <img>, <canvas> or OffscreenCanvas, found number/);
+    expect(() => rgbOfInput({ width: 2, height: 2, data: new Uint8ClampedArray(15) })).toThrow(
+      'image: expected ImageData of 2×2 to hold 16 RGBA bytes, found 15',
+    );
+    expect(() => rgbOfInput({ width: 1, height: 1, data: new Uint8ClampedArray(4), colorSpace: 'display-p3' })).toThrow(
+      /srgb colour space .* found display-p3/,
+    );
+    expect(() => rgbOfInput(42 as never)).toThrow(
+      /expected a JPEG\/PNG file's bytes, an RgbImage, ImageData, ImageBitmap, <img>, <canvas> or OffscreenCanvas, found number/,
+    );
     expect(() => rgbOfInput({ width: 4, height: 4 })).toThrow(ImageError);
     expect(() => rgbOfInput({ width: 4, height: 4 })).toThrow(/needs OffscreenCanvas or a document, this runtime has neither/);
     expect(() => rgbOfInput({ width: 4, height: 4, naturalWidth: 0, naturalHeight: 0, complete: false })).toThrow(/expected a loaded <img>/);

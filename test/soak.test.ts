@@ -21,7 +21,21 @@ it('the verdict measures growth from the first report (the warm-up mark) to the 
 
 it('npm run soak: every method on the sample photos, runners recreated, wasm memory unchanged between reports', async () => {
   // One report per full cycle (4 photos × dense and 6 methods = 28 runs), so that every path has run before the first mark.
-  const args = ['--model', 'random:vit_tiny_patch16_128', '--runs', '56', '--every', '28', '--recreate-every', '5', '--threads', '2', '--limit-mb', '1000', '--json'];
+  const args = [
+    '--model',
+    'random:vit_tiny_patch16_128',
+    '--runs',
+    '56',
+    '--every',
+    '28',
+    '--recreate-every',
+    '5',
+    '--threads',
+    '2',
+    '--limit-mb',
+    '1000',
+    '--json',
+  ];
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/soak.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

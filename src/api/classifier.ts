@@ -114,7 +114,9 @@ export class Classifier {
     const { inputSize } = this.config.preprocess;
     const expected = 3 * inputSize * inputSize;
     if (!(input instanceof Float32Array) || input.length !== expected) {
-      throw new UsageError(`forward: expected a Float32Array of 3×${inputSize}×${inputSize} = ${expected} values (a preprocessed image), found ${input instanceof Float32Array ? input.length : typeof input}`);
+      throw new UsageError(
+        `forward: expected a Float32Array of 3×${inputSize}×${inputSize} = ${expected} values (a preprocessed image), found ${input instanceof Float32Array ? input.length : typeof input}`,
+      );
     }
     return this.runner.forward(input).logits;
   }
@@ -153,7 +155,14 @@ export class Classifier {
     }
     let plan = cache.get(key);
     if (!plan) {
-      const context = calibration ? { calibration: calibrationRun(this.runner, calibration.map((image) => this.input(image))) } : {};
+      const context = calibration
+        ? {
+            calibration: calibrationRun(
+              this.runner,
+              calibration.map((image) => this.input(image)),
+            ),
+          }
+        : {};
       plan = planPruning(this.config, { ...request, method: request.method ?? 'auto' }, context);
       plan.catch(() => cache.delete(key)); // a request that failed is not remembered
       cache.set(key, plan);

@@ -62,15 +62,17 @@ export function locateSource(source: string | URL, runtime: SourceRuntime): Sour
   }
   if (parseHubId(source)) return { kind: 'hub', id: source };
   throw new UsageError(
-    `loadClassifier('${source}'): expected a model folder URL (https://host/models/name/, or '/…', './…', '../…' on this site), `
-      + `a hub id owner/name[@revision], or the bytes of the model's files ({ config, weights })`,
+    `loadClassifier('${source}'): expected a model folder URL (https://host/models/name/, or '/…', './…', '../…' on this site), ` +
+      `a hub id owner/name[@revision], or the bytes of the model's files ({ config, weights })`,
   );
 }
 
 function httpUrl(url: string): SourceLocation {
   const scheme = SCHEME.exec(url)?.[1]?.toLowerCase();
   if (scheme !== 'http' && scheme !== 'https') {
-    throw new UsageError(`loadClassifier('${url}'): expected an http(s) URL of a model folder, found a ${scheme}: URL${scheme === 'file' ? ' (in Node, give the folder path)' : ''}`);
+    throw new UsageError(
+      `loadClassifier('${url}'): expected an http(s) URL of a model folder, found a ${scheme}: URL${scheme === 'file' ? ' (in Node, give the folder path)' : ''}`,
+    );
   }
   return { kind: 'url', url };
 }
@@ -99,6 +101,11 @@ export async function loadModel(source: ModelSource, options: ModelSourceOptions
 /** A folder or hub id, through the Node-only modules (loaded only here, when asked for). */
 async function loadFromNode(spec: string, options: ModelSourceOptions): Promise<ViTModel> {
   const [{ resolveModel }, { loadModelFolder }] = await Promise.all([import('../model/hub.js'), import('../model/folder.js')]);
-  const folder = await resolveModel(spec, { progress: options.progress ?? false, endpoint: options.hubEndpoint, revision: options.revision, fetchImpl: options.fetch });
+  const folder = await resolveModel(spec, {
+    progress: options.progress ?? false,
+    endpoint: options.hubEndpoint,
+    revision: options.revision,
+    fetchImpl: options.fetch,
+  });
   return loadModelFolder(folder);
 }

@@ -1,7 +1,15 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { compareMethods, LEARNED_METHOD, reportMarkdown, TUNED_METHOD, type CompareReport, type LearnedThresholds, type TunedSchedule } from '../eval/compare.js';
+import {
+  compareMethods,
+  LEARNED_METHOD,
+  reportMarkdown,
+  TUNED_METHOD,
+  type CompareReport,
+  type LearnedThresholds,
+  type TunedSchedule,
+} from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
 import { loadImageTensor } from '../image/file.js';
 import type { ViTConfig } from '../model/types.js';
@@ -32,7 +40,11 @@ export const compareSpec: CommandSpec = {
       valueName: 'LIST',
       help: `LTP thresholds files of vitprune learn-ltp, 'FILE,...', each for the budget it was learned for (method ${LEARNED_METHOD}; at budgets without one it learns on the calibration images)`,
     },
-    calib: { type: 'string', valueName: 'DIR', help: `unlabelled images to calibrate per-image methods (LTP thresholds) on, and ${LEARNED_METHOD} to learn on (default: the --images folder)` },
+    calib: {
+      type: 'string',
+      valueName: 'DIR',
+      help: `unlabelled images to calibrate per-image methods (LTP thresholds) on, and ${LEARNED_METHOD} to learn on (default: the --images folder)`,
+    },
     'calib-split': {
       type: 'string',
       valueName: 'S',
@@ -44,7 +56,10 @@ export const compareSpec: CommandSpec = {
 };
 
 function parseList<T extends string>(raw: string, allowed: readonly T[], option: string): T[] {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const x of list) {
     if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${option}: expected items from ${allowed.join(', ')}, got '${x}'`);
   }
@@ -75,7 +90,12 @@ function parseTuned(raw: string | undefined): TunedSchedule[] {
 
 /** The files of --thresholds, read (each is checked against the model it runs on). */
 function readThresholdsFiles(raw: string | undefined): { file: string; text: string }[] {
-  return (raw?.split(',').map((s) => s.trim()).filter(Boolean) ?? []).map((file) => {
+  return (
+    raw
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean) ?? []
+  ).map((file) => {
     try {
       return { file, text: readFileSync(file, 'utf8') };
     } catch (err) {
@@ -102,14 +122,20 @@ function learnedOn(record: unknown): string[] | null {
 
 /** A --thresholds file for `cfg`'s model: learned for one of `budgets`, and not on the evaluated images. */
 function learnedThresholds(
-  file: string, text: string, cfg: ViTConfig, budgets: readonly number[], evaluated: readonly string[], log?: (line: string) => void,
+  file: string,
+  text: string,
+  cfg: ViTConfig,
+  budgets: readonly number[],
+  evaluated: readonly string[],
+  log?: (line: string) => void,
 ): LearnedThresholds {
   const thresholds = parseLtpThresholds(text, file, cfg);
   if (!budgets.includes(thresholds.budget)) {
     throw new UsageError(`--thresholds: ${file} was learned for ${thresholds.budget} × dense GMACs, not one of --budgets ${budgets.join(',')}`);
   }
   const learnedFiles = learnedOn(thresholds.calibration);
-  if (learnedFiles === null) log?.(`${LEARNED_METHOD}: ${file} does not say which images it was learned on (or they are gone): not checked against the evaluated ones`);
+  if (learnedFiles === null)
+    log?.(`${LEARNED_METHOD}: ${file} does not say which images it was learned on (or they are gone): not checked against the evaluated ones`);
   else if (overlap(learnedFiles, evaluated) > 0) {
     throw new UsageError(`--thresholds: ${file} was learned on ${overlap(learnedFiles, evaluated)} of the images compare evaluates: evaluate others (--split)`);
   }
@@ -153,7 +179,9 @@ export async function compareCommand({ values }: Parsed): Promise<number> {
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
     const loader = await openImageLoader(values);
-    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, learned, calibration, progress: !values.quiet, log, loader }));
+    reports.push(
+      await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, learned, calibration, progress: !values.quiet, log, loader }),
+    );
   }
   // Each unreadable image once, though every model met it.
   const skipped = new Map(reports.flatMap((r) => r.skipped.map((s) => [s.file, s.error] as const)));

@@ -17,7 +17,10 @@ import { intOption, stringOption, type OptionSpec, type Parsed } from './args.js
  */
 
 const names = TOKEN_METHODS.map((m) => m.name);
-const methodsWith = (test: (m: TokenMethod) => boolean) => TOKEN_METHODS.filter(test).map((m) => m.name).join('/');
+const methodsWith = (test: (m: TokenMethod) => boolean) =>
+  TOKEN_METHODS.filter(test)
+    .map((m) => m.name)
+    .join('/');
 
 /** Every method's own options, once each (a name two methods share is one flag). */
 const methodOptions = new Map(TOKEN_METHODS.flatMap((m) => m.options.map((o) => [o.name, o] as const)));
@@ -98,7 +101,9 @@ function settingsRequest(values: Parsed['values'], method: TokenMethod, cfg: ViT
   const file = values[flag] as string;
   const settings = readJsonFile(`--${flag}`, file);
   if (flag === 'thresholds' && !isLtpThresholdsFile(settings)) {
-    throw new UsageError(`--thresholds expects a thresholds file of vitprune learn-ltp (it names the "model" it was learned for), found ${file} without "model"; bare settings go to --schedule`);
+    throw new UsageError(
+      `--thresholds expects a thresholds file of vitprune learn-ltp (it names the "model" it was learned for), found ${file} without "model"; bare settings go to --schedule`,
+    );
   }
   return { settings, settingsSource: file }; // ltp checks a thresholds file's model and depth
 }
@@ -135,7 +140,12 @@ function calibration(values: Parsed['values'], method: TokenMethod, request: Pru
     );
   }
   const files = spreadSample(listImages(dir), intOption(values, 'calib-samples', 128)!);
-  return { calibration: calibrationRun(runner, files.map((f) => loadImageTensor(f, runner.config.preprocess))) };
+  return {
+    calibration: calibrationRun(
+      runner,
+      files.map((f) => loadImageTensor(f, runner.config.preprocess)),
+    ),
+  };
 }
 
 /** The pruning plan the options ask for on `runner`'s model, or null for the dense model. */

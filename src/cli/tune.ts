@@ -28,7 +28,12 @@ export const tuneSpec: CommandSpec = {
     split: { type: 'string', valueName: 'S', help: "use only the images at 'even' or 'odd' positions of the sorted folder" },
     candidates: { type: 'string', valueName: 'K', default: '100', help: 'random schedules sampled besides the presets' },
     seed: { type: 'string', valueName: 'S', default: '1', help: 'random seed of the search' },
-    placement: { type: 'string', valueName: 'P', default: PLACEMENT_OPTION.default, help: `the schedules' placement: ${PLACEMENTS.join(' | ')} (${PLACEMENT_OPTION.help})` },
+    placement: {
+      type: 'string',
+      valueName: 'P',
+      default: PLACEMENT_OPTION.default,
+      help: `the schedules' placement: ${PLACEMENTS.join(' | ')} (${PLACEMENT_OPTION.help})`,
+    },
     out: { type: 'string', valueName: 'FILE', help: 'write the best schedule here (JSON, for --schedule)' },
   },
 };

@@ -71,13 +71,20 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
 
   const removal = plan.removal;
   const panels = stagePanels(numPatches(cfg), pruned.stages, removal);
-  const { svg, layout } = figureSvg(crop, cfg.patchSize, scale, panels, {
-    title:
-      `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs ` +
-      `(${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
-    lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
-    removal,
-  }, columns);
+  const { svg, layout } = figureSvg(
+    crop,
+    cfg.patchSize,
+    scale,
+    panels,
+    {
+      title:
+        `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs ` +
+        `(${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
+      lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
+      removal,
+    },
+    columns,
+  );
   const { png, hasText } = await renderFigurePng(svg, fontFile);
   if (!hasText && !values.quiet) process.stderr.write('warning: no font found (system or --font): the figure has no captions\n');
   writeOutputFile('--out', out, png);

@@ -119,9 +119,7 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
 }
 
 /** LEARNED_METHOD at `budget`: the thresholds file given for it, or thresholds learned now on the calibration images. */
-async function learnedVariant(
-  model: ViTModel, runner: ViTRunner, soft: () => SoftMaskedViT, budget: number, opts: CompareOptions,
-): Promise<PlannedVariant> {
+async function learnedVariant(model: ViTModel, runner: ViTRunner, soft: () => SoftMaskedViT, budget: number, opts: CompareOptions): Promise<PlannedVariant> {
   const name = `${LEARNED_METHOD}@${budget}`;
   const given = opts.learned?.find((t) => t.budget === budget);
   if (given) {
@@ -179,7 +177,7 @@ export function reportMarkdown(r: CompareReport): string {
   const lines = [
     `# ${r.model}: ${r.images} images${r.skipped.length ? ` (${r.skipped.length} more could not be read and are left out: ${r.skipped.map((s) => s.file).join(', ')})` : ''}`,
     '',
-    'Agreement = share of images whose top-1 equals the dense model\'s; KL = mean KL(dense ‖ pruned). ' +
+    "Agreement = share of images whose top-1 equals the dense model's; KL = mean KL(dense ‖ pruned). " +
       `With ${r.images} images one image is ${(100 / r.images).toFixed(2)} point and top-1 carries a sampling noise of about ±${(100 * Math.sqrt((r.dense.top1 * (1 - r.dense.top1)) / r.images)).toFixed(1)} points (one standard error): agreement and KL decide.`,
     '',
     '| method | budget | GMACs (× dense) | top-1 % | top-5 % | agreement | KL | ms/image |',

@@ -59,9 +59,7 @@ export interface EvalOptions {
  * Run every variant on every image, each image decoded and preprocessed once; the variants run
  * back to back on the same image so their timings share the machine's state (interleaved).
  */
-export async function evaluateVariants(
-  runner: ViTRunner, images: LabelledImage[], variants: Variant[], opts: EvalOptions = {},
-): Promise<EvalResult[]> {
+export async function evaluateVariants(runner: ViTRunner, images: LabelledImage[], variants: Variant[], opts: EvalOptions = {}): Promise<EvalResult[]> {
   const bar = createProgress({ label: 'eval', total: images.length * variants.length, unit: 'items', enabled: opts.progress ?? true });
   const results: ImageResult[][] = variants.map(() => []);
   const load = (i: number): Promise<Float32Array> | null => {

@@ -41,7 +41,8 @@ export function checkImageFile(file: string): void {
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new ImageError(`${file}: cannot read image file: expected a file, found ${stat.isDirectory() ? 'a folder' : 'a device, pipe or socket'}`);
+    if (!stat.isFile())
+      throw new ImageError(`${file}: cannot read image file: expected a file, found ${stat.isDirectory() ? 'a folder' : 'a device, pipe or socket'}`);
     const head = new Uint8Array(SIGNATURE_BYTES);
     const length = readSync(fd, head, 0, SIGNATURE_BYTES, 0);
     detectFormat(head.subarray(0, length), file);

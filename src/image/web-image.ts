@@ -80,9 +80,10 @@ export function rgbFromDrawable(image: DrawableImage, where = 'image'): RgbImage
     context.drawImage(image, 0, 0);
     pixels = context.getImageData(0, 0, width, height, { colorSpace: 'srgb' });
   } catch (cause) {
-    const reason = (cause as Error).name === 'SecurityError'
-      ? 'it comes from another origin without CORS, so its pixels cannot be read (serve it with CORS and set crossOrigin)'
-      : (cause as Error).message;
+    const reason =
+      (cause as Error).name === 'SecurityError'
+        ? 'it comes from another origin without CORS, so its pixels cannot be read (serve it with CORS and set crossOrigin)'
+        : (cause as Error).message;
     throw new ImageError(`${where}: expected an ImageBitmap, <img>, <canvas> or OffscreenCanvas whose pixels can be read: ${reason}`, { cause });
   }
   return rgbFromImageData(pixels, where);
@@ -100,7 +101,9 @@ function createCanvas(width: number, height: number, where: string): CanvasLike 
     canvas.height = height;
     return canvas;
   }
-  throw new ImageError(`${where}: drawing an image to read its pixels needs OffscreenCanvas or a document, this runtime has neither; give the file's bytes or an RgbImage`);
+  throw new ImageError(
+    `${where}: drawing an image to read its pixels needs OffscreenCanvas or a document, this runtime has neither; give the file's bytes or an RgbImage`,
+  );
 }
 
 function checkSize(width: number, height: number, where: string): void {

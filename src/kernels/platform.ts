@@ -49,8 +49,8 @@ export function threadsAllowedHere(asked: number): number {
   const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated; // undefined in Node
   if (asked <= 1 || isolated !== false) return asked;
   console.warn(
-    `vitprune: running on 1 thread instead of the ${asked} asked for: this page is not cross-origin isolated, so it cannot share memory with workers `
-      + '(serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)',
+    `vitprune: running on 1 thread instead of the ${asked} asked for: this page is not cross-origin isolated, so it cannot share memory with workers ` +
+      '(serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)',
   );
   return 1;
 }

@@ -55,8 +55,7 @@ export type TokenReduction<A extends FloatArray = Float32Array> =
  *   'final.norm'  [prefix, D]        the final LayerNorm of the prefix tokens (block = depth)
  *   'logits'      [classes]          the model's output (block = depth)
  */
-export type TraceTensorName =
-  | 'embed' | 'ln1' | 'qkv' | 'attn.probs' | 'attn.out' | 'x.attn' | 'ln2' | 'mlp.hidden' | 'x.mlp' | 'final.norm' | 'logits';
+export type TraceTensorName = 'embed' | 'ln1' | 'qkv' | 'attn.probs' | 'attn.out' | 'x.attn' | 'ln2' | 'mlp.hidden' | 'x.mlp' | 'final.norm' | 'logits';
 
 export interface ForwardHooks<A extends FloatArray = Float32Array> {
   afterAttention?(state: BlockState<A>): TokenReduction<A> | void;

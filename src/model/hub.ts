@@ -91,9 +91,7 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   if (isDirectory(spec)) return spec;
   const id = parseHubId(spec);
   if (!id || existsSync(spec)) {
-    throw new UsageError(
-      `expected a model folder (config.json + model.safetensors) or a hub id owner/name[@revision], found '${spec}'`,
-    );
+    throw new UsageError(`expected a model folder (config.json + model.safetensors) or a hub id owner/name[@revision], found '${spec}'`);
   }
   const revision = id.revision ?? opts.revision ?? DEFAULT_HUB_REVISION;
   if (!isSafeRevision(revision)) throw new UsageError(`invalid hub revision '${revision}' for ${id.owner}/${id.name}`);
@@ -103,9 +101,7 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   const cached = await cachedSnapshot(repoDir, revision);
   if (cached) return cached;
   if (opts.offline ?? isTruthy(env.HF_HUB_OFFLINE)) {
-    throw new HubError(
-      `${id.owner}/${id.name}@${revision} is not in the cache at ${repoDir} and HF_HUB_OFFLINE forbids downloading it`,
-    );
+    throw new HubError(`${id.owner}/${id.name}@${revision} is not in the cache at ${repoDir} and HF_HUB_OFFLINE forbids downloading it`);
   }
 
   const endpoint = (opts.endpoint || env.HF_ENDPOINT || DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
@@ -238,12 +234,7 @@ interface Opened {
  * X-Repo-Commit and X-Linked-Etag, which the CDN's final response does not. The headers used
  * are those of the last response that sent X-Repo-Commit, else of the final response.
  */
-async function openFollowingRedirects(
-  url: string,
-  optional: boolean,
-  session: Session,
-  idle: IdleTimeout,
-): Promise<Opened | 'absent'> {
+async function openFollowingRedirects(url: string, optional: boolean, session: Session, idle: IdleTimeout): Promise<Opened | 'absent'> {
   let current = url;
   let hubHeaders: Headers | undefined;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -286,10 +277,9 @@ async function get(url: string, session: Session, idle: IdleTimeout): Promise<Re
     return await session.fetchImpl(url, { headers, redirect: 'manual', signal: idle.signal });
   } catch (err) {
     if (idle.fired) throw new HubError(`no response from ${url} within ${formatSeconds(session.timeoutMs)}; ${notCachedAdvice(session)}`);
-    throw new HubError(
-      `cannot reach the model hub at ${originOf(url)} (${networkErrorCode(err)}) while fetching ${url}; ${notCachedAdvice(session)}`,
-      { cause: err },
-    );
+    throw new HubError(`cannot reach the model hub at ${originOf(url)} (${networkErrorCode(err)}) while fetching ${url}; ${notCachedAdvice(session)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -343,9 +333,7 @@ async function streamToBlob(
         throw new HubError(`cannot write ${tmp}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
       }
       if (idle.fired) {
-        throw new HubError(
-          `download of ${url} timed out: no data for ${formatSeconds(session.timeoutMs)} after ${received} of ${expected ?? '?'} bytes`,
-        );
+        throw new HubError(`download of ${url} timed out: no data for ${formatSeconds(session.timeoutMs)} after ${received} of ${expected ?? '?'} bytes`);
       }
       throw new HubError(`download of ${url} interrupted after ${received} of ${expected ?? '?'} bytes`, { cause: err });
     } finally {
@@ -385,20 +373,20 @@ function httpError(response: Response, url: string, session: Session): HubError 
   const code = response.headers.get('x-error-code');
   const prefix = `HTTP ${status} from ${url}`;
   if (status === 401 || status === 403) {
-    const advice = session.token
-      ? 'the token in HF_TOKEN does not grant access'
-      : 'set HF_TOKEN to an access token';
-    const what = code === 'GatedRepo'
-      ? `${session.repo} is gated: accept its conditions on the hub and`
-      : `${session.repo} is private, gated or does not exist:`;
+    const advice = session.token ? 'the token in HF_TOKEN does not grant access' : 'set HF_TOKEN to an access token';
+    const what =
+      code === 'GatedRepo' ? `${session.repo} is gated: accept its conditions on the hub and` : `${session.repo} is private, gated or does not exist:`;
     return new HubError(`${prefix}: ${what} ${advice}`);
   }
   if (status === 404) {
     const what =
-      code === 'RepoNotFound' ? `repository ${session.repo} not found`
-      : code === 'RevisionNotFound' ? `revision not found in ${session.repo}`
-      : code === 'EntryNotFound' ? `file not found in ${session.repo}`
-      : `repository ${session.repo}, its revision or the file not found`;
+      code === 'RepoNotFound'
+        ? `repository ${session.repo} not found`
+        : code === 'RevisionNotFound'
+          ? `revision not found in ${session.repo}`
+          : code === 'EntryNotFound'
+            ? `file not found in ${session.repo}`
+            : `repository ${session.repo}, its revision or the file not found`;
     return new HubError(`${prefix}: ${what}`);
   }
   if (status === 429) return new HubError(`${prefix}: rate limited; try again later or set HF_TOKEN`);

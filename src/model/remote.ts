@@ -60,12 +60,7 @@ export function fetchModelFolder(url: string | URL, options: FetchModelOptions =
  * A model's files, each from `urlOf(file)`; `where` names the model in messages ('the model
  * folder https://…/'). Files found in `store` are not fetched; fetched ones are put there.
  */
-export async function fetchModelFiles(
-  urlOf: (file: string) => string,
-  where: string,
-  options: FetchModelOptions = {},
-  store?: FileStore,
-): Promise<ModelBytes> {
+export async function fetchModelFiles(urlOf: (file: string) => string, where: string, options: FetchModelOptions = {}, store?: FileStore): Promise<ModelBytes> {
   const get = (file: string) => fetchFile(urlOf(file), file, where, options, store);
   const config = await get('config.json');
   const preprocessorConfig = declaresTransformersLayout(config) ? await get('preprocessor_config.json') : undefined;
@@ -94,10 +89,9 @@ async function fetchFile(url: string, file: string, where: string, options: Fetc
   try {
     response = await fetchImpl(url);
   } catch (cause) {
-    throw new HubError(
-      `cannot fetch ${url}, ${file} of ${where}: ${(cause as Error).message} (server unreachable, or it does not allow this origin: CORS)`,
-      { cause },
-    );
+    throw new HubError(`cannot fetch ${url}, ${file} of ${where}: ${(cause as Error).message} (server unreachable, or it does not allow this origin: CORS)`, {
+      cause,
+    });
   }
   if (!response.ok) throw new HubError(`HTTP ${response.status} from ${url}: expected ${file} of ${where}; ${statusHint(response.status)}`);
   const bytes = await readBody(response, url, file, where, options.onProgress);
@@ -114,13 +108,7 @@ function statusHint(status: number): string {
 }
 
 /** The whole body, reporting progress; a body shorter or longer than Content-Length is an error. */
-async function readBody(
-  response: Response,
-  url: string,
-  file: string,
-  where: string,
-  onProgress: FetchModelOptions['onProgress'],
-): Promise<Uint8Array> {
+async function readBody(response: Response, url: string, file: string, where: string, onProgress: FetchModelOptions['onProgress']): Promise<Uint8Array> {
   // A compressed response's Content-Length counts compressed bytes, not the ones read here.
   const encoding = response.headers.get('Content-Encoding');
   const declared = response.headers.get('Content-Length');

@@ -1,8 +1,15 @@
 import { SafetensorsError, TraceFormatError } from '../errors.js';
 import { parseSafetensorsLayout, serializeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import {
-  ELEMENT_BYTES, MANIFEST_FILE, TENSORS_FILE, TRACE_FORMAT, TRACE_FORMAT_VERSION,
-  type ManifestTensor, type TensorDtype, type TraceArray, type TraceManifest,
+  ELEMENT_BYTES,
+  MANIFEST_FILE,
+  TENSORS_FILE,
+  TRACE_FORMAT,
+  TRACE_FORMAT_VERSION,
+  type ManifestTensor,
+  type TensorDtype,
+  type TraceArray,
+  type TraceManifest,
 } from './format.js';
 import { describeJson } from './json-fields.js';
 
@@ -103,7 +110,8 @@ function decodeManifest(bytes: Uint8Array, file: string): TraceManifest {
   } catch (err) {
     throw new TraceFormatError(`${file}: expected JSON, ${(err as Error).message}`, { cause: err });
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TraceFormatError(`${file}: expected a JSON object, found ${describeJson(json)}`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new TraceFormatError(`${file}: expected a JSON object, found ${describeJson(json)}`);
   const m = json as Record<string, unknown>;
   if (m.format !== TRACE_FORMAT) throw new TraceFormatError(`${file}: expected "format": "${TRACE_FORMAT}", found ${describeJson(m.format)}`);
   if (!Number.isInteger(m.version) || (m.version as number) < 1 || (m.version as number) > TRACE_FORMAT_VERSION) {
@@ -115,7 +123,8 @@ function decodeManifest(bytes: Uint8Array, file: string): TraceManifest {
     m.tensors.forEach((t: unknown, i) => {
       const entry = t as Partial<ManifestTensor> | null;
       const where = `${file}: tensors[${i}]`;
-      if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string') throw new TraceFormatError(`${where}: expected an object with a "name", found ${describeJson(t)}`);
+      if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string')
+        throw new TraceFormatError(`${where}: expected an object with a "name", found ${describeJson(t)}`);
       if (!(typeof entry.dtype === 'string' && Object.hasOwn(ELEMENT_BYTES, entry.dtype))) {
         throw new TraceFormatError(`${where} ("${entry.name}"): expected "dtype" F64, F32 or I32, found ${describeJson(entry.dtype)}`);
       }

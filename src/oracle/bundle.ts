@@ -28,7 +28,8 @@ export function writeBundle(dir: string, bundle: TraceBundle): number {
  * and the tensor, also when the folder or one of its files is missing.
  */
 export function readBundle(dir: string): TraceBundle {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new TraceFormatError(`${dir}: expected a trace bundle folder (${MANIFEST_FILE} + ${TENSORS_FILE}), not found`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new TraceFormatError(`${dir}: expected a trace bundle folder (${MANIFEST_FILE} + ${TENSORS_FILE}), not found`);
   const manifestFile = path.join(dir, MANIFEST_FILE);
   if (!existsSync(manifestFile)) throw new TraceFormatError(`${manifestFile}: expected the bundle's manifest, not found`);
   const tensorsFile = path.join(dir, TENSORS_FILE);

@@ -12,17 +12,46 @@
  * vitprune/node.
  */
 export {
-  DEFAULT_TOLERANCES, depthFactor, FLOAT_KINDS, INTEGER_KINDS, isIntegerKind, MANIFEST_FILE, TENSOR_KINDS, tensorBlock, tensorSpec,
-  TENSORS_FILE, TRACE_FORMAT, TRACE_FORMAT_VERSION,
-  type ManifestTensor, type TensorDtype, type TensorKind, type TraceArray, type TraceConfig, type TraceInput, type TraceManifest,
+  DEFAULT_TOLERANCES,
+  depthFactor,
+  FLOAT_KINDS,
+  INTEGER_KINDS,
+  isIntegerKind,
+  MANIFEST_FILE,
+  TENSOR_KINDS,
+  tensorBlock,
+  tensorSpec,
+  TENSORS_FILE,
+  TRACE_FORMAT,
+  TRACE_FORMAT_VERSION,
+  type ManifestTensor,
+  type TensorDtype,
+  type TensorKind,
+  type TraceArray,
+  type TraceConfig,
+  type TraceInput,
+  type TraceManifest,
 } from './format.js';
 export { decodeBundle, dtypeOf, encodeBundle, type BundleFiles, type BundleTensor, type TraceBundle } from './bundle-bytes.js';
 export {
-  checkBundles, describeDivergence, formatCheckReport,
-  type CheckOptions, type CheckReport, type ElementDifference, type KindSummary, type TensorComparison, type TensorStatus,
+  checkBundles,
+  describeDivergence,
+  formatCheckReport,
+  type CheckOptions,
+  type CheckReport,
+  type ElementDifference,
+  type KindSummary,
+  type TensorComparison,
+  type TensorStatus,
 } from './check.js';
 export {
-  TRACE_METHODS, traceMethodFromJson, traceMethodFromPlan, traceMethodHooks,
-  type MctfTraceSettings, type TraceMethod, type TraceMethodName, type ZeroTPruneSettings,
+  TRACE_METHODS,
+  traceMethodFromJson,
+  traceMethodFromPlan,
+  traceMethodHooks,
+  type MctfTraceSettings,
+  type TraceMethod,
+  type TraceMethodName,
+  type ZeroTPruneSettings,
 } from './methods.js';
 export { recordTrace, requestFromBundle, traceConfig, type TraceRequest } from './trace.js';

@@ -4,8 +4,12 @@ import { TraceFormatError } from '../errors.js';
 export class JsonFields {
   private readonly value: Record<string, unknown>;
 
-  constructor(value: unknown, private readonly where: string) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TraceFormatError(`${where}: expected an object, found ${describeJson(value)}`);
+  constructor(
+    value: unknown,
+    private readonly where: string,
+  ) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new TraceFormatError(`${where}: expected an object, found ${describeJson(value)}`);
     this.value = value as Record<string, unknown>;
   }
 

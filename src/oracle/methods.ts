@@ -11,9 +11,7 @@ import { randomDropHooks } from '../prune/random.js';
 import { PLACEMENTS, type Placement, type PruneSchedule } from '../prune/schedule.js';
 import { tomeHooks, tomeRates, type TomeSchedule } from '../prune/tome.js';
 import type { WprInit } from '../prune/wpr.js';
-import {
-  DEFAULT_ZERO_TPRUNE_OPTIONS, defaultWprIterations, ZERO_TPRUNE_ABLATIONS, zeroTPruneHooks, type ZeroTPruneOptions,
-} from '../prune/zero-tprune.js';
+import { DEFAULT_ZERO_TPRUNE_OPTIONS, defaultWprIterations, ZERO_TPRUNE_ABLATIONS, zeroTPruneHooks, type ZeroTPruneOptions } from '../prune/zero-tprune.js';
 import { JsonFields } from './json-fields.js';
 
 /**
@@ -102,7 +100,10 @@ export function pptTraceSettings(depth: number, settings: Partial<PptSettings>):
 }
 
 /** PiToMe's settings resolved: r and the margin per block. */
-export function pitomeTraceSettings(depth: number, settings: Pick<PitomeSettings, 'r'> & Partial<PitomeSettings>): Extract<TraceMethod, { name: 'pitome' }>['settings'] {
+export function pitomeTraceSettings(
+  depth: number,
+  settings: Pick<PitomeSettings, 'r'> & Partial<PitomeSettings>,
+): Extract<TraceMethod, { name: 'pitome' }>['settings'] {
   const s = { ...PITOME_DEFAULTS, ...settings };
   return { r: tomeRates(depth, s.r), margin: pitomeMargins(depth, s.margin), alpha: s.alpha };
 }
@@ -128,7 +129,18 @@ export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMet
       const iterations = Array.from({ length: cfg.depth }, (_, b) => defaultWprIterations(b, cfg.depth));
       return {
         name: 'zero-tprune',
-        settings: { steps: steps.map((s) => ({ ...s })), init, iterations, tolerance, useEIR, useVHF, vhfWindow: [vhfWindow[0], vhfWindow[1]], useSStage, similarity, placement },
+        settings: {
+          steps: steps.map((s) => ({ ...s })),
+          init,
+          iterations,
+          tolerance,
+          useEIR,
+          useVHF,
+          vhfWindow: [vhfWindow[0], vhfWindow[1]],
+          useSStage,
+          similarity,
+          placement,
+        },
       };
     }
     case 'ltp': {
@@ -139,7 +151,10 @@ export function traceMethodFromPlan(cfg: ViTConfig, plan: PruningPlan): TraceMet
       // The plan reports MCTF's settings and its switches as options ('one-step-ahead', 'bidirectional').
       const { 'one-step-ahead': oneStepAhead, bidirectional, ...settings } = plan.settings as MctfPlanSettings & Partial<MctfOptions>;
       const switches = fields<MctfSettings>({ oneStepAhead, bidirectional }, ['oneStepAhead', 'bidirectional']);
-      return { name: 'mctf', settings: mctfTraceSettings(cfg.depth, { ...fields<MctfSettings>(settings, ['r', 'layers', 'tauSim', 'tauInfo', 'tauSize']), ...switches }) };
+      return {
+        name: 'mctf',
+        settings: mctfTraceSettings(cfg.depth, { ...fields<MctfSettings>(settings, ['r', 'layers', 'tauSim', 'tauInfo', 'tauSize']), ...switches }),
+      };
     }
     case 'ppt':
       return { name: 'ppt', settings: pptTraceSettings(cfg.depth, fields<PptSettings>(plan.settings, ['r', 'blocks', 'threshold'])) };
@@ -181,7 +196,14 @@ export function traceMethodFromJson(json: unknown, where: string): TraceMethod {
         },
       };
     case 'random':
-      return { name, settings: { steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })), seed: s.integer('seed', 0), ...placementField(s) } };
+      return {
+        name,
+        settings: {
+          steps: s.objects('steps').map((step) => ({ afterBlock: step.integer('afterBlock', 0), remove: step.integer('remove', 0) })),
+          seed: s.integer('seed', 0),
+          ...placementField(s),
+        },
+      };
     case 'ltp':
       return { name, settings: { theta: s.numbers('theta'), unit: s.oneOf('unit', ['absolute', 'mean'] as const), ...placementField(s) } };
     case 'mctf':

@@ -6,8 +6,15 @@ import { recordingDecisions, type DecisionData } from '../prune/decisions.js';
 import { dtypeOf, type BundleTensor, type TraceBundle } from './bundle-bytes.js';
 import { TraceFormatError } from '../errors.js';
 import {
-  DEFAULT_TOLERANCES, MANIFEST_FILE, TRACE_FORMAT, TRACE_FORMAT_VERSION, tensorBlock, tensorSpec,
-  type TraceConfig, type TraceInput, type TraceManifest,
+  DEFAULT_TOLERANCES,
+  MANIFEST_FILE,
+  TRACE_FORMAT,
+  TRACE_FORMAT_VERSION,
+  tensorBlock,
+  tensorSpec,
+  type TraceConfig,
+  type TraceInput,
+  type TraceManifest,
 } from './format.js';
 import { traceMethodFromJson, traceMethodHooks, type TraceMethod } from './methods.js';
 
@@ -39,7 +46,8 @@ export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRe
   let site: string | null = null; // `block.b.after_attention` while a reduction hook runs
   const methodHooks = request.method ? traceMethodHooks(request.method, model) : {};
   const traced = (hook: ((state: BlockState) => TokenReduction | void) | undefined, point: string) =>
-    hook && ((state: BlockState): TokenReduction | void => {
+    hook &&
+    ((state: BlockState): TokenReduction | void => {
       site = `block.${state.block}.${point}`;
       const reduction = hook.call(methodHooks, state);
       if (reduction) recordReduction(site, state, reduction, add);
@@ -89,7 +97,8 @@ export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRe
  */
 export function requestFromBundle(bundle: TraceBundle, where: string): Omit<TraceRequest, 'modelSource'> {
   const tensor = bundle.tensors.get('input');
-  if (!tensor || tensor.data instanceof Int32Array) throw new TraceFormatError(`${where}: expected a float tensor "input" to run, found ${tensor ? 'int32' : 'none'}`);
+  if (!tensor || tensor.data instanceof Int32Array)
+    throw new TraceFormatError(`${where}: expected a float tensor "input" to run, found ${tensor ? 'int32' : 'none'}`);
   const { method } = bundle.manifest;
   return {
     input: Float32Array.from(tensor.data),
@@ -100,7 +109,9 @@ export function requestFromBundle(bundle: TraceBundle, where: string): Omit<Trac
 
 /** The token ids alive after a reduction (and their sizes, when tokens carry sizes). */
 function recordReduction(
-  site: string, state: BlockState, r: TokenReduction,
+  site: string,
+  state: BlockState,
+  r: TokenReduction,
   add: (name: string, data: ArrayLike<number>, shape: readonly number[], integer: boolean) => void,
 ): void {
   const { tokenIds, sizes } = state;
@@ -113,7 +124,19 @@ function recordReduction(
 export function traceConfig(cfg: ViTConfig): TraceConfig {
   const { dim, depth, heads, qkDim, vDim, blockWidths, mlpDim, imageSize, patchSize, inChannels, numClasses, eps, distilled } = cfg;
   return {
-    dim, depth, heads, qkDim, vDim, ...(blockWidths && { blockWidths }), mlpDim, imageSize, patchSize, inChannels, numClasses, eps, distilled,
+    dim,
+    depth,
+    heads,
+    qkDim,
+    vDim,
+    ...(blockWidths && { blockWidths }),
+    mlpDim,
+    imageSize,
+    patchSize,
+    inChannels,
+    numClasses,
+    eps,
+    distilled,
     prefixTokens: prefixTokens(cfg),
   };
 }

@@ -57,13 +57,15 @@ export function autoMethod(lookup: (name: string) => TokenMethod): TokenMethod {
         throw new UsageError(`method auto takes no options (it chooses the method and its defaults); found ${Object.keys(request.options).join(', ')}`);
       }
       if (request.budget !== undefined && request.keep === undefined && request.settings === undefined) {
-        if (!(request.budget > 0 && request.budget <= 1)) throw new UsageError(`method auto: expected a budget in (0, 1] of the dense model's GMACs, found ${request.budget}`);
+        if (!(request.budget > 0 && request.budget <= 1))
+          throw new UsageError(`method auto: expected a budget in (0, 1] of the dense model's GMACs, found ${request.budget}`);
         return delegate(cfg, autoMethodFor(request.budget), { budget: request.budget }, context);
       }
       if (request.settings !== undefined && request.budget === undefined && request.keep === undefined) {
         const source = request.settingsSource ?? 'settings';
         const { method, settings } = settingsObject(request.settings, ['method', 'settings'], source);
-        if (typeof method !== 'string' || method === 'auto') throw new UsageError(`${source}: expected "method", the name of the method auto chose, found ${JSON.stringify(method)}`);
+        if (typeof method !== 'string' || method === 'auto')
+          throw new UsageError(`${source}: expected "method", the name of the method auto chose, found ${JSON.stringify(method)}`);
         return delegate(cfg, method, { settings, settingsSource: source }, context);
       }
       throw new UsageError('method auto: expected exactly one of budget, settings');

@@ -81,7 +81,9 @@ export function resolveMctfSettings(depth: number, settings: Partial<MctfSetting
     if (i > 0 && l <= layers[i - 1]) throw new ScheduleError(`MCTF: expected fusing blocks in increasing order, found ${layers.join(', ')}`);
   });
   if (s.oneStepAhead && layers[0] === 0) {
-    throw new ScheduleError('MCTF: one-step-ahead fusion in block 1 needs its input (the embedding), which forward hooks do not see; fuse from block 2 on (the paper does) or set oneStepAhead: false');
+    throw new ScheduleError(
+      'MCTF: one-step-ahead fusion in block 1 needs its input (the embedding), which forward hooks do not see; fuse from block 2 on (the paper does) or set oneStepAhead: false',
+    );
   }
   return { ...s, layers };
 }
@@ -112,7 +114,13 @@ export function outputRows(m: TomeMatching, t: number): Int32Array {
  *   x [t, D], weights [t], sizes [t] or null (all 1), rowOf [t]  →  out [rows, D] (written), sizes [rows]
  */
 export function poolTokens(
-  x: Float32Array, D: number, weights: ArrayLike<number>, sizes: ArrayLike<number> | null, rowOf: Int32Array, rows: number, out: Float32Array,
+  x: Float32Array,
+  D: number,
+  weights: ArrayLike<number>,
+  sizes: ArrayLike<number> | null,
+  rowOf: Int32Array,
+  rows: number,
+  out: Float32Array,
 ): Float32Array {
   const sum = new Float64Array(rows * D);
   const total = new Float64Array(rows);
@@ -145,8 +153,15 @@ export interface MctfFusion {
  * those tokens received and their sizes (null = all 1). `out` receives the pooled rows.
  */
 export function mctfFuse(
-  cfg: ViTConfig, x: Float32Array, t: number, probs: Float32Array, sizes: Float32Array | null, tokenIds: Int32Array,
-  r: number, settings: MctfTemperatures & { bidirectional: boolean }, out: Float32Array = new Float32Array((t - r) * cfg.dim),
+  cfg: ViTConfig,
+  x: Float32Array,
+  t: number,
+  probs: Float32Array,
+  sizes: Float32Array | null,
+  tokenIds: Int32Array,
+  r: number,
+  settings: MctfTemperatures & { bidirectional: boolean },
+  out: Float32Array = new Float32Array((t - r) * cfg.dim),
 ): MctfFusion {
   const D = cfg.dim;
   const attention = attentionReceived(probs, cfg.heads, t);
@@ -192,7 +207,10 @@ class OneStepAheadSublayer {
   private readonly correction: Float32Array; // [T, H·v] Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h
   private readonly blocks = new WeakMap<BlockWeights, PreparedBlockTail>();
 
-  constructor(private readonly kernels: Kernels, cfg: ViTConfig) {
+  constructor(
+    private readonly kernels: Kernels,
+    cfg: ViTConfig,
+  ) {
     const T = initialTokens(cfg);
     this.out = kernels.alloc(T * cfg.dim);
     this.fusedInput = kernels.alloc(T * cfg.dim);
@@ -235,7 +253,8 @@ class OneStepAheadSublayer {
     const width = H * v;
     const rows = f.tokenIds.length;
     const { rowOf, weights } = f;
-    if (!state.weights) throw new RangeError(`MCTF in block ${state.block + 1}: one-step-ahead fusion needs the block's weights (BlockState.weights), the runner gave none`);
+    if (!state.weights)
+      throw new RangeError(`MCTF in block ${state.block + 1}: one-step-ahead fusion needs the block's weights (BlockState.weights), the runner gave none`);
     const p = this.prepared(state.weights, cfg);
 
     const members = new Int32Array(rows);
@@ -338,7 +357,8 @@ export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
     resolve(state.model);
     const r = mctfCappedR(rates[state.block], state.n, prefix);
     if (r === 0) return;
-    if (state.attentionTokens !== state.n) throw new RangeError(`MCTF after block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
+    if (state.attentionTokens !== state.n)
+      throw new RangeError(`MCTF after block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
     const f = mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s);
     return { kind: 'replace', n: f.tokenIds.length, x: f.x, sizes: f.sizes, tokenIds: f.tokenIds };
   };
@@ -350,7 +370,9 @@ export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
       const r = mctfCappedR(rates[state.block], state.n, prefix);
       if (r === 0) return;
       if (inputTokens !== state.n || state.attentionTokens !== state.n) {
-        throw new RangeError(`MCTF in block ${state.block + 1}: expected the input of the ${state.n} tokens that entered the attention (kept at the previous block), found ${inputTokens}`);
+        throw new RangeError(
+          `MCTF in block ${state.block + 1}: expected the input of the ${state.n} tokens that entered the attention (kept at the previous block), found ${inputTokens}`,
+        );
       }
       const sublayer = sublayerFor(state.kernels, state.model);
       const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, r, s);
@@ -412,7 +434,10 @@ export interface MctfSolution {
  * smallest. Throws ScheduleError unless it is within a relative `tolerance` (default 1 %).
  */
 export function solveMctfForBudget(
-  cfg: ViTConfig, fraction: number, settings: Partial<Omit<MctfSettings, 'r'>> = {}, options: { tolerance?: number } = {},
+  cfg: ViTConfig,
+  fraction: number,
+  settings: Partial<Omit<MctfSettings, 'r'>> = {},
+  options: { tolerance?: number } = {},
 ): MctfSolution {
   const hundredths = 100 * Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2); // beyond, every block is capped
   const grid = Array.from({ length: hundredths + 1 }, (_, i) => i);
@@ -451,7 +476,13 @@ export function mctfExecutedTokens(cfg: ViTConfig, settings: Partial<MctfSetting
  * as executed; among positions of equal GMACs, the r with the fewest decimals.
  */
 function mctfKnob(cfg: ViTConfig, o: MctfOptions): BudgetKnob<MctfPlanSettings> {
-  const settings = (t: number): MctfPlanSettings => ({ r: t / 100, layers: null, tauSim: MCTF_DEFAULTS.tauSim, tauInfo: MCTF_DEFAULTS.tauInfo, tauSize: MCTF_DEFAULTS.tauSize });
+  const settings = (t: number): MctfPlanSettings => ({
+    r: t / 100,
+    layers: null,
+    tauSim: MCTF_DEFAULTS.tauSim,
+    tauInfo: MCTF_DEFAULTS.tauInfo,
+    tauSize: MCTF_DEFAULTS.tauSize,
+  });
   const gmacs = (s: MctfPlanSettings) => modelGmacs(cfg, mctfExecutedTokens(cfg, withOptions(s, o)));
   return {
     dense: 0,
@@ -467,7 +498,8 @@ function mctfKnob(cfg: ViTConfig, o: MctfOptions): BudgetKnob<MctfPlanSettings> 
 /** MCTF's settings from JSON: {"r": R, "layers"?: [0-indexed blocks], "tauSim"?, "tauInfo"?, "tauSize"?}. */
 function mctfSettingsFromJson(cfg: ViTConfig, json: unknown, o: MctfOptions, source: string): MctfPlanSettings {
   const fields = settingsObject(json, MCTF_SETTINGS_KEYS, source);
-  if (typeof fields.r !== 'number') throw new ScheduleError(`${source}: expected "r", a number ≥ 0 (tokens fused per fusing block), found ${JSON.stringify(fields.r)}`);
+  if (typeof fields.r !== 'number')
+    throw new ScheduleError(`${source}: expected "r", a number ≥ 0 (tokens fused per fusing block), found ${JSON.stringify(fields.r)}`);
   if (!(fields.layers === undefined || fields.layers === null || Array.isArray(fields.layers))) {
     throw new ScheduleError(`${source}: expected "layers", a list of 0-indexed blocks, found ${JSON.stringify(fields.layers)}`);
   }
@@ -489,8 +521,8 @@ export const mctf = defineMethod<MctfPlanSettings, MctfOptions>({
   removal: 'fused',
   counts: 'fixed',
   options: {
-    'one-step-ahead': { help: 'fuse at the start of each block with that block\'s attention (else after the block)', values: 'boolean', default: true },
-    'bidirectional': { help: 'match half of r from each side of the split (else all A → B)', values: 'boolean', default: true },
+    'one-step-ahead': { help: "fuse at the start of each block with that block's attention (else after the block)", values: 'boolean', default: true },
+    bidirectional: { help: 'match half of r from each side of the split (else all A → B)', values: 'boolean', default: true },
   },
   fromJson: mctfSettingsFromJson,
   knobs: (cfg, o) => [mctfKnob(cfg, o)],

@@ -129,12 +129,23 @@ export function defineMethod<S, O extends Record<string, OptionValue> = Record<n
     }
     for (const o of options) {
       const value = given[o.name] ?? o.default;
-      const ok = o.values === 'integer' ? Number.isInteger(value)
-        : o.values === 'number' ? Number.isFinite(value)
-        : o.values === 'boolean' ? typeof value === 'boolean'
-        : (o.values as readonly unknown[]).includes(value);
+      const ok =
+        o.values === 'integer'
+          ? Number.isInteger(value)
+          : o.values === 'number'
+            ? Number.isFinite(value)
+            : o.values === 'boolean'
+              ? typeof value === 'boolean'
+              : (o.values as readonly unknown[]).includes(value);
       if (!ok) {
-        const expected = o.values === 'integer' ? 'an integer' : o.values === 'number' ? 'a finite number' : o.values === 'boolean' ? 'true or false' : `one of ${o.values.join(', ')}`;
+        const expected =
+          o.values === 'integer'
+            ? 'an integer'
+            : o.values === 'number'
+              ? 'a finite number'
+              : o.values === 'boolean'
+                ? 'true or false'
+                : `one of ${o.values.join(', ')}`;
         throw new UsageError(`method ${spec.name}: option '${o.name}' expects ${expected}, found ${JSON.stringify(value)}`);
       }
       resolved[o.name] = value as OptionValue;
@@ -187,8 +198,7 @@ export function defineMethod<S, O extends Record<string, OptionValue> = Record<n
         settings: spec.describe(settings, o),
         gmacs,
         hooks,
-        stagedHooks: (imageIndex, onStage) =>
-          staged ? staged(settings, o, onStage)(imageIndex) : reductionStages(hooks(imageIndex), onStage),
+        stagedHooks: (imageIndex, onStage) => (staged ? staged(settings, o, onStage)(imageIndex) : reductionStages(hooks(imageIndex), onStage)),
       };
     },
   };

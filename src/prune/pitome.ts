@@ -7,7 +7,16 @@ import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { solveBudget, type BudgetSolution } from './budget.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import {
-  cappedR, headMeanKeys, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, unitRows, type TomeMatching, type TomeSchedule,
+  cappedR,
+  headMeanKeys,
+  mergeWeightedAverage,
+  recordMatching,
+  tomeKnobs,
+  tomeRates,
+  tomeTokens,
+  unitRows,
+  type TomeMatching,
+  type TomeSchedule,
 } from './tome.js';
 
 /**
@@ -69,7 +78,14 @@ export function pitomeMargins(depth: number, margin: PitomeMargin): number[] {
  * E_i for the T = t − prefix non-prefix tokens and their pairwise cosines.
  *   metric [t, c]  →  energy [T] (index i = position prefix + i), cosines [T, T]
  */
-export function pitomeEnergy(metric: Float32Array, t: number, c: number, prefix: number, margin: number, alpha: number): { energy: Float64Array; cosines: Float64Array } {
+export function pitomeEnergy(
+  metric: Float32Array,
+  t: number,
+  c: number,
+  prefix: number,
+  margin: number,
+  alpha: number,
+): { energy: Float64Array; cosines: Float64Array } {
   const T = t - prefix;
   const unit = unitRows(metric, prefix, T, c); // [T, c]
   const cosines = new Float64Array(T * T);
@@ -96,7 +112,8 @@ export function pitomeEnergy(metric: Float32Array, t: number, c: number, prefix:
 /** The PiToMe merge decision for t tokens with head-mean keys `metric` [t, c]; r already capped. Positions are in the sequence of t tokens. */
 export function pitomeMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number, margin: number, alpha: number): TomeMatching {
   const T = t - prefix;
-  if (!(Number.isInteger(r) && r >= 0 && 2 * r <= T)) throw new RangeError(`PiToMe: expected an integer r in 0…${Math.floor(T / 2)} for ${T} mergeable tokens, found ${r}`);
+  if (!(Number.isInteger(r) && r >= 0 && 2 * r <= T))
+    throw new RangeError(`PiToMe: expected an integer r in 0…${Math.floor(T / 2)} for ${T} mergeable tokens, found ${r}`);
   const { energy, cosines } = pitomeEnergy(metric, t, c, prefix, margin, alpha);
   const ranked = Array.from({ length: T }, (_, i) => i).sort((p, q) => energy[q] - energy[p] || p - q);
   const groupA = ranked.filter((_, k) => k < 2 * r && k % 2 === 0);
@@ -109,7 +126,11 @@ export function pitomeMatching(metric: Float32Array, t: number, c: number, r: nu
   const order = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(2 * r).map((i) => prefix + i), ...groupB.map((i) => prefix + i)];
   if (isRecordingDecisions()) {
     recordDecision('energy', energy, [T]);
-    recordDecision('protected', Int32Array.from(ranked.slice(2 * r), (i) => prefix + i), [T - 2 * r]);
+    recordDecision(
+      'protected',
+      Int32Array.from(ranked.slice(2 * r), (i) => prefix + i),
+      [T - 2 * r],
+    );
   }
   return { sources: Int32Array.from(groupA, (i) => prefix + i), destinations: Int32Array.from(destinations), order: Int32Array.from(order) };
 }
@@ -161,7 +182,11 @@ function pitomeSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): 
   if (!(typeof r === 'number' || (Array.isArray(r) && r.every((v) => typeof v === 'number')))) {
     throw new ScheduleError(`${source}: expected "r", an integer ≥ 0 or one per block, found ${JSON.stringify(r)}`);
   }
-  const settings: PitomeSettings = { r, margin: (fields.margin ?? PITOME_DEFAULTS.margin) as PitomeMargin, alpha: (fields.alpha ?? PITOME_DEFAULTS.alpha) as number };
+  const settings: PitomeSettings = {
+    r,
+    margin: (fields.margin ?? PITOME_DEFAULTS.margin) as PitomeMargin,
+    alpha: (fields.alpha ?? PITOME_DEFAULTS.alpha) as number,
+  };
   return checkedSettings(source, () => {
     tomeRates(cfg.depth, settings.r);
     pitomeMargins(cfg.depth, settings.margin);
@@ -177,12 +202,13 @@ export const pitome = defineMethod<PitomeSettings>({
   removal: 'merged',
   counts: 'fixed',
   fromJson: pitomeSettingsFromJson,
-  knobs: (cfg) => tomeKnobs(cfg).map((knob) => ({
-    ...knob,
-    settings: (t: number): PitomeSettings => ({ ...PITOME_DEFAULTS, r: knob.settings(t) }),
-    gmacs: (s: PitomeSettings) => knob.gmacs(s.r),
-    describe: (s: PitomeSettings) => knob.describe(s.r),
-  })),
+  knobs: (cfg) =>
+    tomeKnobs(cfg).map((knob) => ({
+      ...knob,
+      settings: (t: number): PitomeSettings => ({ ...PITOME_DEFAULTS, r: knob.settings(t) }),
+      gmacs: (s: PitomeSettings) => knob.gmacs(s.r),
+      describe: (s: PitomeSettings) => knob.describe(s.r),
+    })),
   tokens: (cfg, settings) => pitomeTokens(cfg, settings.r),
   hooks(settings) {
     const hooks = pitomeHooks(settings);

@@ -106,7 +106,8 @@ export function pptReduce(state: BlockState, r: number, threshold: number): { re
   const prefix = prefixTokens(cfg);
   r = cappedR(r, n, prefix);
   if (r === 0) return null;
-  if (state.attentionTokens !== n) throw new RangeError(`PPT in block ${state.block + 1}: expected the attention of the ${n} tokens alive, found ${state.attentionTokens}`);
+  if (state.attentionTokens !== n)
+    throw new RangeError(`PPT in block ${state.block + 1}: expected the attention of the ${n} tokens alive, found ${state.attentionTokens}`);
   const importance = pptImportance(state.probs, state.qkv, cfg, n);
   const variance = unbiasedVariance(importance, prefix, n);
   const pruned = variance >= threshold;
@@ -175,7 +176,10 @@ export interface PptSolution {
  * smallest among equally close); throws ScheduleError unless within a relative `tolerance` (default 1 %).
  */
 export function solvePptForBudget(
-  cfg: ViTConfig, fraction: number, settings: Partial<Omit<PptSettings, 'r'>> = {}, options: { tolerance?: number } = {},
+  cfg: ViTConfig,
+  fraction: number,
+  settings: Partial<Omit<PptSettings, 'r'>> = {},
+  options: { tolerance?: number } = {},
 ): PptSolution {
   const rMax = Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2); // beyond, every listed block is capped
   const rates = Array.from({ length: rMax + 1 }, (_, r) => r);
@@ -193,8 +197,10 @@ type PptPlanSettings = Pick<PptSettings, 'r' | 'blocks'>;
 function pptSettingsFromJson(cfg: ViTConfig, json: unknown, o: PptOptions, source: string): PptPlanSettings {
   const fields = settingsObject(json, ['r', 'blocks'], source);
   const integers = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number');
-  if (!(typeof fields.r === 'number' || integers(fields.r))) throw new ScheduleError(`${source}: expected "r", an integer ≥ 0 or one per listed block, found ${JSON.stringify(fields.r)}`);
-  if (!(fields.blocks === undefined || integers(fields.blocks))) throw new ScheduleError(`${source}: expected "blocks", a list of 0-indexed blocks, found ${JSON.stringify(fields.blocks)}`);
+  if (!(typeof fields.r === 'number' || integers(fields.r)))
+    throw new ScheduleError(`${source}: expected "r", an integer ≥ 0 or one per listed block, found ${JSON.stringify(fields.r)}`);
+  if (!(fields.blocks === undefined || integers(fields.blocks)))
+    throw new ScheduleError(`${source}: expected "blocks", a list of 0-indexed blocks, found ${JSON.stringify(fields.blocks)}`);
   const settings = { r: fields.r as PptSettings['r'], blocks: (fields.blocks ?? PPT_DEFAULTS.blocks) as number[] };
   checkedSettings(source, () => resolvePptSettings(cfg.depth, { ...settings, threshold: o.threshold }));
   return settings;
@@ -218,7 +224,9 @@ export const ppt = defineMethod<PptPlanSettings, PptOptions>({
   summary: 'PPT: in blocks 4, 7, 10 remove r tokens per image, by pruning (CLS attention × value norm) when importance is uneven, else by ToMe pooling',
   removal: 'merged',
   counts: 'fixed',
-  options: { threshold: { help: 'variance of the normalised importance from which a layer prunes rather than pools', values: 'number', default: PPT_DEFAULTS.threshold } },
+  options: {
+    threshold: { help: 'variance of the normalised importance from which a layer prunes rather than pools', values: 'number', default: PPT_DEFAULTS.threshold },
+  },
   fromJson: pptSettingsFromJson,
   knobs: (cfg) => [pptKnob(cfg)],
   tokens: (cfg, settings) => pptTokens(cfg, settings),
@@ -227,9 +235,12 @@ export const ppt = defineMethod<PptPlanSettings, PptOptions>({
     return () => hooks;
   },
   stagedHooks(settings, { threshold }, onStage) {
-    const hooks = pptHooks({ ...settings, threshold }, {
-      onLayer: (d) => onStage({ after: d.block + 1, hook: 'attention', stage: d.pruned ? 'pruned' : 'pooled', removed: d.removed }),
-    });
+    const hooks = pptHooks(
+      { ...settings, threshold },
+      {
+        onLayer: (d) => onStage({ after: d.block + 1, hook: 'attention', stage: d.pruned ? 'pruned' : 'pooled', removed: d.removed }),
+      },
+    );
     return () => hooks;
   },
   describe: (settings, { threshold }) => ({ ...settings, threshold }),

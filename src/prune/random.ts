@@ -93,7 +93,7 @@ function removalsByBlock(cfg: ViTConfig, steps: readonly RandomDropStep[]): Map<
 /** Random drop as a registered method (method.ts): Zero-TPrune's schedules, tokens drawn by a seeded generator. */
 export const randomDrop = defineMethod<PruneSchedule, { seed: number; placement: Placement }>({
   name: 'random',
-  summary: 'random drop: Zero-TPrune\'s schedule with the removed tokens drawn at random, the floor every method should beat',
+  summary: "random drop: Zero-TPrune's schedule with the removed tokens drawn at random, the floor every method should beat",
   removal: 'dropped',
   counts: 'fixed',
   options: { seed: { help: 'seed of the draws (image i of a run draws from seed + i)', values: 'integer', default: 0 }, placement: PLACEMENT_OPTION },

@@ -6,7 +6,7 @@ import { initialTokens, modelGmacs } from '../model/gmacs.js';
 import type { BudgetKnob } from './budget.js';
 
 /**
- * Zero-TPrune schedules (algorithms.md §1.9): where the pruning layers sit and how many patch
+ * Zero-TPrune schedules (docs/algorithms.md §1.9): where the pruning layers sit and how many patch
  * tokens each removes in its S-stage (similarity) and I-stage (importance).
  *
  * Block numbers are 1-indexed, as in the papers: a step with `after: l` is a pruning layer
@@ -163,7 +163,7 @@ export interface KeepRatioOptions {
 }
 
 /**
- * The "keep-ratio" preset (algorithms.md §1.9, the oracle's setting): after each block in
+ * The "keep-ratio" preset (docs/algorithms.md §1.9, the oracle's setting): after each block in
  * `after`, the m patch tokens alive become ⌈ρ·m⌉; of the r = m − ⌈ρ·m⌉ removed, the S-stage
  * removes ⌊r·sSplit⌋ (capped at ⌊m/2⌋, the size of group A) and the I-stage the rest.
  * DeiT-S, ρ = 0.7: tokens 197 → 139 → 98 → 69.

@@ -8,7 +8,7 @@ import { keepRatioKnob, maxSimilarityDrops, scheduleGmacs, type Placement, type 
 
 /**
  * Monte-Carlo search over Zero-TPrune schedules at a GMACs budget (the paper chooses its
- * per-budget configuration by a Monte-Carlo search; algorithms.md §1.9). Our search space [I]:
+ * per-budget configuration by a Monte-Carlo search; docs/algorithms.md §1.9). Our search space [I]:
  *
  *   - 2…depth−1 pruning layers after distinct blocks 1…depth−1,
  *   - per layer a relative removal weight w ∈ [0.2, 1] and an S-stage share σ ∈ [0, 1],
@@ -63,7 +63,13 @@ function objective(s: CandidateScore): number {
 /**
  * A random schedule at the budget (null when the sampled shape cannot hit it within tolerance).
  */
-export function sampleSchedule(cfg: ViTConfig, budget: number, rand: () => number, tolerance = 0.01, placement: Placement = 'after-block'): PruneSchedule | null {
+export function sampleSchedule(
+  cfg: ViTConfig,
+  budget: number,
+  rand: () => number,
+  tolerance = 0.01,
+  placement: Placement = 'after-block',
+): PruneSchedule | null {
   const layers = 2 + Math.floor(rand() * (cfg.depth - 2));
   const blocks = new Set<number>();
   while (blocks.size < Math.min(layers, cfg.depth - 1)) blocks.add(1 + Math.floor(rand() * (cfg.depth - 1)));
@@ -97,10 +103,16 @@ export function sampleSchedule(cfg: ViTConfig, budget: number, rand: () => numbe
 }
 
 /**
- * "Constant r" schedules (algorithms.md §1.9): after each of blocks 1…depth−1 drop r tokens,
+ * "Constant r" schedules (docs/algorithms.md §1.9): after each of blocks 1…depth−1 drop r tokens,
  * the first k of them r + 1, a share σ by the S-stage; the (r, k) closest to the budget, or null.
  */
-export function constantRateSchedule(cfg: ViTConfig, budget: number, sShare: number, tolerance = 0.01, placement: Placement = 'after-block'): PruneSchedule | null {
+export function constantRateSchedule(
+  cfg: ViTConfig,
+  budget: number,
+  sShare: number,
+  tolerance = 0.01,
+  placement: Placement = 'after-block',
+): PruneSchedule | null {
   const target = budget * denseGmacs(cfg);
   let best: PruneSchedule | null = null;
   let bestError = tolerance;
@@ -123,8 +135,19 @@ export function constantRateSchedule(cfg: ViTConfig, budget: number, sShare: num
 }
 
 /** Presets worth trying at every budget: keep-ratio schedules at several placements and S/I splits, and constant-r ones. */
-export async function presetSchedules(cfg: ViTConfig, budget: number, tolerance = 0.01, placement: Placement = 'after-block'): Promise<{ origin: string; schedule: PruneSchedule }[]> {
-  const placements = [[3, 6, 9], [2, 4, 6, 8, 10], [3, 5, 7, 9], [4, 7, 10], [1, 3, 5, 7, 9, 11]].filter((p) => p.every((b) => b < cfg.depth));
+export async function presetSchedules(
+  cfg: ViTConfig,
+  budget: number,
+  tolerance = 0.01,
+  placement: Placement = 'after-block',
+): Promise<{ origin: string; schedule: PruneSchedule }[]> {
+  const placements = [
+    [3, 6, 9],
+    [2, 4, 6, 8, 10],
+    [3, 5, 7, 9],
+    [4, 7, 10],
+    [1, 3, 5, 7, 9, 11],
+  ].filter((p) => p.every((b) => b < cfg.depth));
   const out: { origin: string; schedule: PruneSchedule }[] = [];
   for (const after of placements) {
     for (const sSplit of [0.5, 0.75, 1]) {

@@ -14,7 +14,7 @@ import { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels
 export { bestMatch, type FeatureRows } from './wpr.js';
 
 /**
- * Zero-TPrune (Wang, Dedhia, Jha, CVPR 2024; algorithms.md §1): a pruning layer between two
+ * Zero-TPrune (Wang, Dedhia, Jha, CVPR 2024; docs/algorithms.md §1): a pruning layer between two
  * blocks that drops patch tokens using the attention probabilities P [H, n, n] and the keys
  * K [n, H·d] of the block just before it, in three stages:
  *
@@ -54,11 +54,11 @@ export const DEFAULT_ZERO_TPRUNE_OPTIONS: Readonly<ZeroTPruneOptions> = {
 
 /** The paper's ablation ladder (DeiT-S: random → +WPR → +EIR → +VHF → +S-stage), as option sets. */
 export const ZERO_TPRUNE_ABLATIONS = {
-  'wpr': { useEIR: false, useVHF: false, useSStage: false },
+  wpr: { useEIR: false, useVHF: false, useSStage: false },
   'wpr+eir': { useEIR: true, useVHF: false, useSStage: false },
   'wpr+eir+vhf': { useEIR: true, useVHF: true, useSStage: false },
   'wpr+eir+s': { useEIR: true, useVHF: false, useSStage: true },
-  'full': { useEIR: true, useVHF: true, useSStage: true },
+  full: { useEIR: true, useVHF: true, useSStage: true },
 } as const satisfies Record<string, Partial<ZeroTPruneOptions>>;
 
 /** Fill in defaults (undefined fields too) and check enumerations and the VHF window. */
@@ -150,8 +150,15 @@ export class ZeroTPruneScratch {
  * Returns the number of heads inside the VHF window (H without VHF; 0 = none, all heads used).
  */
 export function tokenImportance(
-  probs: Float32Array, heads: number, n: number, alive: Int32Array, c: number, prefix: number,
-  iterations: number, o: ZeroTPruneOptions, scratch: ZeroTPruneScratch,
+  probs: Float32Array,
+  heads: number,
+  n: number,
+  alive: Int32Array,
+  c: number,
+  prefix: number,
+  iterations: number,
+  o: ZeroTPruneOptions,
+  scratch: ZeroTPruneScratch,
 ): number {
   const k = scratch.kernels;
   for (let h = 0; h < heads; h++) {
@@ -232,8 +239,11 @@ export interface ZeroTPruneLayerResult {
  * reuse one made with the model's backend: ZeroTPruneScratch.forModel(cfg, state.kernels).
  */
 export function zeroTPruneLayer(
-  state: BlockState, rS: number, rI: number,
-  options: Partial<ZeroTPruneOptions> = {}, scratch = ZeroTPruneScratch.forModel(state.config),
+  state: BlockState,
+  rS: number,
+  rI: number,
+  options: Partial<ZeroTPruneOptions> = {},
+  scratch = ZeroTPruneScratch.forModel(state.config),
 ): ZeroTPruneLayerResult {
   const o = resolveZeroTPruneOptions(options);
   const cfg = state.config;
@@ -332,7 +342,11 @@ function recordSimilarityPairs(f: FeatureRows, scratch: ZeroTPruneScratch, m: nu
     pairs.set([a, bestB], 2 * i);
   });
   recordDecision('s.pairs', pairs, [droppedS.length, 2]);
-  recordDecision('s.similarity', Float64Array.from(droppedS, (a) => scratch.best[a]), [droppedS.length]);
+  recordDecision(
+    's.similarity',
+    Float64Array.from(droppedS, (a) => scratch.best[a]),
+    [droppedS.length],
+  );
 }
 
 /** What one pruning layer did, in original token ids (0 = CLS, prefix + p = patch p). */
@@ -399,7 +413,7 @@ export const zeroTPrune = defineMethod<PruneSchedule, { ablation: Ablation; plac
   counts: 'fixed',
   tunable: true,
   options: {
-    ablation: { help: 'components switched on (the paper\'s ablation ladder)', values: Object.keys(ZERO_TPRUNE_ABLATIONS) as Ablation[], default: 'full' },
+    ablation: { help: "components switched on (the paper's ablation ladder)", values: Object.keys(ZERO_TPRUNE_ABLATIONS) as Ablation[], default: 'full' },
     placement: PLACEMENT_OPTION,
   },
   keepRatio: (cfg, rho) => keepRatioSchedule(cfg, rho),
