@@ -83,6 +83,18 @@ describe('learned LTP thresholds', () => {
     expect(learned.thresholds.theta[2] / best.theta3).toBeCloseTo(1, 1);
   });
 
+  it('keeps the start when learning does not lower its hard KL', async () => {
+    expect(learned.kept).toBe('learned');
+    // From the free pruning itself (only the last block prunes: KL ≈ 0), learning cannot do better.
+    const start: LtpThresholds = { theta: [0, 0, learned.thresholds.theta[2]], unit: 'mean' };
+    const soft = new SoftMaskedViT(model, createReferenceGradKernels('float64'));
+    const again = await learnLtpThresholds(runner, soft, inputs, { budget, initial: start, epochs: 2, batchSize: 8, learningRate: 0.5 });
+    expect(again.kept).toBe('start');
+    expect(again.thresholds.theta[1]).toBe(0);
+    expect(again.thresholds.theta[2] / start.theta[2]).toBeCloseTo(again.scale, 12);
+    expect(again.hard.kl).toBeLessThanOrEqual(again.initial.hard.kl);
+  });
+
   it('decreases the loss', () => {
     const kl = learned.epochs.map((e) => e.kl);
     expect(kl[kl.length - 1]).toBeLessThan(0.01 * kl[0]);
@@ -230,7 +242,9 @@ describe('vitprune learn-ltp', () => {
     );
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/learn-ltp \(forward \+ backward\) \[#+\] 100% 3\/3/);
-    expect(r.stdout).toMatch(/^learned +: .*agreement .* on 3 calibration images\ncalibrated \((quantiles|ramp)\) *: /m);
+    expect(r.stdout).toMatch(/^(learned|written) +: .*agreement .* on 3 calibration images\ncalibrated \((quantiles|ramp)\) *: /m);
+    // The fixture's start already has KL 0 there: learning cannot lower it, and the command says so.
+    expect(r.stdout).toMatch(/^written +: .*\n.*\nlearning did not lower the start's KL on the calibration images: the start's thresholds are written\n/m);
   });
 
   it.each([

@@ -105,7 +105,7 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
         ...result.initial.hard,
         starts: result.starts.map(({ method, hard }) => ({ method, ...hard })),
       },
-      learning: { ...options, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
+      learning: { ...options, kept: result.kept, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
     }),
   );
 
@@ -116,6 +116,7 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
     thresholds: result.thresholds,
     calibration,
     initial: { method: result.initial.method, theta: result.initial.thresholds.theta, ...result.initial.hard },
+    kept: result.kept,
     scale: result.scale,
     history: result.epochs,
     seconds: result.seconds,
@@ -127,8 +128,9 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
   const line = (name: string, h: typeof result.hard) =>
     `${name}: ${h.gmacs.toFixed(4)} GMACs (×${h.fraction.toFixed(3)}), agreement ${h.agreement.toFixed(3)}, KL ${h.kl.toFixed(4)} on ${inputs.length} calibration images\n`;
   const calibrated = `calibrated (${result.initial.method})`;
-  process.stdout.write(line('learned'.padEnd(calibrated.length), result.hard));
+  process.stdout.write(line((result.kept === 'start' ? 'written' : 'learned').padEnd(calibrated.length), result.hard));
   process.stdout.write(line(calibrated, result.initial.hard));
+  if (result.kept === 'start') process.stdout.write("learning did not lower the start's KL on the calibration images: the start's thresholds are written\n");
   process.stdout.write(`θ (mean-score units): ${result.thresholds.theta.map((t) => t.toFixed(3)).join(' ')}\n`);
   process.stdout.write(`learned in ${result.seconds.toFixed(0)} s; thresholds written to ${out}\n`);
 }

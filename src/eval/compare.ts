@@ -141,7 +141,7 @@ async function learnedVariant(model: ViTModel, runner: ViTRunner, soft: () => So
     },
   });
   const plan = await ltp.plan(model.config, { settings: learned.thresholds, settingsSource: name });
-  const schedule = { ...(plan.settings as object), learned: { images: calibration.length, seconds: learned.seconds, ...learned.hard } };
+  const schedule = { ...(plan.settings as object), learned: { images: calibration.length, kept: learned.kept, seconds: learned.seconds, ...learned.hard } };
   return { name, method: LEARNED_METHOD, budget, schedule, hooks: (i) => plan.hooks(i) };
 }
 
