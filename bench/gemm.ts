@@ -28,7 +28,9 @@ interface Case {
 }
 
 function gemmCase(label: string, op: Op, m: number, k: number, n: number): Case {
-  const weight = random(n * k), bias = random(n), x = random(m * k);
+  const weight = random(n * k),
+    bias = random(n),
+    x = random(m * k);
   return {
     label: `${label} ${m}×${k}·${k}×${n}`,
     flops: 2 * m * k * n,

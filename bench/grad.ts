@@ -70,4 +70,6 @@ const denseMs = median(dense);
 console.log(`${spec} (${wasm.name}, 1 thread, ${runs} runs, input: ${realInput ? 'golden sample0' : 'benchInput'})`);
 console.log(`  dense forward              ${denseMs.toFixed(2)} ms`);
 console.log(`  soft forward               ${median(forward).toFixed(2)} ms  ×${(median(forward) / denseMs).toFixed(2)} of dense`);
-console.log(`  soft forward + backward    ${median(total).toFixed(2)} ms  ×${(median(total) / denseMs).toFixed(2)} of dense (ratio of medians; per-run median ×${median(total.map((t, i) => t / dense[i])).toFixed(2)})`);
+console.log(
+  `  soft forward + backward    ${median(total).toFixed(2)} ms  ×${(median(total) / denseMs).toFixed(2)} of dense (ratio of medians; per-run median ×${median(total.map((t, i) => t / dense[i])).toFixed(2)})`,
+);

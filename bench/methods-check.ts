@@ -38,19 +38,59 @@ type VariantSpec =
   | ({ method: 'pitome' } & Pick<PitomeSettings, 'r'> & Partial<PitomeSettings>);
 
 /** The oracle's figures: agreement, KL, GMACs ratio (oracle-results.md, "Beyond ToMe"). */
-interface OracleFigures { agreement: number; kl: number; fraction: number }
+interface OracleFigures {
+  agreement: number;
+  kl: number;
+  fraction: number;
+}
 
 /** The settings of the oracle table, with its figures per model folder. */
 const ORACLE_TABLE: { name: string; spec: VariantSpec; oracle: Record<string, OracleFigures> }[] = [
-  { name: 'tome r=11', spec: { method: 'tome', r: 11 }, oracle: { 'deit-tiny': { agreement: 0.916, kl: 0.056, fraction: 0.644 }, 'vit-tiny': { agreement: 0.938, kl: 0.076, fraction: 0.644 } } },
-  { name: 'tome r=4', spec: { method: 'tome', r: 4 }, oracle: { 'deit-tiny': { agreement: 0.966, kl: 0.011, fraction: 0.866 }, 'vit-tiny': { agreement: 0.970, kl: 0.013, fraction: 0.866 } } },
-  { name: 'mctf r=12.6', spec: { method: 'mctf', r: 12.6 }, oracle: { 'deit-tiny': { agreement: 0.954, kl: 0.028, fraction: 0.644 }, 'vit-tiny': { agreement: 0.958, kl: 0.033, fraction: 0.644 } } },
-  { name: 'mctf r=4.55', spec: { method: 'mctf', r: 4.55 }, oracle: { 'deit-tiny': { agreement: 0.976, kl: 0.005, fraction: 0.866 }, 'vit-tiny': { agreement: 0.984, kl: 0.005, fraction: 0.866 } } },
-  { name: 'mctf-after-block r=14.5', spec: { method: 'mctf', r: 14.5, oneStepAhead: false }, oracle: { 'deit-tiny': { agreement: 0.948, kl: 0.023, fraction: 0.646 } } },
-  { name: 'mctf-after-block r=5', spec: { method: 'mctf', r: 5, oneStepAhead: false }, oracle: { 'deit-tiny': { agreement: 0.972, kl: 0.003, fraction: 0.873 } } },
-  { name: 'mctf-sim-only r=12.6', spec: { method: 'mctf', r: 12.6, tauInfo: 0, tauSize: 0 }, oracle: { 'deit-tiny': { agreement: 0.930, kl: 0.044, fraction: 0.644 } } },
-  { name: 'ppt r=48', spec: { method: 'ppt', r: 48 }, oracle: { 'deit-tiny': { agreement: 0.924, kl: 0.035, fraction: 0.648 }, 'vit-tiny': { agreement: 0.946, kl: 0.052, fraction: 0.648 } } },
-  { name: 'ppt r=17', spec: { method: 'ppt', r: 17 }, oracle: { 'deit-tiny': { agreement: 0.992, kl: 0.003, fraction: 0.870 }, 'vit-tiny': { agreement: 0.986, kl: 0.005, fraction: 0.870 } } },
+  {
+    name: 'tome r=11',
+    spec: { method: 'tome', r: 11 },
+    oracle: { 'deit-tiny': { agreement: 0.916, kl: 0.056, fraction: 0.644 }, 'vit-tiny': { agreement: 0.938, kl: 0.076, fraction: 0.644 } },
+  },
+  {
+    name: 'tome r=4',
+    spec: { method: 'tome', r: 4 },
+    oracle: { 'deit-tiny': { agreement: 0.966, kl: 0.011, fraction: 0.866 }, 'vit-tiny': { agreement: 0.97, kl: 0.013, fraction: 0.866 } },
+  },
+  {
+    name: 'mctf r=12.6',
+    spec: { method: 'mctf', r: 12.6 },
+    oracle: { 'deit-tiny': { agreement: 0.954, kl: 0.028, fraction: 0.644 }, 'vit-tiny': { agreement: 0.958, kl: 0.033, fraction: 0.644 } },
+  },
+  {
+    name: 'mctf r=4.55',
+    spec: { method: 'mctf', r: 4.55 },
+    oracle: { 'deit-tiny': { agreement: 0.976, kl: 0.005, fraction: 0.866 }, 'vit-tiny': { agreement: 0.984, kl: 0.005, fraction: 0.866 } },
+  },
+  {
+    name: 'mctf-after-block r=14.5',
+    spec: { method: 'mctf', r: 14.5, oneStepAhead: false },
+    oracle: { 'deit-tiny': { agreement: 0.948, kl: 0.023, fraction: 0.646 } },
+  },
+  {
+    name: 'mctf-after-block r=5',
+    spec: { method: 'mctf', r: 5, oneStepAhead: false },
+    oracle: { 'deit-tiny': { agreement: 0.972, kl: 0.003, fraction: 0.873 } },
+  },
+  {
+    name: 'mctf-sim-only r=12.6',
+    spec: { method: 'mctf', r: 12.6, tauInfo: 0, tauSize: 0 },
+    oracle: { 'deit-tiny': { agreement: 0.93, kl: 0.044, fraction: 0.644 } },
+  },
+  {
+    name: 'ppt r=48',
+    spec: { method: 'ppt', r: 48 },
+    oracle: { 'deit-tiny': { agreement: 0.924, kl: 0.035, fraction: 0.648 }, 'vit-tiny': { agreement: 0.946, kl: 0.052, fraction: 0.648 } },
+  },
+  {
+    name: 'ppt r=17',
+    spec: { method: 'ppt', r: 17 },
+    oracle: { 'deit-tiny': { agreement: 0.992, kl: 0.003, fraction: 0.87 }, 'vit-tiny': { agreement: 0.986, kl: 0.005, fraction: 0.87 } },
+  },
   { name: 'pitome r=11', spec: { method: 'pitome', r: 11 }, oracle: { 'deit-tiny': { agreement: 0.894, kl: 0.095, fraction: 0.644 } } },
   { name: 'pitome r=4', spec: { method: 'pitome', r: 4 }, oracle: { 'deit-tiny': { agreement: 0.958, kl: 0.019, fraction: 0.866 } } },
 ];
@@ -67,7 +107,13 @@ const { values } = parseArgs({
   },
 });
 
-interface Planned { name: string; hooks: ForwardHooks; gmacs: number; oracle?: OracleFigures; decisions: PptDecision[] }
+interface Planned {
+  name: string;
+  hooks: ForwardHooks;
+  gmacs: number;
+  oracle?: OracleFigures;
+  decisions: PptDecision[];
+}
 
 /** Hooks and the GMACs the method counts for one variant. */
 function plan(model: ViTModel, name: string, spec: VariantSpec, oracle?: OracleFigures): Planned {
@@ -78,7 +124,7 @@ function plan(model: ViTModel, name: string, spec: VariantSpec, oracle?: OracleF
       return { name, hooks: tomeHooks(spec.r), gmacs: modelGmacs(cfg, tomeTokens(cfg, spec.r)), oracle, decisions };
     case 'mctf': {
       const { method: _, ...settings } = spec;
-      return { name, hooks: mctfHooks(model, settings), gmacs: mctfGmacs(cfg, settings), oracle, decisions };
+      return { name, hooks: mctfHooks(settings), gmacs: mctfGmacs(cfg, settings), oracle, decisions };
     }
     case 'ppt': {
       const { method: _, ...settings } = spec;
@@ -95,7 +141,8 @@ function parseVariant(text: string): { name: string; spec: VariantSpec } {
   const eq = text.indexOf('=');
   if (eq < 1) throw new Error(`--variant expects NAME=JSON, found '${text}'`);
   const spec = JSON.parse(text.slice(eq + 1)) as VariantSpec;
-  if (!['tome', 'mctf', 'ppt', 'pitome'].includes(spec.method)) throw new Error(`--variant ${text.slice(0, eq)}: expected "method" tome | mctf | ppt | pitome, found ${JSON.stringify(spec.method)}`);
+  if (!['tome', 'mctf', 'ppt', 'pitome'].includes(spec.method))
+    throw new Error(`--variant ${text.slice(0, eq)}: expected "method" tome | mctf | ppt | pitome, found ${JSON.stringify(spec.method)}`);
   return { name: text.slice(0, eq), spec };
 }
 
@@ -123,20 +170,46 @@ const rows = planned.map((p, i) => {
   const timeRatio = median(r.images.map((im, j) => im.ms / denseMs[j]));
   const fraction = p.gmacs / dGmacs;
   const o = p.oracle;
-  const within = o ? { agreement: Math.abs(a.agreement - o.agreement) <= 0.02, kl: Math.abs(a.kl / o.kl - 1) <= 0.2, gmacs: Math.abs(fraction - o.fraction) <= 0.001 } : null;
+  const within = o
+    ? { agreement: Math.abs(a.agreement - o.agreement) <= 0.02, kl: Math.abs(a.kl / o.kl - 1) <= 0.2, gmacs: Math.abs(fraction - o.fraction) <= 0.001 }
+    : null;
   const pruneShare = p.decisions.length ? p.decisions.filter((d) => d.pruned).length / p.decisions.length : null;
-  return { name: p.name, fraction, executedFraction: r.gmacs / dGmacs, top1: r.top1, agreement: a.agreement, kl: a.kl, timeRatio, pruneShare, oracle: o ?? null, within };
+  return {
+    name: p.name,
+    fraction,
+    executedFraction: r.gmacs / dGmacs,
+    top1: r.top1,
+    agreement: a.agreement,
+    kl: a.kl,
+    timeRatio,
+    pruneShare,
+    oracle: o ?? null,
+    within,
+  };
 });
 
 const f3 = (x: number) => x.toFixed(3);
-console.log(`\n${modelName}, ${images.length} images, backend ${runner.kernels.name}; dense top-1 ${f3(dense.top1)}, ${dGmacs.toFixed(4)} GMACs, ${median(denseMs).toFixed(2)} ms/image (median)\n`);
+console.log(
+  `\n${modelName}, ${images.length} images, backend ${runner.kernels.name}; dense top-1 ${f3(dense.top1)}, ${dGmacs.toFixed(4)} GMACs, ${median(denseMs).toFixed(2)} ms/image (median)\n`,
+);
 console.log('| variant | GMACs (× dense) | top-1 | agreement | KL | time (× dense) | oracle agreement / KL / GMACs | within |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const executed = Math.abs(r.executedFraction - r.fraction) > 1e-9 ? ` (forward runs ${f3(r.executedFraction)})` : '';
   const share = r.pruneShare !== null ? ` [pruned in ${(100 * r.pruneShare).toFixed(0)} % of decisions]` : '';
   const oracle = r.oracle ? `${f3(r.oracle.agreement)} / ${f3(r.oracle.kl)} / ${f3(r.oracle.fraction)}` : '—';
-  const within = r.within ? Object.entries(r.within).filter(([, ok]) => !ok).map(([k]) => `${k} outside`).join(', ') || 'yes' : '—';
-  console.log(`| ${r.name}${share} | ${f3(r.fraction)}${executed} | ${f3(r.top1)} | ${f3(r.agreement)} | ${r.kl.toFixed(4)} | ${r.timeRatio.toFixed(2)} | ${oracle} | ${within} |`);
+  const within = r.within
+    ? Object.entries(r.within)
+        .filter(([, ok]) => !ok)
+        .map(([k]) => `${k} outside`)
+        .join(', ') || 'yes'
+    : '—';
+  console.log(
+    `| ${r.name}${share} | ${f3(r.fraction)}${executed} | ${f3(r.top1)} | ${f3(r.agreement)} | ${r.kl.toFixed(4)} | ${r.timeRatio.toFixed(2)} | ${oracle} | ${within} |`,
+  );
 }
-if (values.json) writeFileSync(values.json, JSON.stringify({ model: modelName, images: images.length, backend: runner.kernels.name, dense: { top1: dense.top1, gmacs: dGmacs }, rows }, null, 2) + '\n');
+if (values.json)
+  writeFileSync(
+    values.json,
+    JSON.stringify({ model: modelName, images: images.length, backend: runner.kernels.name, dense: { top1: dense.top1, gmacs: dGmacs }, rows }, null, 2) + '\n',
+  );

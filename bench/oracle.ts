@@ -1,9 +1,10 @@
 /**
  * The oracle's figures (docs/porting.md), every one measured here:
  *   1. the largest error, relative to max|expected|, per tensor kind and backend against
- *      reference64: on the conformance suite (our float32 backends, and the numpy port when
- *      python3 with numpy is there) and on DeiT-Tiny dev images (dense, top-k, ToMe, Zero-TPrune
- *      at 0.7 × dense GMACs), over the tensors before any decision differs;
+ *      reference64: on the conformance suite (our float32 backends, wasm on 2 threads also with
+ *      every call split over the workers, and the numpy port when python3 with numpy is there)
+ *      and on DeiT-Tiny dev images (dense, top-k, ToMe, Zero-TPrune, MCTF, PPT, PiToMe at
+ *      0.7 × dense GMACs), over the tensors before any decision differs;
  *   2. a DeiT-Tiny bundle: size on disk and time to record and write it (median of --runs);
  *   3. `check` of two DeiT-Tiny bundles (reference64 vs wasm): in process, and as the command
  *      from dist/ (run `npm run build` first), median of --runs.
@@ -18,16 +19,19 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { median } from '../src/eval/metrics.js';
 import { loadImageTensor } from '../src/image/file.js';
-import { createKernels, type Backend } from '../src/kernels/index.js';
+import { createKernels, createWasmKernels, type Kernels } from '../src/kernels/index.js';
 import { loadModelFolder } from '../src/model/folder.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { readBundle, writeBundle } from '../src/oracle/bundle.js';
 import { checkBundles, type CheckReport } from '../src/oracle/check.js';
 import { isIntegerKind, TENSOR_KINDS } from '../src/oracle/format.js';
-import { traceMethodFromPlan, type TraceMethod } from '../src/oracle/methods.js';
+import { mctfTraceSettings, pitomeTraceSettings, pptTraceSettings, traceMethodFromPlan, type TraceMethod } from '../src/oracle/methods.js';
 import { checkSuite, readSuite } from '../src/oracle/suite.js';
 import { recordTrace } from '../src/oracle/trace.js';
 import { planPruning } from '../src/prune/registry.js';
+import { solveMctfForBudget } from '../src/prune/mctf.js';
+import { solvePitomeForBudget } from '../src/prune/pitome.js';
+import { solvePptForBudget } from '../src/prune/ppt.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,7 +43,17 @@ const { values } = parseArgs({
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SUITE = path.join(ROOT, 'fixtures/conformance');
 const IMAGES = path.resolve(values.model!, '../imagenet-sample/images');
-const BACKENDS: Backend[] = ['reference', 'wasm', 'wasm-simd'];
+const BUDGET = 0.7;
+/** The float32 backends compared with reference64, by column; `split`: every call split over the workers (the suite's tiny models are below every split threshold). */
+const BACKENDS: { column: string; make: () => Promise<Kernels>; suiteOnly?: boolean }[] = [
+  { column: 'reference', make: () => createKernels('reference') },
+  { column: 'wasm', make: () => createKernels('wasm') },
+  { column: 'wasm-simd', make: () => createKernels('wasm-simd') },
+  { column: 'wasm, 2 threads', make: () => createKernels('wasm', { threads: 2 }) },
+  { column: 'wasm-simd, 2 threads', make: () => createKernels('wasm-simd', { threads: 2 }) },
+  { column: 'wasm, 2 threads, split', make: () => createWasmKernels({ threads: 2, splitSmallCalls: true }), suiteOnly: true },
+  { column: 'wasm-simd, 2 threads, split', make: () => createWasmKernels({ variant: 'simd', threads: 2, splitSmallCalls: true }), suiteOnly: true },
+];
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vitprune-bench-oracle-'));
 const FLOAT_KINDS = TENSOR_KINDS.filter((k) => !isIntegerKind(k));
 
@@ -93,15 +107,22 @@ function suiteErrors(): Promise<ErrorTable> {
   return (async () => {
     const table = new ErrorTable();
     for (const backend of BACKENDS) {
-      for (const { report } of checkSuite(SUITE, await createKernels(backend))) table.add(backend, report);
+      const kernels = await backend.make();
+      for (const { report } of checkSuite(SUITE, kernels)) table.add(backend.column, report);
+      await kernels.dispose();
     }
     if (spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0) {
       const cases = readSuite(SUITE).cases.filter((c) => c.method === 'dense' || c.method === 'topk');
-      const variants = [['numpy float64', '--dtype', 'float64'], ['numpy float32', '--dtype', 'float32'], ['numpy, float16 softmax (broken)', '--break', 'softmax-f16']];
+      const variants = [
+        ['numpy float64', '--dtype', 'float64'],
+        ['numpy float32', '--dtype', 'float32'],
+        ['numpy, float16 softmax (broken)', '--break', 'softmax-f16'],
+      ];
       for (const [column, ...options] of variants) {
         const out = path.join(tmp, column.replace(/\W+/g, '-'));
         spawnSync('python3', [path.join(ROOT, 'examples/numpy-port/port.py'), ...cases.map((c) => path.join(SUITE, c.dir)), '--out', out, ...options]);
-        for (const c of cases) table.add(`${column} (dense, top-k)`, checkBundles(readBundle(path.join(SUITE, c.dir)), readBundle(path.join(out, path.basename(c.dir)))));
+        for (const c of cases)
+          table.add(`${column} (dense, top-k)`, checkBundles(readBundle(path.join(SUITE, c.dir)), readBundle(path.join(out, path.basename(c.dir)))));
       }
     }
     return table;
@@ -112,19 +133,29 @@ async function deitErrors(files: string[]): Promise<ErrorTable> {
   const model = loadModelFolder(values.model!);
   const cfg = model.config;
   const oracle = new ViTRunner(model, await createKernels('reference64'));
-  const runners = await Promise.all(BACKENDS.map(async (b) => new ViTRunner(model, await createKernels(b))));
-  const plans = await Promise.all(['topk', 'tome', 'zero-tprune'].map((method) => planPruning(cfg, { method, budget: 0.7 })));
-  const methods: (TraceMethod | null)[] = [null, ...plans.map((plan) => traceMethodFromPlan(cfg, plan))];
+  const backends = BACKENDS.filter((b) => !b.suiteOnly);
+  const kernels = await Promise.all(backends.map((b) => b.make()));
+  const runners = kernels.map((k) => new ViTRunner(model, k));
+  const plans = await Promise.all(['topk', 'tome', 'zero-tprune'].map((method) => planPruning(cfg, { method, budget: BUDGET })));
+  // MCTF, PPT and PiToMe through their own budget solvers (the registry does not list them yet)
+  const methods: (TraceMethod | null)[] = [
+    null,
+    ...plans.map((plan) => traceMethodFromPlan(cfg, plan)),
+    { name: 'mctf', settings: mctfTraceSettings(cfg.depth, { r: solveMctfForBudget(cfg, BUDGET).r }) },
+    { name: 'ppt', settings: pptTraceSettings(cfg.depth, { r: solvePptForBudget(cfg, BUDGET).r }) },
+    { name: 'pitome', settings: pitomeTraceSettings(cfg.depth, { r: (await solvePitomeForBudget(cfg, BUDGET)).settings }) },
+  ];
   const table = new ErrorTable();
   for (const file of files) {
     const input = loadImageTensor(file, cfg.preprocess);
     for (const method of methods) {
       const request = { input, inputSource: { source: 'tensor' as const, description: file }, method, modelSource: values.model! };
       const expected = recordTrace(oracle, model, request);
-      runners.forEach((runner, i) => table.add(BACKENDS[i], checkBundles(expected, recordTrace(runner, model, request))));
+      runners.forEach((runner, i) => table.add(backends[i].column, checkBundles(expected, recordTrace(runner, model, request))));
     }
     process.stderr.write(`  ${path.basename(file)} done\n`);
   }
+  await Promise.all(kernels.map((k) => k.dispose()));
   return table;
 }
 
@@ -155,7 +186,9 @@ async function bundleFigures(file: string, runs: number): Promise<string[]> {
     const record = timed(runs, () => (bundle = recordTrace(runner, model, request)));
     dirs[backend] = path.join(tmp, backend);
     const write = timed(runs, () => writeBundle(dirs[backend], bundle));
-    lines.push(`| ${runner.kernels.name} | ${bundle.tensors.size} | ${(folderBytes(dirs[backend]) / 1e6).toFixed(1)} MB | ${record.toFixed(2)} s | ${write.toFixed(2)} s |`);
+    lines.push(
+      `| ${runner.kernels.name} | ${bundle.tensors.size} | ${(folderBytes(dirs[backend]) / 1e6).toFixed(1)} MB | ${record.toFixed(2)} s | ${write.toFixed(2)} s |`,
+    );
   }
   const inProcess = timed(runs, () => checkBundles(readBundle(dirs.reference64), readBundle(dirs.wasm)));
   lines.push('', `check of the two (read both + compare), in process: ${inProcess.toFixed(2)} s`);
@@ -168,12 +201,23 @@ async function bundleFigures(file: string, runs: number): Promise<string[]> {
 }
 
 const runs = Number(values.runs);
-const files = existsSync(IMAGES) ? readdirSync(IMAGES).filter((f) => f.endsWith('.JPEG')).sort().slice(0, Number(values.images)).map((f) => path.join(IMAGES, f)) : [];
+const files = existsSync(IMAGES)
+  ? readdirSync(IMAGES)
+      .filter((f) => f.endsWith('.JPEG'))
+      .sort()
+      .slice(0, Number(values.images))
+      .map((f) => path.join(IMAGES, f))
+  : [];
 const out: string[] = [`Machine: ${os.cpus()[0].model}, ${os.cpus().length} CPUs (shared), node ${process.version}`, ''];
-out.push('Cells: the largest error relative to max|expected| (in brackets: its largest share of the tensor\'s tolerance τ_kind × (block + 1)).', '');
-out.push('### Conformance suite (106 cases)', '', (await suiteErrors()).markdown(), '');
+out.push("Cells: the largest error relative to max|expected| (in brackets: its largest share of the tensor's tolerance τ_kind × (block + 1)).", '');
+out.push(`### Conformance suite (${readSuite(SUITE).cases.length} cases)`, '', (await suiteErrors()).markdown(), '');
 if (files.length) {
-  out.push(`### Same on DeiT-Tiny, ${files.length} dev images × dense, top-k, ToMe, Zero-TPrune at 0.7 × dense GMACs`, '', (await deitErrors(files)).markdown(), '');
+  out.push(
+    `### Same on DeiT-Tiny, ${files.length} dev images × dense, top-k, ToMe, Zero-TPrune, MCTF, PPT, PiToMe at ${BUDGET} × dense GMACs`,
+    '',
+    (await deitErrors(files)).markdown(),
+    '',
+  );
   out.push(`### A DeiT-Tiny bundle (dense, ${path.basename(files[0])}), median of ${runs}`, '', ...(await bundleFigures(files[0], runs)), '');
 }
 process.stdout.write(out.join('\n') + '\n');

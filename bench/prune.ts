@@ -74,7 +74,12 @@ function onOracle(hooks: ForwardHooks): ForwardHooks {
   return { afterBlock: (state) => hooks.afterBlock!({ ...state, kernels: reference }) };
 }
 
-interface Entry { name: string; rho: number; hooks: () => ForwardHooks | undefined; hookMs?: { ms: number } }
+interface Entry {
+  name: string;
+  rho: number;
+  hooks: () => ForwardHooks | undefined;
+  hookMs?: { ms: number };
+}
 
 const entries: Entry[] = [{ name: 'dense', rho: 1, hooks: () => undefined }];
 for (const rho of rhos) {
@@ -115,7 +120,7 @@ entries.forEach((e, j) => {
   let line = `  ${e.name.padEnd(21)} ${ms.toFixed(2)} ms/image  ×${fraction.toFixed(3)} GMACs  ×${(ms / dense).toFixed(3)} time of dense`;
   if (e.hookMs) {
     const hook = median(hookSamples[j]);
-    line += `  hook ${hook.toFixed(2)} ms = ${(100 * hook / ms).toFixed(1)} % of pruned`;
+    line += `  hook ${hook.toFixed(2)} ms = ${((100 * hook) / ms).toFixed(1)} % of pruned`;
   }
   console.log(line);
 });

@@ -41,7 +41,9 @@ function gemmCase(label: string, m: number, k: number, n: number): Case {
 const attentionCase: Case = {
   label: 'attention n 197, 6 heads of 64',
   setup(kernels) {
-    const n = 197, heads = 6, d = 64;
+    const n = 197,
+      heads = 6,
+      d = 64;
     const qkv = kernels.upload(random(n * 3 * heads * d, 4));
     const probs = kernels.alloc(heads * n * n);
     const out = kernels.alloc(n * heads * d);
@@ -65,7 +67,9 @@ const single = await createWasmKernels();
 const pooled = await createWasmKernels({ threads });
 const quantile = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.floor(p * (xs.length - 1))];
 
-process.stdout.write(`speed-up of ${threads} threads over 1 at quantiles ${QUANTILES.join(', ')} of ${calls} alternating calls (ms on 1 thread at the median)\n`);
+process.stdout.write(
+  `speed-up of ${threads} threads over 1 at quantiles ${QUANTILES.join(', ')} of ${calls} alternating calls (ms on 1 thread at the median)\n`,
+);
 for (const c of cases) {
   const runs = [c.setup(single), c.setup(pooled)];
   const times: number[][] = [[], []];

@@ -19,9 +19,7 @@ import { ViTRunner } from '../src/model/vit.js';
 import type { BlockState, ForwardHooks } from '../src/model/hooks.js';
 import { keepRatioSchedule } from '../src/prune/schedule.js';
 import { meanOneVariance } from '../src/prune/wpr.js';
-import {
-  defaultWprIterations, resolveZeroTPruneOptions, tokenImportance, zeroTPruneLayer, ZeroTPruneScratch,
-} from '../src/prune/zero-tprune.js';
+import { defaultWprIterations, resolveZeroTPruneOptions, tokenImportance, zeroTPruneLayer, ZeroTPruneScratch } from '../src/prune/zero-tprune.js';
 
 const { values } = parseArgs({
   options: {
@@ -78,7 +76,9 @@ const hooks: ForwardHooks = {
 for (const file of files) runner.forward(loadImageTensor(file, cfg.preprocess), hooks);
 
 const share = (xs: boolean[]) => (xs.filter(Boolean).length / xs.length).toFixed(3);
-process.stdout.write(`${values.model}: keep ${values.keep} ${JSON.stringify(schedule.steps)}, ${files.length} images, ${cfg.heads} heads, window [${low}, ${high}]\n`);
+process.stdout.write(
+  `${values.model}: keep ${values.keep} ${JSON.stringify(schedule.steps)}, ${files.length} images, ${cfg.heads} heads, window [${low}, ${high}]\n`,
+);
 process.stdout.write('after  stage  below   inside  above   median variance  layers with no head inside\n');
 for (const step of schedule.steps) {
   for (const stage of ["I'", 'I']) {
@@ -86,6 +86,8 @@ for (const step of schedule.steps) {
     if (!v) continue;
     const cells = [share(v.map((x) => x < low)), share(v.map((x) => x >= low && x <= high)), share(v.map((x) => x > high))];
     const none = share(someInside.get(`${step.after}/${stage}`)!.map((x) => !x));
-    process.stdout.write(`${String(step.after).padStart(5)}  ${stage.padEnd(5)}  ${cells.join('   ')}   ${median(v).toFixed(4).padStart(15)}  ${none.padStart(26)}\n`);
+    process.stdout.write(
+      `${String(step.after).padStart(5)}  ${stage.padEnd(5)}  ${cells.join('   ')}   ${median(v).toFixed(4).padStart(15)}  ${none.padStart(26)}\n`,
+    );
   }
 }

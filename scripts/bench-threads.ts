@@ -51,7 +51,9 @@ interface BenchReport {
 function vitprune(args: string[]): unknown {
   log(`$ vitprune ${args.join(' ')}`);
   const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), ...args, '--json', '--quiet'], {
-    cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26,
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
   });
   return JSON.parse(out);
 }
@@ -71,7 +73,19 @@ results.deitSmallDense = {
 // 2. DeiT-Tiny dense and Zero-TPrune at 0.65
 const deitTiny = path.join(data, 'deit-tiny');
 if (existsSync(deitTiny)) {
-  const r = vitprune(['bench', '--model', deitTiny, '--threads', `1,${threads}`, '--runs', values.runs!, '--method', 'zero-tprune', '--budget', '0.65']) as BenchReport;
+  const r = vitprune([
+    'bench',
+    '--model',
+    deitTiny,
+    '--threads',
+    `1,${threads}`,
+    '--runs',
+    values.runs!,
+    '--method',
+    'zero-tprune',
+    '--budget',
+    '0.65',
+  ]) as BenchReport;
   const other = r.compare[0];
   results.deitTinyDense = {
     msPerImage: { 1: r.dense!.msPerImage.median, [threads]: other.msPerImage.median },
@@ -88,7 +102,9 @@ if (existsSync(deitTiny)) {
   const rates: Record<number, number[]> = { 1: [], [threads]: [] };
   for (let round = 0; round < Number(values['eval-rounds']); round++) {
     for (const t of [1, threads]) {
-      const e = vitprune(['eval', '--model', deitTiny, '--images', images, '--labels', labels, '--limit', values.images!, '--threads', String(t)]) as { imagesPerSecond: number };
+      const e = vitprune(['eval', '--model', deitTiny, '--images', images, '--labels', labels, '--limit', values.images!, '--threads', String(t)]) as {
+        imagesPerSecond: number;
+      };
       rates[t].push(e.imagesPerSecond);
     }
   }
@@ -104,9 +120,15 @@ if (existsSync(deitTiny)) {
 // 4. onnxruntime-node's scaling beside vitprune's
 if (existsSync(path.join(ROOT, 'bench/peers/node_modules'))) {
   log(`$ bench/peers/peers.ts --model random:deit_small_patch16_224 --threads 1,${threads}`);
-  const out = execFileSync(path.join(ROOT, 'bench/peers/node_modules/.bin/tsx'), ['peers.ts', '--model', 'random:deit_small_patch16_224', '--threads', `1,${threads}`, '--runs', values.runs!, '--json'], {
-    cwd: path.join(ROOT, 'bench/peers'), encoding: 'utf8', maxBuffer: 1 << 26,
-  });
+  const out = execFileSync(
+    path.join(ROOT, 'bench/peers/node_modules/.bin/tsx'),
+    ['peers.ts', '--model', 'random:deit_small_patch16_224', '--threads', `1,${threads}`, '--runs', values.runs!, '--json'],
+    {
+      cwd: path.join(ROOT, 'bench/peers'),
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+    },
+  );
   const peers = JSON.parse(out) as { ratios: unknown; scaling: Record<number, { vitprune: number; onnxruntimeNode: number }>; msPerImage: unknown };
   results.peersDeitSmall = { msPerImage: peers.msPerImage, ratios: peers.ratios, speedup: peers.scaling[threads] };
 } else {

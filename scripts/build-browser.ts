@@ -105,7 +105,13 @@ const wasmBesideBundle: esbuild.Plugin = {
     build.onLoad({ filter: /[\\/]src[\\/]kernels[\\/]wasm\.ts$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
       if (!source.includes(WASM_DIR_IN_SOURCES)) {
-        return { errors: [{ text: `expected ${args.path} to locate the wasm builds at '${WASM_DIR_IN_SOURCES}…' relative to itself, not found: update scripts/build-browser.ts` }] };
+        return {
+          errors: [
+            {
+              text: `expected ${args.path} to locate the wasm builds at '${WASM_DIR_IN_SOURCES}…' relative to itself, not found: update scripts/build-browser.ts`,
+            },
+          ],
+        };
       }
       return { contents: source.replaceAll(WASM_DIR_IN_SOURCES, WASM_DIR_IN_BUNDLE), loader: 'ts' };
     });
@@ -152,6 +158,7 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
     entryPoints,
     outdir: libraryDir,
     minify,
+    keepNames: true, // errors name themselves by their class (errors.ts: new.target.name): HubError, not a minified name
     metafile: true,
     plugins: [nodeOnlyModules(NODE_ONLY_MODULES), nodeBuiltinsExternal, wasmBesideBundle],
   });
@@ -161,7 +168,12 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<B
     copyFileSync(built, path.join(libraryDir, file));
   }
   // What a page must store to run offline (the demo's service worker reads it).
-  const files = [...Object.keys(library.metafile.outputs).map((f) => path.basename(f)).filter((f) => f.endsWith('.js')), ...WASM_BUILDS];
+  const files = [
+    ...Object.keys(library.metafile.outputs)
+      .map((f) => path.basename(f))
+      .filter((f) => f.endsWith('.js')),
+    ...WASM_BUILDS,
+  ];
   writeFileSync(path.join(libraryDir, 'manifest.json'), `${JSON.stringify(files.sort())}\n`);
 
   await bundlePageScripts(DEMO_ENTRIES, demoDir, minify);

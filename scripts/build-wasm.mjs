@@ -9,11 +9,19 @@ process.chdir(fileURLToPath(new URL('..', import.meta.url)));
 
 const common = [
   'assembly/index.ts',
-  '-O3', '--noAssert',
-  '--runtime', 'stub',
-  '--enable', 'simd',
-  '--enable', 'threads',
-  '--importMemory', '--sharedMemory', '--maximumMemory', '65536', '--noExportMemory',
+  '-O3',
+  '--noAssert',
+  '--runtime',
+  'stub',
+  '--enable',
+  'simd',
+  '--enable',
+  'threads',
+  '--importMemory',
+  '--sharedMemory',
+  '--maximumMemory',
+  '65536',
+  '--noExportMemory',
 ];
 
 const builds = [

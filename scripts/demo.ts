@@ -57,7 +57,9 @@ export function demoServerOptions(setup: DemoServerSetup = {}): StaticServerOpti
     mounts.push({ prefix: `/models/${name}/`, dir });
   }
   mounts.push(...(setup.extraMounts ?? []));
-  const photos = readdirSync(SAMPLE_PHOTOS_DIR).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort();
+  const photos = readdirSync(SAMPLE_PHOTOS_DIR)
+    .filter((f) => /\.(png|jpe?g)$/i.test(f))
+    .sort();
   return {
     mounts,
     isolated: setup.isolated ?? true,

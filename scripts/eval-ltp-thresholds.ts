@@ -83,7 +83,10 @@ const ltpResult = (file: number, row: number) => ltpResults[LTP_ROWS * file + ro
 const topkPlans = await Promise.all(learned.map((_, i) => topk.plan(cfg, { budget: ltpResult(i, 0).gmacs / dense })));
 const keepRates = topkPlans.map((plan) => (plan.settings as { keepRate: number }).keepRate);
 const topkResults = await evaluateVariants(
-  runner, images, topkPlans.map((plan, i) => ({ name: `topk ρ=${keepRates[i]}`, hooks: (image: number) => plan.hooks(image) })), { progress: true },
+  runner,
+  images,
+  topkPlans.map((plan, i) => ({ name: `topk ρ=${keepRates[i]}`, hooks: (image: number) => plan.hooks(image) })),
+  { progress: true },
 );
 
 const row = (method: string, r: EvalResult, extra: Record<string, unknown> = {}) => {
@@ -98,10 +101,7 @@ const report = {
   files: learned.map(({ file, thresholds }, i) => ({
     file,
     budget: thresholds.budget,
-    rows: [
-      ...ltpRows[i].map(({ name }, j) => row(name, ltpResult(i, j))),
-      row('topk', topkResults[i], { keepRate: keepRates[i] }),
-    ],
+    rows: [...ltpRows[i].map(({ name }, j) => row(name, ltpResult(i, j))), row('topk', topkResults[i], { keepRate: keepRates[i] })],
   })),
 };
 if (values.json) {
@@ -112,7 +112,9 @@ if (values.json) {
   console.log('|---|---|---|---|---|---|---|');
   for (const f of report.files) {
     for (const r of f.rows) {
-      console.log(`| ${f.file} | ${f.budget} | ${r.method} | ${r.gmacs.toFixed(4)} (${r.fraction.toFixed(3)}) | ${r.agreement.toFixed(3)} | ${r.kl.toFixed(4)} | ${(100 * r.top1).toFixed(1)} |`);
+      console.log(
+        `| ${f.file} | ${f.budget} | ${r.method} | ${r.gmacs.toFixed(4)} (${r.fraction.toFixed(3)}) | ${r.agreement.toFixed(3)} | ${r.kl.toFixed(4)} | ${(100 * r.top1).toFixed(1)} |`,
+      );
     }
   }
 }

@@ -72,7 +72,10 @@ async function ltpSettings(model: ViTModel, runner: ViTRunner, calibration: Floa
 
 /** DeiT-Tiny's attention channels pruned by 25 % on fresh wasm kernels: the model written and the wasm memory used. */
 async function channelPruning(
-  model: ViTModel, inputs: Float32Array[], allocator: 'uniform' | 'greedy', threads: number,
+  model: ViTModel,
+  inputs: Float32Array[],
+  allocator: 'uniform' | 'greedy',
+  threads: number,
 ): Promise<{ model: unknown; memory: number }> {
   const kernels = (await createKernels('wasm', { threads })) as WasmKernels;
   const result = pruneChannels(model, kernels, inputs, { ratio: 0.25, allocator });
@@ -106,7 +109,10 @@ function recordingTokens(inner: ForwardHooks, blocks: number[][]): ForwardHooks 
 }
 
 function hash(bytes: ArrayBufferView): string {
-  return createHash('sha256').update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).digest('hex').slice(0, 24);
+  return createHash('sha256')
+    .update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    .digest('hex')
+    .slice(0, 24);
 }
 
 function hashTokens(blocks: number[][]): string {
@@ -158,16 +164,24 @@ async function main(): Promise<void> {
     const images = labelImages(files, model.config.labels);
     const results = await evaluateVariants(runner, images, variants, { progress: false });
     const dense = results[0];
-    const dev = Object.fromEntries(runs.map((run, r) => {
-      const e = results[r];
-      return [run.name, {
-        settings: run.settings,
-        eval: {
-          top1: e.top1, top5: e.top5, gmacs: e.gmacs, ...(r > 0 && { ...agreementWithDense(dense, e), gmacsFraction: e.gmacs / dense.gmacs }),
-        },
-        images: e.images.map((im, i) => ({ file: im.file, logits: hash(im.logits), tokens: hashTokens(tokens[r][i]), gmacs: im.gmacs })),
-      }];
-    }));
+    const dev = Object.fromEntries(
+      runs.map((run, r) => {
+        const e = results[r];
+        return [
+          run.name,
+          {
+            settings: run.settings,
+            eval: {
+              top1: e.top1,
+              top5: e.top5,
+              gmacs: e.gmacs,
+              ...(r > 0 && { ...agreementWithDense(dense, e), gmacsFraction: e.gmacs / dense.gmacs }),
+            },
+            images: e.images.map((im, i) => ({ file: im.file, logits: hash(im.logits), tokens: hashTokens(tokens[r][i]), gmacs: im.gmacs })),
+          },
+        ];
+      }),
+    );
     const ltp: Record<string, unknown> = {};
     for (const budget of LTP_BUDGETS) {
       ltp[budget] = runs.find((run) => run.name === `ltp@${budget}`)?.settings ?? (await ltpSettings(model, runner, calibration, budget));
@@ -188,7 +202,9 @@ async function main(): Promise<void> {
       result.memory = { uniform: uniform.memory, greedy: greedy.memory };
     }
     await runner.kernels.dispose();
-    process.stderr.write(`${name}: ${runs.length} runs × ${files.length} images on ${threads} thread(s) in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    process.stderr.write(
+      `${name}: ${runs.length} runs × ${files.length} images on ${threads} thread(s) in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`,
+    );
   }
   writeFileSync(values.out, `${JSON.stringify(result, null, 1)}\n`);
 }

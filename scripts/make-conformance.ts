@@ -3,7 +3,8 @@
  * themselves against reference64 (docs/porting.md).
  *
  *   models/<name>/   tiny random ViTs: timm and transformers layouts, odd widths, 2–4 heads,
- *                    2–3 blocks, a distilled one, one with per-block attention widths
+ *                    2–3 blocks, a distilled one, one with per-block attention widths, one
+ *                    with 16 patches rather than 9 (MCTF keeps at least 10 tokens)
  *   cases/<model>.<input>.<method>[-<setting>]/   a trace bundle from reference64
  *   suite.json       the index (src/oracle/suite.ts)
  *
@@ -24,25 +25,30 @@ import { configFromDims, randomModel, seededRandom, type ViTDims } from '../src/
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { writeBundle, type TraceBundle } from '../src/oracle/bundle.js';
-import type { TraceMethod } from '../src/oracle/methods.js';
+import { pitomeTraceSettings, type TraceMethod } from '../src/oracle/methods.js';
 import { SUITE_FILE, SUITE_FORMAT, SUITE_VERSION, type SuiteCase, type SuiteIndex, type SuiteModel } from '../src/oracle/suite.js';
 import { recordTrace } from '../src/oracle/trace.js';
+import { packageVersion } from '../src/util/package-version.js';
 import { DEIT_PREPROCESSOR, timmConfig, timmTensors, transformersConfig, transformersTensors, writeFolder } from '../test/model-writers.js';
 
 const SUITE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/conformance');
-const IMAGE = 6; // 6×6 input, patch 2: 9 patches
+const IMAGE = 6; // 6×6 input, patch 2: 9 patches (a model's default)
 const PATCH = 2;
 const PERTURBATION = 1e-4; // relative, of each input value
 const PERTURBED_RUNS = 3;
 const MAX_SEEDS = 200;
 
 /** Patches that are copies of others in the 'twins' input, with equal position embeddings in the model: tokens 1 ≡ 3, 2 ≡ 4. */
-const TWINS: readonly [number, number][] = [[0, 2], [1, 3]]; // [original, copy] patch indices
+const TWINS: readonly [number, number][] = [
+  [0, 2],
+  [1, 3],
+]; // [original, copy] patch indices
 
 interface ModelSpec {
   name: string;
   description: string;
   dims: ViTDims;
+  image?: number; // input side (default IMAGE)
   blockWidths?: { qkDim: number; vDim: number }[];
   write(dir: string, model: ViTModel): void;
   twins?: boolean; // position embeddings of the TWINS patches made equal
@@ -78,12 +84,12 @@ const MODELS: ModelSpec[] = [
     name: 'transformers-d12-h4',
     description: 'transformers layout (ViTForImageClassification: separate query/key/value, LayerNorm eps 1e-12), width 12, 4 heads of 3, MLP 20, 2 blocks',
     dims: { dim: 12, depth: 2, heads: 4, mlpDim: 20, numClasses: 3 },
-    write: (dir, m) => writeFolder(
-      dir,
-      transformersConfig(m, 'ViTForImageClassification'),
-      transformersTensors(m, 'ViTForImageClassification'),
-      { ...DEIT_PREPROCESSOR, size: { height: 7, width: 7 }, crop_size: { height: IMAGE, width: IMAGE } },
-    ),
+    write: (dir, m) =>
+      writeFolder(dir, transformersConfig(m, 'ViTForImageClassification'), transformersTensors(m, 'ViTForImageClassification'), {
+        ...DEIT_PREPROCESSOR,
+        size: { height: 7, width: 7 },
+        crop_size: { height: IMAGE, width: IMAGE },
+      }),
   },
   {
     name: 'deit-distilled-d10-h2',
@@ -95,8 +101,19 @@ const MODELS: ModelSpec[] = [
     name: 'widths-d12-h3',
     description: 'timm layout as vitprune saves channel-pruned models: per-block q/k and v widths (4/4, 2/3, 3/1), width 12, 3 heads, MLP 17, 3 blocks',
     dims: { dim: 12, depth: 3, heads: 3, mlpDim: 17, numClasses: 4, qkDim: 4, vDim: 4 },
-    blockWidths: [{ qkDim: 4, vDim: 4 }, { qkDim: 2, vDim: 3 }, { qkDim: 3, vDim: 1 }],
+    blockWidths: [
+      { qkDim: 4, vDim: 4 },
+      { qkDim: 2, vDim: 3 },
+      { qkDim: 3, vDim: 1 },
+    ],
     write: (dir, m) => saveModelFolder(dir, m),
+  },
+  {
+    name: 'timm-d10-h2-s8',
+    description: 'timm layout, 8×8 input (16 patches, so that MCTF, which keeps at least 10 tokens, fuses), width 10, 2 heads of 5, MLP 21, 3 blocks',
+    dims: { dim: 10, depth: 3, heads: 2, mlpDim: 21, numClasses: 6 },
+    image: 8,
+    write: (dir, m) => writeFolder(dir, timmHubConfig(m, 'vit_conformance_patch2_8'), timmTensors(m)),
   },
 ];
 
@@ -122,25 +139,90 @@ function smoothInput(seed: number, values: number): Float32Array {
 function methodSettings(cfg: ViTConfig): TraceMethod[][] {
   const d = cfg.depth;
   const perBlock = (values: number[]) => values.slice(0, d);
-  const zeroTPrune = (steps: { after: number; rS: number; rI: number }[], options: Partial<Extract<TraceMethod, { name: 'zero-tprune' }>['settings']>): TraceMethod => ({
+  const zeroTPrune = (
+    steps: { after: number; rS: number; rI: number }[],
+    options: Partial<Extract<TraceMethod, { name: 'zero-tprune' }>['settings']>,
+  ): TraceMethod => ({
     name: 'zero-tprune',
     settings: {
-      steps, init: 'cls-boost', iterations: perBlock([30, 30, 30]), tolerance: 0, useEIR: true, useVHF: true, vhfWindow: [0.01, 0.7], useSStage: true, similarity: 'keys', ...options,
+      steps,
+      init: 'cls-boost',
+      iterations: perBlock([30, 30, 30]),
+      tolerance: 0,
+      useEIR: true,
+      useVHF: true,
+      vhfWindow: [0.01, 0.7],
+      useSStage: true,
+      similarity: 'keys',
+      ...options,
     },
   });
   return [
-    [{ name: 'topk', settings: { keepRate: 0.5, blocks: [1] } }, { name: 'topk', settings: { keepRate: 0.7, blocks: [0, d - 1] } }],
-    [{ name: 'evit', settings: { keepRate: 0.5, blocks: [1] } }, { name: 'evit', settings: { keepRate: 0.7, blocks: [0, d - 1] } }],
-    [{ name: 'tome', settings: { r: perBlock([2, 2, 2]) } }, { name: 'tome', settings: { r: perBlock([3, 1, 0]) } }],
+    [
+      { name: 'topk', settings: { keepRate: 0.5, blocks: [1] } },
+      { name: 'topk', settings: { keepRate: 0.7, blocks: [0, d - 1] } },
+    ],
+    [
+      { name: 'evit', settings: { keepRate: 0.5, blocks: [1] } },
+      { name: 'evit', settings: { keepRate: 0.7, blocks: [0, d - 1] } },
+    ],
+    [
+      { name: 'tome', settings: { r: perBlock([2, 2, 2]) } },
+      { name: 'tome', settings: { r: perBlock([3, 1, 0]) } },
+    ],
     [
       zeroTPrune([{ after: 1, rS: 2, rI: 2 }], {}),
-      zeroTPrune([{ after: 1, rS: 1, rI: 1 }, { after: 2, rS: 1, rI: 1 }], { init: 'uniform', iterations: perBlock([5, 3, 1]), useVHF: false, useEIR: false, similarity: 'head-mean-keys' }),
+      zeroTPrune(
+        [
+          { after: 1, rS: 1, rI: 1 },
+          { after: 2, rS: 1, rI: 1 },
+        ],
+        { init: 'uniform', iterations: perBlock([5, 3, 1]), useVHF: false, useEIR: false, similarity: 'head-mean-keys' },
+      ),
     ],
     [
       { name: 'random', settings: { steps: [{ afterBlock: 0, remove: 3 }], seed: 1 } },
-      { name: 'random', settings: { steps: [{ afterBlock: 0, remove: 2 }, { afterBlock: 1, remove: 2 }], seed: 7 } },
+      {
+        name: 'random',
+        settings: {
+          steps: [
+            { afterBlock: 0, remove: 2 },
+            { afterBlock: 1, remove: 2 },
+          ],
+          seed: 7,
+        },
+      },
     ],
-    [{ name: 'ltp', settings: { theta: perBlock([0, 0.9, 1]), unit: 'mean' } }, { name: 'ltp', settings: { theta: perBlock([0.08, 0.1, 0.1]), unit: 'absolute' } }],
+    [
+      { name: 'ltp', settings: { theta: perBlock([0, 0.9, 1]), unit: 'mean' } },
+      { name: 'ltp', settings: { theta: perBlock([0.08, 0.1, 0.1]), unit: 'absolute' } },
+    ],
+    [
+      // the paper's temperatures and placement (from the second block, fusion one step ahead), r 2
+      {
+        name: 'mctf',
+        settings: {
+          r: 2,
+          layers: Array.from({ length: d - 1 }, (_, i) => i + 1),
+          tauSim: 1,
+          tauInfo: 20,
+          tauSize: 40,
+          bidirectional: true,
+          oneStepAhead: true,
+        },
+      },
+      // after the block, one direction, informativeness off, a fractional r (2 then 1)
+      { name: 'mctf', settings: { r: 1.5, layers: [0, 1], tauSim: 2, tauInfo: 0, tauSize: 10, bidirectional: false, oneStepAhead: false } },
+    ],
+    [
+      // threshold 0: every listed block prunes; threshold 1 (above any variance of shares): every one pools
+      { name: 'ppt', settings: { r: [2, 2], blocks: [0, d - 1], threshold: 0 } },
+      { name: 'ppt', settings: { r: [3], blocks: [1], threshold: 1 } },
+    ],
+    [
+      { name: 'pitome', settings: pitomeTraceSettings(d, { r: 2 }) }, // the reference's margins 0.9 − 0.8·l/L, α 1
+      { name: 'pitome', settings: pitomeTraceSettings(d, { r: [3, 1, 0].slice(0, d), margin: 0.5, alpha: 0.5 }) },
+    ],
   ];
 }
 
@@ -157,7 +239,13 @@ function casesOf(cfg: ViTConfig): Case[] {
 }
 
 function trace(model: ViTModel, kernels: Kernels, input: Float32Array, inputDescription: string, method: TraceMethod | null, modelSource: string): TraceBundle {
-  return recordTrace(new ViTRunner(model, kernels), model, { input, inputSource: { source: 'tensor', description: inputDescription }, method, modelSource });
+  return recordTrace(new ViTRunner(model, kernels), model, {
+    input,
+    inputSource: { source: 'tensor', description: inputDescription },
+    method,
+    modelSource,
+    producerVersion: packageVersion(),
+  });
 }
 
 /** The integer tensors of a bundle (its decisions), as one comparable string. */
@@ -178,11 +266,15 @@ function robust(model: ViTModel, input: Float32Array, method: TraceMethod | null
 }
 
 function buildModel(spec: ModelSpec): ViTModel {
-  const cfg = { ...configFromDims({ imageSize: IMAGE, patchSize: PATCH, ...spec.dims }, spec.name), ...(spec.blockWidths && { blockWidths: spec.blockWidths }) };
+  const cfg = {
+    ...configFromDims({ imageSize: spec.image ?? IMAGE, patchSize: PATCH, ...spec.dims }, spec.name),
+    ...(spec.blockWidths && { blockWidths: spec.blockWidths }),
+  };
   const model = randomModel(cfg, 11);
   if (spec.twins) {
     const prefix = cfg.distilled ? 2 : 1;
-    for (const [original, copy] of TWINS) model.weights.posEmbed.copyWithin((prefix + copy) * cfg.dim, (prefix + original) * cfg.dim, (prefix + original + 1) * cfg.dim);
+    for (const [original, copy] of TWINS)
+      model.weights.posEmbed.copyWithin((prefix + copy) * cfg.dim, (prefix + original) * cfg.dim, (prefix + original + 1) * cfg.dim);
   }
   return model;
 }
@@ -212,7 +304,8 @@ function twinsInput(cfg: ViTConfig): Float32Array {
 function tieCases(model: ViTModel, input: Float32Array, source: string): { name: string; method: TraceMethod }[] {
   const prefix = model.config.distilled ? 2 : 1;
   const patches = (IMAGE / PATCH) ** 2;
-  const probe = (method: TraceMethod, scores: string) => Array.from(trace(model, createReference64KernelsAsFloat32(), input, '', method, source).tensors.get(`block.0.after_attention.${scores}`)!.data);
+  const probe = (method: TraceMethod, scores: string) =>
+    Array.from(trace(model, createReference64KernelsAsFloat32(), input, '', method, source).tensors.get(`block.0.after_attention.${scores}`)!.data);
   const splitAt = (scores: number[], candidates: number[]) => {
     const ranked = [...candidates].sort((p, q) => scores[q] - scores[p] || p - q);
     const i = ranked.findIndex((p, j) => j + 1 < ranked.length && scores[ranked[j + 1]] === scores[p]);
@@ -220,9 +313,15 @@ function tieCases(model: ViTModel, input: Float32Array, source: string): { name:
     return i + 1; // keep ranked[0..i]: the tie at ranked[i], ranked[i + 1] is split
   };
   const attentiveness = probe({ name: 'topk', settings: { keepRate: 0.5, blocks: [0] } }, 'attentiveness');
-  const k = splitAt(attentiveness, Array.from({ length: patches }, (_, j) => prefix + j));
+  const k = splitAt(
+    attentiveness,
+    Array.from({ length: patches }, (_, j) => prefix + j),
+  );
   const score = probe({ name: 'tome', settings: { r: [1] } }, 'score');
-  const r = splitAt(score, Array.from({ length: score.length }, (_, i) => i).filter((i) => Number.isFinite(score[i])));
+  const r = splitAt(
+    score,
+    Array.from({ length: score.length }, (_, i) => i).filter((i) => Number.isFinite(score[i])),
+  );
   return [
     { name: 'topk-ties', method: { name: 'topk', settings: { keepRate: k / patches, blocks: [0] } } },
     { name: 'tome-ties', method: { name: 'tome', settings: { r: [r, 0, 0].slice(0, model.config.depth) } } },
@@ -231,7 +330,13 @@ function tieCases(model: ViTModel, input: Float32Array, source: string): { name:
 
 function main(): void {
   rmSync(SUITE, { recursive: true, force: true });
-  const suite: SuiteIndex = { format: SUITE_FORMAT, version: SUITE_VERSION, generator: 'scripts/make-conformance.ts (npm run conformance)', models: {}, cases: [] };
+  const suite: SuiteIndex = {
+    format: SUITE_FORMAT,
+    version: SUITE_VERSION,
+    generator: 'scripts/make-conformance.ts (npm run conformance)',
+    models: {},
+    cases: [],
+  };
   const write = (name: string, modelName: string, inputName: string, bundle: TraceBundle, c: Omit<SuiteCase, 'name' | 'dir' | 'model' | 'input'>) => {
     const dir = `cases/${name}`;
     writeBundle(path.join(SUITE, dir), bundle);
@@ -245,7 +350,7 @@ function main(): void {
     const layout: SuiteModel['layout'] = model.config.layout;
     suite.models[spec.name] = { dir: modelDir, layout, description: spec.description };
     const source = `../../${modelDir}`; // from a case folder
-    const values = model.config.inChannels * IMAGE * IMAGE;
+    const values = model.config.inChannels * model.config.imageSize ** 2;
     const cases = casesOf(model.config);
 
     for (const inputSpec of INPUTS) {
@@ -257,13 +362,26 @@ function main(): void {
         if (cases.every((c, i) => robust(model, input, c.method, bundles[i]))) accepted = { seed, input, bundles };
       }
       if (!accepted) throw new Error(`${spec.name} / ${inputSpec.name}: no seed below ${MAX_SEEDS} keeps every decision away from ties`);
-      cases.forEach((c, i) => write(`${spec.name}.${inputSpec.name}.${c.name}`, spec.name, inputSpec.name, accepted!.bundles[i], { method: c.method?.name ?? 'dense', setting: c.setting, ties: false }));
+      cases.forEach((c, i) =>
+        write(`${spec.name}.${inputSpec.name}.${c.name}`, spec.name, inputSpec.name, accepted!.bundles[i], {
+          method: c.method?.name ?? 'dense',
+          setting: c.setting,
+          ties: false,
+        }),
+      );
       process.stdout.write(`${spec.name} / ${inputSpec.name}: seed ${accepted.seed}, ${cases.length} cases\n`);
     }
     if (spec.twins) {
       const input = twinsInput(model.config);
       for (const t of tieCases(model, input, source)) {
-        const bundle = trace(model, createReference64KernelsAsFloat32(), input, `a smooth pattern (seed 5) with patches ${TWINS.map(([o, c]) => `${c} = ${o}`).join(', ')}`, t.method, source);
+        const bundle = trace(
+          model,
+          createReference64KernelsAsFloat32(),
+          input,
+          `a smooth pattern (seed 5) with patches ${TWINS.map(([o, c]) => `${c} = ${o}`).join(', ')}`,
+          t.method,
+          source,
+        );
         write(`${spec.name}.twins.${t.name}`, spec.name, 'twins', bundle, { method: t.method.name, setting: null, ties: true });
       }
     }

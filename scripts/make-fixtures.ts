@@ -58,12 +58,16 @@ function main(): void {
     parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
     return out;
   };
-  writeSafetensors(path.join(FIXTURES, 'tiny-golden.safetensors'), {
-    input: { shape: [cfg.inChannels, cfg.imageSize, cfg.imageSize], data: input },
-    hidden_states: { shape: [cfg.depth, n, cfg.dim], data: concat(hidden) },
-    attention: { shape: [cfg.depth, cfg.heads, n, n], data: concat(attention) },
-    logits: { shape: [cfg.numClasses], data: logits },
-  }, { generator: 'scripts/make-fixtures.ts (reference path)' });
+  writeSafetensors(
+    path.join(FIXTURES, 'tiny-golden.safetensors'),
+    {
+      input: { shape: [cfg.inChannels, cfg.imageSize, cfg.imageSize], data: input },
+      hidden_states: { shape: [cfg.depth, n, cfg.dim], data: concat(hidden) },
+      attention: { shape: [cfg.depth, cfg.heads, n, n], data: concat(attention) },
+      logits: { shape: [cfg.numClasses], data: logits },
+    },
+    { generator: 'scripts/make-fixtures.ts (reference path)' },
+  );
   process.stdout.write(`wrote fixtures to ${FIXTURES}\n`);
 }
 

@@ -60,7 +60,7 @@ function blockState(cfg: ViTConfig, n: number, x: Float32Array, probs: Float32Ar
   };
 }
 
-describe('ToMe (algorithms.md §3)', () => {
+describe('ToMe (docs/algorithms.md §3)', () => {
   // §3.6: keys t0 (1,0) [CLS], t1 (0,1), t2 (1,1), t3 (0.1,1), t4 (1,0.1), t5 (−1,0); x_i = i.
   const keys = Float32Array.from([1, 0, 0, 1, 1, 1, 0.1, 1, 1, 0.1, -1, 0]);
   const x = Float32Array.from([0, 1, 2, 3, 4, 5]);
@@ -96,7 +96,15 @@ describe('ToMe (algorithms.md §3)', () => {
         qkv[i * stride + keyOffset(1) + c] = keys[i * 2 + c] - offset;
       }
     }
-    const state = { ...blockState(cfg, 6, Float32Array.from({ length: 24 }, (_, j) => Math.floor(j / 4)), new Float32Array(0)), qkv };
+    const state = {
+      ...blockState(
+        cfg,
+        6,
+        Float32Array.from({ length: 24 }, (_, j) => Math.floor(j / 4)),
+        new Float32Array(0),
+      ),
+      qkv,
+    };
     const r = tomeMerge({ ...state, tokenIds: Int32Array.from([0, 11, 12, 13, 14, 15]) }, 1);
     expect(r && r.kind).toBe('replace');
     if (r && r.kind === 'replace') {
@@ -217,7 +225,7 @@ describe('ToMe (algorithms.md §3)', () => {
   });
 });
 
-describe('EViT and top-k (algorithms.md §6.1)', () => {
+describe('EViT and top-k (docs/algorithms.md §6.1)', () => {
   it('DeiT-S ρ = 0.7 with fusion: 197 / 140 / 100 / 72; top-k: 197 / 139 / 98 / 69', () => {
     const fused = evitTokens(deitS, { keepRate: 0.7, fuse: true });
     expect(fused.map((t) => t.attention)).toEqual([197, 197, 197, 197, 140, 140, 140, 100, 100, 100, 72, 72]);
@@ -259,7 +267,10 @@ describe('EViT and top-k (algorithms.md §6.1)', () => {
     for (const fuse of [true, false]) {
       const options = { keepRate: 0.6, fuse, blocks: [0, 1, 3] };
       let fusedSeen = 0;
-      const r = run(runner, images[3], { ...evitHooks(options), afterBlock: (s) => void (fusedSeen += s.tokenIds.filter((id) => id === FUSED_TOKEN_ID).length) });
+      const r = run(runner, images[3], {
+        ...evitHooks(options),
+        afterBlock: (s) => void (fusedSeen += s.tokenIds.filter((id) => id === FUSED_TOKEN_ID).length),
+      });
       expect(r.tokens).toEqual(evitTokens(tiny, options));
       expect(r.tokens.map((t) => t.mlp)).toEqual(fuse ? [1 + 39 + 1, 1 + 24 + 1, 26, 1 + 15 + 1] : [40, 25, 25, 16]);
       expect(fusedSeen > 0).toBe(fuse);
@@ -281,7 +292,7 @@ describe('EViT and top-k (algorithms.md §6.1)', () => {
   });
 });
 
-describe('LTP-style thresholds (algorithms.md §4)', () => {
+describe('LTP-style thresholds (docs/algorithms.md §4)', () => {
   it('mean importance is exactly 1/n for any row-stochastic attention', () => {
     const stochastic = fc
       .record({ heads: fc.integer({ min: 1, max: 4 }), n: fc.integer({ min: 1, max: 24 }), seed: fc.integer() })
@@ -388,11 +399,13 @@ describe('random drop', () => {
     const ids = (seed: number) => {
       const seen: number[][] = [];
       const hooks = randomDropHooks(steps, seed);
-      const r = run(runner, images[4], { afterBlock: (s) => {
-        const reduction = hooks.afterBlock!(s);
-        if (reduction && reduction.kind === 'keep') seen.push(Array.from(reduction.indices, (i) => s.tokenIds[i]));
-        return reduction;
-      } });
+      const r = run(runner, images[4], {
+        afterBlock: (s) => {
+          const reduction = hooks.afterBlock!(s);
+          if (reduction && reduction.kind === 'keep') seen.push(Array.from(reduction.indices, (i) => s.tokenIds[i]));
+          return reduction;
+        },
+      });
       expect(r.tokens).toEqual(randomDropTokens(tiny, steps));
       return { seen, logits: Array.from(r.logits) };
     };

@@ -44,11 +44,23 @@ describe('observe: every intermediate tensor of the forward pass', () => {
       const n = 17;
       const perBlock = (b: number) => BLOCK_TENSORS.map((name) => ({ block: b, name }));
       expect(seen.map(({ block, name }) => ({ block, name }))).toEqual([
-        { block: -1, name: 'embed' }, ...perBlock(0), ...perBlock(1), ...perBlock(2), { block: 3, name: 'final.norm' }, { block: 3, name: 'logits' },
+        { block: -1, name: 'embed' },
+        ...perBlock(0),
+        ...perBlock(1),
+        ...perBlock(2),
+        { block: 3, name: 'final.norm' },
+        { block: 3, name: 'logits' },
       ]);
       const shapes = Object.fromEntries(seen.filter((s) => s.block === 1).map((s) => [s.name, s.shape]));
       expect(shapes).toEqual({
-        'ln1': [n, 24], 'qkv': [n, 72], 'attn.probs': [3, n, n], 'attn.out': [n, 24], 'x.attn': [n, 24], 'ln2': [n, 24], 'mlp.hidden': [n, 96], 'x.mlp': [n, 24],
+        ln1: [n, 24],
+        qkv: [n, 72],
+        'attn.probs': [3, n, n],
+        'attn.out': [n, 24],
+        'x.attn': [n, 24],
+        ln2: [n, 24],
+        'mlp.hidden': [n, 96],
+        'x.mlp': [n, 24],
       });
       expect(seen.at(-2)!.shape).toEqual([1, 24]);
       expect(Array.from(seen.at(-1)!.data)).toEqual(Array.from(plain.logits));
@@ -71,7 +83,7 @@ describe('observe: every intermediate tensor of the forward pass', () => {
     }
   });
 
-  it('shapes follow the tokens alive: a reduction after block 2\'s attention shrinks its MLP tensors', () => {
+  it("shapes follow the tokens alive: a reduction after block 2's attention shrinks its MLP tensors", () => {
     const runner = new ViTRunner(model, createReferenceKernels());
     const { seen } = observeAll(runner, evitHooks({ keepRate: 0.5, fuse: false, blocks: [1] }));
     const shape = (block: number, name: TraceTensorName) => seen.find((s) => s.block === block && s.name === name)!.shape;
@@ -100,8 +112,8 @@ function recording(): { kernels: Kernels; prepared: number[]; uploaded: number[]
   return { kernels, prepared, uploaded };
 }
 
-describe('channel pruning runs the model\'s own blocks', () => {
-  it('prepares the model once, plus only each pruned block\'s smaller qkv and proj', () => {
+describe("channel pruning runs the model's own blocks", () => {
+  it("prepares the model once, plus only each pruned block's smaller qkv and proj", () => {
     const images = Array.from({ length: 4 }, (_, m) => image.map((v, i) => v + Math.sin(i * 0.1 + m)));
     const pruning = recording();
     const result = pruneChannels(model, pruning.kernels, images, { ratio: 0.25 });

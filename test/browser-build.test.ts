@@ -5,7 +5,15 @@ import * as esbuild from 'esbuild';
 import type { Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatNodeImports, nodeImportsOf } from '../scripts/browser-check.js';
-import { BROWSER_ENTRY, buildBrowser, nodeBuiltinsExternal, nodeOnlyModules, WASM_BUILDS, WORKER_ENTRIES, type BrowserBuild } from '../scripts/build-browser.js';
+import {
+  BROWSER_ENTRY,
+  buildBrowser,
+  nodeBuiltinsExternal,
+  nodeOnlyModules,
+  WASM_BUILDS,
+  WORKER_ENTRIES,
+  type BrowserBuild,
+} from '../scripts/build-browser.js';
 
 type Imports = Metafile['inputs'][string]['imports'];
 
@@ -19,7 +27,10 @@ describe('browser check (made-up import graphs)', () => {
       { path: 'src/a.ts', kind: 'import-statement' },
       { path: 'src/b.ts', kind: 'dynamic-import' },
     ],
-    'src/a.ts': [{ path: 'node:fs', kind: 'import-statement', external: true }, { path: 'src/c.ts', kind: 'import-statement' }],
+    'src/a.ts': [
+      { path: 'node:fs', kind: 'import-statement', external: true },
+      { path: 'src/c.ts', kind: 'import-statement' },
+    ],
     'src/b.ts': [{ path: 'src/c.ts', kind: 'import-statement' }],
     'src/c.ts': [{ path: 'node_modules/lib/index.js', kind: 'import-statement' }],
     'node_modules/lib/index.js': [{ path: 'zlib', kind: 'require-call', external: true }],
@@ -38,7 +49,10 @@ describe('browser check (made-up import graphs)', () => {
       { builtin: 'node:fs', importer: 'src/a.ts', kind: 'import-statement', chain: ['src/entry.ts', 'src/a.ts'], chainKinds: ['import-statement'] },
     ]);
     // Reached only through import(): the chain says so.
-    const dynamicOnly = metafile({ 'src/e.ts': [{ path: 'src/b.ts', kind: 'dynamic-import' }], 'src/b.ts': [{ path: 'node:os', kind: 'import-statement', external: true }] });
+    const dynamicOnly = metafile({
+      'src/e.ts': [{ path: 'src/b.ts', kind: 'dynamic-import' }],
+      'src/b.ts': [{ path: 'node:os', kind: 'import-statement', external: true }],
+    });
     expect(formatNodeImports(['src/e.ts'], nodeImportsOf(dynamicOnly, 'src/e.ts'))).toContain('node:os (import-statement) in src/e.ts ⇢ src/b.ts');
   });
 

@@ -75,9 +75,11 @@ describe('budget solvers pick the pinned settings', () => {
     for (const [budget, [schedule, r, evit, topk, rho]] of Object.entries(rows)) {
       it(`${architecture} at ${budget}`, async () => {
         const b = Number(budget);
-        const settings = async (method: string) => (await planPruning(cfg, { method, budget: b })).settings;
-        expect(await settings('zero-tprune')).toEqual({ steps: steps(schedule), ablation: 'full' });
-        expect(await settings('random')).toEqual({ steps: steps(schedule), seed: 0 });
+        const settings = async (method: string, options?: Record<string, unknown>) => (await planPruning(cfg, { method, budget: b, options })).settings;
+        // The schedules pinned are the paper's placement's (pre-MLP solves other schedules for the same budget).
+        const paper = { placement: 'after-block' };
+        expect(await settings('zero-tprune', paper)).toEqual({ steps: steps(schedule), ablation: 'full', ...paper });
+        expect(await settings('random', paper)).toEqual({ steps: steps(schedule), seed: 0, ...paper });
         expect(await settings('tome')).toEqual({ r: tomeR(r) });
         expect(await settings('evit')).toEqual({ keepRate: evit });
         expect(await settings('topk')).toEqual({ keepRate: topk });
@@ -86,7 +88,7 @@ describe('budget solvers pick the pinned settings', () => {
     }
   }
 
-  it('tune\'s keep-ratio presets on DeiT-Tiny', async () => {
+  it("tune's keep-ratio presets on DeiT-Tiny", async () => {
     const cfg = configFromDims(timmArchitectureDims('deit_tiny_patch16_224'), 'deit_tiny_patch16_224');
     for (const [budget, rhos] of Object.entries(PRESET_RHOS)) {
       const origins = (await presetSchedules(cfg, Number(budget))).map((p) => p.origin).filter((o) => o.startsWith('preset keep'));
@@ -114,7 +116,9 @@ describe('solveBudget', () => {
     const s = await solveBudget(100, 0.7, [steps([])]);
     expect(s).toEqual({ position: 40, settings: 40, gmacs: 70, fraction: 0.7 });
     expect((await solveBudget(100, 1, [steps([])])).position).toBe(0); // the dense end, never evaluated
-    await expect(solveBudget(100, 0.2, [steps([])])).rejects.toThrow(/within 1 % of 0\.2 × dense \(20\.0000 GMACs\), found at best 0\.2500 × dense \(t = 100\)/);
+    await expect(solveBudget(100, 0.2, [steps([])])).rejects.toThrow(
+      /within 1 % of 0\.2 × dense \(20\.0000 GMACs\), found at best 0\.2500 × dense \(t = 100\)/,
+    );
   });
 
   it('measured costs: the bracket grows by doubling from the start, the search stops at the first setting within tolerance', async () => {
@@ -125,12 +129,21 @@ describe('solveBudget', () => {
     expect(Math.abs(s.fraction / 0.7 - 1)).toBeLessThanOrEqual(0.02);
     expect(calls.at(-1)).toBe(s.position);
     const capped: number[] = [];
-    await expect(solveBudget(100, 0.7, [{ ...steps(capped), integer: false, measured: { start: 1, maxRuns: 3 } }], 0.001)).rejects.toThrow(/on the calibration images/);
+    await expect(solveBudget(100, 0.7, [{ ...steps(capped), integer: false, measured: { start: 1, maxRuns: 3 } }], 0.001)).rejects.toThrow(
+      /on the calibration images/,
+    );
     expect(capped).toEqual([1, 2, 4]);
   });
 
   it('knobs are tried coarse first: a finer one only when the coarse one misses the tolerance', async () => {
-    const coarse: BudgetKnob<string> = { dense: 0, sparse: 10, integer: true, settings: (t) => `coarse ${t}`, gmacs: (s) => 100 - 10 * Number(s.split(' ')[1]), describe: (s) => s };
+    const coarse: BudgetKnob<string> = {
+      dense: 0,
+      sparse: 10,
+      integer: true,
+      settings: (t) => `coarse ${t}`,
+      gmacs: (s) => 100 - 10 * Number(s.split(' ')[1]),
+      describe: (s) => s,
+    };
     const fine: BudgetKnob<string> = { ...coarse, sparse: 100, settings: (t) => `fine ${t}`, gmacs: (s) => 100 - Number(s.split(' ')[1]) };
     expect((await solveBudget(100, 0.7, [coarse, fine])).settings).toBe('coarse 3');
     expect((await solveBudget(100, 0.65, [coarse, fine])).settings).toBe('fine 35');

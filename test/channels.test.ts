@@ -9,7 +9,26 @@ import { loadModelFolder, saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import { allocateWidths, channelMacs, choleskySolve, eliminateChannels, fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, pruneChannels, refitProjection, RefitStatistics, selectChannels, shrinkConfig, similarityWeights, symmetricEigen, type BlockChannelScores, type ChannelPruningOptions } from '../src/prune/channels.js';
+import {
+  allocateWidths,
+  channelMacs,
+  choleskySolve,
+  eliminateChannels,
+  fitLogitScale,
+  fitQkBasis,
+  fitQueryMap,
+  fitValueBases,
+  fitValueBasis,
+  pruneChannels,
+  refitProjection,
+  RefitStatistics,
+  selectChannels,
+  shrinkConfig,
+  similarityWeights,
+  symmetricEigen,
+  type BlockChannelScores,
+  type ChannelPruningOptions,
+} from '../src/prune/channels.js';
 import { savePrunedModel } from '../src/prune/channels-save.js';
 import { modelGemmShapes } from '../src/eval/bench.js';
 import { compensateBlocks } from '../src/prune/channels-compensate.js';
@@ -21,7 +40,9 @@ import { describeWithData, SHARED_DATA } from './shared-data.js';
 // A tiny ViT: 32×32 input, patch 8 → 16 patches + CLS, width 24, 3 heads of 8.
 const cfg = configFromDims({ dim: 24, depth: 2, heads: 3, imageSize: 32, patchSize: 8, numClasses: 10 });
 const model = randomModel(cfg, 11);
-const images = Array.from({ length: 8 }, (_, m) => Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i * (0.05 + 0.013 * m) + m) + 0.5 * Math.cos(i * 0.011 * (m + 1))));
+const images = Array.from({ length: 8 }, (_, m) =>
+  Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i * (0.05 + 0.013 * m) + m) + 0.5 * Math.cos(i * 0.011 * (m + 1))),
+);
 const reference = createReferenceKernels();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vitprune-channels-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -90,7 +111,12 @@ describe('channel pruning of attention', () => {
         kept.forEach((c, i) => {
           expect(Array.from(k[i])).toEqual(Array.from(rows(original.weight, D, H * d + h * d + c, 1)[0]));
           const qOriginal = rows(original.weight, D, h * d + c, 1)[0];
-          expect(maxAbsDiff(q[i], qOriginal.map((x) => x * gamma))).toBeLessThan(1e-6);
+          expect(
+            maxAbsDiff(
+              q[i],
+              qOriginal.map((x) => x * gamma),
+            ),
+          ).toBeLessThan(1e-6);
           expect(blk.qkv.bias[h * 6 + i]).toBeCloseTo(original.bias[h * d + c] * gamma, 6);
         });
         const keptV = Array.from(result.selection.v[b][h]);
@@ -164,7 +190,15 @@ describe('channel pruning of attention', () => {
     expect(Array.from(b)).toEqual(Array.from(a));
     const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
     expect(config.vitprune).toMatchObject({ qkDim: 6, vDim: 6 });
-    expect(config.pruned).toMatchObject({ method: 'attention-channels', ratio: 0.25, widths: [{ qkDim: 6, vDim: 6 }, { qkDim: 6, vDim: 6 }], calibration: { images: 6 } });
+    expect(config.pruned).toMatchObject({
+      method: 'attention-channels',
+      ratio: 0.25,
+      widths: [
+        { qkDim: 6, vDim: 6 },
+        { qkDim: 6, vDim: 6 },
+      ],
+      calibration: { images: 6 },
+    });
     expect(config.pruned.blocks).toHaveLength(2);
     expect(config.pruned.blocks[0]).toMatchObject({ qk: null, v: null }); // bases, not kept channels
     expect(config.pruned.blocks[0].logitScale).toHaveLength(3);
@@ -194,9 +228,21 @@ describe('channel pruning of attention', () => {
     expect(widths[0]).not.toEqual(widths[1]);
     const selection = selectChannels(cfg, skewed, widths);
     const embedder = new ViTRunner(model, reference);
-    const result = compensateBlocks(model, embedder, images.slice(0, 6).map((image) => embedder.embed(image).slice()), selection, {
-      qkBasis: true, queryRefit: true, valueBasis: true, logitScale: true, refit: true, ridge: 1e-3, logitScaleImages: 4,
-    });
+    const result = compensateBlocks(
+      model,
+      embedder,
+      images.slice(0, 6).map((image) => embedder.embed(image).slice()),
+      selection,
+      {
+        qkBasis: true,
+        queryRefit: true,
+        valueBasis: true,
+        logitScale: true,
+        refit: true,
+        ridge: 1e-3,
+        logitScaleImages: 4,
+      },
+    );
     const pruned: ViTModel = { config: shrinkConfig(cfg, widths), weights: { ...model.weights, blocks: result.blocks }, source: 'test' };
     expect(pruned.config.blockWidths).toEqual(widths);
     const H = cfg.heads;
@@ -229,7 +275,8 @@ describe('channel pruning of attention', () => {
 
   it('a pruned model runs on the reference and wasm backends, which agree to 1e-4', async () => {
     const wasm = await createKernels('wasm');
-    for (const ratio of [0.25, 0.4, 0.6]) { // widths 6, 5 and 3: also widths that are not a multiple of the SIMD width
+    for (const ratio of [0.25, 0.4, 0.6]) {
+      // widths 6, 5 and 3: also widths that are not a multiple of the SIMD width
       const result = prune({ ratio });
       const ref = new ViTRunner(result.model, reference);
       const fast = new ViTRunner(result.model, wasm);
@@ -393,7 +440,12 @@ describe('channel pruning: the fits', () => {
     const ks = centred(Array.from({ length: 30 }, sample));
     const { query, key } = fitQkBasis(gramOf(qs), gramOf(ks), d, r, 1e-12);
     const basisError = logitError(qs, ks, query, key, r);
-    for (const kept of [[0, 1, 2], [3, 4, 5], [0, 2, 4], [1, 3, 5]]) {
+    for (const kept of [
+      [0, 1, 2],
+      [3, 4, 5],
+      [0, 2, 4],
+      [1, 3, 5],
+    ]) {
       const A = fitQueryMap(gramOf(ks), d, Int32Array.from(kept), 1e-12);
       const B = new Float64Array(r * d);
       kept.forEach((c, i) => (B[i * d + c] = 1));
@@ -410,10 +462,12 @@ describe('channel pruning: the fits', () => {
     const Z = H * v;
     // Correlated head outputs: z = u·M with u ∈ ℝ⁶, so heads share directions.
     const M = Array.from({ length: 6 * Z }, () => rand() - 0.5);
-    const zs = centred(Array.from({ length: 200 }, () => {
-      const u = Array.from({ length: 6 }, () => rand() - 0.5);
-      return Array.from({ length: Z }, (_, c) => u.reduce((s, x, t) => s + x * M[t * Z + c], 0));
-    }));
+    const zs = centred(
+      Array.from({ length: 200 }, () => {
+        const u = Array.from({ length: 6 }, () => rand() - 0.5);
+        return Array.from({ length: Z }, (_, c) => u.reduce((s, x, t) => s + x * M[t * Z + c], 0));
+      }),
+    );
     const cov = gramOf(zs).map((x) => x / zs.length);
     const W = Float64Array.from({ length: D * Z }, () => rand() - 0.5);
     // E‖Σ_h (W_h − C_h·B_h)·z_h‖²
@@ -458,7 +512,12 @@ describe('channel pruning: the fits', () => {
         expect(sum).toBeCloseTo(A[i * m + j], 10);
       }
     }
-    const x = choleskySolve(Float64Array.from(A, (a, i) => a + (i % (m + 1) === 0 ? 1 : 0)), m, Float64Array.from([1, 2, 3, 4, 5, 6]), 1);
+    const x = choleskySolve(
+      Float64Array.from(A, (a, i) => a + (i % (m + 1) === 0 ? 1 : 0)),
+      m,
+      Float64Array.from([1, 2, 3, 4, 5, 6]),
+      1,
+    );
     for (let i = 0; i < m; i++) {
       let row = x[i];
       for (let j = 0; j < m; j++) row += A[i * m + j] * x[j];
@@ -500,12 +559,18 @@ describe('channel pruning: the fits', () => {
       v: Float64Array.from({ length: 24 }, () => 1 + 0.1 * rand()),
       similarity: new Float64Array(24).fill(1),
     }));
-    expect(allocateWidths(c, scores, 0.25, 'uniform')).toEqual([{ qkDim: 6, vDim: 6 }, { qkDim: 6, vDim: 6 }]);
+    expect(allocateWidths(c, scores, 0.25, 'uniform')).toEqual([
+      { qkDim: 6, vDim: 6 },
+      { qkDim: 6, vDim: 6 },
+    ]);
     const macs = channelMacs(c);
     const saving = (ws: { qkDim: number; vDim: number }[]) => ws.reduce((s, w) => s + (8 - w.qkDim) * macs.qk + (8 - w.vDim) * macs.v, 0);
     const greedy = allocateWidths(c, scores, 0.25, 'greedy');
     expect(saving(greedy)).toBeGreaterThanOrEqual(2 * (2 * macs.qk + 2 * macs.v));
-    expect(greedy).toEqual([{ qkDim: 4, vDim: 8 }, { qkDim: 4, vDim: 8 }]); // the q/k channels that carry nothing go first
+    expect(greedy).toEqual([
+      { qkDim: 4, vDim: 8 },
+      { qkDim: 4, vDim: 8 },
+    ]); // the q/k channels that carry nothing go first
     expect(allocateWidths(c, scores, 0.99, 'greedy').every((w) => w.qkDim >= 1 && w.vDim >= 1)).toBe(true);
 
     // Across blocks: block 1's v channels carry almost nothing next to one channel per head, so
@@ -533,13 +598,29 @@ describe('vitprune prune-channels', () => {
   it('writes a smaller model folder that loads like any model, and a JSON summary', async () => {
     const out = path.join(tmp, 'cli-out');
     const { code, stdout, stderr } = await run(
-      'prune-channels', '--model', modelDir, '--backend', 'reference', '--calib', calib, '--ratio', '0.25', '--split', 'even', '--out', out, '--json',
+      'prune-channels',
+      '--model',
+      modelDir,
+      '--backend',
+      'reference',
+      '--calib',
+      calib,
+      '--ratio',
+      '0.25',
+      '--split',
+      'even',
+      '--out',
+      out,
+      '--json',
     );
     expect(stderr).toContain('pruned blocks');
     expect(code).toBe(0);
     const report = JSON.parse(stdout);
     expect(report.calibrationImages).toBe(2);
-    expect(report.widths).toEqual([{ block: 0, qkDim: 6, vDim: 6 }, { block: 1, qkDim: 6, vDim: 6 }]);
+    expect(report.widths).toEqual([
+      { block: 0, qkDim: 6, vDim: 6 },
+      { block: 1, qkDim: 6, vDim: 6 },
+    ]);
     expect(report.gmacs.after).toBeLessThan(report.gmacs.before);
     expect(report.reconstruction.meanAfter).toBeLessThanOrEqual(report.reconstruction.meanBefore);
     const loaded = loadModelFolder(out);

@@ -29,7 +29,9 @@ describe('loadClassifier and classify', () => {
     expect(classifier.backend).toBe('reference');
     const predictions = await classifier.classify(png, { topK: 3 });
     const logits = new ViTRunner(model, createReferenceKernels()).forward(preprocess(decodeImage(png, 'png'), cfg.preprocess)).logits;
-    const best = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, 3);
+    const best = Array.from(logits.keys())
+      .sort((a, b) => logits[b] - logits[a])
+      .slice(0, 3);
     expect(predictions.map((p) => p.index)).toEqual(best);
     expect(predictions[0]).toEqual({ index: best[0], label: cfg.labels[best[0]], description: `class ${best[0]}`, score: expect.any(Number) });
     expect(predictions[0].score).toBeGreaterThanOrEqual(predictions[1].score);
@@ -49,7 +51,7 @@ describe('loadClassifier and classify', () => {
     await expect(loadClassifier({ config: bytes('config.json'), weights: bytes('model.safetensors') })).rejects.toThrow(ModelFormatError);
   });
 
-  it('prune: the method\'s plan on the classifier\'s own runner; calibration for ltp; errors; dispose', async () => {
+  it("prune: the method's plan on the classifier's own runner; calibration for ltp; errors; dispose", async () => {
     const classifier = await loadClassifier({ config: files['config.json'], weights: files['model.safetensors'] }, { backend: 'reference' });
     const prune = { method: 'tome', budget: 0.7 };
     const pruned = await classifier.classify(png, { topK: 10, prune });
@@ -57,6 +59,14 @@ describe('loadClassifier and classify', () => {
     const runner = new ViTRunner(model, createReferenceKernels());
     const logits = runner.forward(preprocess(decodeImage(png, 'png'), cfg.preprocess), plan.hooks(0)).logits;
     expect(pruned.map((p) => p.index)).toEqual(Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]));
+    // A budget without a method runs auto: the method measured best at that budget.
+    const auto = await planPruning(cfg, { method: 'auto', budget: 0.65 });
+    const autoLogits = runner.forward(preprocess(decodeImage(png, 'png'), cfg.preprocess), auto.hooks(0)).logits;
+    expect((await classifier.classify(png, { topK: 10, prune: { budget: 0.65 } })).map((p) => p.index)).toEqual(
+      Array.from(autoLogits.keys())
+        .sort((a, b) => autoLogits[b] - autoLogits[a])
+        .slice(0, 10),
+    );
     const calibration = [png, decodeImage(png, 'png')];
     expect(await classifier.classify(png, { prune: { method: 'ltp', budget: 0.8, calibration } })).toHaveLength(5);
     await expect(classifier.classify(png, { prune: { method: 'ltp', budget: 0.8 } })).rejects.toThrow(/calibrat/);

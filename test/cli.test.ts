@@ -292,11 +292,10 @@ describe.concurrent('bad model folders', () => {
     const bytes = Buffer.from(fixtureBytes());
     bytes.writeBigUInt64LE(BigInt(bytes.length * 2), 0);
     const dir = modelCopy('header-too-long', { safetensors: bytes });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'model.safetensors'),
-      `header length is ${bytes.length * 2} bytes`,
-      `only ${bytes.length - 8} bytes follow`,
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'model.safetensors'), `header length is ${bytes.length * 2} bytes`, `only ${bytes.length - 8} bytes follow`],
+    );
   });
 
   it('invalid JSON header', async () => {
@@ -311,11 +310,10 @@ describe.concurrent('bad model folders', () => {
     header['blocks.1.mlp.fc2.renamed'] = header['blocks.1.mlp.fc2.weight'];
     delete header['blocks.1.mlp.fc2.weight'];
     const dir = modelCopy('missing-tensor', { safetensors: safetensorsWith(header, data) });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'model.safetensors'),
-      'missing tensor "blocks.1.mlp.fc2.weight"',
-      'expected shape [8, 16]',
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'model.safetensors'), 'missing tensor "blocks.1.mlp.fc2.weight"', 'expected shape [8, 16]'],
+    );
   });
 
   it('a shape mismatch', async () => {
@@ -329,12 +327,10 @@ describe.concurrent('bad model folders', () => {
     const { header, data } = fixtureHeader();
     header['norm.weight'].dtype = 'F8_E4M3';
     const dir = modelCopy('unknown-dtype', { safetensors: safetensorsWith(header, data) });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'model.safetensors'),
-      '"norm.weight"',
-      'unsupported dtype "F8_E4M3"',
-      'F32, F16, BF16',
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'model.safetensors'), '"norm.weight"', 'unsupported dtype "F8_E4M3"', 'F32, F16, BF16'],
+    );
   });
 
   it('an unknown architecture in config.json', async () => {
@@ -342,11 +338,10 @@ describe.concurrent('bad model folders', () => {
     config.architecture = 'swin_tiny_patch4_window7_224';
     delete config.model_args;
     const dir = modelCopy('unknown-arch', { config });
-    await expectCliError(['classify', '--model', dir, png], [
-      path.join(dir, 'config.json'),
-      'unknown architecture "swin_tiny_patch4_window7_224"',
-      'supported: ',
-    ]);
+    await expectCliError(
+      ['classify', '--model', dir, png],
+      [path.join(dir, 'config.json'), 'unknown architecture "swin_tiny_patch4_window7_224"', 'supported: '],
+    );
   });
 
   it('missing config.json', async () => {
@@ -393,10 +388,13 @@ describe.concurrent('bad images', () => {
 
 describe.concurrent('hub errors', () => {
   it('unreachable endpoint', async () => {
-    await expectCliError(['classify', '--model', 'owner/tiny', png], [
-      `cannot reach the model hub at ${closedEndpoint} (ECONNREFUSED) while fetching ${closedEndpoint}/owner/tiny/resolve/main/config.json`,
-      /owner\/tiny is not in the hub cache at \S+models--owner--tiny; without network, pass a model folder \(config.json \+ model.safetensors\) instead: --model DIR/,
-    ]);
+    await expectCliError(
+      ['classify', '--model', 'owner/tiny', png],
+      [
+        `cannot reach the model hub at ${closedEndpoint} (ECONNREFUSED) while fetching ${closedEndpoint}/owner/tiny/resolve/main/config.json`,
+        /owner\/tiny is not in the hub cache at \S+models--owner--tiny; without network, pass a model folder \(config.json \+ model.safetensors\) instead: --model DIR/,
+      ],
+    );
   });
 
   it('failing endpoint (HTTP 500)', async () => {
@@ -406,9 +404,13 @@ describe.concurrent('hub errors', () => {
   });
 
   it('repository not found (HTTP 404)', async () => {
-    await expectCliError(['classify', '--model', 'nobody/tiny', png], ['HTTP 404', `${hub.endpoint}/nobody/tiny/resolve/main/config.json`, 'nobody/tiny not found'], {
-      env: { HF_ENDPOINT: hub.endpoint },
-    });
+    await expectCliError(
+      ['classify', '--model', 'nobody/tiny', png],
+      ['HTTP 404', `${hub.endpoint}/nobody/tiny/resolve/main/config.json`, 'nobody/tiny not found'],
+      {
+        env: { HF_ENDPOINT: hub.endpoint },
+      },
+    );
   });
 
   it('interrupted download (Content-Length announced, socket killed halfway)', async () => {
@@ -485,18 +487,6 @@ describe.concurrent('usage errors', () => {
     await expectCliError(['eval', '--model', TINY, '--images', dir, '--labels', csv], [`'${csv}'`, 'class_index 7', 'out of range', '3 classes']);
   });
 
-  it('a corrupt image in the middle of eval', async () => {
-    const dir = file('images-one-corrupt');
-    mkdirSync(dir, { recursive: true });
-    cpSync(png, path.join(dir, 'a.png'));
-    cpSync(file('truncated.jpg'), path.join(dir, 'b.jpg'));
-    const csv = file('one-corrupt.csv');
-    writeFileSync(csv, 'file,class_index\na.png,0\nb.jpg,1\n');
-    await expectCliError(['eval', '--model', TINY, '--images', dir, '--labels', csv], [path.join(dir, 'b.jpg'), 'corrupt JPEG'], {
-      progress: /^eval \[/,
-    });
-  });
-
   it('eval --predictions into a folder that does not exist', async () => {
     const dir = file('images-predictions');
     mkdirSync(dir, { recursive: true });
@@ -543,13 +533,17 @@ describe.concurrent('working commands', () => {
     const names = ['n00000001_tench.png', 'n00000002_goldfish.jpg', 'n00000003_shark.png'];
     cpSync(png, path.join(dir, names[0]));
     cpSync(file('pattern.jpg'), path.join(dir, names[1]));
-    writeFileSync(path.join(dir, names[2]), encodePng({ width: 9, height: 14, colorType: 0, bitDepth: 8, samples: testPattern(9, 14).filter((_, i) => i % 3 === 0) }));
+    writeFileSync(
+      path.join(dir, names[2]),
+      encodePng({ width: 9, height: 14, colorType: 0, bitDepth: 8, samples: testPattern(9, 14).filter((_, i) => i % 3 === 0) }),
+    );
     const csv = file('labels.csv');
     writeFileSync(csv, `file,class_index\n${names.map((n, i) => `${n},${i}`).join('\n')}\n`);
     const r = await cli(['eval', '--model', TINY, '--images', dir, '--labels', csv, '--json']);
     expect(r.code, show(r)).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(Object.keys(doc).sort()).toEqual(['gmacs', 'images', 'imagesPerSecond', 'model', 'msPerImage', 'top1', 'top5']);
+    expect(Object.keys(doc).sort()).toEqual(['gmacs', 'images', 'imagesPerSecond', 'model', 'msPerImage', 'skipped', 'top1', 'top5']);
+    expect(doc.skipped).toEqual([]);
     expect(doc).toMatchObject({ model: TINY, images: 3 });
     expect([0, 1 / 3, 2 / 3, 1].some((x) => Math.abs(doc.top1 - x) < 1e-9)).toBe(true);
     expect(doc.top5).toBe(1); // 3 classes: the top 5 always holds the label
@@ -576,7 +570,11 @@ describe.concurrent('working commands', () => {
     expect(r.code, show(r)).toBe(0);
     const doc = JSON.parse(r.stdout);
     const ms = { median: expect.any(Number), min: expect.any(Number), max: expect.any(Number) };
-    expect(doc).toMatchObject({ threads: 1, method: 'topk', compare: [{ backend: doc.backend, threads: 2, msPerImage: ms, ratio: expect.any(Number), pruned: { msPerImage: ms, ratio: expect.any(Number) } }] });
+    expect(doc).toMatchObject({
+      threads: 1,
+      method: 'topk',
+      compare: [{ backend: doc.backend, threads: 2, msPerImage: ms, ratio: expect.any(Number), pruned: { msPerImage: ms, ratio: expect.any(Number) } }],
+    });
     expect(doc.compare).toHaveLength(1);
   });
 
@@ -611,5 +609,191 @@ describe.concurrent('working commands', () => {
     expect(second.stdout).toBe(local.stdout);
     expect(second.stderr).toBe('');
     expect(good()).toBe(before);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A bad input costs only itself: classify, eval and compare go on past unreadable images,
+// report each on one stderr line (and in --json), and exit with code 1.
+
+describe.concurrent('a bad input costs only itself', () => {
+  const stderrLines = (r: Run, progress?: RegExp) => r.stderr.split('\n').filter((l) => l !== '' && !progress?.test(l));
+
+  /** A folder of good and bad images (name → source file) with a labels CSV. */
+  function imageFolder(name: string, images: Record<string, string>): { dir: string; csv: string } {
+    const dir = file(name);
+    mkdirSync(dir, { recursive: true });
+    for (const [target, source] of Object.entries(images)) cpSync(source, path.join(dir, target));
+    const csv = file(`${name}.csv`);
+    // A label from the name, so that an image has the same one in every folder.
+    writeFileSync(
+      csv,
+      `file,class_index\n${Object.keys(images)
+        .map((n) => `${n},${n.charCodeAt(0) % 3}`)
+        .join('\n')}\n`,
+    );
+    return { dir, csv };
+  }
+
+  it('classify prints every good result, one stderr line per bad file, exit code 1', async () => {
+    const args = ['classify', '--model', TINY, '--top', '2'];
+    const [mixed, goodOnly] = await Promise.all([
+      cli([...args, png, file('notes.png'), file('truncated.jpg'), file('pattern.jpg'), file('nowhere.png')]),
+      cli([...args, png, file('pattern.jpg')]),
+    ]);
+    expect(goodOnly.code, show(goodOnly)).toBe(0);
+    expect(mixed.code, show(mixed)).toBe(1);
+    expect(mixed.stdout).toBe(goodOnly.stdout); // the good results, as without the bad files
+    expect(mixed.stdout).toContain(`${png}\n`);
+    const lines = stderrLines(mixed);
+    expect(lines, show(mixed)).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(/^error: /);
+    // Files that are missing or not images are refused before the model loads; a bad JPEG when it is decoded.
+    expect(lines[0]).toContain(`${file('notes.png')}: not a JPEG or PNG image (expected FF D8 or 89 50 4E 47 0D 0A 1A 0A, found first bytes 74 68 65`);
+    expect(lines[1]).toContain(`${file('nowhere.png')}: cannot read image file: expected a readable file, found no such file (ENOENT)`);
+    expect(lines[2]).toContain(`${file('truncated.jpg')}: corrupt JPEG`);
+    expect(lines[2]).toContain('truncated');
+  });
+
+  it('classify --json: an entry { file, error } in place of each bad file', async () => {
+    const args = ['classify', '--model', TINY, '--json'];
+    const [mixed, goodOnly] = await Promise.all([
+      cli([...args, file('truncated.jpg'), png, tmp, file('pattern.jpg')]),
+      cli([...args, png, file('pattern.jpg')]),
+    ]);
+    expect(mixed.code, show(mixed)).toBe(1);
+    const doc = JSON.parse(mixed.stdout);
+    const good = JSON.parse(goodOnly.stdout);
+    expect(doc).toHaveLength(4);
+    expect(doc[0]).toEqual({ file: file('truncated.jpg'), error: expect.stringContaining('corrupt JPEG') });
+    expect(doc[1]).toEqual(good[0]);
+    expect(doc[2]).toEqual({ file: tmp, error: `${tmp}: cannot read image file: expected a file, found a folder` });
+    expect(doc[3]).toEqual(good[1]);
+    expect(stderrLines(mixed)).toEqual([`error: ${doc[2].error}`, `error: ${doc[0].error}`]);
+
+    // Every file refused before the model loads: still one entry each.
+    const none = await cli([...args, tmp, file('notes.png')]);
+    expect(none.code, show(none)).toBe(1);
+    expect(JSON.parse(none.stdout)).toEqual([
+      { file: tmp, error: doc[2].error },
+      { file: file('notes.png'), error: expect.stringContaining('not a JPEG or PNG image') },
+    ]);
+  });
+
+  it('classify (visualize, trace) check their images before the model: a missing file with a hub model says the file is missing, and nothing is fetched', async () => {
+    const missing = file('no-photo.jpg');
+    const line = await expectCliError(['classify', '--model', 'unseen/tiny', missing], [missing, 'no such file (ENOENT)'], {
+      env: { HF_ENDPOINT: hub.endpoint },
+    });
+    expect(line).not.toMatch(/hub|HTTP/);
+    expect(hub.requests.filter((u) => u.startsWith('/unseen/'))).toEqual([]);
+    // Without network: the same; and for the commands that take one image.
+    const env = { HF_ENDPOINT: hub.endpoint };
+    await Promise.all([
+      expectCliError(['classify', missing], [missing, 'no such file (ENOENT)']),
+      expectCliError(['visualize', '--model', 'unseen/tiny', '--method', 'topk', '--keep', '0.5', '--out', file('never.png'), missing], [missing, 'ENOENT'], {
+        env,
+      }),
+      expectCliError(['trace', '--model', 'unseen/tiny', '--out', file('never-bundle'), missing], [missing, 'ENOENT'], { env }),
+    ]);
+    expect(hub.requests.filter((u) => u.startsWith('/unseen/'))).toEqual([]);
+  });
+
+  it('classify over many images shows its progress on stderr, stdout keeps one JSON document with --json; --quiet shows none', async () => {
+    const dir = file('many-images');
+    mkdirSync(dir, { recursive: true });
+    const files = Array.from({ length: 12 }, (_, i) => path.join(dir, `img-${String(i).padStart(2, '0')}.png`));
+    for (const f of files) cpSync(png, f);
+    const [text, json, quiet] = await Promise.all([
+      cli(['classify', '--model', TINY, ...files]),
+      cli(['classify', '--model', TINY, '--json', ...files]),
+      cli(['classify', '--model', TINY, '--quiet', ...files]),
+    ]);
+    for (const r of [text, json, quiet]) expect(r.code, show(r)).toBe(0);
+    for (const r of [text, json]) {
+      const lines = stderrLines(r);
+      expect(lines.length, show(r)).toBeGreaterThan(1);
+      for (const line of lines) expect(line).toMatch(/^classify \[[#-]{20}\] +\d+% \d+\/12 /);
+      expect(lines.at(-1)).toMatch(/100% 12\/12 .* in /);
+    }
+    expect(JSON.parse(json.stdout)).toHaveLength(12);
+    expect(quiet.stderr).toBe('');
+    expect(quiet.stdout).toBe(text.stdout);
+    expect(text.stdout.split('\n').filter((l) => l.startsWith(dir))).toEqual(files);
+  });
+
+  it('eval skips unreadable images, lists them (--json skipped, a count in the text), and exits 1; the rest as without them', async () => {
+    const mixed = imageFolder('eval-mixed', { 'a.png': png, 'b.jpg': file('truncated.jpg'), 'c.png': file('notes.png'), 'd.jpg': file('pattern.jpg') });
+    const clean = imageFolder('eval-clean', { 'a.png': png, 'd.jpg': file('pattern.jpg') });
+    const args = (f: { dir: string; csv: string }, ...more: string[]) => ['eval', '--model', TINY, '--images', f.dir, '--labels', f.csv, ...more];
+    const [json, oneThread, text, reference] = await Promise.all([
+      cli(args(mixed, '--json')),
+      cli(args(mixed, '--json', '--threads', '1')), // images loaded on this thread, not on the loader's
+      cli(args(mixed)),
+      cli(args(clean, '--json')),
+    ]);
+    expect(reference.code, show(reference)).toBe(0);
+    const expected = JSON.parse(reference.stdout);
+    for (const r of [json, oneThread]) {
+      expect(r.code, show(r)).toBe(1);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.images).toBe(2);
+      expect(doc.skipped).toEqual([
+        { file: path.join(mixed.dir, 'b.jpg'), error: expect.stringMatching(/^\S+b\.jpg: corrupt JPEG.*truncated/) },
+        { file: path.join(mixed.dir, 'c.png'), error: expect.stringContaining('c.png: not a JPEG or PNG image') },
+      ]);
+      expect({ top1: doc.top1, top5: doc.top5, gmacs: doc.gmacs }).toEqual({ top1: expected.top1, top5: expected.top5, gmacs: expected.gmacs });
+      expect(stderrLines(r, /^eval \[/)).toEqual(doc.skipped.map((s: { error: string }) => `error: ${s.error}`));
+    }
+    expect(text.code, show(text)).toBe(1);
+    expect(text.stdout).toMatch(/^model \S+, 2 images \(2 of 4 skipped: unreadable, listed on stderr\), /);
+    expect(stderrLines(text, /^eval \[/)).toHaveLength(2);
+  });
+
+  it('eval over a folder where no image can be read fails with one line per image and one saying so', async () => {
+    const bad = imageFolder('eval-all-bad', { 'b.jpg': file('truncated.jpg'), 'c.png': file('notes.png') });
+    const r = await cli(['eval', '--model', TINY, '--images', bad.dir, '--labels', bad.csv, '--quiet']);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = stderrLines(r);
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toBe(`error: none of the 2 images in '${bad.dir}' could be read (each is reported above)`);
+  });
+
+  it('compare skips unreadable images the same way, each reported once for every model', async () => {
+    const mixed = imageFolder('compare-mixed', { 'a.png': png, 'b.jpg': file('truncated.jpg'), 'd.jpg': file('pattern.jpg') });
+    const clean = imageFolder('compare-clean', { 'a.png': png, 'd.jpg': file('pattern.jpg') });
+    const args = (f: { dir: string; csv: string }, ...more: string[]) =>
+      // A random ViT-Ti (the tiny fixture has too few tokens for a budget); twice: two models.
+      [
+        'compare',
+        '--model',
+        'random:vit_tiny_patch16_224,random:vit_tiny_patch16_224',
+        '--images',
+        f.dir,
+        '--labels',
+        f.csv,
+        '--methods',
+        'topk',
+        '--budgets',
+        '0.7',
+        '--quiet',
+        ...more,
+      ];
+    const [json, text, reference] = await Promise.all([cli(args(mixed, '--json')), cli(args(mixed)), cli(args(clean, '--json'))]);
+    expect(reference.code, show(reference)).toBe(0);
+    expect(json.code, show(json)).toBe(1);
+    const docs = JSON.parse(json.stdout);
+    const expected = JSON.parse(reference.stdout);
+    expect(docs).toHaveLength(2);
+    for (const [i, doc] of docs.entries()) {
+      expect(doc.images).toBe(2);
+      expect(doc.skipped).toEqual([{ file: path.join(mixed.dir, 'b.jpg'), error: expect.stringContaining('corrupt JPEG') }]);
+      expect(doc.dense.top1).toBe(expected[i].dense.top1);
+      expect(doc.results.map((x: { agreement: number }) => x.agreement)).toEqual(expected[i].results.map((x: { agreement: number }) => x.agreement));
+    }
+    expect(stderrLines(json)).toEqual([`error: ${docs[0].skipped[0].error}`]);
+    expect(text.code, show(text)).toBe(1);
+    expect(text.stdout).toContain(`2 images (1 more could not be read and are left out: ${path.join(mixed.dir, 'b.jpg')})`);
   });
 });

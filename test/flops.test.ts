@@ -36,7 +36,7 @@ function evitTokens(rho: number, fused: boolean): BlockTokens[] {
   });
 }
 
-describe('GMACs counter (algorithms.md §7.3 check table)', () => {
+describe('GMACs counter (docs/algorithms.md §7.3 check table)', () => {
   it('dense DeiT-T / S / B', () => {
     expect(denseGmacs(deitT).toFixed(4)).toBe('1.2537');
     expect(denseGmacs(deitS).toFixed(4)).toBe('4.5989');
@@ -58,9 +58,7 @@ describe('GMACs counter (algorithms.md §7.3 check table)', () => {
   });
 
   it('EViT DeiT-S fused ρ = 0.9…0.5, top-k ρ = 0.7, DeiT-B ρ = 0.7', () => {
-    expect([0.9, 0.8, 0.7, 0.6, 0.5].map((rho) => modelGmacs(deitS, evitTokens(rho, true)).toFixed(3))).toEqual([
-      '4.022', '3.477', '3.029', '2.635', '2.309',
-    ]);
+    expect([0.9, 0.8, 0.7, 0.6, 0.5].map((rho) => modelGmacs(deitS, evitTokens(rho, true)).toFixed(3))).toEqual(['4.022', '3.477', '3.029', '2.635', '2.309']);
     expect(modelGmacs(deitS, evitTokens(0.7, false)).toFixed(3)).toBe('2.997');
     expect(modelGmacs(deitB, evitTokens(0.7, true)).toFixed(3)).toBe('11.610');
   });

@@ -48,7 +48,13 @@ export function relativeError(analytic: ArrayLike<number>, numeric: ArrayLike<nu
 export function expectGradient(analytic: ArrayLike<number>, numeric: ArrayLike<number>, tolerance: number, what: string): void {
   const error = relativeError(analytic, numeric);
   if (!(error <= tolerance)) {
-    expect.fail(`${what}: relative error ${error.toExponential(2)} > ${tolerance} (analytic ${Array.from(analytic).slice(0, 6).map((v) => v.toPrecision(6))}…, numeric ${Array.from(numeric).slice(0, 6).map((v) => v.toPrecision(6))}…)`);
+    expect.fail(
+      `${what}: relative error ${error.toExponential(2)} > ${tolerance} (analytic ${Array.from(analytic)
+        .slice(0, 6)
+        .map((v) => v.toPrecision(6))}…, numeric ${Array.from(numeric)
+        .slice(0, 6)
+        .map((v) => v.toPrecision(6))}…)`,
+    );
   }
 }
 

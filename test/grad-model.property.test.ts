@@ -23,7 +23,12 @@ type Variant = 'plain' | 'distilled' | 'channel-pruned';
 /** 12×12 images in 4×4 patches: 9 patches + prefix tokens, 3 blocks of width 8 with 2 heads, 7 classes. */
 function tinyModel(variant: Variant, seed: number): ViTModel {
   const cfg: ViTConfig = configFromDims({ dim: 8, depth: 3, heads: 2, imageSize: 12, patchSize: 4, numClasses: 7, distilled: variant === 'distilled' });
-  if (variant === 'channel-pruned') cfg.blockWidths = [{ qkDim: 4, vDim: 4 }, { qkDim: 2, vDim: 3 }, { qkDim: 3, vDim: 1 }];
+  if (variant === 'channel-pruned')
+    cfg.blockWidths = [
+      { qkDim: 4, vDim: 4 },
+      { qkDim: 2, vDim: 3 },
+      { qkDim: 3, vDim: 1 },
+    ];
   return randomModel(cfg, seed);
 }
 
@@ -40,7 +45,7 @@ const unit = fc.constantFrom<ScoreUnit>('mean', 'absolute');
 /** θ per block in the unit's scale: block 0 never prunes; the others around the mean score. */
 function thresholdsAround(cfg: ViTConfig, n: number, u: ScoreUnit, next: () => number): number[] {
   const mean = u === 'mean' ? 1 : 1 / n;
-  return Array.from({ length: cfg.depth }, (_, b) => (b === 0 ? NaN : mean * (0.6 + 0.6 * (next() + 1) / 2)));
+  return Array.from({ length: cfg.depth }, (_, b) => (b === 0 ? NaN : mean * (0.6 + (0.6 * (next() + 1)) / 2)));
 }
 
 function pruningOf(theta: ArrayLike<number>, temperature: number, u: ScoreUnit, gates?: (ChannelGates | null)[]): SoftPruning {
@@ -91,45 +96,55 @@ describe('the soft-masked ViT', () => {
 
   it('has the gradients of central finite differences (θ, gates, embedded tokens; KL + token-count loss)', () => {
     fc.assert(
-      fc.property(
-        variant, unit, fc.constantFrom(0.03, 0.3, 3), fc.boolean(), seed,
-        (v, u, temperature, gated, s) => {
-          const model = tinyModel(v, s);
-          const cfg = model.config;
-          const next = uniform(s);
-          const runner = new ViTRunner(model, reference32);
-          const soft = new SoftMaskedViT(model, reference64);
-          const n = soft.tokens;
-          const embedded = Float64Array.from(runner.embed(randomImage(cfg, next)));
-          const teacher = soft.forward(embedded).logits;
-          const thresholdScale = temperature < 0.1 ? 1 : 0.1; // cold masks: spread θ so some saturate at 0 and 1
-          const theta = thresholdsAround(cfg, n, u, () => next() * (1 + thresholdScale));
-          const gates: (ChannelGates | null)[] | undefined = gated
-            ? Array.from({ length: cfg.depth }, (_, b) => {
+      fc.property(variant, unit, fc.constantFrom(0.03, 0.3, 3), fc.boolean(), seed, (v, u, temperature, gated, s) => {
+        const model = tinyModel(v, s);
+        const cfg = model.config;
+        const next = uniform(s);
+        const runner = new ViTRunner(model, reference32);
+        const soft = new SoftMaskedViT(model, reference64);
+        const n = soft.tokens;
+        const embedded = Float64Array.from(runner.embed(randomImage(cfg, next)));
+        const teacher = soft.forward(embedded).logits;
+        const thresholdScale = temperature < 0.1 ? 1 : 0.1; // cold masks: spread θ so some saturate at 0 and 1
+        const theta = thresholdsAround(cfg, n, u, () => next() * (1 + thresholdScale));
+        const gates: (ChannelGates | null)[] | undefined = gated
+          ? Array.from({ length: cfg.depth }, (_, b) => {
               const { qkDim, vDim } = cfg.blockWidths?.[b] ?? cfg;
               return b === 1 ? null : { qk: randomFloat64(cfg.heads * qkDim, next, 0.5, 0.5), v: randomFloat64(cfg.heads * vDim, next, 0.5, 0.5) };
             })
-            : undefined;
-          const countWeights: BlockTokens[] = Array.from({ length: cfg.depth }, () => ({ attention: 0.01 * next(), mlp: 0.01 * next() }));
-          const loss = () => {
-            const r = soft.forward(embedded, pruningOf(theta, temperature, u, gates));
-            return distillationLoss(teacher, r.logits).loss + r.tokens.reduce((sum, t, b) => sum + dot([countWeights[b].attention, countWeights[b].mlp], [t.attention, t.mlp]), 0);
-          };
+          : undefined;
+        const countWeights: BlockTokens[] = Array.from({ length: cfg.depth }, () => ({ attention: 0.01 * next(), mlp: 0.01 * next() }));
+        const loss = () => {
+          const r = soft.forward(embedded, pruningOf(theta, temperature, u, gates));
+          return (
+            distillationLoss(teacher, r.logits).loss +
+            r.tokens.reduce((sum, t, b) => sum + dot([countWeights[b].attention, countWeights[b].mlp], [t.attention, t.mlp]), 0)
+          );
+        };
 
-          const result = soft.forward(embedded, pruningOf(theta, temperature, u, gates));
-          const grads = soft.backward(distillationLoss(teacher, result.logits).dLogits, countWeights);
-          const pruningBlocks = theta.flatMap((t, b) => (Number.isNaN(t) ? [] : [b]));
-          expectGradient(pruningBlocks.map((b) => grads.theta[b]), finiteDifferences(loss, theta, pruningBlocks), 1e-4, 'dθ');
-          expect(grads.theta[0]).toBe(0);
-          const some = sampleIndices(embedded.length, 40);
-          expectGradient(some.map((i) => grads.embedded[i]), finiteDifferences(loss, embedded, some), 1e-4, 'd embedded');
-          gates?.forEach((g, b) => {
-            if (!g) return expect(grads.gates[b]).toBeNull();
-            expectGradient(grads.gates[b]!.qk!, finiteDifferences(loss, g.qk!), 1e-4, `block ${b} d g_qk`);
-            expectGradient(grads.gates[b]!.v!, finiteDifferences(loss, g.v!), 1e-4, `block ${b} d g_v`);
-          });
-        },
-      ),
+        const result = soft.forward(embedded, pruningOf(theta, temperature, u, gates));
+        const grads = soft.backward(distillationLoss(teacher, result.logits).dLogits, countWeights);
+        const pruningBlocks = theta.flatMap((t, b) => (Number.isNaN(t) ? [] : [b]));
+        expectGradient(
+          pruningBlocks.map((b) => grads.theta[b]),
+          finiteDifferences(loss, theta, pruningBlocks),
+          1e-4,
+          'dθ',
+        );
+        expect(grads.theta[0]).toBe(0);
+        const some = sampleIndices(embedded.length, 40);
+        expectGradient(
+          some.map((i) => grads.embedded[i]),
+          finiteDifferences(loss, embedded, some),
+          1e-4,
+          'd embedded',
+        );
+        gates?.forEach((g, b) => {
+          if (!g) return expect(grads.gates[b]).toBeNull();
+          expectGradient(grads.gates[b]!.qk!, finiteDifferences(loss, g.qk!), 1e-4, `block ${b} d g_qk`);
+          expectGradient(grads.gates[b]!.v!, finiteDifferences(loss, g.v!), 1e-4, `block ${b} d g_v`);
+        });
+      }),
       { numRuns: 40 },
     );
   });

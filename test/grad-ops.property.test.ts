@@ -16,7 +16,12 @@ const TOLERANCE = 1e-4;
 const seed = fc.integer({ min: 0, max: 2 ** 32 - 1 });
 /** Tokens, heads and per-head widths of an attention, with its qkv row width. */
 const attentionShape = fc
-  .record({ n: fc.integer({ min: 1, max: 6 }), heads: fc.integer({ min: 1, max: 3 }), qkDim: fc.integer({ min: 1, max: 5 }), vDim: fc.integer({ min: 1, max: 5 }) })
+  .record({
+    n: fc.integer({ min: 1, max: 6 }),
+    heads: fc.integer({ min: 1, max: 3 }),
+    qkDim: fc.integer({ min: 1, max: 5 }),
+    vDim: fc.integer({ min: 1, max: 5 }),
+  })
   .map((shape) => ({ ...shape, width: 2 * shape.heads * shape.qkDim + shape.heads * shape.vDim }));
 
 describe('gradient checks of the backward operations (float64, central differences)', () => {
@@ -24,14 +29,24 @@ describe('gradient checks of the backward operations (float64, central differenc
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), seed, (m, o, i, s) => {
         const next = uniform(s);
-        const lin = k.prepareLinear({ weight: Float32Array.from(randomFloat64(o * i, next)), bias: Float32Array.from(randomFloat64(o, next)), outFeatures: o, inFeatures: i });
+        const lin = k.prepareLinear({
+          weight: Float32Array.from(randomFloat64(o * i, next)),
+          bias: Float32Array.from(randomFloat64(o, next)),
+          outFeatures: o,
+          inFeatures: i,
+        });
         const x = randomFloat64(m * i, next);
         const r = randomFloat64(m * o, next);
         const out = k.alloc(m * o);
         const f = () => (k.linear(x, m, lin, out), dot(r, out));
         const dx = k.alloc(m * i).fill(0.5); // accumulate: the result adds to what is there
         k.linearBackward(r, m, lin, dx, true);
-        expectGradient(dx.map((v) => v - 0.5), finiteDifferences(f, x), TOLERANCE, 'linear dx');
+        expectGradient(
+          dx.map((v) => v - 0.5),
+          finiteDifferences(f, x),
+          TOLERANCE,
+          'linear dx',
+        );
       }),
       { numRuns: 40 },
     );
@@ -40,7 +55,11 @@ describe('gradient checks of the backward operations (float64, central differenc
   it('layerNorm: dx from the input, any d (d = 1 included), means far from 0', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 24 }), fc.constantFrom(0, 3, -20), fc.constantFrom(1e-6, 1e-2), seed,
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 24 }),
+        fc.constantFrom(0, 3, -20),
+        fc.constantFrom(1e-6, 1e-2),
+        seed,
         (m, d, offset, eps, s) => {
           const next = uniform(s);
           const norm = k.prepareNorm({ weight: Float32Array.from(randomFloat64(d, next, 0.5, 1)), bias: Float32Array.from(randomFloat64(d, next)) });
@@ -93,8 +112,12 @@ describe('gradient checks of the backward operations (float64, central differenc
   it('soft token mask: dθ, d log M_in and dP, both units, masks from saturated (T small) to smooth', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 2, max: 8 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 }),
-        fc.constantFrom('mean', 'absolute') as fc.Arbitrary<'mean' | 'absolute'>, fc.constantFrom(0.005, 0.1, 1), seed,
+        fc.integer({ min: 2, max: 8 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 2 }),
+        fc.constantFrom('mean', 'absolute') as fc.Arbitrary<'mean' | 'absolute'>,
+        fc.constantFrom(0.005, 0.1, 1),
+        seed,
         (n, heads, prefixWanted, unit, temperature, s) => {
           const next = uniform(s);
           const prefix = Math.min(prefixWanted, n - 1);

@@ -41,7 +41,10 @@ describeWithData('soft-masked DeiT-Tiny (real weights)', () => {
     const unpruned = soft.forward(runner.embed(input));
     expect(Math.max(...unpruned.logits.map((l, i) => Math.abs(l - dense.logits[i])))).toBeLessThan(1e-4);
     const hard = runner.forward(input, ltpHooks({ theta, unit: 'mean' }));
-    const cold = soft.forward(runner.embed(input), pruning(() => 1e-9));
+    const cold = soft.forward(
+      runner.embed(input),
+      pruning(() => 1e-9),
+    );
     expect(cold.tokens.map((t) => ({ attention: Math.round(t.attention), mlp: Math.round(t.mlp) }))).toEqual(hard.tokens);
     expect(Math.max(...cold.logits.map((l, i) => Math.abs(l - hard.logits[i])))).toBeLessThan(1e-3);
   });
@@ -50,7 +53,10 @@ describeWithData('soft-masked DeiT-Tiny (real weights)', () => {
     const gradients = (soft: SoftMaskedViT) => {
       const embedded = runner.embed(input);
       const teacher = soft.forward(embedded).logits;
-      const result = soft.forward(embedded, pruning((t) => 0.1 * t));
+      const result = soft.forward(
+        embedded,
+        pruning((t) => 0.1 * t),
+      );
       const g = soft.backward(distillationLoss(teacher, result.logits).dLogits);
       return { theta: g.theta, embedded: Float64Array.from(g.embedded) };
     };

@@ -33,17 +33,24 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s gradient kernels match the 
 
   it('linearBackward (set and accumulate) on any shape', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 300 }), fc.boolean(), seed, (m, o, i, accumulate, s) => {
-        const next = uniform(s);
-        const lin = { weight: Float32Array.from(randomFloat64(o * i, next)), bias: Float32Array.from(randomFloat64(o, next)), outFeatures: o, inFeatures: i };
-        const dy = Float32Array.from(randomFloat64(m * o, next));
-        const initial = Float32Array.from(randomFloat64(m * i, next));
-        const expected = put(reference, initial);
-        reference.linearBackward(dy, m, reference.prepareLinear(lin), expected, accumulate);
-        const dx = put(k, initial);
-        k.linearBackward(put(k, dy), m, k.prepareLinear(lin), dx, accumulate);
-        expectGradient(dx, expected, 1e-5 * Math.sqrt(o), 'linear dx');
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.boolean(),
+        seed,
+        (m, o, i, accumulate, s) => {
+          const next = uniform(s);
+          const lin = { weight: Float32Array.from(randomFloat64(o * i, next)), bias: Float32Array.from(randomFloat64(o, next)), outFeatures: o, inFeatures: i };
+          const dy = Float32Array.from(randomFloat64(m * o, next));
+          const initial = Float32Array.from(randomFloat64(m * i, next));
+          const expected = put(reference, initial);
+          reference.linearBackward(dy, m, reference.prepareLinear(lin), expected, accumulate);
+          const dx = put(k, initial);
+          k.linearBackward(put(k, dy), m, k.prepareLinear(lin), dx, accumulate);
+          expectGradient(dx, expected, 1e-5 * Math.sqrt(o), 'linear dx');
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -88,7 +95,12 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s gradient kernels match the 
   it('attentionBackward on any n (edge tiles), heads and widths, with and without a key bias', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 70 }), fc.boolean(), seed,
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 1, max: 70 }),
+        fc.boolean(),
+        seed,
         (n, heads, qkDim, vDim, biased, s) => {
           const next = uniform(s);
           const width = 2 * heads * qkDim + heads * vDim;
@@ -110,7 +122,13 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s gradient kernels match the 
           if (biased) expectGradient(dKeyBias, expectedBias, 1e-5 * Math.sqrt(n * heads), 'attention dKeyBias');
         },
       ),
-      { numRuns: 50, examples: [[197, 3, 64, 64, true, 1], [1, 1, 1, 1, false, 2]] },
+      {
+        numRuns: 50,
+        examples: [
+          [197, 3, 64, 64, true, 1],
+          [1, 1, 1, 1, false, 2],
+        ],
+      },
     );
   });
 
@@ -125,7 +143,9 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s gradient kernels match the 
         const mean = unit === 'mean' ? 1 : 1 / (cfg.distilled ? 38 : 37);
         const pruning = {
           thresholds: [null, ...[0.7, 0.9, 1.1].map((t) => ({ theta: t * mean, temperature: 0.2 * mean, unit }))],
-          gates: Array.from({ length: cfg.depth }, (_, b): ChannelGates | null => (b % 2 ? null : { qk: randomFloat64(cfg.dim, next, 0.5, 0.5), v: randomFloat64(cfg.dim, next, 0.5, 0.5) })),
+          gates: Array.from({ length: cfg.depth }, (_, b): ChannelGates | null =>
+            b % 2 ? null : { qk: randomFloat64(cfg.dim, next, 0.5, 0.5), v: randomFloat64(cfg.dim, next, 0.5, 0.5) },
+          ),
         };
         const counts = Array.from({ length: cfg.depth }, () => ({ attention: 1e-3 * next(), mlp: 1e-3 * next() }));
         const run = (kernels: GradKernels) => {
@@ -138,7 +158,12 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s gradient kernels match the 
         const want = run(reference);
         const got = run(k);
         expectGradient(got.result.logits, want.result.logits, 1e-4, 'logits');
-        expectGradient(got.result.tokens.map((t) => t.mlp), want.result.tokens.map((t) => t.mlp), 1e-4, 'soft token counts');
+        expectGradient(
+          got.result.tokens.map((t) => t.mlp),
+          want.result.tokens.map((t) => t.mlp),
+          1e-4,
+          'soft token counts',
+        );
         expectGradient(got.grads.theta, want.grads.theta, 2e-3, 'dθ');
         expectGradient(got.grads.embedded, want.grads.embedded, 2e-3, 'd embedded');
         got.grads.gates.forEach((g, b) => {

@@ -132,9 +132,7 @@ async function closedPort(): Promise<number> {
 /** Every file below `dir`, relative, sorted. */
 function listTree(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return (readdirSync(dir, { recursive: true }) as string[])
-    .filter((f) => !lstatSync(path.join(dir, f)).isDirectory())
-    .sort();
+  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => !lstatSync(path.join(dir, f)).isDirectory()).sort();
 }
 
 let home: string;
@@ -208,9 +206,7 @@ describe('resolveModel', () => {
     expect(readFileSync(path.join(repoDir(), 'refs', 'main'), 'utf8')).toBe(COMMIT);
     const model = files.get('model.safetensors')!;
     const config = files.get('config.json')!;
-    expect(listTree(path.join(repoDir(), 'blobs'))).toEqual(
-      [sha256(model), sha1(config), sha1(files.get('preprocessor_config.json')!)].sort(),
-    );
+    expect(listTree(path.join(repoDir(), 'blobs'))).toEqual([sha256(model), sha1(config), sha1(files.get('preprocessor_config.json')!)].sort());
     for (const [name, body] of files) {
       const link = path.join(snapshot, name);
       expect(lstatSync(link).isSymbolicLink()).toBe(true);

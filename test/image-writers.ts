@@ -10,16 +10,14 @@ import { deflateSync } from 'node:zlib';
 // JPEG
 
 const ZIGZAG = [
-  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
-  28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
-  54, 47, 55, 62, 63,
+  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22,
+  15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ]; // zig-zag index → natural index
 
 /** T.81 Annex K luminance table, natural order. */
 const LUMA_QUANT = [
-  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51,
-  87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101,
-  72, 92, 95, 98, 112, 100, 103, 99,
+  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103,
+  77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
 ];
 
 /** One scan of a progressive script: components (indices into the frame), band Ss..Se, Ah, Al. */
@@ -107,7 +105,7 @@ class BitWriter {
 
 /** Fixed, generous Huffman tables: DC sizes 0..11 as 4-bit codes, all 176 AC symbols (run 0..15, size 0..10) as 8-bit codes. */
 const DC_SYMBOLS = Array.from({ length: 12 }, (_, i) => i);
-const AC_SYMBOLS = Array.from({ length: 176 }, (_, i) => (Math.floor(i / 11) << 4) | i % 11);
+const AC_SYMBOLS = Array.from({ length: 176 }, (_, i) => (Math.floor(i / 11) << 4) | (i % 11));
 const DC_CODE = new Map(DC_SYMBOLS.map((s, i) => [s, { code: i, length: 4 }]));
 const AC_CODE = new Map(AC_SYMBOLS.map((s, i) => [s, { code: i, length: 8 }]));
 
@@ -482,7 +480,15 @@ export interface PngEncodeOptions {
 }
 
 const PNG_CHANNELS = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as const;
-const ADAM7_PASSES = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+const ADAM7_PASSES = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+];
 
 /** Packs one row of samples (channels interleaved) at the PNG bit depth. */
 function packRow(samples: number[], bitDepth: number): Uint8Array {
@@ -591,8 +597,16 @@ export interface SyntheticJpeg {
   bytes: Uint8Array;
 }
 
-const S444: [number, number][] = [[1, 1], [1, 1], [1, 1]];
-const S420: [number, number][] = [[2, 2], [1, 1], [1, 1]];
+const S444: [number, number][] = [
+  [1, 1],
+  [1, 1],
+  [1, 1],
+];
+const S420: [number, number][] = [
+  [2, 2],
+  [1, 1],
+  [1, 1],
+];
 
 /** JPEGs covering the decoder's paths; their libjpeg-turbo decodes are pinned by digest in image.test.ts. */
 export function syntheticJpegs(): SyntheticJpeg[] {
@@ -609,12 +623,36 @@ export function syntheticJpegs(): SyntheticJpeg[] {
   return [
     make('4:4:4 37×29', 37, 29, { sampling: S444 }),
     make('4:2:0 37×29', 37, 29, { sampling: S420 }),
-    make('4:2:2 37×29', 37, 29, { sampling: [[2, 1], [1, 1], [1, 1]] }),
-    make('4:4:0 37×29', 37, 29, { sampling: [[1, 2], [1, 1], [1, 1]] }),
-    make('4:1:1 37×29', 37, 29, { sampling: [[4, 1], [1, 1], [1, 1]] }),
+    make('4:2:2 37×29', 37, 29, {
+      sampling: [
+        [2, 1],
+        [1, 1],
+        [1, 1],
+      ],
+    }),
+    make('4:4:0 37×29', 37, 29, {
+      sampling: [
+        [1, 2],
+        [1, 1],
+        [1, 1],
+      ],
+    }),
+    make('4:1:1 37×29', 37, 29, {
+      sampling: [
+        [4, 1],
+        [1, 1],
+        [1, 1],
+      ],
+    }),
     make('4:2:0 progressive, restart every 2 MCUs, 64×48', 64, 48, { sampling: S420, progressive: simpleProgression(3), restartInterval: 2 }),
     make('4:2:0 3×5 (chroma 2 wide: replication)', 3, 5, { sampling: S420 }),
-    make('Cb sampled 2×2 above 1×1 luma, 18×13', 18, 13, { sampling: [[1, 1], [2, 2], [1, 1]] }),
+    make('Cb sampled 2×2 above 1×1 luma, 18×13', 18, 13, {
+      sampling: [
+        [1, 1],
+        [2, 2],
+        [1, 1],
+      ],
+    }),
     { name: 'grey progressive 19×11', bytes: encodeJpeg({ width: 19, height: 11, planes: [ycc(19, 11)[0]], progressive: simpleProgression(1) }) },
     {
       name: 'RGB (Adobe transform 0) 4:2:0 29×21',
@@ -630,7 +668,12 @@ export function syntheticJpegs(): SyntheticJpeg[] {
         width: 21,
         height: 14,
         planes: [...rgbToYccPlanes(small, 21 * 14), black],
-        sampling: [[2, 2], [1, 1], [1, 1], [2, 2]],
+        sampling: [
+          [2, 2],
+          [1, 1],
+          [1, 1],
+          [2, 2],
+        ],
         jfif: false,
         adobeTransform: 2,
       }),

@@ -12,15 +12,7 @@ import { centerCrop, centerCropOffsets, preprocess, resizeShorterSide, resizeTar
 import { loadImageTensor } from '../src/image/file.js';
 import { resampleCoefficients, resizePil } from '../src/image/resize.js';
 import type { RgbImage } from '../src/image/rgb-image.js';
-import {
-  encodeJpeg,
-  encodePng,
-  pngChunk,
-  rgbToYccPlanes,
-  simpleProgression,
-  syntheticJpegs,
-  testPattern,
-} from './image-writers.js';
+import { encodeJpeg, encodePng, pngChunk, rgbToYccPlanes, simpleProgression, syntheticJpegs, testPattern } from './image-writers.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vitprune-image-'));
@@ -93,12 +85,20 @@ describe('resizePil (PIL Image.resize, Resample.c)', () => {
   });
 
   it('reproduces PIL on tiny images (values from PIL 9.4)', () => {
-    const row = rgbImage(4, 1, [[10, 0, 128], [50, 255, 128], [200, 0, 128], [255, 255, 128]]);
+    const row = rgbImage(4, 1, [
+      [10, 0, 128],
+      [50, 255, 128],
+      [200, 0, 128],
+      [255, 255, 128],
+    ]);
     expect(Array.from(resizePil(row, 2, 1, 'bicubic').data)).toEqual([42, 107, 128, 214, 148, 128]);
     expect(Array.from(resizePil(row, 2, 1, 'bilinear').data)).toEqual([54, 109, 128, 202, 146, 128]);
     const column = { width: 1, height: 4, data: row.data };
     expect(Array.from(resizePil(column, 1, 2, 'bicubic').data)).toEqual([42, 107, 128, 214, 148, 128]);
-    const pair = rgbImage(2, 1, [[0, 100, 255], [255, 50, 0]]);
+    const pair = rgbImage(2, 1, [
+      [0, 100, 255],
+      [255, 50, 0],
+    ]);
     // Upscaling overshoots (negative lobes) and clips to 0..255.
     expect(Array.from(resizePil(pair, 5, 1, 'bicubic').data)).toEqual([0, 105, 255, 17, 97, 238, 128, 75, 128, 238, 53, 17, 255, 45, 0]);
     expect(Array.from(resizePil(pair, 5, 1, 'bilinear').data)).toEqual([0, 100, 255, 25, 95, 230, 128, 75, 128, 230, 55, 25, 255, 50, 0]);
@@ -160,7 +160,10 @@ describe('preprocess (timm eval transform)', () => {
   });
 
   it('normalises in float32 like torch: (v / 255 − mean) / std, CHW', () => {
-    const image = rgbImage(2, 1, [[0, 128, 255], [255, 0, 1]]);
+    const image = rgbImage(2, 1, [
+      [0, 128, 255],
+      [255, 0, 1],
+    ]);
     const tensor = toNormalizedTensor(image, DEIT.mean, DEIT.std); // [3, 1, 2]
     const f = Math.fround;
     const expected = (v: number, c: number): number => f(f(f(v / 255) - f(DEIT.mean[c])) / f(DEIT.std[c]));
@@ -220,7 +223,11 @@ describe('decodeImage: PNG', () => {
       colorType: 3,
       bitDepth: 4,
       samples: [2, 0, 1],
-      palette: [[10, 20, 30], [40, 50, 60], [70, 80, 90]],
+      palette: [
+        [10, 20, 30],
+        [40, 50, 60],
+        [70, 80, 90],
+      ],
       transparency: Uint8Array.from([0, 128, 255]),
     });
     expect(Array.from(decodeImage(png, 'p.png').data)).toEqual([70, 80, 90, 10, 20, 30, 40, 50, 60]);
@@ -245,13 +252,12 @@ describe('decodeImage: PNG', () => {
     new DataView(ihdr.buffer).setUint32(4, 100000);
     ihdr[8] = 8;
     ihdr[9] = 2;
-    const bomb = Uint8Array.from([
-      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a,
-      ...pngChunk('IHDR', ihdr),
-      ...pngChunk('IDAT', Uint8Array.from([1, 2, 3])),
-    ]);
+    const bomb = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...pngChunk('IHDR', ihdr), ...pngChunk('IDAT', Uint8Array.from([1, 2, 3]))]);
     expect(readImageInfo(bomb, 'bomb.png')).toEqual({ format: 'png', width: 100000, height: 100000, channels: 3 });
-    expectImageError(() => decodeImage(bomb, 'bomb.png'), new RegExp(`bomb\\.png: image is 100000×100000 = 10000000000 pixels, more than the limit of ${DEFAULT_MAX_PIXELS}`));
+    expectImageError(
+      () => decodeImage(bomb, 'bomb.png'),
+      new RegExp(`bomb\\.png: image is 100000×100000 = 10000000000 pixels, more than the limit of ${DEFAULT_MAX_PIXELS}`),
+    );
   });
 
   it('reports corrupt PNG data as an ImageError', () => {
@@ -305,7 +311,17 @@ describe('decodeImage: JPEG (libjpeg-turbo-exact)', () => {
     const [w, h] = [48, 32];
     const ramps = new Uint8Array(w * h * 3);
     for (let p = 0; p < w * h; p++) ramps.set([(p % w) * 5, Math.floor(p / w) * 7, 255 - (p % w) * 4], p * 3);
-    const smooth = encodeJpeg({ width: w, height: h, planes: rgbToYccPlanes(ramps, w * h), sampling: [[2, 2], [1, 1], [1, 1]], quantScale: 0.25 });
+    const smooth = encodeJpeg({
+      width: w,
+      height: h,
+      planes: rgbToYccPlanes(ramps, w * h),
+      sampling: [
+        [2, 2],
+        [1, 1],
+        [1, 1],
+      ],
+      quantScale: 0.25,
+    });
     const oursSmooth = decodeImage(smooth, 'smooth.jpg').data;
     const jsSmooth = jpeg.decode(smooth, { useTArray: true, formatAsRGBA: false }).data;
     expect(meanAbsDiff(oursSmooth, ramps)).toBeLessThan(1.2);
@@ -319,10 +335,38 @@ describe('decodeImage: JPEG (libjpeg-turbo-exact)', () => {
   });
 
   it.each([
-    ['4:4:4', [[1, 1], [1, 1], [1, 1]]],
-    ['4:2:0', [[2, 2], [1, 1], [1, 1]]],
-    ['4:2:2', [[2, 1], [1, 1], [1, 1]]],
-    ['4:4:0', [[1, 2], [1, 1], [1, 1]]],
+    [
+      '4:4:4',
+      [
+        [1, 1],
+        [1, 1],
+        [1, 1],
+      ],
+    ],
+    [
+      '4:2:0',
+      [
+        [2, 2],
+        [1, 1],
+        [1, 1],
+      ],
+    ],
+    [
+      '4:2:2',
+      [
+        [2, 1],
+        [1, 1],
+        [1, 1],
+      ],
+    ],
+    [
+      '4:4:0',
+      [
+        [1, 2],
+        [1, 1],
+        [1, 1],
+      ],
+    ],
   ] as const)('progressive, restart intervals and separate scans decode like baseline (%s)', (_, sampling) => {
     const [w, h] = [45, 37];
     const planes = rgbToYccPlanes(testPattern(w, h), w * h);
@@ -366,18 +410,27 @@ describe('decodeImage: refusals and corrupt data', () => {
   const sosAt = good.findIndex((b, i) => b === 0xff && good[i + 1] === 0xda);
 
   it('refuses files that are neither JPEG nor PNG, naming the first bytes', () => {
-    expectImageError(() => decodeImage(new TextEncoder().encode('GIF89a....'), 'x.gif'), /x\.gif: not a JPEG or PNG image .*found first bytes 47 49 46 38 39 61 2E 2E/);
+    expectImageError(
+      () => decodeImage(new TextEncoder().encode('GIF89a....'), 'x.gif'),
+      /x\.gif: not a JPEG or PNG image .*found first bytes 47 49 46 38 39 61 2E 2E/,
+    );
     expectImageError(() => decodeImage(new Uint8Array(0), 'empty.jpg'), /empty\.jpg: not a JPEG or PNG image .*\(empty file\)/);
   });
 
   it('refuses truncated JPEGs', () => {
     const inScan = good.subarray(0, sosAt + 60);
-    expectImageError(() => decodeImage(inScan, 'cut.jpg'), /cut\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs [1-6]–6 of 6 are incomplete or missing/);
+    expectImageError(
+      () => decodeImage(inScan, 'cut.jpg'),
+      /cut\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs [1-6]–6 of 6 are incomplete or missing/,
+    );
     const loneFf = Uint8Array.from([...inScan, 0xff]); // cut right after an FF (found by the fuzz harness: was a TypeError)
     expectImageError(() => decodeImage(loneFf, 'ff.jpg'), /ff\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: MCUs/);
     // Missing only its tail (the last bytes of scan data and EOI): the last MCU is named, not "decoded 6 of 6".
     const eoi = good.length - 2;
-    expectImageError(() => decodeImage(good.subarray(0, eoi - 1), 'tail.jpg'), /tail\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: the last MCU \(6 of 6\) is incomplete/);
+    expectImageError(
+      () => decodeImage(good.subarray(0, eoi - 1), 'tail.jpg'),
+      /tail\.jpg: corrupt JPEG: scan 1: the file ends inside the scan data \(truncated\) at byte \d+: the last MCU \(6 of 6\) is incomplete/,
+    );
     expectImageError(() => decodeImage(good.subarray(0, 30), 'head.jpg'), /head\.jpg: corrupt JPEG: .*truncated/);
     expectImageError(() => decodeImage(good.subarray(0, 2), 'soi.jpg'), /soi\.jpg: corrupt JPEG: file ends before the frame header/);
   });
@@ -419,7 +472,10 @@ describe('decodeImage: refusals and corrupt data', () => {
     const bomb = Uint8Array.from(good);
     const sof = bomb.findIndex((b, i) => b === 0xff && bomb[i + 1] === 0xc0);
     bomb.set([65000 >> 8, 65000 & 0xff, 65000 >> 8, 65000 & 0xff], sof + 5);
-    expectImageError(() => decodeImage(bomb, 'bomb.jpg'), /bomb\.jpg: image is 65000×65000 = 4225000000 pixels, more than the limit of 89478485 \(decompression-bomb guard\)/);
+    expectImageError(
+      () => decodeImage(bomb, 'bomb.jpg'),
+      /bomb\.jpg: image is 65000×65000 = 4225000000 pixels, more than the limit of 89478485 \(decompression-bomb guard\)/,
+    );
     expectImageError(() => decodeImage(good, 'small.jpg', { maxPixels: 1000 }), /small\.jpg: image is 37×29 = 1073 pixels, more than the limit of 1000/);
   });
 

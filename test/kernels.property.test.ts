@@ -21,7 +21,7 @@ function uniform(seed: number): () => number {
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 2 ** 31) - 1;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
   };
 }
 
@@ -44,7 +44,8 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   let worstError = 0;
   for (let i = 0; i < actual.length; i++) {
     const error = Math.abs(actual[i] - expected[i]);
-    if (!(error <= worstError)) { // also catches NaN
+    if (!(error <= worstError)) {
+      // also catches NaN
       worst = i;
       worstError = error;
     }
@@ -99,12 +100,15 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           fc.integer({ min: 1, max: 100 }), // n
           fc.integer({ min: 1, max: 1536 }), // k
           fc.constantFrom(0.01, 1, 10), // magnitude of x and W (of the bias: its square)
-          seed, misalign,
+          seed,
+          misalign,
           (m, n, k, magnitude, s, shift) => {
             const next = uniform(s);
             const lin = {
-              weight: randomArray(n * k, next, magnitude), bias: randomArray(n, next, magnitude * magnitude),
-              outFeatures: n, inFeatures: k,
+              weight: randomArray(n * k, next, magnitude),
+              bias: randomArray(n, next, magnitude * magnitude),
+              outFeatures: n,
+              inFeatures: k,
             };
             const x = randomArray(m * k, next, magnitude);
             const initial = randomArray(m * n, next, magnitude * magnitude * Math.sqrt(k));
@@ -123,8 +127,13 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           // DeiT-S-like rows; 1 column; K at and around the 128-product chunks of the sums, the
           // 12- and 8-column panels and the 3- and 4-row tiles (full, partial and edge)
           examples: [
-            [197, 100, 384, 1, 1, 0], [4, 8, 1, 1, 2, 0], [1, 1, 1536, 10, 3, 1],
-            [5, 24, 128, 1, 4, 2], [3, 13, 129, 1, 5, 3], [2, 12, 257, 10, 6, 1], [7, 36, 768, 0.01, 7, 0],
+            [197, 100, 384, 1, 1, 0],
+            [4, 8, 1, 1, 2, 0],
+            [1, 1, 1536, 10, 3, 1],
+            [5, 24, 128, 1, 4, 2],
+            [3, 13, 129, 1, 5, 3],
+            [2, 12, 257, 10, 6, 1],
+            [7, 36, 768, 0.01, 7, 0],
           ],
         },
       );
@@ -138,7 +147,8 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
         fc.integer({ min: 1, max: 1100 }), // d
         fc.constantFrom(0, 3, -20), // offset of the values: mean ≠ 0 tests the centring
         fc.constantFrom(1e-6, 1e-5), // eps
-        seed, misalign,
+        seed,
+        misalign,
         (m, d, offset, eps, s, shift) => {
           const next = uniform(s);
           const x = randomArray(m * d, next, 1, offset);
@@ -148,9 +158,7 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           reference.layerNorm(x, m, d, gamma, beta, eps, expected);
 
           const out = guardedBuffer(kernels, new Float32Array(m * d), shift);
-          kernels.layerNorm(
-            kernels.upload(x), m, d, kernels.upload(gamma), kernels.upload(beta), eps, out,
-          );
+          kernels.layerNorm(kernels.upload(x), m, d, kernels.upload(gamma), kernels.upload(beta), eps, out);
           // f32 rounding of the mean and of x − mean is ≈ 2⁻²⁴·|x|·√d, amplified by 1/std of the row
           let condition = 0; // max over rows of max|x| / √(var + eps)
           for (let r = 0; r < m; r++) {
@@ -174,7 +182,8 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
         fc.integer({ min: 1, max: 20 }), // rows
         fc.integer({ min: 1, max: 300 }), // cols
         fc.constantFrom(0.1, 5, 100), // logit magnitude
-        seed, misalign,
+        seed,
+        misalign,
         (rows, cols, magnitude, s, shift) => {
           const x = randomArray(rows * cols, uniform(s), magnitude);
           const expected = Float32Array.from(x);
@@ -198,10 +207,7 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
   it('gelu is within 1e-6 of the float64 GELU for any finite float (any length)', () => {
     fc.assert(
       fc.property(
-        fc.array(
-          fc.oneof(fc.float({ noNaN: true, noDefaultInfinity: true }), fc.float({ min: -12, max: 12, noNaN: true })),
-          { maxLength: 70 },
-        ),
+        fc.array(fc.oneof(fc.float({ noNaN: true, noDefaultInfinity: true }), fc.float({ min: -12, max: 12, noNaN: true })), { maxLength: 70 }),
         misalign,
         (values, shift) => {
           const x = Float32Array.from(values);
@@ -247,9 +253,7 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
 
           const probs = guardedBuffer(kernels, new Float32Array(heads * n * n), 0);
           const out = guardedBuffer(kernels, new Float32Array(n * heads * vDim), 1);
-          kernels.attention(
-            kernels.upload(qkv), n, heads, qkDim, vDim, scale, logSizes && kernels.upload(logSizes), probs, out,
-          );
+          kernels.attention(kernels.upload(qkv), n, heads, qkDim, vDim, scale, logSizes && kernels.upload(logSizes), probs, out);
           // a logit error δ moves a probability by at most ≈ δ; δ ≈ 1e-6·√qkDim·scale·magnitude²
           const logitTolerance = 1e-6 * Math.sqrt(qkDim) * scale * magnitude * magnitude;
           expectClose(probs, expectedProbs, 1e-6 + logitTolerance, 'probs');
@@ -258,7 +262,13 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           expectGuardsIntact(out);
         },
       ),
-      { numRuns: 80, examples: [[197, 2, 64, 64, 0.125, 2, true, 5], [1, 1, 1, 1, 1, 0.5, false, 6]] },
+      {
+        numRuns: 80,
+        examples: [
+          [197, 2, 64, 64, 0.125, 2, true, 5],
+          [1, 1, 1, 1, 1, 0.5, false, 6],
+        ],
+      },
     );
   });
 
@@ -270,7 +280,8 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
         fc.integer({ min: 1, max: 120 }), // n
         fc.double({ min: 0, max: 1, noNaN: true }), // share of tokens alive
         fc.constantFrom(0, 0.2), // share of rows set to zero
-        seed, misalign,
+        seed,
+        misalign,
         (n, share, zeroRows, s, shift) => {
           const next = uniform(s);
           const P = stochastic(n, next);
@@ -288,7 +299,14 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           expectGuardsIntact(out);
         },
       ),
-      { numRuns: 150, examples: [[197, 0.87, 0, 1, 0], [1, 1, 0, 2, 1], [5, 1, 0.2, 3, 3]] },
+      {
+        numRuns: 150,
+        examples: [
+          [197, 0.87, 0, 1, 0],
+          [1, 1, 0, 2, 1],
+          [5, 1, 0.2, 3, 3],
+        ],
+      },
     );
   });
 
@@ -314,7 +332,14 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           expectBitIdentical(sBuf, expected, 'weightedPageRank');
         },
       ),
-      { numRuns: 150, examples: [[171, 30, 0, false, 1], [1, 3, 0, false, 2], [197, 50, 1e-9, false, 3]] },
+      {
+        numRuns: 150,
+        examples: [
+          [171, 30, 0, false, 1],
+          [1, 3, 0, false, 2],
+          [197, 50, 1e-9, false, 3],
+        ],
+      },
     );
   });
 
@@ -343,12 +368,29 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
           best.fill(-7);
           const wasmOrder = zeroTPruneKernels(kernels).allocInt32(m);
           wasmOrder.set(order);
-          zeroTPruneKernels(kernels).maxCosine(kernels.upload(features), offset, stride, dim, wasmOrder, m, bCount, zeroTPruneKernels(kernels).allocFloat64((m + 4) * dim), best);
+          zeroTPruneKernels(kernels).maxCosine(
+            kernels.upload(features),
+            offset,
+            stride,
+            dim,
+            wasmOrder,
+            m,
+            bCount,
+            zeroTPruneKernels(kernels).allocFloat64((m + 4) * dim),
+            best,
+          );
           expectBitIdentical(best, expected, 'maxCosine');
         },
       ),
       // DeiT-T's keys inside qkv rows (dim 192, stride 576, offset 192), m = 196; |B| = 0 (max over nothing)
-      { numRuns: 120, examples: [[196, 0.5, 192, 384, 192, false, 1], [151, 0.5, 384, 384, 192, true, 2], [3, 0, 5, 0, 0, true, 3]] },
+      {
+        numRuns: 120,
+        examples: [
+          [196, 0.5, 192, 384, 192, false, 1],
+          [151, 0.5, 384, 384, 192, true, 2],
+          [3, 0, 5, 0, 0, true, 3],
+        ],
+      },
     );
   });
 });

@@ -92,7 +92,8 @@ function wrongImports(graph: Map<string, Import[]>): string[] {
       const target = resolve(file, specifier);
       if (!target) continue;
       const to = layerOf(target);
-      if (to.name !== from.name && to.rank >= from.rank) wrong.push(`${path.relative(SRC, file)} imports ${path.relative(SRC, target)} (${from.name} → ${to.name})`);
+      if (to.name !== from.name && to.rank >= from.rank)
+        wrong.push(`${path.relative(SRC, file)} imports ${path.relative(SRC, target)} (${from.name} → ${to.name})`);
     }
   }
   return wrong;

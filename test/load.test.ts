@@ -7,8 +7,18 @@ import { loadModelFolder, saveModelFolder } from '../src/model/folder.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import type { ViTModel, ViTWeights } from '../src/model/types.js';
 import {
-  DEIT_PREPROCESSOR, DESCRIPTIONS, DIMS, LABELS, timmConfig, timmTensors, tinyModel, transformersConfig, transformersTensors,
-  writeFolder, type Tensors, type TransformersClass,
+  DEIT_PREPROCESSOR,
+  DESCRIPTIONS,
+  DIMS,
+  LABELS,
+  timmConfig,
+  timmTensors,
+  tinyModel,
+  transformersConfig,
+  transformersTensors,
+  writeFolder,
+  type Tensors,
+  type TransformersClass,
 } from './model-writers.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
@@ -22,10 +32,7 @@ function newFolder(): string {
   return dir;
 }
 
-function writeTimmFolder(
-  m: ViTModel,
-  edit: { config?: (c: Record<string, any>) => void; tensors?: (t: Tensors) => void } = {},
-): string {
+function writeTimmFolder(m: ViTModel, edit: { config?: (c: Record<string, any>) => void; tensors?: (t: Tensors) => void } = {}): string {
   const config = timmConfig(m);
   const tensors = timmTensors(m);
   edit.config?.(config);
@@ -279,7 +286,9 @@ describe('loadModelFolder: errors', () => {
       values.forEach((v, i) => (data[i * 3] = v));
       t.set('blocks.1.mlp.fc1.weight', { shape: fc1.shape, data });
     };
-    expect(loadError(writeTimmFolder(model, { tensors: poisoned([NaN]) }))).toMatch(/tensor "blocks.1.mlp.fc1.weight" has 1 non-finite value\(s\) \(NaN or ±Infinity\) among 128/);
+    expect(loadError(writeTimmFolder(model, { tensors: poisoned([NaN]) }))).toMatch(
+      /tensor "blocks.1.mlp.fc1.weight" has 1 non-finite value\(s\) \(NaN or ±Infinity\) among 128/,
+    );
     expect(loadError(writeTimmFolder(model, { tensors: poisoned([Infinity, -Infinity, NaN]) }))).toMatch(/"blocks.1.mlp.fc1.weight" has 3 non-finite/);
   });
 
@@ -288,7 +297,9 @@ describe('loadModelFolder: errors', () => {
     expect(timm((c) => (c.pretrained_cfg.crop_pct = 300))).toMatch(/config.json: pretrained_cfg: expected "crop_pct" to be a number from 0.25 to 1, found 300/);
     expect(timm((c) => (c.pretrained_cfg.crop_pct = 0.001))).toMatch(/expected "crop_pct" to be a number from 0.25 to 1, found 0.001/);
     expect(timm((c) => (c.pretrained_cfg.crop_pct = 0))).toMatch(/"crop_pct" .* found 0/);
-    expect(timm((c) => (c.pretrained_cfg.input_size = [3, 100000, 100000]))).toMatch(/expected input_size \[C, S, S\] \(square, S at most 4096\), found \[3, 100000, 100000\]/);
+    expect(timm((c) => (c.pretrained_cfg.input_size = [3, 100000, 100000]))).toMatch(
+      /expected input_size \[C, S, S\] \(square, S at most 4096\), found \[3, 100000, 100000\]/,
+    );
     expect(timm((c) => (c.model_args.img_size = 0))).toMatch(/model_args: expected "img_size" to be an image side from 1 to 4096.*found 0/);
     expect(timm((c) => (c.pretrained_cfg.std = [0.2, 0, 0.2]))).toMatch(/pretrained_cfg: expected "std" to be 3 positive numbers, found \[0.2, 0, 0.2\]/);
     expect(timm((c) => (c.pretrained_cfg.std = [1e-40, 1, 1]))).toMatch(/"mean" .* and "std" .* normalise pixel values to .*beyond float32/);

@@ -156,7 +156,9 @@ describe('thresholds.json', () => {
 
   it('round-trips and checks the model', () => {
     expect(parseLtpThresholds(ltpThresholdsToJson(file), 'f.json', cfg)).toEqual(file);
-    expect(() => parseLtpThresholds(ltpThresholdsToJson({ ...file, model: 'deit_small' }), 'f.json', cfg)).toThrow(/f.json: thresholds learned for deit_small, the model is synthetic/);
+    expect(() => parseLtpThresholds(ltpThresholdsToJson({ ...file, model: 'deit_small' }), 'f.json', cfg)).toThrow(
+      /f.json: thresholds learned for deit_small, the model is synthetic/,
+    );
     expect(() => parseLtpThresholds(ltpThresholdsToJson({ ...file, theta: [0, 1] }), 'f.json', cfg)).toThrow(/one threshold per block \(3\), found 2/);
   });
 
@@ -189,7 +191,25 @@ describe('vitprune learn-ltp', () => {
 
   it('learns, writes thresholds.json that parses for the model, and reports as JSON', async () => {
     const out = path.join(tmp, 'thresholds.json');
-    const r = await run('learn-ltp', '--model', FIXTURE, '--backend', 'reference', '--calib', calib, '--budget', '0.9', '--epochs', '2', '--batch', '3', '--out', out, '--json', '--quiet');
+    const r = await run(
+      'learn-ltp',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      '--calib',
+      calib,
+      '--budget',
+      '0.9',
+      '--epochs',
+      '2',
+      '--batch',
+      '3',
+      '--out',
+      out,
+      '--json',
+      '--quiet',
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -203,7 +223,23 @@ describe('vitprune learn-ltp', () => {
   });
 
   it('shows progress on stderr without --json and --quiet', async () => {
-    const r = await run('learn-ltp', '--model', FIXTURE, '--backend', 'reference', '--calib', calib, '--split', 'even', '--budget', '0.9', '--epochs', '1', '--out', path.join(tmp, 't2.json'));
+    const r = await run(
+      'learn-ltp',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      '--calib',
+      calib,
+      '--split',
+      'even',
+      '--budget',
+      '0.9',
+      '--epochs',
+      '1',
+      '--out',
+      path.join(tmp, 't2.json'),
+    );
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/learn-ltp \(forward \+ backward\) \[#+\] 100% 3\/3/);
     expect(r.stdout).toMatch(/^(learned|written) +: .*agreement .* on 3 calibration images\ncalibrated \((quantiles|ramp)\) *: /m);

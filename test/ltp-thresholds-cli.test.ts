@@ -31,7 +31,10 @@ beforeAll(async () => {
   saveModelFolder(modelDir, model);
   mkdirSync(images);
   for (let i = 0; i < 6; i++) {
-    writeFileSync(path.join(images, `img${i}.png`), encodePng({ width: 64 + 8 * i, height: 64, colorType: 2, bitDepth: 8, samples: testPattern(64 + 8 * i, 64) }));
+    writeFileSync(
+      path.join(images, `img${i}.png`),
+      encodePng({ width: 64 + 8 * i, height: 64, colorType: 2, bitDepth: 8, samples: testPattern(64 + 8 * i, 64) }),
+    );
   }
   writeFileSync(labels, `file,class_index\n${[0, 1, 2, 3, 4, 5].map((i) => `img${i}.png,${i}\n`).join('')}`);
   const r = await run('learn-ltp', ...common, '--calib', images, '--split', 'even', '--budget', '0.8', '--epochs', '1', '--out', learned);
@@ -55,7 +58,7 @@ describe('--method ltp --thresholds FILE', () => {
     const evaluated = await run(...evalArgs, '--method', 'ltp', '--thresholds', learned);
     expect(evaluated.code, evaluated.stderr).toBe(0);
     const report = JSON.parse(evaluated.stdout);
-    expect(report.schedule).toEqual({ theta, unit: 'mean' });
+    expect(report.schedule).toEqual({ theta, unit: 'mean', placement: 'pre-mlp' });
     expect(report.gmacs).toBeLessThan(report.dense.gmacs);
     const bySchedule = await run(...evalArgs, '--method', 'ltp', '--schedule', learned);
     expect(JSON.parse(bySchedule.stdout)).toMatchObject({ gmacs: report.gmacs, agreement: report.agreement, kl: report.kl });
@@ -69,7 +72,7 @@ describe('--method ltp --thresholds FILE', () => {
     const bundle = path.join(tmp, 'trace');
     const traced = await run('trace', ...common, image, '--method', 'ltp', '--thresholds', learned, '--out', bundle, '--json');
     expect(traced.code, traced.stderr).toBe(0);
-    expect(readBundle(bundle).manifest.method).toEqual({ name: 'ltp', settings: { theta, unit: 'mean' } });
+    expect(readBundle(bundle).manifest.method).toEqual({ name: 'ltp', settings: { theta, unit: 'mean', placement: 'pre-mlp' } });
   });
 
   it('refuses, in one line, thresholds of another model or depth, bare settings, and other methods', async () => {
@@ -79,12 +82,21 @@ describe('--method ltp --thresholds FILE', () => {
       for (const key of Object.keys(f)) if (key !== 'theta' && key !== 'unit') delete f[key];
     });
     const cases: [string[], RegExp][] = [
-      [['--method', 'ltp', '--thresholds', otherModel], new RegExp(`other-model.json: thresholds learned for deit_small_patch16_224, the model is ${cfg.architecture}`)],
+      [
+        ['--method', 'ltp', '--thresholds', otherModel],
+        new RegExp(`other-model.json: thresholds learned for deit_small_patch16_224, the model is ${cfg.architecture}`),
+      ],
       [['--method', 'ltp', '--thresholds', otherDepth], /other-depth.json: expected one threshold per block \(12\), found 3/],
-      [['--method', 'ltp', '--thresholds', bare], /--thresholds expects a thresholds file of vitprune learn-ltp .* without "model"; bare settings go to --schedule/],
+      [
+        ['--method', 'ltp', '--thresholds', bare],
+        /--thresholds expects a thresholds file of vitprune learn-ltp .* without "model"; bare settings go to --schedule/,
+      ],
       [['--method', 'ltp', '--thresholds', path.join(tmp, 'missing.json')], /cannot read --thresholds file '.*missing.json': ENOENT/],
       [['--method', 'tome', '--thresholds', learned], /--method tome takes --budget, --gmacs, --schedule, --r, not --thresholds/],
-      [['--method', 'ltp', '--budget', '0.8', '--thresholds', learned], /--method ltp needs exactly one of --budget, --gmacs, --schedule, --thresholds; found --budget, --thresholds/],
+      [
+        ['--method', 'ltp', '--budget', '0.8', '--thresholds', learned],
+        /--method ltp needs exactly one of --budget, --gmacs, --schedule, --thresholds; found --budget, --thresholds/,
+      ],
     ];
     for (const [flags, message] of cases) {
       const r = await run(...evalArgs, ...flags);
@@ -119,10 +131,19 @@ describe('compare --methods ltp-learned', () => {
 
   it('refuses thresholds learned on the evaluated images, or learning on them, and files for other budgets', async () => {
     const cases: [string[], RegExp][] = [
-      [['--split', 'even', '--thresholds', learned], /--thresholds: .*learned-even.json was learned on 3 of the images compare evaluates: evaluate others \(--split\)/],
+      [
+        ['--split', 'even', '--thresholds', learned],
+        /--thresholds: .*learned-even.json was learned on 3 of the images compare evaluates: evaluate others \(--split\)/,
+      ],
       [['--thresholds', learned], /learned-even.json was learned on 3 of the images compare evaluates/],
-      [['--methods', 'ltp-learned'], /compare: ltp-learned learns on calibration images it is not evaluated on, but 6 of the 6 are evaluated: give --split even\|odd/],
-      [['--split', 'odd', '--budgets', '0.7', '--thresholds', learned], /--thresholds: .*learned-even.json was learned for 0.8 × dense GMACs, not one of --budgets 0.7/],
+      [
+        ['--methods', 'ltp-learned'],
+        /compare: ltp-learned learns on calibration images it is not evaluated on, but 6 of the 6 are evaluated: give --split even\|odd/,
+      ],
+      [
+        ['--split', 'odd', '--budgets', '0.7', '--thresholds', learned],
+        /--thresholds: .*learned-even.json was learned for 0.8 × dense GMACs, not one of --budgets 0.7/,
+      ],
     ];
     for (const [flags, message] of cases) {
       const r = await run(...compareArgs, ...flags);
@@ -137,11 +158,16 @@ describe('compare --methods ltp-learned', () => {
     const calibration = [0, 2, 4].map((i) => Float32Array.from({ length: 3 * 64 * 64 }, (_, j) => Math.sin(i + j)));
     const thresholds = JSON.parse(readFileSync(learned, 'utf8'));
     const report = await compareMethods(model, runner, evaluated, {
-      modelName: 'tiny', methods: [LEARNED_METHOD], budgets: [0.8, 0.9], learned: [{ budget: 0.8, thresholds, file: learned }], calibration, progress: false,
+      modelName: 'tiny',
+      methods: [LEARNED_METHOD],
+      budgets: [0.8, 0.9],
+      learned: [{ budget: 0.8, thresholds, file: learned }],
+      calibration,
+      progress: false,
     });
     expect(report.results.map((x) => [x.budget, Object.keys(x.schedule as object).sort()])).toEqual([
-      [0.8, ['file', 'theta', 'unit']],
-      [0.9, ['learned', 'theta', 'unit']],
+      [0.8, ['file', 'placement', 'theta', 'unit']],
+      [0.9, ['learned', 'placement', 'theta', 'unit']],
     ]);
     await expect(compareMethods(model, runner, evaluated, { modelName: 'tiny', methods: [LEARNED_METHOD], budgets: [0.9], progress: false })).rejects.toThrow(
       /ltp-learned at 0.9 needs a thresholds file learned for that budget, or calibration images to learn on/,

@@ -3,13 +3,24 @@ import { describe, expect, it } from 'vitest';
 import { configFromDims } from '../src/model/random.js';
 import type { ViTConfig } from '../src/model/types.js';
 import type { BlockState, ForwardHooks } from '../src/model/hooks.js';
-import { denseGmacs } from '../src/model/gmacs.js';
+import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import {
-  mctfCappedR, mctfFuse, mctfGmacs, mctfHooks, mctfRates, mctfTokens, outputRows, poolTokens, solveMctfForBudget,
+  mctf,
+  mctfCappedR,
+  mctfExecutedTokens,
+  resolveMctfSettings,
+  mctfFuse,
+  mctfGmacs,
+  mctfHooks,
+  mctfRates,
+  mctfTokens,
+  outputRows,
+  poolTokens,
+  solveMctfForBudget,
 } from '../src/prune/mctf.js';
 import { attentionReceived, mctfMatching, mctfScores } from '../src/prune/mctf-matching.js';
 import { ScheduleError } from '../src/errors.js';
-import { deitS, deitT, maxAbsDiff, tiny, tinyDistilled, tinyDistilledModel, tinyDistilledRunner, tinyImage, tinyModel, tinyRunner } from './tiny-vit.js';
+import { deitS, deitT, maxAbsDiff, tiny, tinyDistilled, tinyDistilledRunner, tinyImage, tinyModel, tinyRunner } from './tiny-vit.js';
 
 // Worked example: five tokens, A = {0 (CLS), 2, 4}, B = {1, 3}.
 //   metric x0 (1,0), x1 (0,1), x2 (0,1), x3 (1,1), x4 (0.6,0.8)
@@ -50,10 +61,19 @@ describe('MCTF multi-criteria matching (worked example)', () => {
   it('scores multiply similarity, informativeness and size, each tempered by its τ', () => {
     const rows = (W: Float64Array) => [Array.from(W.subarray(2, 4)), Array.from(W.subarray(4, 6))]; // A tokens 2 and 4
     const close = (W: Float64Array, expected: number[][]) => rows(W).forEach((r, i) => r.forEach((v, j) => expect(v).toBeCloseTo(expected[i][j], 6)));
-    close(mctfScores(metric, 5, 2, received, sizes, allOne), [[0.25, 0.106694], [0.225, 0.124372]]);
-    close(mctfScores(metric, 5, 2, received, sizes, similarityOnly), [[1, 0.853553], [0.9, 0.994975]]);
+    close(mctfScores(metric, 5, 2, received, sizes, allOne), [
+      [0.25, 0.106694],
+      [0.225, 0.124372],
+    ]);
+    close(mctfScores(metric, 5, 2, received, sizes, similarityOnly), [
+      [1, 0.853553],
+      [0.9, 0.994975],
+    ]);
     // τ_info 20, τ_size 40 (numpy): the criteria bend the scores only slightly.
-    close(mctfScores(metric, 5, 2, received, sizes, paper), [[0.933033, 0.769265], [0.854408, 0.912396]]);
+    close(mctfScores(metric, 5, 2, received, sizes, paper), [
+      [0.933033, 0.769265],
+      [0.854408, 0.912396],
+    ]);
   });
 
   it('bidirectional r = 2: 2 → 1, then 1 (carrying 2) → 4; output [0, 4, 3]', () => {
@@ -64,16 +84,32 @@ describe('MCTF multi-criteria matching (worked example)', () => {
     const rowOf = outputRows(m, 5);
     expect(Array.from(rowOf)).toEqual([0, 1, 1, 2, 1]);
     const out = new Float32Array(3 * 2);
-    const pooledSizes = poolTokens(metric, 2, received.map((a, k) => a * sizes[k]), sizes, rowOf, 3, out);
+    const pooledSizes = poolTokens(
+      metric,
+      2,
+      received.map((a, k) => a * sizes[k]),
+      sizes,
+      rowOf,
+      3,
+      out,
+    );
     expect(Array.from(out).map((v) => +v.toFixed(6))).toEqual([1, 0, 0.2, 0.933333, 1, 1]);
     expect(Array.from(pooledSizes)).toEqual([1, 4, 1]);
   });
 
   it('similarity alone fuses 2 → 1 and 3 → 4; one direction sends both 2 and 4 into 1 and keeps B by position', () => {
     const sim = mctfMatching(mctfScores(metric, 5, 2, received, sizes, similarityOnly), 5, 2, 1, true);
-    expect([Array.from(sim.sources), Array.from(sim.destinations), Array.from(sim.order)]).toEqual([[2, 3], [1, 4], [0, 4, 1]]);
+    expect([Array.from(sim.sources), Array.from(sim.destinations), Array.from(sim.order)]).toEqual([
+      [2, 3],
+      [1, 4],
+      [0, 4, 1],
+    ]);
     const oneWay = mctfMatching(mctfScores(metric, 5, 2, received, sizes, allOne), 5, 2, 1, false);
-    expect([Array.from(oneWay.sources), Array.from(oneWay.destinations), Array.from(oneWay.order)]).toEqual([[2, 4], [1, 1], [0, 1, 3]]);
+    expect([Array.from(oneWay.sources), Array.from(oneWay.destinations), Array.from(oneWay.order)]).toEqual([
+      [2, 4],
+      [1, 1],
+      [0, 1, 3],
+    ]);
   });
 
   it('mctfFuse from an attention map: weights ā·s, where ā is the attention each token receives', () => {
@@ -104,10 +140,13 @@ describe('MCTF multi-criteria matching (worked example)', () => {
   it('never fuses CLS, keeps a distillation token at row 1, and pools convex combinations whose sizes add up', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 6, max: 30 }), fc.integer({ min: 1, max: 2 }), fc.boolean(), fc.integer({ min: 0, max: 1 << 30 }),
+        fc.integer({ min: 6, max: 30 }),
+        fc.integer({ min: 1, max: 2 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1 << 30 }),
         (t, prefix, bidirectional, seed) => {
           let state = seed;
-          const rand = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+          const rand = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
           const c = 3;
           const x = Float32Array.from({ length: t * c }, () => rand() * 2 - 1);
           const attention = Array.from({ length: t }, () => 0.01 + rand());
@@ -122,11 +161,21 @@ describe('MCTF multi-criteria matching (worked example)', () => {
           for (let p = 0; p < prefix; p++) expect(Array.from(m.destinations)).not.toContain(p);
           const rowOf = outputRows(m, t);
           const out = new Float32Array((t - r) * c);
-          const pooled = poolTokens(x, c, attention.map((a, k) => a * s[k]), s, rowOf, t - r, out);
+          const pooled = poolTokens(
+            x,
+            c,
+            attention.map((a, k) => a * s[k]),
+            s,
+            rowOf,
+            t - r,
+            out,
+          );
           expect(pooled.reduce((a, b) => a + b)).toBe(s.reduce((a, b) => a + b));
           for (let g = 0; g < t - r; g++) {
             for (let d = 0; d < c; d++) {
-              const members = Array.from({ length: t }, (_, k) => k).filter((k) => rowOf[k] === g).map((k) => x[k * c + d]);
+              const members = Array.from({ length: t }, (_, k) => k)
+                .filter((k) => rowOf[k] === g)
+                .map((k) => x[k * c + d]);
               expect(out[g * c + d]).toBeGreaterThanOrEqual(Math.min(...members) - 1e-6);
               expect(out[g * c + d]).toBeLessThanOrEqual(Math.max(...members) + 1e-6);
             }
@@ -152,11 +201,26 @@ describe('MCTF schedule and GMACs', () => {
 
   it('counts Q, K and QKᵀ on the tokens before fusion, the rest after it: the oracle table’s ratios on DeiT-T', () => {
     const ratio = (s: Parameters<typeof mctfGmacs>[1]) => (mctfGmacs(deitT, s) / denseGmacs(deitT)).toFixed(3);
-    expect([ratio({ r: 12.6 }), ratio({ r: 4.55 }), ratio({ r: 14.5, oneStepAhead: false }), ratio({ r: 5, oneStepAhead: false })]).toEqual(['0.644', '0.866', '0.646', '0.873']);
+    expect([ratio({ r: 12.6 }), ratio({ r: 4.55 }), ratio({ r: 14.5, oneStepAhead: false }), ratio({ r: 5, oneStepAhead: false })]).toEqual([
+      '0.644',
+      '0.866',
+      '0.646',
+      '0.873',
+    ]);
     const tokens = mctfTokens(deitT, { r: 12.6 });
     expect(tokens[0]).toEqual({ attention: 197, values: 197, mlp: 197 });
     expect(tokens[1]).toEqual({ attention: 197, values: 184, mlp: 184 });
     expect(tokens[11].mlp).toBe(197 - 139);
+  });
+
+  it('the registry counts what the forward pass executes: one-step-ahead r 12.6 runs 0.658 × dense on DeiT-T, where the method counts 0.644', async () => {
+    const executed = (s: Parameters<typeof mctfExecutedTokens>[1]) => (modelGmacs(deitT, mctfExecutedTokens(deitT, s)) / denseGmacs(deitT)).toFixed(3);
+    expect([executed({ r: 12.6 }), executed({ r: 4.55 }), executed({ r: 14.5, oneStepAhead: false })]).toEqual(['0.658', '0.872', '0.646']);
+    const settings = { r: 12.6, layers: null, tauSim: 1, tauInfo: 20, tauSize: 40 };
+    expect(((await mctf.plan(deitT, { settings })).gmacs! / denseGmacs(deitT)).toFixed(3)).toBe('0.658');
+    const planned = await mctf.plan(deitT, { budget: 0.65 });
+    expect(Math.abs(planned.gmacs! / denseGmacs(deitT) / 0.65 - 1)).toBeLessThanOrEqual(0.01);
+    expect((planned.settings as { r: number }).r).toBeGreaterThan(12); // ≈ 12.9: more fusion than the count alone would need
   });
 
   it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S, with r on a 0.01 grid', () => {
@@ -174,9 +238,9 @@ describe('MCTF schedule and GMACs', () => {
   });
 
   it('refuses one-step-ahead fusion in the first block (its input is not visible to hooks)', () => {
-    expect(() => mctfHooks(tinyModel, { layers: [0, 1] })).toThrow(ScheduleError);
-    expect(() => mctfHooks(tinyModel, { layers: [0, 1], oneStepAhead: false })).not.toThrow();
-    expect(() => mctfHooks(tinyModel, { layers: [2, 1] })).toThrow(/increasing/);
+    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [0, 1] })).toThrow(ScheduleError);
+    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [0, 1], oneStepAhead: false })).not.toThrow();
+    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [2, 1] })).toThrow(/increasing/);
   });
 });
 
@@ -229,16 +293,25 @@ function expectedOneStepAhead(cfg: ViTConfig, block: number, xFused: Float32Arra
 describe('MCTF in the forward pass', () => {
   it('one-step-ahead: fuses the block input and attends with the fused attention, from the block’s own weights', () => {
     const settings = { r: 6 };
-    const hooks = mctfHooks(tinyModel, settings);
+    const hooks = mctfHooks(settings);
     let input = new Float32Array(0);
     let checked = 0;
     const wrapped: ForwardHooks = {
       afterAttention(state) {
         const result = hooks.afterAttention!(state);
         if (result && result.kind === 'replace') {
-          const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, mctfRates(tiny.depth, settings)[state.block], { ...paper, bidirectional: true });
+          const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, mctfRates(tiny.depth, settings)[state.block], {
+            ...paper,
+            bidirectional: true,
+          });
           const rows = f.tokenIds.length;
-          const expected = expectedOneStepAhead(state.config, state.block, f.x, rows, fusedAttention(state.probs, tiny.heads, state.n, f.weights, f.rowOf, rows));
+          const expected = expectedOneStepAhead(
+            state.config,
+            state.block,
+            f.x,
+            rows,
+            fusedAttention(state.probs, tiny.heads, state.n, f.weights, f.rowOf, rows),
+          );
           expect(maxAbsDiff(result.x.subarray(0, rows * tiny.dim), expected)).toBeLessThan(1e-4);
           expect(Array.from(result.tokenIds)).toEqual(Array.from(f.tokenIds));
           checked++;
@@ -257,9 +330,12 @@ describe('MCTF in the forward pass', () => {
 
   it('keeps CLS (and DIST) unfused and sizes summing to the tokens represented, in both placements', () => {
     for (const oneStepAhead of [true, false]) {
-      for (const [runner, model, cfg] of [[tinyRunner, tinyModel, tiny], [tinyDistilledRunner, tinyDistilledModel, tinyDistilled]] as const) {
+      for (const [runner, cfg] of [
+        [tinyRunner, tiny],
+        [tinyDistilledRunner, tinyDistilled],
+      ] as const) {
         const settings = { r: 7.5, oneStepAhead };
-        const hooks = mctfHooks(model, settings);
+        const hooks = mctfHooks(settings);
         const seen: BlockState[] = [];
         const total = 64 + (cfg.distilled ? 2 : 1);
         const check = (s: BlockState) => {
@@ -287,7 +363,7 @@ describe('MCTF in the forward pass', () => {
   it('fuses nothing where r caps to 0, and the logits are then the dense ones', () => {
     const input = tinyImage(3);
     const dense = tinyRunner.forward(input);
-    const none = tinyRunner.forward(input, mctfHooks(tinyModel, { r: 0 }));
+    const none = tinyRunner.forward(input, mctfHooks({ r: 0 }));
     expect(maxAbsDiff(none.logits, dense.logits)).toBe(0);
   });
 });

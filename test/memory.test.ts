@@ -13,7 +13,10 @@ const uniform = configFromDims({ dim: 32, depth: 12, heads: 2, imageSize: 64, pa
 // A channel-pruned shape: every block its own per-head widths.
 const perBlock: ViTConfig = { ...uniform, blockWidths: Array.from({ length: 12 }, (_, b) => ({ qkDim: 16 - (b % 4), vDim: 9 + (b % 3) })) };
 
-it.each([['uniform widths', uniform], ['per-block widths', perBlock]] as const)('wasm memory does not grow across 1,000 consecutive inferences (%s)', async (_, cfg) => {
+it.each([
+  ['uniform widths', uniform],
+  ['per-block widths', perBlock],
+] as const)('wasm memory does not grow across 1,000 consecutive inferences (%s)', async (_, cfg) => {
   const kernels = await createWasmKernels();
   const runner = new ViTRunner(randomModel(cfg, 4), kernels);
   const input = Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i));
@@ -51,7 +54,9 @@ it('wasm memory stays where it was after the first of 100 runners created and di
   for (let i = 1; i < 100; i++) expect(cycle()).toEqual(firstLogits);
   expect(kernels.memory.buffer.byteLength).toBe(bytes);
   expect(kernels.allocatedBytes()).toBe(allocated);
-  process.stderr.write(`100 runners created and disposed: wasm memory ${bytes} bytes throughout, RSS ${(rss / 2 ** 20).toFixed(1)} MB after the first, ${(process.memoryUsage().rss / 2 ** 20).toFixed(1)} MB after the last\n`);
+  process.stderr.write(
+    `100 runners created and disposed: wasm memory ${bytes} bytes throughout, RSS ${(rss / 2 ** 20).toFixed(1)} MB after the first, ${(process.memoryUsage().rss / 2 ** 20).toFixed(1)} MB after the last\n`,
+  );
 });
 
 it('a disposed runner refuses to run, and its buffers are refused by free', async () => {
@@ -82,7 +87,9 @@ it('wasm memory does not grow across 1,000 inferences on 2 threads', async () =>
     expect(kernels.memory.buffer.byteLength).toBe(bytes);
     expect(kernels.pool!.jobs).toBeGreaterThan(1000);
     expect(Math.min(...kernels.pool!.chunksPerThread())).toBeGreaterThan(0);
-    process.stderr.write(`1,000 inferences on 2 threads: wasm memory ${bytes} bytes throughout, RSS ${(rss / 2 ** 20).toFixed(1)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(1)} MB\n`);
+    process.stderr.write(
+      `1,000 inferences on 2 threads: wasm memory ${bytes} bytes throughout, RSS ${(rss / 2 ** 20).toFixed(1)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(1)} MB\n`,
+    );
   } finally {
     await kernels.dispose();
   }

@@ -35,7 +35,7 @@ function portReports(options: string[]): Map<string, CheckReport> {
   for (const dtype of ['float64', 'float32']) {
     it(`in ${dtype} passes every dense and top-k case of the suite (tie cases included)`, () => {
       const reports = portReports(['--dtype', dtype]);
-      expect(reports.size).toBe(4 * 2 * 3 + 1);
+      expect(reports.size).toBe(5 * 2 * 3 + 1);
       for (const [name, report] of reports) {
         expect.soft(report.ok, `${name}: ${report.firstDivergence?.name}`).toBe(true);
         expect.soft(report.missing, name).toEqual([]);

@@ -32,23 +32,38 @@ describe('PiToMe energy and matching (worked example)', () => {
     const one = pitomeMatching(metric, 5, 2, 1, 1, 0.5, 1);
     expect([Array.from(one.sources), Array.from(one.destinations), Array.from(one.order)]).toEqual([[3], [2], [0, 1, 4, 2]]);
     const two = pitomeMatching(metric, 5, 2, 2, 1, 0.5, 1);
-    expect([Array.from(two.sources), Array.from(two.destinations), Array.from(two.order)]).toEqual([[3, 1], [2, 2], [0, 2, 4]]);
+    expect([Array.from(two.sources), Array.from(two.destinations), Array.from(two.order)]).toEqual([
+      [3, 1],
+      [2, 2],
+      [0, 2, 4],
+    ]);
   });
 
   it('merges size-weighted through a block state (head-mean keys from qkv); merged tokens keep the destination id', () => {
     const cfg = configFromDims({ dim: 2, depth: 1, heads: 1 });
     // qkv rows: Q (2), K (2), V (2); x_i = (i, 10 i); sizes 1, 1, 3, 1, 1
     const qkv = Float32Array.from(deg.flatMap((_, i) => [0, 0, metric[2 * i], metric[2 * i + 1], 0, 0]));
-    const st = handState(cfg, 5, { qkv, x: Float32Array.from(deg.flatMap((_, i) => [i, 10 * i])), sizes: Float32Array.from([1, 1, 3, 1, 1]), tokenIds: Int32Array.from([0, 11, 12, 13, 14]) });
+    const st = handState(cfg, 5, {
+      qkv,
+      x: Float32Array.from(deg.flatMap((_, i) => [i, 10 * i])),
+      sizes: Float32Array.from([1, 1, 3, 1, 1]),
+      tokenIds: Int32Array.from([0, 11, 12, 13, 14]),
+    });
     const r = pitomeMerge(st, 1, 0.5, 1);
-    expect(r).toEqual({ kind: 'replace', n: 4, x: Float32Array.from([0, 0, 1, 10, 4, 40, 2.25, 22.5]), sizes: Float32Array.from([1, 1, 1, 4]), tokenIds: Int32Array.from([0, 11, 14, 12]) });
+    expect(r).toEqual({
+      kind: 'replace',
+      n: 4,
+      x: Float32Array.from([0, 0, 1, 10, 4, 40, 2.25, 22.5]),
+      sizes: Float32Array.from([1, 1, 1, 4]),
+      tokenIds: Int32Array.from([0, 11, 14, 12]),
+    });
   });
 
   it('chooses the same merges whatever the order of the non-prefix tokens (permutation invariance)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: 1, max: 4 }), fc.double({ min: -0.2, max: 0.9, noNaN: true }), (seed, r, margin) => {
         let s = seed;
-        const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+        const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
         const t = 11;
         const rows = Array.from({ length: t }, () => [rand() - 0.5, rand() - 0.5, rand() - 0.5]);
         const groups = (perm: number[]) => {
@@ -75,7 +90,10 @@ describe('PiToMe schedule and forward pass', () => {
   });
 
   it('runs with ToMe’s token counts, CLS (and DIST) never merged, sizes summing to the tokens represented', () => {
-    for (const [runner, cfg] of [[tinyRunner, tiny], [tinyDistilledRunner, tinyDistilled]] as const) {
+    for (const [runner, cfg] of [
+      [tinyRunner, tiny],
+      [tinyDistilledRunner, tinyDistilled],
+    ] as const) {
       const hooks = pitomeHooks({ r: 9 });
       const total = 64 + (cfg.distilled ? 2 : 1);
       const r = runner.forward(tinyImage(5), {

@@ -26,17 +26,34 @@ function samples(width: number, height: number, channels: number, bitDepth: numb
 const ALL_FILTERS = [0, 1, 2, 3, 4];
 const CHANNELS = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as const;
 
-function image(colorType: PngEncodeOptions['colorType'], bitDepth: PngEncodeOptions['bitDepth'], width: number, height: number, rest: Partial<PngEncodeOptions> = {}): Uint8Array {
+function image(
+  colorType: PngEncodeOptions['colorType'],
+  bitDepth: PngEncodeOptions['bitDepth'],
+  width: number,
+  height: number,
+  rest: Partial<PngEncodeOptions> = {},
+): Uint8Array {
   return encodePng({ width, height, colorType, bitDepth, samples: samples(width, height, CHANNELS[colorType], bitDepth), filters: ALL_FILTERS, ...rest });
 }
 
-const PALETTE: [number, number, number][] = [[200, 10, 30], [0, 128, 255], [250, 250, 0], [20, 20, 20], [99, 1, 250]];
+const PALETTE: [number, number, number][] = [
+  [200, 10, 30],
+  [0, 128, 255],
+  [250, 250, 0],
+  [20, 20, 20],
+  [99, 1, 250],
+];
 
 export function pngCases(): PngCase[] {
   const cases: PngCase[] = [];
   for (const interlaced of [false, true]) {
     const tag = interlaced ? 'Adam7' : 'plain';
-    for (const [type, depths] of [[0, [1, 2, 4, 8, 16]], [2, [8, 16]], [4, [8, 16]], [6, [8, 16]]] as const) {
+    for (const [type, depths] of [
+      [0, [1, 2, 4, 8, 16]],
+      [2, [8, 16]],
+      [4, [8, 16]],
+      [6, [8, 16]],
+    ] as const) {
       for (const depth of depths) cases.push({ name: `${tag} colour type ${type}, ${depth}-bit, 13×11`, bytes: image(type, depth, 13, 11, { interlaced }) });
     }
     for (const depth of [1, 2, 4, 8] as const) {
@@ -51,6 +68,9 @@ export function pngCases(): PngCase[] {
   cases.push({ name: 'no IEND', bytes: rgb.subarray(0, rgb.length - 12) });
   cases.push({ name: 'palette without PLTE', bytes: image(3, 4, 9, 7) });
   const iend = rgb.length - 12;
-  cases.push({ name: 'unknown critical chunk before IEND', bytes: Uint8Array.from([...rgb.subarray(0, iend), ...pngChunk('ABCD', Uint8Array.of(1, 2)), ...rgb.subarray(iend)]) });
+  cases.push({
+    name: 'unknown critical chunk before IEND',
+    bytes: Uint8Array.from([...rgb.subarray(0, iend), ...pngChunk('ABCD', Uint8Array.of(1, 2)), ...rgb.subarray(iend)]),
+  });
   return cases;
 }

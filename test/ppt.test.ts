@@ -21,8 +21,20 @@ const n = 5;
 const probs = new Float32Array(2 * n * n);
 probs.set([0.2, 0.1, 0.3, 0.2, 0.2], 0);
 probs.set([0.4, 0.2, 0.1, 0.1, 0.2], n * n);
-const values = [[0, 0], [1, 0], [0, 2], [1, 0], [0.3, 0.4]];
-const keys = [[1, 0], [0, 1], [1, 1], [0.1, 1], [1, 0.1]]; // per token, both heads (used by the pooling branch)
+const values = [
+  [0, 0],
+  [1, 0],
+  [0, 2],
+  [1, 0],
+  [0.3, 0.4],
+];
+const keys = [
+  [1, 0],
+  [0, 1],
+  [1, 1],
+  [0.1, 1],
+  [1, 0.1],
+]; // per token, both heads (used by the pooling branch)
 // qkv row: Q (2 heads × 1), K (2 × 1), V (2 × 1)
 const qkv = Float32Array.from(values.flatMap((v, i) => [0, 0, ...keys[i], ...v]));
 const state = handState(cfg, n, { probs, qkv, x: Float32Array.from({ length: n * 2 }, (_, i) => i), tokenIds: Int32Array.from([0, 21, 22, 23, 24]) });
@@ -59,7 +71,7 @@ describe('PPT importance and decision (worked example)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: 1, max: 3 }), (seed, r) => {
         let s = seed;
-        const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+        const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
         const m = 8; // patches
         const t = m + 1;
         const cls = Array.from({ length: 2 }, () => Array.from({ length: t }, () => rand()));
@@ -85,7 +97,11 @@ describe('PPT schedule and forward pass', () => {
     const ratio = (r: number) => (modelGmacs(deitT, pptTokens(deitT, { r })) / denseGmacs(deitT)).toFixed(3);
     expect([ratio(48), ratio(17)]).toEqual(['0.648', '0.870']);
     const t = pptTokens(deitT, { r: 48 });
-    expect(t.slice(2, 5)).toEqual([{ attention: 197, mlp: 197 }, { attention: 197, mlp: 149 }, { attention: 149, mlp: 149 }]);
+    expect(t.slice(2, 5)).toEqual([
+      { attention: 197, mlp: 197 },
+      { attention: 197, mlp: 149 },
+      { attention: 149, mlp: 149 },
+    ]);
     expect(t[11]).toEqual({ attention: 53, mlp: 53 });
   });
 

@@ -42,7 +42,8 @@ function expectWithin(actual: ArrayLike<number>, expected: ArrayLike<number>, to
       worstRatio = ratio;
     }
   }
-  if (worst >= 0) expect.fail(`${what}[${worst}] = ${actual[worst]}, expected ${expected[worst]} ± ${tolerance[worst]} (${worstRatio.toFixed(1)}× the tolerance)`);
+  if (worst >= 0)
+    expect.fail(`${what}[${worst}] = ${actual[worst]}, expected ${expected[worst]} ± ${tolerance[worst]} (${worstRatio.toFixed(1)}× the tolerance)`);
 }
 
 /** The oracle's result of `run` on buffers of the oracle (float64 copies of the inputs). */
@@ -97,8 +98,11 @@ describe.each(BACKENDS)('%s kernels against reference64, tolerances scaled to K'
       const kernels = await create();
       fc.assert(
         fc.property(
-          fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 1536 }),
-          fc.constantFrom(0.01, 1, 10), seed,
+          fc.integer({ min: 1, max: 40 }),
+          fc.integer({ min: 1, max: 40 }),
+          fc.integer({ min: 1, max: 1536 }),
+          fc.constantFrom(0.01, 1, 10),
+          seed,
           (m, n, k, magnitude, s) => {
             const rand = seededRandom(s);
             const lin = { weight: randomFloats(n * k, rand, magnitude), bias: randomFloats(n, rand, magnitude), outFeatures: n, inFeatures: k };
@@ -130,7 +134,14 @@ describe.each(BACKENDS)('%s kernels against reference64, tolerances scaled to K'
             expectWithin(out, expected, tolerance, op);
           },
         ),
-        { numRuns: 40, examples: [[4, 8, 1, 1, 2], [3, 13, 129, 1, 5], [2, 12, 768, 10, 6]] },
+        {
+          numRuns: 40,
+          examples: [
+            [4, 8, 1, 1, 2],
+            [3, 13, 129, 1, 5],
+            [2, 12, 768, 10, 6],
+          ],
+        },
       );
     });
   });
@@ -154,7 +165,9 @@ describe.each(BACKENDS)('%s kernels against reference64, tolerances scaled to K'
           const mean = row.reduce((a, v) => a + v, 0) / d;
           const sigma = Math.sqrt(row.reduce((a, v) => a + (v - mean) ** 2, 0) / d + eps);
           const condition = Math.max(...row.map(Math.abs)) / sigma;
-          for (let j = 0; j < d; j++) tolerance[r * d + j] = 8 * EPS * Math.sqrt(d) * condition * Math.abs(gamma[j]) + 2 * EPS * (Math.abs(expected[r * d + j]) + Math.abs(beta[j])) + SMALLEST_NORMAL;
+          for (let j = 0; j < d; j++)
+            tolerance[r * d + j] =
+              8 * EPS * Math.sqrt(d) * condition * Math.abs(gamma[j]) + 2 * EPS * (Math.abs(expected[r * d + j]) + Math.abs(beta[j])) + SMALLEST_NORMAL;
         }
         expectWithin(out, expected, tolerance, 'layerNorm');
       }),
@@ -183,14 +196,17 @@ describe.each(BACKENDS)('%s kernels against reference64, tolerances scaled to K'
   it('gelu within 4ε·(|GELU(x)| + |x|) of the float64 GELU, plus the wasm approximation', async () => {
     const kernels = await create();
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.float({ noNaN: true, noDefaultInfinity: true }), fc.float({ min: -12, max: 12, noNaN: true })), { minLength: 1, maxLength: 70 }), (values) => {
-        const x = Float32Array.from(values);
-        const expected = Float64Array.from(x, gelu);
-        const buffer = kernels.upload(x);
-        kernels.gelu(buffer, x.length);
-        const tolerance = Float64Array.from(x, (v, i) => 4 * EPS * (Math.abs(expected[i]) + Math.abs(v)) + geluApproximation(v) + 2 ** -149);
-        expectWithin(buffer, expected, tolerance, 'gelu');
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.float({ noNaN: true, noDefaultInfinity: true }), fc.float({ min: -12, max: 12, noNaN: true })), { minLength: 1, maxLength: 70 }),
+        (values) => {
+          const x = Float32Array.from(values);
+          const expected = Float64Array.from(x, gelu);
+          const buffer = kernels.upload(x);
+          kernels.gelu(buffer, x.length);
+          const tolerance = Float64Array.from(x, (v, i) => 4 * EPS * (Math.abs(expected[i]) + Math.abs(v)) + geluApproximation(v) + 2 ** -149);
+          expectWithin(buffer, expected, tolerance, 'gelu');
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -199,15 +215,23 @@ describe.each(BACKENDS)('%s kernels against reference64, tolerances scaled to K'
     const kernels = await create();
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 120 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 72 }), fc.integer({ min: 1, max: 72 }),
-        fc.double({ min: 0.05, max: 1, noNaN: true }), fc.constantFrom(0.5, 2), fc.boolean(), seed,
+        fc.integer({ min: 1, max: 120 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 72 }),
+        fc.integer({ min: 1, max: 72 }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.constantFrom(0.5, 2),
+        fc.boolean(),
+        seed,
         (n, heads, qkDim, vDim, scale, magnitude, withSizes, s) => {
           const rand = seededRandom(s);
           const stride = 2 * heads * qkDim + heads * vDim;
           const qkv = randomFloats(n * stride, rand, magnitude);
           const logSizes = withSizes ? Float32Array.from({ length: n }, () => Math.log(1 + 10 * rand())) : null;
           const probs64 = oracle.alloc(heads * n * n);
-          const out64 = onOracle(n * heads * vDim, (out) => oracle.attention(oracle.upload(qkv), n, heads, qkDim, vDim, scale, logSizes && oracle.upload(logSizes), probs64, out));
+          const out64 = onOracle(n * heads * vDim, (out) =>
+            oracle.attention(oracle.upload(qkv), n, heads, qkDim, vDim, scale, logSizes && oracle.upload(logSizes), probs64, out),
+          );
           const probs = kernels.alloc(heads * n * n);
           const out = kernels.alloc(n * heads * vDim);
           kernels.attention(kernels.upload(qkv), n, heads, qkDim, vDim, scale, logSizes && kernels.upload(logSizes), probs, out);
@@ -253,7 +277,13 @@ describe.each(BACKENDS)('%s kernels against reference64, tolerances scaled to K'
           expectWithin(out, out64, outTolerance, 'out');
         },
       ),
-      { numRuns: 40, examples: [[120, 2, 64, 64, 0.125, 2, true, 5], [1, 1, 1, 1, 1, 0.5, false, 6]] },
+      {
+        numRuns: 40,
+        examples: [
+          [120, 2, 64, 64, 0.125, 2, true, 5],
+          [1, 1, 1, 1, 1, 0.5, false, 6],
+        ],
+      },
     );
   });
 });

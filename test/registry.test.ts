@@ -5,7 +5,11 @@ import { denseGmacs } from '../src/model/gmacs.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { calibrationRun, type PruningPlan } from '../src/prune/method.js';
+import { autoMethodFor } from '../src/prune/auto.js';
+import { ltpRamp } from '../src/prune/ltp.js';
+import { randomDropHooks } from '../src/prune/random.js';
 import { planPruning, TOKEN_METHODS, tokenMethod } from '../src/prune/registry.js';
+import { zeroTPruneHooks } from '../src/prune/zero-tprune.js';
 
 // A 12-block model small enough to run every method: 64×64 input, patch 8 → 64 patches + CLS.
 const cfg = configFromDims({ dim: 24, depth: 12, heads: 2, imageSize: 64, patchSize: 8, numClasses: 10 });
@@ -21,9 +25,18 @@ function executed(plan: PruningPlan): number {
 
 describe('the method registry', () => {
   it('lists every method once, each with a removal kind and its token counts', () => {
-    expect(TOKEN_METHODS.map((m) => m.name)).toEqual(['zero-tprune', 'tome', 'evit', 'topk', 'ltp', 'random']);
+    expect(TOKEN_METHODS.map((m) => m.name)).toEqual(['zero-tprune', 'tome', 'mctf', 'ppt', 'pitome', 'evit', 'topk', 'ltp', 'random', 'auto']);
     expect(Object.fromEntries(TOKEN_METHODS.map((m) => [m.name, `${m.removal} ${m.counts}`]))).toEqual({
-      'zero-tprune': 'dropped fixed', 'tome': 'merged fixed', 'evit': 'fused fixed', 'topk': 'dropped fixed', 'ltp': 'dropped per-image', 'random': 'dropped fixed',
+      'zero-tprune': 'dropped fixed',
+      tome: 'merged fixed',
+      mctf: 'fused fixed',
+      ppt: 'merged fixed',
+      pitome: 'merged fixed',
+      evit: 'fused fixed',
+      topk: 'dropped fixed',
+      ltp: 'dropped per-image',
+      random: 'dropped fixed',
+      auto: 'merged fixed',
     });
   });
 
@@ -33,7 +46,8 @@ describe('the method registry', () => {
       expect(plan.method).toBe(method.name);
       expect(Math.abs(plan.gmacs! / denseGmacs(cfg) / 0.7 - 1)).toBeLessThanOrEqual(0.01);
       const gmacs = executed(plan);
-      if (method.counts === 'fixed') expect(gmacs).toBe(plan.gmacs);
+      if (method.counts === 'fixed')
+        expect(gmacs).toBeCloseTo(plan.gmacs!, 12); // the mean of equal per-image figures
       else expect(await context.calibration(plan.hooks(0))).toBe(plan.gmacs); // measured on the calibration images
       if (method.takesSettings) {
         const again = await method.plan(cfg, { settings: JSON.parse(JSON.stringify(plan.settings)) });
@@ -51,6 +65,59 @@ describe('the method registry', () => {
     expect(TOKEN_METHODS.filter((m) => m.takesKeep).map((m) => m.name)).toEqual(['zero-tprune', 'evit', 'topk', 'random']);
   });
 
+  it('placement: pre-MLP (the default) gives the logits of after-block for fewer GMACs; after-block runs the hooks as before', async () => {
+    const schedule = {
+      steps: [
+        { after: 3, rS: 10, rI: 10 },
+        { after: 6, rS: 6, rI: 6 },
+      ],
+    };
+    const requests = [
+      ['zero-tprune', { settings: schedule }, () => zeroTPruneHooks(schedule)],
+      [
+        'random',
+        { settings: schedule },
+        () =>
+          randomDropHooks(
+            [
+              { afterBlock: 2, remove: 20 },
+              { afterBlock: 5, remove: 12 },
+            ],
+            0,
+          ),
+      ], // image 0's draws
+      ['ltp', { settings: { theta: ltpRamp(12, 3).theta, unit: 'mean' } }, null],
+    ] as const;
+    for (const [method, request, before] of requests) {
+      const preMlp = await planPruning(cfg, { method, ...request });
+      const afterBlock = await planPruning(cfg, { method, ...request, options: { placement: 'after-block' } });
+      expect(preMlp.settings).toMatchObject({ placement: 'pre-mlp' });
+      for (const image of images) {
+        const a = runner.forward(image, preMlp.hooks(0));
+        const b = runner.forward(image, afterBlock.hooks(0));
+        expect(Array.from(a.logits)).toEqual(Array.from(b.logits));
+        expect(a.gmacs).toBeLessThan(b.gmacs);
+        a.tokens.forEach((t, l) => expect(t.mlp).toBe(l + 1 < a.tokens.length ? a.tokens[l + 1].attention : t.mlp)); // the MLP runs on the survivors
+        if (before) expect(Array.from(runner.forward(image, before()).logits)).toEqual(Array.from(b.logits));
+      }
+      if (method !== 'ltp') expect(preMlp.gmacs).toBe(runner.forward(images[0], preMlp.hooks(0)).gmacs);
+    }
+  });
+
+  it("auto: the method of the budget's band, reported with its settings, and the same run again from them", async () => {
+    expect([0.95, 0.87, 0.78, 0.74, 0.7, 0.65, 0.62].map(autoMethodFor)).toEqual(['ppt', 'ppt', 'ppt', 'ppt', 'mctf', 'mctf', 'mctf']);
+    for (const budget of [0.87, 0.65]) {
+      const auto = await planPruning(cfg, { method: 'auto', budget });
+      const chosen = await planPruning(cfg, { method: autoMethodFor(budget), budget });
+      expect(auto.settings).toEqual({ method: autoMethodFor(budget), settings: chosen.settings });
+      expect(auto.gmacs).toBe(chosen.gmacs);
+      const again = await planPruning(cfg, { method: 'auto', settings: JSON.parse(JSON.stringify(auto.settings)) });
+      expect(Array.from(runner.forward(images[0], again.hooks(0)).logits)).toEqual(Array.from(runner.forward(images[0], chosen.hooks(0)).logits));
+    }
+    await expect(planPruning(cfg, { method: 'auto', keep: 0.5 })).rejects.toThrow(/expected exactly one of budget, settings/);
+    await expect(planPruning(cfg, { method: 'auto', budget: 0.7, options: { seed: 1 } })).rejects.toThrow(/auto takes no options/);
+  });
+
   it('options: defaults, checked values, and the run they change', async () => {
     const seeded = (seed: number) => planPruning(cfg, { method: 'random', keep: 0.5, options: { seed } });
     expect((await planPruning(cfg, { method: 'random', keep: 0.5 })).settings).toMatchObject({ seed: 0 });
@@ -58,7 +125,9 @@ describe('the method registry', () => {
     const b = runner.forward(images[0], (await seeded(2)).hooks(0)).logits;
     expect(Array.from(a)).not.toEqual(Array.from(b));
     expect((await planPruning(cfg, { method: 'zero-tprune', keep: 0.7, options: { ablation: 'wpr' } })).settings).toMatchObject({ ablation: 'wpr' });
-    await expect(planPruning(cfg, { method: 'zero-tprune', keep: 0.7, options: { ablation: 'most' } })).rejects.toThrow(/option 'ablation' expects one of wpr, .*full, found "most"/);
+    await expect(planPruning(cfg, { method: 'zero-tprune', keep: 0.7, options: { ablation: 'most' } })).rejects.toThrow(
+      /option 'ablation' expects one of wpr, .*full, found "most"/,
+    );
     await expect(planPruning(cfg, { method: 'tome', budget: 0.7, options: { seed: 1 } })).rejects.toThrow(/unknown option 'seed' \(it has no options\)/);
   });
 
@@ -69,14 +138,33 @@ describe('the method registry', () => {
       [planPruning(cfg, { method: 'evit' }), /expected exactly one of budget, keep; found none/, UsageError],
       [planPruning(cfg, { method: 'tome', keep: 0.5 }), /tome has no keep ratio: it takes budget or settings/, UsageError],
       [planPruning(cfg, { method: 'evit', budget: 1.2 }), /expected a budget in \(0, 1\] of the dense model's \d\.\d{4} GMACs, found 1\.2/, UsageError],
-      [planPruning(cfg, { method: 'ltp', budget: 0.7 }), /ltp reaches a budget by calibrating .* give it calibration images, or its thresholds as settings/, UsageError],
+      [
+        planPruning(cfg, { method: 'ltp', budget: 0.7 }),
+        /ltp reaches a budget by calibrating .* give it calibration images, or its thresholds as settings/,
+        UsageError,
+      ],
       [planPruning(cfg, { method: 'tome', budget: 0.01 }), /expected settings within 1 % of 0\.01 × dense .* found at best/, ScheduleError],
-      [planPruning(cfg, { method: 'zero-tprune', settings: { steps: [{ after: 3, rS: 40, rI: 0 }] }, settingsSource: 'plan.json' }), /S-stage can remove at most/, ScheduleError],
-      [planPruning(cfg, { method: 'tome', settings: { r: [1, -2] }, settingsSource: 'r.json' }), /expected r of block 2 to be an integer ≥ 0, found -2/, ScheduleError],
-      [planPruning(cfg, { method: 'ltp', settings: { theta: [1, 2] }, settingsSource: 'theta.json' }), /theta\.json: expected "theta" to list 12 thresholds/, ScheduleError],
+      [
+        planPruning(cfg, { method: 'zero-tprune', settings: { steps: [{ after: 3, rS: 40, rI: 0 }] }, settingsSource: 'plan.json' }),
+        /S-stage can remove at most/,
+        ScheduleError,
+      ],
+      [
+        planPruning(cfg, { method: 'tome', settings: { r: [1, -2] }, settingsSource: 'r.json' }),
+        /expected r of block 2 to be an integer ≥ 0, found -2/,
+        ScheduleError,
+      ],
+      [
+        planPruning(cfg, { method: 'ltp', settings: { theta: [1, 2] }, settingsSource: 'theta.json' }),
+        /theta\.json: expected "theta" to list 12 thresholds/,
+        ScheduleError,
+      ],
     ];
     for (const [promise, message, type] of cases) {
-      const error = await promise.then(() => null, (e: unknown) => e);
+      const error = await promise.then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(type);
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).not.toMatch(/--\w/);

@@ -75,7 +75,12 @@ describe('parseSafetensors validation', () => {
   });
 
   it('rejects offsets that do not match dtype size × shape', () => {
-    expectError(fileBytes({ w: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 8] } }, f32([1, 2])), /tensor "w"/, /span 8 bytes, expected 24/, /F32 × shape \[2, 3\]/);
+    expectError(
+      fileBytes({ w: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 8] } }, f32([1, 2])),
+      /tensor "w"/,
+      /span 8 bytes, expected 24/,
+      /F32 × shape \[2, 3\]/,
+    );
     expectError(fileBytes({ h: { dtype: 'F16', shape: [3], data_offsets: [0, 4] } }, new Uint8Array(4)), /tensor "h"/, /expected 6/);
   });
 
@@ -188,9 +193,7 @@ describe('serializeSafetensors / writeSafetensors', () => {
   });
 
   it('refuses data whose length does not match the shape', () => {
-    expect(() => serializeSafetensors({ w: { shape: [2, 2], data: new Float32Array(3) } })).toThrow(
-      /tensor "w": shape \[2, 2\] needs 4 values, found 3/,
-    );
+    expect(() => serializeSafetensors({ w: { shape: [2, 2], data: new Float32Array(3) } })).toThrow(/tensor "w": shape \[2, 2\] needs 4 values, found 3/);
   });
 
   it('writes atomically: the complete file, no temporary left behind, replacing an old file', () => {
@@ -219,7 +222,11 @@ describe('serializeSafetensors / writeSafetensors', () => {
       narrow: { shape: [1], data: Float32Array.from([0.5]) },
     });
     const layout = parseSafetensorsLayout(bytes, 'x', { F64: 8, I32: 4, F32: 4 });
-    expect(layout.entries.map((e) => [e.name, e.dtype, e.begin, e.end])).toEqual([['wide', 'F64', 0, 16], ['ids', 'I32', 16, 28], ['narrow', 'F32', 28, 32]]);
+    expect(layout.entries.map((e) => [e.name, e.dtype, e.begin, e.end])).toEqual([
+      ['wide', 'F64', 0, 16],
+      ['ids', 'I32', 16, 28],
+      ['narrow', 'F32', 28, 32],
+    ]);
     const at = (name: string) => bytes.slice(layout.dataStart + layout.entries.find((e) => e.name === name)!.begin);
     expect(new Float64Array(at('wide').buffer, 0, 2)).toEqual(Float64Array.from([1 + 2 ** -40, -0.1]));
     expect(new Int32Array(at('ids').buffer, 0, 3)).toEqual(Int32Array.from([0, -1, 2 ** 31 - 1]));

@@ -21,7 +21,9 @@ interface Classified {
 
 describeWithData('the sample photos (fixtures/images) classified by DeiT-Tiny', () => {
   it('vitprune classify --model DIR gives each photo a sensible class', async () => {
-    const files = readdirSync(IMAGES).sort().map((name) => path.join(IMAGES, name));
+    const files = readdirSync(IMAGES)
+      .sort()
+      .map((name) => path.join(IMAGES, name));
     expect(files.map((f) => path.basename(f)).sort()).toEqual(Object.keys(SENSIBLE).sort());
     const run = await runCli('classify', '--model', path.join(SHARED_DATA, 'deit-tiny'), '--top', '5', '--json', ...files);
     expect(run.code, run.stderr).toBe(0);

@@ -7,7 +7,11 @@ import { demoServerOptions } from '../scripts/demo.js';
 import { ISOLATION_HEADERS, mimeType, startStaticServer, type StaticServer } from '../scripts/static-server.js';
 
 /** A raw GET (fetch would normalise '..' in the path before sending it). */
-function get(server: StaticServer, rawPath: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  server: StaticServer,
+  rawPath: string,
+  method = 'GET',
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const { port } = new URL(server.url);
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path: rawPath, method }, (res) => {

@@ -91,7 +91,12 @@ describe('visualize', () => {
       { after: 2, hook: 'attention', stage: null, dropped: [0, 3] },
     ]);
     expect(panels.map((p) => p.caption)).toEqual(['input: 4 patches', 'after block 1, S-stage: −1', 'block 2, after attention: −2', 'kept: 1 of 4 patches']);
-    expect(panels.map((p) => Array.from(p.marks))).toEqual([[0, 0, 0, 0], [0, 0, 2, 0], [2, 0, 1, 2], [1, 0, 1, 1]]);
+    expect(panels.map((p) => Array.from(p.marks))).toEqual([
+      [0, 0, 0, 0],
+      [0, 0, 2, 0],
+      [2, 0, 1, 2],
+      [1, 0, 1, 1],
+    ]);
     // EViT folds its inattentive tokens into one: the captions say so.
     const fused = stagePanels(4, [{ after: 4, hook: 'attention', stage: null, dropped: [1, 2] }], 'fused');
     expect(fused.map((p) => p.caption)).toEqual(['input: 4 patches', 'block 4, after attention: −2 fused', 'left: 2 of 4 patch tokens']);
@@ -100,8 +105,21 @@ describe('visualize', () => {
   it('writes the Zero-TPrune figure: input, S-stage, I-stage, kept; --json describes it', async () => {
     const out = path.join(tmp, 'zero-tprune.png');
     const { code, stdout, stderr } = await run(
-      'visualize', '--model', FIXTURE, '--backend', 'reference', image,
-      '--method', 'zero-tprune', '--schedule', schedule, '--scale', '8', '--out', out, '--json',
+      'visualize',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      image,
+      '--method',
+      'zero-tprune',
+      '--schedule',
+      schedule,
+      '--scale',
+      '8',
+      '--out',
+      out,
+      '--json',
     );
     expect(stderr).toBe('');
     expect(code).toBe(0);
@@ -113,7 +131,10 @@ describe('visualize', () => {
       expect(doc[key].label).toBe(cfg.labels[doc[key].index]);
       expect(doc[key].description).toBe(cfg.descriptions[doc[key].index]);
     }
-    expect(doc.stages.map((s: { after: number; stage: string }) => [s.after, s.stage])).toEqual([[1, 'S'], [1, 'I']]);
+    expect(doc.stages.map((s: { after: number; stage: string }) => [s.after, s.stage])).toEqual([
+      [1, 'S'],
+      [1, 'I'],
+    ]);
     const [S, I] = doc.stages.map((s: { dropped: number[] }) => s.dropped);
     expect([S.length, I.length, doc.kept.length]).toEqual([1, 1, 2]);
     expect([...S, ...I, ...doc.kept].sort()).toEqual([0, 1, 2, 3]);
@@ -145,14 +166,48 @@ describe('visualize', () => {
 
   it('prints a summary without --json', async () => {
     const out = path.join(tmp, 'summary.png');
-    const { code, stdout } = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'zero-tprune', '--schedule', schedule, '--scale', '4', '--out', out);
+    const { code, stdout } = await run(
+      'visualize',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      image,
+      '--method',
+      'zero-tprune',
+      '--schedule',
+      schedule,
+      '--scale',
+      '4',
+      '--out',
+      out,
+    );
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^.*summary\.png: 4 panels, \d+×\d+ px\n {2}zero-tprune: [\d.]+ GMACs of [\d.]+ dense, 2 of 4 patches kept\n {2}dense {3}.+ %\n {2}pruned {2}.+ %\n$/);
+    expect(stdout).toMatch(
+      /^.*summary\.png: 4 panels, \d+×\d+ px\n {2}zero-tprune: [\d.]+ GMACs of [\d.]+ dense, 2 of 4 patches kept\n {2}dense {3}.+ %\n {2}pruned {2}.+ %\n$/,
+    );
   });
 
   it('warns when no font is found, and still draws the panels', async () => {
     const out = path.join(tmp, 'no-font.png');
-    const { code, stderr } = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'zero-tprune', '--schedule', schedule, '--scale', '8', '--out', out, '--font', schedule);
+    const { code, stderr } = await run(
+      'visualize',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      image,
+      '--method',
+      'zero-tprune',
+      '--schedule',
+      schedule,
+      '--scale',
+      '8',
+      '--out',
+      out,
+      '--font',
+      schedule,
+    );
     expect(code).toBe(0);
     expect(stderr).toBe('warning: no font found (system or --font): the figure has no captions\n');
     const png = readPng(out);
@@ -161,17 +216,69 @@ describe('visualize', () => {
   });
 
   it('traces other methods through the token ids (random drop, ToMe)', async () => {
-    const random = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'random', '--schedule', schedule, '--out', path.join(tmp, 'random.png'), '--json');
+    const random = await run(
+      'visualize',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      image,
+      '--method',
+      'random',
+      '--schedule',
+      schedule,
+      '--out',
+      path.join(tmp, 'random.png'),
+      '--json',
+    );
     expect(random.code).toBe(0);
     const r = JSON.parse(random.stdout);
-    expect(r.stages.map((s: { after: number; hook: string; dropped: number[] }) => [s.after, s.hook, s.dropped.length])).toEqual([[1, 'block', 2]]);
+    // Pre-MLP by default: the layer "after block 1" runs after its attention.
+    expect(r.stages.map((s: { after: number; hook: string; dropped: number[] }) => [s.after, s.hook, s.dropped.length])).toEqual([[1, 'attention', 2]]);
+    const paper = await run(
+      'visualize',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      image,
+      '--method',
+      'random',
+      '--schedule',
+      schedule,
+      '--placement',
+      'after-block',
+      '--out',
+      path.join(tmp, 'random-after.png'),
+      '--json',
+    );
+    expect(JSON.parse(paper.stdout).stages.map((s: { hook: string }) => s.hook)).toEqual(['block']);
     expect([...r.stages[0].dropped, ...r.kept].sort()).toEqual([0, 1, 2, 3]);
 
-    const tome = await run('visualize', '--model', FIXTURE, '--backend', 'reference', image, '--method', 'tome', '--r', '1', '--scale', '8', '--out', path.join(tmp, 'tome.png'), '--json');
+    const tome = await run(
+      'visualize',
+      '--model',
+      FIXTURE,
+      '--backend',
+      'reference',
+      image,
+      '--method',
+      'tome',
+      '--r',
+      '1',
+      '--scale',
+      '8',
+      '--out',
+      path.join(tmp, 'tome.png'),
+      '--json',
+    );
     expect(tome.code).toBe(0);
     const t = JSON.parse(tome.stdout);
     expect(t.removal).toBe('merged');
-    expect(t.stages.map((s: { after: number; hook: string; dropped: number[] }) => [s.after, s.hook, s.dropped.length])).toEqual([[1, 'attention', 1], [2, 'attention', 1]]);
+    expect(t.stages.map((s: { after: number; hook: string; dropped: number[] }) => [s.after, s.hook, s.dropped.length])).toEqual([
+      [1, 'attention', 1],
+      [2, 'attention', 1],
+    ]);
     expect(t.kept).toHaveLength(2);
     expect(readPng(path.join(tmp, 'tome.png')).width).toBe(figureLayout(4, 64, 4, 2).width);
   });

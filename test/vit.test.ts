@@ -127,7 +127,12 @@ describe('ViT forward pass with hooks', () => {
     const dist = new Float32Array(10);
     k.linear(normed, 1, k.prepareLinear(w.head), cls);
     k.linear(normed.subarray(24), 1, k.prepareLinear(w.headDist!), dist);
-    expect(maxAbsDiff(r.logits, cls.map((v, i) => (v + dist[i]) / 2))).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        r.logits,
+        cls.map((v, i) => (v + dist[i]) / 2),
+      ),
+    ).toBeLessThan(1e-6);
     expect(maxAbsDiff(cls, dist)).toBeGreaterThan(1e-3);
   });
 });

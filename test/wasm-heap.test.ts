@@ -18,7 +18,9 @@ it('never overlaps, aligns, reuses freed space, and returns to its base when all
   fc.assert(
     fc.property(fc.array(step, { maxLength: 200 }), (steps) => {
       let reservedEnd = 0;
-      const heap = new WasmHeap(BASE, (end) => { reservedEnd = Math.max(reservedEnd, end); });
+      const heap = new WasmHeap(BASE, (end) => {
+        reservedEnd = Math.max(reservedEnd, end);
+      });
       const live = new Map<number, number>(); // start → bytes requested
       for (const s of steps) {
         if (s.kind === 'alloc') {

@@ -16,12 +16,29 @@ import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
 import { ScheduleError } from '../src/errors.js';
 import { solveBudget } from '../src/prune/budget.js';
 import {
-  keepRatioKnob, keepRatioSchedule, parseSchedule, scheduleFromJson, scheduleGmacs, scheduleToJson, scheduleTokens, validateSchedule, type PruneSchedule,
+  keepRatioKnob,
+  keepRatioSchedule,
+  parseSchedule,
+  scheduleFromJson,
+  scheduleGmacs,
+  scheduleToJson,
+  scheduleTokens,
+  validateSchedule,
+  type PruneSchedule,
 } from '../src/prune/schedule.js';
 import { aggregateHeads, initialScores, restrictGraph, meanOneVariance, varianceHeadFilter, weightedPageRank } from '../src/prune/wpr.js';
 import {
-  bestMatch, partitionByImportance, similarityPrune, tokenImportance, resolveZeroTPruneOptions, ZERO_TPRUNE_ABLATIONS,
-  zeroTPruneHooks, zeroTPruneLayer, ZeroTPruneScratch, type ZeroTPruneOptions, type ZeroTPruneRecord,
+  bestMatch,
+  partitionByImportance,
+  similarityPrune,
+  tokenImportance,
+  resolveZeroTPruneOptions,
+  ZERO_TPRUNE_ABLATIONS,
+  zeroTPruneHooks,
+  zeroTPruneLayer,
+  ZeroTPruneScratch,
+  type ZeroTPruneOptions,
+  type ZeroTPruneRecord,
 } from '../src/prune/zero-tprune.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
@@ -58,8 +75,17 @@ function blockState(cfg: ViTConfig, n: number, probs: Float32Array, keys: Float3
   const qkv = new Float32Array(n * layout.stride);
   for (let i = 0; i < n; i++) qkv.set(keys.subarray(i * width, (i + 1) * width), i * layout.stride + layout.keyOffset(0));
   return {
-    config: cfg, model: cfg, block, n, x: new Float32Array(n * cfg.dim), probs, attentionTokens: n, qkv, sizes: null,
-    tokenIds: Int32Array.from({ length: n }, (_, i) => i), kernels: reference,
+    config: cfg,
+    model: cfg,
+    block,
+    n,
+    x: new Float32Array(n * cfg.dim),
+    probs,
+    attentionTokens: n,
+    qkv,
+    sizes: null,
+    tokenIds: Int32Array.from({ length: n }, (_, i) => i),
+    kernels: reference,
   };
 }
 
@@ -78,36 +104,43 @@ function permuteState(s: BlockState, perm: number[]): BlockState {
 }
 
 // Models for the property tests: 8×8 patches (up to 65 / 66 tokens), head width 4.
-const small = (heads: number, distilled: boolean) => configFromDims({ dim: 4 * heads, depth: 12, heads, imageSize: 64, patchSize: 8, numClasses: 10, distilled });
+const small = (heads: number, distilled: boolean) =>
+  configFromDims({ dim: 4 * heads, depth: 12, heads, imageSize: 64, patchSize: 8, numClasses: 10, distilled });
 
 /** A random pruning problem: config, state, and a feasible (rS, rI). */
-const problem = fc.record({
-  seed: fc.integer({ min: 1, max: 2 ** 30 }),
-  heads: fc.integer({ min: 1, max: 4 }),
-  distilled: fc.boolean(),
-  patches: fc.integer({ min: 2, max: 40 }),
-  sShare: fc.double({ min: 0, max: 1, noNaN: true }),
-  iShare: fc.double({ min: 0, max: 1, noNaN: true }),
-  block: fc.integer({ min: 0, max: 11 }),
-}).map(({ seed, heads, distilled, patches, sShare, iShare, block }) => {
-  const cfg = small(heads, distilled);
-  const n = prefixTokens(cfg) + patches;
-  const rand = seededRandom(seed);
-  const probs = randomAttention(rand, heads, n);
-  const keys = Float32Array.from({ length: n * heads * cfg.qkDim }, () => rand() * 2 - 1);
-  const rS = Math.floor(sShare * Math.floor(patches / 2));
-  const rI = Math.floor(iShare * (patches - rS));
-  return { cfg, n, rS, rI, state: blockState(cfg, n, probs, keys, block), seed };
-});
+const problem = fc
+  .record({
+    seed: fc.integer({ min: 1, max: 2 ** 30 }),
+    heads: fc.integer({ min: 1, max: 4 }),
+    distilled: fc.boolean(),
+    patches: fc.integer({ min: 2, max: 40 }),
+    sShare: fc.double({ min: 0, max: 1, noNaN: true }),
+    iShare: fc.double({ min: 0, max: 1, noNaN: true }),
+    block: fc.integer({ min: 0, max: 11 }),
+  })
+  .map(({ seed, heads, distilled, patches, sShare, iShare, block }) => {
+    const cfg = small(heads, distilled);
+    const n = prefixTokens(cfg) + patches;
+    const rand = seededRandom(seed);
+    const probs = randomAttention(rand, heads, n);
+    const keys = Float32Array.from({ length: n * heads * cfg.qkDim }, () => rand() * 2 - 1);
+    const rS = Math.floor(sShare * Math.floor(patches / 2));
+    const rI = Math.floor(iShare * (patches - rS));
+    return { cfg, n, rS, rI, state: blockState(cfg, n, probs, keys, block), seed };
+  });
 
-describe('Weighted Page Rank (algorithms.md §1.12)', () => {
+describe('Weighted Page Rank (docs/algorithms.md §1.12)', () => {
   const P = Float32Array.from([0.5, 0.3, 0.2, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6]);
 
   it('uniform start: iterates 1, 2, 3 and the limit, mass 1', () => {
     const s = new Float64Array(3);
     const next = new Float64Array(3);
     initialScores('uniform', 3, 1, s);
-    const expected = [[0.266667, 0.433333, 0.3], [0.236667, 0.486667, 0.276667], [0.222333, 0.515667, 0.262]];
+    const expected = [
+      [0.266667, 0.433333, 0.3],
+      [0.236667, 0.486667, 0.276667],
+      [0.222333, 0.515667, 0.262],
+    ];
     for (const e of expected) {
       expect(weightedPageRank(P, 3, s, 1, next)).toBe(1);
       expectClose(s, e);
@@ -115,7 +148,10 @@ describe('Weighted Page Rank (algorithms.md §1.12)', () => {
     }
     // P holds float32 values whose rows sum to 1 + 1.5e-8: compare the limit's shape.
     weightedPageRank(P, 3, s, 100, next);
-    expectClose(s.map((v) => v / sum(s)), [0.206897, 0.551724, 0.241379]);
+    expectClose(
+      s.map((v) => v / sum(s)),
+      [0.206897, 0.551724, 0.241379],
+    );
   });
 
   it('CLS-boost start and one iteration', () => {
@@ -194,7 +230,10 @@ describe('Weighted Page Rank (algorithms.md §1.12)', () => {
 /** Direct solve of πᵀ(P − I) = 0, Σ π = 1 (Gaussian elimination with partial pivoting, float64). */
 function stationary(P: Float32Array, n: number): number[] {
   // Rows 0..n−2: Σ_q (P[q, k] − δ_qk) π_q = 0 for k < n−1; last row: Σ π = 1.
-  const M = Array.from({ length: n }, (_, k) => [...Array.from({ length: n }, (_, q) => (k === n - 1 ? 1 : P[q * n + k] - (q === k ? 1 : 0))), k === n - 1 ? 1 : 0]);
+  const M = Array.from({ length: n }, (_, k) => [
+    ...Array.from({ length: n }, (_, q) => (k === n - 1 ? 1 : P[q * n + k] - (q === k ? 1 : 0))),
+    k === n - 1 ? 1 : 0,
+  ]);
   for (let c = 0; c < n; c++) {
     let pivot = c;
     for (let r = c + 1; r < n; r++) if (Math.abs(M[r][c]) > Math.abs(M[pivot][c])) pivot = r;
@@ -208,11 +247,15 @@ function stationary(P: Float32Array, n: number): number[] {
   return M.map((row, i) => row[n] / row[i]);
 }
 
-describe('EIR and VHF (algorithms.md §1.12)', () => {
+describe('EIR and VHF (docs/algorithms.md §1.12)', () => {
   const scores = Float64Array.from([0.25, 0.25, 0.25, 0.25, 0.1, 0.2, 0.3, 0.4, 0.7, 0.1, 0.1, 0.1]); // [3 heads, 4 tokens]
 
   it('mean-1 variances 0, 0.2, 1.08', () => {
-    expectClose([0, 1, 2].map((h) => meanOneVariance(scores, 4 * h, 4 * h + 4)), [0, 0.2, 1.08], 12);
+    expectClose(
+      [0, 1, 2].map((h) => meanOneVariance(scores, 4 * h, 4 * h + 4)),
+      [0, 0.2, 1.08],
+      12,
+    );
   });
 
   it('with VHF only head 2 is valid and the aggregate is its scores', () => {
@@ -247,7 +290,7 @@ describe('EIR and VHF (algorithms.md §1.12)', () => {
   });
 });
 
-describe('S-stage (algorithms.md §1.12)', () => {
+describe('S-stage (docs/algorithms.md §1.12)', () => {
   // CLS (position 0) and patch tokens t1…t6 at positions 1…6, 2-D keys.
   const keys = Float32Array.from([0, 0, 1, 0, 0, 1, 1, 1, 0.9, 0.1, -1, 0.2, 0.2, 1]);
   const features = { data: keys, offset: 0, stride: 2, dim: 2 };
@@ -342,7 +385,12 @@ describe('Zero-TPrune pruning layer', () => {
     const cfg = small(4, false);
     const rand = seededRandom(9);
     const n = 33;
-    const state = blockState(cfg, n, randomAttention(rand, 4, n), Float32Array.from({ length: n * 16 }, () => rand()));
+    const state = blockState(
+      cfg,
+      n,
+      randomAttention(rand, 4, n),
+      Float32Array.from({ length: n * 16 }, () => rand()),
+    );
     expect(zeroTPruneLayer(state, 0, 0).headsKept).toEqual({ preRank: null, importance: null });
     const r = zeroTPruneLayer(state, 4, 4);
     for (const f of [r.headsKept.preRank!, r.headsKept.importance!]) expect(f * 4).toBe(Math.round(f * 4));
@@ -353,7 +401,12 @@ describe('Zero-TPrune pruning layer', () => {
   it('rejects infeasible counts and attention over a different token set', () => {
     const cfg = small(2, false);
     const rand = seededRandom(3);
-    const state = blockState(cfg, 11, randomAttention(rand, 2, 11), Float32Array.from({ length: 11 * 8 }, () => rand()));
+    const state = blockState(
+      cfg,
+      11,
+      randomAttention(rand, 2, 11),
+      Float32Array.from({ length: 11 * 8 }, () => rand()),
+    );
     expect(() => zeroTPruneLayer(state, 6, 0)).toThrow(/at most 5 of 10/);
     expect(() => zeroTPruneLayer(state, 5, 6)).toThrow(/at most 10 removals/);
     expect(() => zeroTPruneLayer({ ...state, n: 10 }, 1, 1)).toThrow(/attention over 11/);
@@ -368,8 +421,11 @@ describe.each(['relaxed', 'simd'] as const)('Zero-TPrune on the wasm-%s kernels'
 
   it('is bit-identical to the TypeScript oracle: kept, dropped, head shares and every score (property)', () => {
     const optionSets: Partial<ZeroTPruneOptions>[] = [
-      {}, ...Object.values(ZERO_TPRUNE_ABLATIONS), { init: 'uniform' },
-      { similarity: 'head-mean-keys', vhfWindow: [0, 0.05] }, { tolerance: 1e-6, iterations: Array(12).fill(50) },
+      {},
+      ...Object.values(ZERO_TPRUNE_ABLATIONS),
+      { init: 'uniform' },
+      { similarity: 'head-mean-keys', vhfWindow: [0, 0.05] },
+      { tolerance: 1e-6, iterations: Array(12).fill(50) },
     ];
     fc.assert(
       fc.property(problem, fc.constantFrom(...optionSets), ({ cfg, n, rS, rI, state }, options) => {
@@ -463,7 +519,11 @@ describe('Zero-TPrune hooks on a tiny model', () => {
       const prefix = prefixTokens(cfg);
       const runner = new ViTRunner(randomModel(cfg, 7), createReferenceKernels());
       const schedule = keepRatioSchedule(cfg, 0.7, { after: [1, 2, 3] });
-      expect(schedule.steps).toEqual([{ after: 1, rS: 2, rI: 2 }, { after: 2, rS: 1, rI: 2 }, { after: 3, rS: 1, rI: 1 }]);
+      expect(schedule.steps).toEqual([
+        { after: 1, rS: 2, rI: 2 },
+        { after: 2, rS: 1, rI: 2 },
+        { after: 3, rS: 1, rI: 1 },
+      ]);
 
       const records: ZeroTPruneRecord[] = [];
       const result = runner.forward(image, zeroTPruneHooks(schedule, { onLayer: (r) => records.push(r) }));
@@ -474,7 +534,9 @@ describe('Zero-TPrune hooks on a tiny model', () => {
       expect(result.gmacs).toBe(scheduleGmacs(cfg, schedule));
 
       expect(records.map((r) => [r.after, r.tokensIn, r.droppedS.length, r.droppedI.length])).toEqual([
-        [1, prefix + 16, 2, 2], [2, prefix + 12, 1, 2], [3, prefix + 9, 1, 1],
+        [1, prefix + 16, 2, 2],
+        [2, prefix + 12, 1, 2],
+        [3, prefix + 9, 1, 1],
       ]);
       const droppedIds = records.flatMap((r) => [...r.droppedS, ...r.droppedI]);
       expect(new Set(droppedIds).size).toBe(9);
@@ -493,14 +555,21 @@ describe('Zero-TPrune hooks on a tiny model', () => {
 describe('schedules', () => {
   it('keep-ratio preset: DeiT-S ρ = 0.7 runs 197 / 139 / 98 / 69 tokens, S-stage ⌊r/2⌋', () => {
     const s = keepRatioSchedule(deitS, 0.7);
-    expect(s.steps).toEqual([{ after: 3, rS: 29, rI: 29 }, { after: 6, rS: 20, rI: 21 }, { after: 9, rS: 14, rI: 15 }]);
+    expect(s.steps).toEqual([
+      { after: 3, rS: 29, rI: 29 },
+      { after: 6, rS: 20, rI: 21 },
+      { after: 9, rS: 14, rI: 15 },
+    ]);
     expect([...new Set(scheduleTokens(deitS, s).map((t) => t.attention))]).toEqual([197, 139, 98, 69]);
     expect(keepRatioSchedule(deitS, 0.7, { sSplit: 0 }).steps.map((x) => x.rS)).toEqual([0, 0, 0]);
     expect(keepRatioSchedule(deitS, 0.2, { sSplit: 1 }).steps[0]).toEqual({ after: 3, rS: 98, rI: 58 }); // capped at |A|
   });
 
   it('GMACs of the oracle settings: DeiT-T ρ = 0.735 / 0.915, DeiT-S ρ = 0.8 / 0.75 / 0.7', () => {
-    for (const [rho, gmacs, fraction] of [[0.735, '0.8239', '0.657'], [0.915, '1.0936', '0.872']] as const) {
+    for (const [rho, gmacs, fraction] of [
+      [0.735, '0.8239', '0.657'],
+      [0.915, '1.0936', '0.872'],
+    ] as const) {
       const g = scheduleGmacs(deitT, keepRatioSchedule(deitT, rho));
       expect(g.toFixed(4)).toBe(gmacs);
       expect((g / denseGmacs(deitT)).toFixed(3)).toBe(fraction);
@@ -542,7 +611,10 @@ describe('schedules', () => {
       ['{"steps": [{"after": 3, "rS": 1}]}', /steps\[0\]\.rI: expected an integer ≥ 0, found nothing/],
       ['{"steps": [{"after": 0, "rS": 1, "rI": 1}]}', /steps\[0\]\.after: expected an integer ≥ 1, found 0/],
       ['{"steps": [{"after": 3, "rS": 1.5, "rI": 1}]}', /steps\[0\]\.rS: expected an integer ≥ 0, found 1\.5/],
-      ['{"steps": [{"after": 6, "rS": 1, "rI": 1}, {"after": 6, "rS": 1, "rI": 1}]}', /steps\[1\]\.after: expected a block after 6 \(steps in increasing order\), found 6/],
+      [
+        '{"steps": [{"after": 6, "rS": 1, "rI": 1}, {"after": 6, "rS": 1, "rI": 1}]}',
+        /steps\[1\]\.after: expected a block after 6 \(steps in increasing order\), found 6/,
+      ],
     ];
     for (const [text, message] of bad) expect(() => parseSchedule(text, 'f.json')).toThrow(message);
     expect(() => scheduleFromJson(null)).toThrow(ScheduleError);
@@ -552,7 +624,19 @@ describe('schedules', () => {
     const check = (steps: PruneSchedule['steps']) => () => validateSchedule(deitT, { steps });
     expect(check([{ after: 13, rS: 1, rI: 1 }])).toThrow(/expected a block in 1\.\.12 \(the model has 12 blocks/);
     expect(check([{ after: 3, rS: 99, rI: 0 }])).toThrow(/at most ⌊196\/2⌋ = 98 .* found rS = 99/);
-    expect(check([{ after: 3, rS: 90, rI: 100 }, { after: 4, rS: 0, rI: 7 }])).toThrow(/step 1 \(after block 4\): expected rS \+ rI ≤ 6 patch tokens alive, found 7/);
-    expect(() => scheduleTokens(deitT, { steps: [{ after: 2, rS: 0, rI: 0 }, { after: 1, rS: 0, rI: 0 }] })).toThrow(/expected a block in 3\.\.12/);
+    expect(
+      check([
+        { after: 3, rS: 90, rI: 100 },
+        { after: 4, rS: 0, rI: 7 },
+      ]),
+    ).toThrow(/step 1 \(after block 4\): expected rS \+ rI ≤ 6 patch tokens alive, found 7/);
+    expect(() =>
+      scheduleTokens(deitT, {
+        steps: [
+          { after: 2, rS: 0, rI: 0 },
+          { after: 1, rS: 0, rI: 0 },
+        ],
+      }),
+    ).toThrow(/expected a block in 3\.\.12/);
   });
 });

@@ -4,7 +4,7 @@
  * package's `browser` export), imported at run time.
  *
  * It calls the public API (src/api/classifier.ts) —
- * `loadClassifier({ config, weights }, { backend, threads })`, `model.classify(image, { topK, prune })`,
+ * `loadClassifier(folderUrl, { backend, threads, onProgress })`, `model.classify(image, { topK, prune })`,
  * `model.trace`, `model.forward`, `model.threads`, `model.backend`, `model.config`,
  * `model.dispose()` (see `ClassifierApi`). `openLibrary()` imports the bundle and says which exports it
  * lacks (or why it failed to load), `loadClassifier` which members; the page shows that instead
@@ -21,16 +21,18 @@ import {
   type Stage,
 } from './protocol.js';
 
-/** A model folder's files as bytes (model/load.ts: ModelBytes). */
-export interface ModelFiles {
-  config: Uint8Array;
-  weights: Uint8Array;
+/** model/remote.ts: DownloadProgress. */
+export interface DownloadProgress {
+  file: string;
+  url: string;
+  loaded: number;
+  total: number | undefined;
 }
 
 /** The library as the engine uses it. */
 export interface LibraryApi {
-  /** A folder path or hub id works in Node only (the browser tests' reference side uses one). */
-  loadClassifier(source: string | ModelFiles, options: { backend: 'wasm'; threads: number }): Promise<ClassifierApi>;
+  /** A model folder's URL here; the browser tests' reference side, in Node, gives a folder path. */
+  loadClassifier(source: string, options: { backend: 'wasm'; threads: number; onProgress?: (progress: DownloadProgress) => void }): Promise<ClassifierApi>;
   /** The token-pruning methods (prune/registry.ts). */
   TOKEN_METHODS: readonly { name: string }[];
 }
@@ -105,36 +107,14 @@ function pruneRequest(choice: PruneChoice): PruneRequest | undefined {
   return choice.method === 'dense' ? undefined : { method: choice.method, budget: choice.budget };
 }
 
-/** The files of the model folder at `url` (config.json, model.safetensors), reporting the bytes received. */
-async function fetchModelFiles(url: string, onProgress?: (loaded: number, total: number) => void): Promise<ModelFiles> {
-  const get = async (name: string): Promise<Response> => {
-    const response = await fetch(new URL(name, url));
-    if (!response.ok) throw new Error(`${new URL(name, url).href}: expected the model folder's ${name}, got HTTP ${response.status}`);
-    return response;
-  };
-  const config = new Uint8Array(await (await get('config.json')).arrayBuffer());
-  const response = await get('model.safetensors');
-  const total = Number(response.headers.get('Content-Length')) || 0; // 0: not said
-  const chunks: Uint8Array[] = [];
-  let loaded = 0;
-  const reader = response.body!.getReader();
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-    chunks.push(chunk.value);
-    loaded += chunk.value.length;
-    onProgress?.(loaded, Math.max(total, loaded));
-  }
-  const weights = new Uint8Array(loaded);
-  let at = 0;
-  for (const chunk of chunks) {
-    weights.set(chunk, at);
-    at += chunk.length;
-  }
-  return { config, weights };
-}
-
 async function loadClassifier(url: string, threads: number, onProgress?: (loaded: number, total: number) => void): Promise<ClassifierApi> {
   const lib = await api();
-  const model = await lib.loadClassifier(await fetchModelFiles(url, onProgress), { backend: 'wasm', threads });
+  const model = await lib.loadClassifier(url, {
+    backend: 'wasm',
+    threads,
+    // The weights are what takes time: the bar follows model.safetensors.
+    onProgress: ({ file, loaded, total }) => file === 'model.safetensors' && onProgress?.(loaded, Math.max(total ?? 0, loaded)),
+  });
   const missing = EXPECTED_MEMBERS.filter((member) => !(member in model));
   if (missing.length > 0) throw new Error(`the loaded classifier has no ${missing.join(', ')} (web/library.ts calls them)`);
   return model;

@@ -1,21 +1,24 @@
 import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
-import { decodeImage } from '../image/decode.js';
+import { rgbOfInput, type ImageInput } from '../image/input.js';
 import { modelCrop, preprocess } from '../image/preprocess.js';
 import type { RgbImage } from '../image/rgb-image.js';
 import { createKernels, type Backend } from '../kernels/index.js';
 import type { WasmKernels } from '../kernels/wasm.js';
-import { modelFromBytes, type ModelBytes } from '../model/load.js';
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { calibrationRun, type PruneRequest, type PruningPlan } from '../prune/method.js';
 import { planPruning } from '../prune/registry.js';
 import { cropTensor, traceTokens, type TokenTrace } from '../viz/trace.js';
+import { loadModel, type ModelSource, type ModelSourceOptions } from './model-source.js';
+
+export type { ImageInput } from '../image/input.js';
+export type { ModelSource } from './model-source.js';
 
 /**
  * vitprune as a library, in two calls (in the spirit of transformers.js `pipeline()`):
  *
- *   const model = await loadClassifier('timm/deit_tiny_patch16_224.fb_in1k');
+ *   const model = await loadClassifier('timm/deit_tiny_patch16_224.fb_in1k'); // or a folder URL, or the files' bytes
  *   const top5 = await model.classify(jpegBytes, { topK: 5, prune: { method: 'zero-tprune', budget: 0.65 } });
  *   model.dispose();
  *
@@ -24,21 +27,15 @@ import { cropTensor, traceTokens, type TokenTrace } from '../viz/trace.js';
  * vitprune/image, and vitprune/node (files, the hub cache, evaluation; Node only).
  */
 
-/** A model folder path or hub id (in Node), or the bytes of a model folder's files. */
-export type ModelSource = string | ModelBytes;
-
-/** An image file's bytes (JPEG or PNG), or an image decoded to 8-bit RGB. */
-export type ImageInput = Uint8Array | RgbImage;
-
-export interface ClassifierOptions {
+/** Where the model comes from (model-source.ts: onProgress, hubEndpoint, revision, …) and what it runs on. */
+export interface ClassifierOptions extends ModelSourceOptions {
   backend?: Backend; // default 'wasm'
-  threads?: number; // threads the wasm backends run on, this one included (default 1; results are identical for every count)
-  progress?: boolean; // a hub download reports its progress on stderr (Node; default false)
+  threads?: number; // threads the wasm backends run on, this one included (default 1; results are identical for every count; 1 on a page that is not cross-origin isolated)
 }
 
 /** A token-pruning method and its settings (prune/method.ts), with images it may calibrate on. */
 export interface PruneOptions extends PruneRequest {
-  method: string; // a name of the registry: zero-tprune, tome, evit, topk, ltp, random
+  method?: string; // a name of the registry (TOKEN_METHODS); default 'auto', the best method measured at the budget
   calibration?: readonly ImageInput[]; // unlabelled images for per-image methods (ltp) asked for a budget
 }
 
@@ -117,7 +114,9 @@ export class Classifier {
     const { inputSize } = this.config.preprocess;
     const expected = 3 * inputSize * inputSize;
     if (!(input instanceof Float32Array) || input.length !== expected) {
-      throw new UsageError(`forward: expected a Float32Array of 3×${inputSize}×${inputSize} = ${expected} values (a preprocessed image), found ${input instanceof Float32Array ? input.length : typeof input}`);
+      throw new UsageError(
+        `forward: expected a Float32Array of 3×${inputSize}×${inputSize} = ${expected} values (a preprocessed image), found ${input instanceof Float32Array ? input.length : typeof input}`,
+      );
     }
     return this.runner.forward(input).logits;
   }
@@ -138,7 +137,7 @@ export class Classifier {
   }
 
   private decode(image: ImageInput): RgbImage {
-    return image instanceof Uint8Array ? decodeImage(image, 'image') : image;
+    return rgbOfInput(image, 'image');
   }
 
   /** The preprocessed input [3, S, S] of an image. */
@@ -156,8 +155,15 @@ export class Classifier {
     }
     let plan = cache.get(key);
     if (!plan) {
-      const context = calibration ? { calibration: calibrationRun(this.runner, calibration.map((image) => this.input(image))) } : {};
-      plan = planPruning(this.config, request, context);
+      const context = calibration
+        ? {
+            calibration: calibrationRun(
+              this.runner,
+              calibration.map((image) => this.input(image)),
+            ),
+          }
+        : {};
+      plan = planPruning(this.config, { ...request, method: request.method ?? 'auto' }, context);
       plan.catch(() => cache.delete(key)); // a request that failed is not remembered
       cache.set(key, plan);
     }
@@ -165,20 +171,9 @@ export class Classifier {
   }
 }
 
-/** Load a model (folder path, hub id, or bytes) and prepare it on a backend. */
+/** Load a model (folder URL or path, hub id, or bytes: model-source.ts) and prepare it on a backend. */
 export async function loadClassifier(source: ModelSource, options: ClassifierOptions = {}): Promise<Classifier> {
-  const model = typeof source === 'string' ? await loadFromNode(source, options) : modelFromBytes(source);
+  const model = await loadModel(source, options);
   const runner = new ViTRunner(model, await createKernels(options.backend ?? 'wasm', { threads: options.threads }));
   return new Classifier(model, runner);
 }
-
-/** A folder or hub id, through the Node-only modules (loaded only here, when asked for). */
-async function loadFromNode(source: string, options: ClassifierOptions): Promise<ViTModel> {
-  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') {
-    throw new UsageError(`loadClassifier('${source}'): a folder path or hub id needs Node; here, give the bytes of the model's files ({ config, weights })`);
-  }
-  const [{ resolveModel }, { loadModelFolder }] = await Promise.all([import('../model/hub.js'), import('../model/folder.js')]);
-  const folder = await resolveModel(source, { progress: options.progress ?? false });
-  return loadModelFolder(folder);
-}
-

@@ -40,9 +40,7 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Parsed | 'help'
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: Object.fromEntries(
-        Object.entries(options).map(([k, o]) => [k, parseArgsOption(o)]),
-      ),
+      options: Object.fromEntries(Object.entries(options).map(([k, o]) => [k, parseArgsOption(o)])),
     });
   } catch (err) {
     // Node's messages run over several lines; the unknown-option one ends in a half-quoted hint.
@@ -54,7 +52,9 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Parsed | 'help'
   if (parsed.values.help) return 'help';
   const min = spec.positionals?.min ?? 0;
   if (parsed.positionals.length < min) {
-    throw new UsageError(`'vitprune ${spec.name}' expects at least ${min} ${spec.positionals?.name ?? 'argument'}(s), got ${parsed.positionals.length} (see --help)`);
+    throw new UsageError(
+      `'vitprune ${spec.name}' expects at least ${min} ${spec.positionals?.name ?? 'argument'}(s), got ${parsed.positionals.length} (see --help)`,
+    );
   }
   if (!spec.positionals && parsed.positionals.length > 0) {
     throw new UsageError(`'vitprune ${spec.name}' takes no positional arguments, got '${parsed.positionals[0]}' (see --help)`);
@@ -81,15 +81,7 @@ export function helpText(spec: CommandSpec): string {
     return [flag, o.help + dflt] as const;
   });
   const width = Math.max(...rows.map(([f]) => f.length)) + 2;
-  return [
-    `${spec.summary}`,
-    '',
-    `Usage: ${spec.usage}`,
-    '',
-    'Options:',
-    ...rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`),
-    '',
-  ].join('\n');
+  return [`${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Options:', ...rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`), ''].join('\n');
 }
 
 /** A positive integer option, or the default. */

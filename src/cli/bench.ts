@@ -85,13 +85,14 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
     threads: configs[0].threads,
     gmacs: (pruned?.[0] ?? forward[0]).gmacs,
     msPerImage: (pruned?.[0] ?? forward[0]).ms,
-    ...(plan && pruned && {
-      method: plan.method,
-      schedule: plan.settings,
-      dense: { gmacs: forward[0].gmacs, msPerImage: forward[0].ms },
-      gmacsFraction: pruned[0].gmacs / forward[0].gmacs,
-      msRatio: pruned[0].ms.median / forward[0].ms.median, // pruned / dense, same setup, same run
-    }),
+    ...(plan &&
+      pruned && {
+        method: plan.method,
+        schedule: plan.settings,
+        dense: { gmacs: forward[0].gmacs, msPerImage: forward[0].ms },
+        gmacsFraction: pruned[0].gmacs / forward[0].gmacs,
+        msRatio: pruned[0].ms.median / forward[0].ms.median, // pruned / dense, same setup, same run
+      }),
     gemm: gemm.map(({ name, m, n, k, gflops }) => ({ name, m, n, k, gflops })),
     ...(configs.length > 1 && {
       // Every other setup against the first, on the same model (pruned too with --method): > 1 is slower.
@@ -125,6 +126,8 @@ export async function benchCommand({ values }: Parsed): Promise<void> {
   }
   process.stdout.write(`GEMMs on ${first}:\n`);
   for (const g of report.gemm) {
-    process.stdout.write(`  ${g.name.padEnd(12)} ${String(g.m).padStart(4)}×${String(g.k).padEnd(5)}· ${String(g.k).padStart(5)}×${String(g.n).padEnd(5)} ${g.gflops.toFixed(1).padStart(6)} GFLOP/s\n`);
+    process.stdout.write(
+      `  ${g.name.padEnd(12)} ${String(g.m).padStart(4)}×${String(g.k).padEnd(5)}· ${String(g.k).padStart(5)}×${String(g.n).padEnd(5)} ${g.gflops.toFixed(1).padStart(6)} GFLOP/s\n`,
+    );
   }
 }

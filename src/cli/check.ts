@@ -24,12 +24,18 @@ export async function checkCommand({ values, positionals }: Parsed): Promise<voi
   const [expectedDir, actualDir] = positionals;
   const expected = readBundle(expectedDir);
   const actual = readBundle(actualDir);
-  const report = checkBundles(expected, actual, { tolerances: parseTolerances(stringOption(values, 'tol')), expectedLabel: expectedDir, actualLabel: actualDir });
+  const report = checkBundles(expected, actual, {
+    tolerances: parseTolerances(stringOption(values, 'tol')),
+    expectedLabel: expectedDir,
+    actualLabel: actualDir,
+  });
   const depth = expected.manifest.config?.depth ?? 0;
   if (values.json) printJson(report);
   else process.stdout.write(formatCheckReport(report, depth));
   if (!report.ok) {
-    const reason = report.firstDivergence ? `first divergence: ${describeDivergence(report.firstDivergence, depth)}` : report.manifestDifferences[0] ?? 'no tensor in common';
+    const reason = report.firstDivergence
+      ? `first divergence: ${describeDivergence(report.firstDivergence, depth)}`
+      : (report.manifestDifferences[0] ?? 'no tensor in common');
     throw new VitpruneError(`${actualDir} does not match ${expectedDir}: ${reason}`);
   }
 }
@@ -39,9 +45,11 @@ function parseTolerances(raw: string | undefined): Partial<Record<TensorKind, nu
   const tolerances: Partial<Record<TensorKind, number>> = {};
   for (const item of raw?.split(',').filter(Boolean) ?? []) {
     const [kind, value] = item.split('=');
-    if (!(FLOAT_KINDS as readonly string[]).includes(kind)) throw new UsageError(`--tol: expected KIND=REL with KIND one of ${FLOAT_KINDS.join(', ')}, got '${item}'`);
+    if (!(FLOAT_KINDS as readonly string[]).includes(kind))
+      throw new UsageError(`--tol: expected KIND=REL with KIND one of ${FLOAT_KINDS.join(', ')}, got '${item}'`);
     const tolerance = Number(value);
-    if (value === undefined || value.trim() === '' || !(tolerance >= 0)) throw new UsageError(`--tol: expected a non-negative relative tolerance for ${kind}, got '${item}'`);
+    if (value === undefined || value.trim() === '' || !(tolerance >= 0))
+      throw new UsageError(`--tol: expected a non-negative relative tolerance for ${kind}, got '${item}'`);
     tolerances[kind as TensorKind] = tolerance;
   }
   return tolerances;

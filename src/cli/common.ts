@@ -101,6 +101,15 @@ export function writeOutputFile(option: string, file: string, content: string | 
   }
 }
 
+/**
+ * One input that failed (an unreadable image) while the command goes on with the others: one
+ * line `error: <message>` on stderr, as the command's own errors look; then `stack`, if given (--verbose).
+ */
+export function reportInputError(message: string, stack?: string): void {
+  process.stderr.write(`error: ${message.split('\n')[0]}\n`);
+  if (stack) process.stderr.write(stack + '\n');
+}
+
 /** Write one JSON document on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');

@@ -1,14 +1,22 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { compareMethods, LEARNED_METHOD, reportMarkdown, TUNED_METHOD, type CompareReport, type LearnedThresholds, type TunedSchedule } from '../eval/compare.js';
+import {
+  compareMethods,
+  LEARNED_METHOD,
+  reportMarkdown,
+  TUNED_METHOD,
+  type CompareReport,
+  type LearnedThresholds,
+  type TunedSchedule,
+} from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
 import { loadImageTensor } from '../image/file.js';
 import type { ViTConfig } from '../model/types.js';
 import { parseLtpThresholds } from '../prune/ltp-thresholds.js';
 import { TOKEN_METHODS } from '../prune/registry.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openImageLoader, openModel, printJson, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
 
 const COMPARE_METHODS = [...TOKEN_METHODS.map((m) => m.name), TUNED_METHOD, LEARNED_METHOD];
 
@@ -32,7 +40,11 @@ export const compareSpec: CommandSpec = {
       valueName: 'LIST',
       help: `LTP thresholds files of vitprune learn-ltp, 'FILE,...', each for the budget it was learned for (method ${LEARNED_METHOD}; at budgets without one it learns on the calibration images)`,
     },
-    calib: { type: 'string', valueName: 'DIR', help: `unlabelled images to calibrate per-image methods (LTP thresholds) on, and ${LEARNED_METHOD} to learn on (default: the --images folder)` },
+    calib: {
+      type: 'string',
+      valueName: 'DIR',
+      help: `unlabelled images to calibrate per-image methods (LTP thresholds) on, and ${LEARNED_METHOD} to learn on (default: the --images folder)`,
+    },
     'calib-split': {
       type: 'string',
       valueName: 'S',
@@ -44,7 +56,10 @@ export const compareSpec: CommandSpec = {
 };
 
 function parseList<T extends string>(raw: string, allowed: readonly T[], option: string): T[] {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const x of list) {
     if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`--${option}: expected items from ${allowed.join(', ')}, got '${x}'`);
   }
@@ -75,7 +90,12 @@ function parseTuned(raw: string | undefined): TunedSchedule[] {
 
 /** The files of --thresholds, read (each is checked against the model it runs on). */
 function readThresholdsFiles(raw: string | undefined): { file: string; text: string }[] {
-  return (raw?.split(',').map((s) => s.trim()).filter(Boolean) ?? []).map((file) => {
+  return (
+    raw
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean) ?? []
+  ).map((file) => {
     try {
       return { file, text: readFileSync(file, 'utf8') };
     } catch (err) {
@@ -102,21 +122,27 @@ function learnedOn(record: unknown): string[] | null {
 
 /** A --thresholds file for `cfg`'s model: learned for one of `budgets`, and not on the evaluated images. */
 function learnedThresholds(
-  file: string, text: string, cfg: ViTConfig, budgets: readonly number[], evaluated: readonly string[], log?: (line: string) => void,
+  file: string,
+  text: string,
+  cfg: ViTConfig,
+  budgets: readonly number[],
+  evaluated: readonly string[],
+  log?: (line: string) => void,
 ): LearnedThresholds {
   const thresholds = parseLtpThresholds(text, file, cfg);
   if (!budgets.includes(thresholds.budget)) {
     throw new UsageError(`--thresholds: ${file} was learned for ${thresholds.budget} × dense GMACs, not one of --budgets ${budgets.join(',')}`);
   }
   const learnedFiles = learnedOn(thresholds.calibration);
-  if (learnedFiles === null) log?.(`${LEARNED_METHOD}: ${file} does not say which images it was learned on (or they are gone): not checked against the evaluated ones`);
+  if (learnedFiles === null)
+    log?.(`${LEARNED_METHOD}: ${file} does not say which images it was learned on (or they are gone): not checked against the evaluated ones`);
   else if (overlap(learnedFiles, evaluated) > 0) {
     throw new UsageError(`--thresholds: ${file} was learned on ${overlap(learnedFiles, evaluated)} of the images compare evaluates: evaluate others (--split)`);
   }
   return { budget: thresholds.budget, thresholds, file };
 }
 
-export async function compareCommand({ values }: Parsed): Promise<void> {
+export async function compareCommand({ values }: Parsed): Promise<number> {
   const imagesDir = stringOption(values, 'images');
   if (!imagesDir) throw new UsageError("'vitprune compare' needs --images DIR (see --help)");
   const methods = parseList(values.methods as string, COMPARE_METHODS, 'methods');
@@ -129,10 +155,11 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
   const out = stringOption(values, 'out');
   if (out) mkdirSync(out, { recursive: true });
 
+  // The folder is read before any model is loaded (or downloaded).
+  const files = selectSplit(listImages(imagesDir), split).slice(0, intOption(values, 'limit'));
   const reports: CompareReport[] = [];
   for (const spec of (values.model as string).split(',')) {
     const { model, runner } = await openModel({ ...values, model: spec });
-    const files = selectSplit(listImages(imagesDir), split).slice(0, intOption(values, 'limit'));
     const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
     const log = values.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
     const learned = thresholdsFiles.map(({ file, text }) => learnedThresholds(file, text, model.config, budgets, files, log));
@@ -152,8 +179,13 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
     const loader = await openImageLoader(values);
-    reports.push(await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, learned, calibration, progress: !values.quiet, log, loader }));
+    reports.push(
+      await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, learned, calibration, progress: !values.quiet, log, loader }),
+    );
   }
+  // Each unreadable image once, though every model met it.
+  const skipped = new Map(reports.flatMap((r) => r.skipped.map((s) => [s.file, s.error] as const)));
+  for (const error of skipped.values()) reportInputError(error);
 
   if (out) {
     const name = (i: number) => (reports.length > 1 ? `report-${i + 1}` : 'report');
@@ -172,4 +204,5 @@ export async function compareCommand({ values }: Parsed): Promise<void> {
   }
   if (values.json) printJson(reports.length === 1 ? reports[0] : reports);
   else for (const r of reports) process.stdout.write(reportMarkdown(r) + '\n');
+  return skipped.size > 0 ? 1 : 0;
 }

@@ -1,13 +1,15 @@
-import { UsageError } from '../errors.js';
+import { UsageError, VitpruneError, type ImageError } from '../errors.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
-import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from '../eval/evaluate.js';
+import { agreementWithDense, evaluateVariants, type EvalResult, type SkippedImage, type Variant } from '../eval/evaluate.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openImageLoader, openModel, printJson, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
 import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
-  summary: 'Measure top-1/top-5 accuracy, GMACs and speed on a folder of labelled images (and, with --method, agreement with the dense model).',
+  summary:
+    'Measure top-1/top-5 accuracy, GMACs and speed on a folder of labelled images (and, with --method, agreement with the dense model); ' +
+    'unreadable images are reported and skipped (exit code 1 then).',
   usage: 'vitprune eval [--model M] --images DIR [--labels CSV] [--limit N] [--method NAME --keep|--budget|--gmacs|--schedule ...] [--dense M0] [--json]',
   options: {
     ...MODEL_OPTIONS,
@@ -31,13 +33,14 @@ export const evalSpec: CommandSpec = {
 
 const summary = (r: EvalResult) => ({ top1: r.top1, top5: r.top5, gmacs: r.gmacs, msPerImage: r.msPerImage });
 
-export async function evalCommand({ values }: Parsed): Promise<void> {
+export async function evalCommand({ values }: Parsed): Promise<number> {
   const imagesDir = stringOption(values, 'images');
   if (!imagesDir) throw new UsageError("'vitprune eval' needs --images DIR (see --help)");
   const limit = intOption(values, 'limit');
+  // The folder is read before the model is loaded (or downloaded).
+  const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
   const { model, runner } = await openModel(values);
   const plan = await pruningFromOptions(values, runner);
-  const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
   const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
 
   // With a method or --dense, the yardstick runs on the same images, interleaved.
@@ -52,10 +55,19 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   const variants: Variant[] = [{ name: 'dense', runner: yardstick }];
   if (compared) variants.push({ name: plan?.method ?? 'model', hooks: plan ? (i) => plan.hooks(i) : undefined });
   const loader = await openImageLoader(values);
+  const skipped: SkippedImage[] = [];
+  const skipErrors: ImageError[] = []; // reported once the progress line is done
+  const onUnreadable = ({ file }: { file: string }, error: ImageError) => {
+    skipped.push({ file, error: error.message });
+    skipErrors.push(error);
+  };
   const started = performance.now();
-  const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet, loader });
+  const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet, loader, onUnreadable });
+  const evaluated = dense.images.length;
   // Throughput of the whole loop: reading, decoding and preprocessing included (each image runs every variant).
-  const imagesPerSecond = images.length / ((performance.now() - started) / 1000);
+  const imagesPerSecond = evaluated / ((performance.now() - started) / 1000);
+  for (const error of skipErrors) reportInputError(error.message, values.verbose ? error.stack : undefined);
+  if (evaluated === 0) throw new VitpruneError(`none of the ${images.length} images in '${imagesDir}' could be read (each is reported above)`);
   const result = pruned ?? dense;
   const predictionsFile = stringOption(values, 'predictions');
   if (predictionsFile) {
@@ -64,7 +76,8 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
   }
   const report = {
     model: values.model,
-    images: images.length,
+    images: evaluated,
+    skipped,
     imagesPerSecond,
     ...summary(result),
     ...(compared && {
@@ -77,14 +90,16 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
       dense: summary(dense),
     }),
   };
+  const exitCode = skipped.length > 0 ? 1 : 0;
   if (values.json) {
     printJson(report);
-    return;
+    return exitCode;
   }
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
   const line = (name: string, r: EvalResult) =>
     `${name}: top-1 ${pct(r.top1)}, top-5 ${pct(r.top5)}, ${r.gmacs.toFixed(4)} GMACs, ${r.msPerImage.toFixed(1)} ms/image\n`;
-  process.stdout.write(`model ${report.model}, ${report.images} images, ${imagesPerSecond.toFixed(2)} images/s (decoding included)\n`);
+  const skippedNote = skipped.length ? ` (${skipped.length} of ${images.length} skipped: unreadable, listed on stderr)` : '';
+  process.stdout.write(`model ${report.model}, ${report.images} images${skippedNote}, ${imagesPerSecond.toFixed(2)} images/s (decoding included)\n`);
   process.stdout.write(line(denseSpec ? `dense ${denseSpec}` : 'dense', dense));
   if (compared) {
     const a = agreementWithDense(dense, pruned);
@@ -94,4 +109,5 @@ export async function evalCommand({ values }: Parsed): Promise<void> {
         `GMACs ×${(pruned.gmacs / dense.gmacs).toFixed(3)}, speed ×${(dense.msPerImage / pruned.msPerImage).toFixed(2)}\n`,
     );
   }
+  return exitCode;
 }

@@ -25,7 +25,12 @@ export const learnLtpSpec: CommandSpec = {
     epochs: { type: 'string', valueName: 'E', default: String(D.epochs), help: 'passes over the calibration images' },
     batch: { type: 'string', valueName: 'B', default: String(D.batchSize), help: 'images per Adam step' },
     lr: { type: 'string', valueName: 'A', default: String(D.learningRate), help: "Adam's learning rate on log θ" },
-    temperature: { type: 'string', valueName: 'T0:T1', default: `${D.temperature.start}:${D.temperature.end}`, help: 'soft-mask temperature τ relative to each threshold (T = τ·θ), annealed geometrically from T0 to T1' },
+    temperature: {
+      type: 'string',
+      valueName: 'T0:T1',
+      default: `${D.temperature.start}:${D.temperature.end}`,
+      help: 'soft-mask temperature τ relative to each threshold (T = τ·θ), annealed geometrically from T0 to T1',
+    },
     seed: { type: 'string', valueName: 'S', default: String(D.seed), help: 'seed of the image order' },
     out: { type: 'string', valueName: 'FILE', help: 'write the thresholds here (JSON; required)' },
   },
@@ -83,20 +88,39 @@ export async function learnLtpCommand({ values }: Parsed): Promise<void> {
   });
 
   const calibration = { folder: path.resolve(calib), split: split ?? null, images: inputs.length, ...result.hard };
-  writeOutputFile('--out', out, ltpThresholdsToJson({
-    theta: result.thresholds.theta,
-    unit: result.thresholds.unit,
-    model: cfg.architecture,
-    budget,
-    calibration,
-    initial: {
-      method: result.initial.method, c: result.initial.c, keep: result.initial.keep, theta: result.initial.thresholds.theta, ...result.initial.hard,
-      starts: result.starts.map(({ method, hard }) => ({ method, ...hard })),
-    },
-    learning: { ...options, kept: result.kept, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
-  }));
+  writeOutputFile(
+    '--out',
+    out,
+    ltpThresholdsToJson({
+      theta: result.thresholds.theta,
+      unit: result.thresholds.unit,
+      model: cfg.architecture,
+      budget,
+      calibration,
+      initial: {
+        method: result.initial.method,
+        c: result.initial.c,
+        keep: result.initial.keep,
+        theta: result.initial.thresholds.theta,
+        ...result.initial.hard,
+        starts: result.starts.map(({ method, hard }) => ({ method, ...hard })),
+      },
+      learning: { ...options, kept: result.kept, scale: result.scale, history: result.epochs, seconds: result.seconds, backend: runner.kernels.name },
+    }),
+  );
 
-  const report = { model: values.model, budget, out, thresholds: result.thresholds, calibration, initial: { method: result.initial.method, theta: result.initial.thresholds.theta, ...result.initial.hard }, kept: result.kept, scale: result.scale, history: result.epochs, seconds: result.seconds };
+  const report = {
+    model: values.model,
+    budget,
+    out,
+    thresholds: result.thresholds,
+    calibration,
+    initial: { method: result.initial.method, theta: result.initial.thresholds.theta, ...result.initial.hard },
+    kept: result.kept,
+    scale: result.scale,
+    history: result.epochs,
+    seconds: result.seconds,
+  };
   if (values.json) {
     printJson(report);
     return;

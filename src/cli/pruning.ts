@@ -6,7 +6,7 @@ import { denseGmacs } from '../model/gmacs.js';
 import type { ViTConfig } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
 import { isLtpThresholdsFile } from '../prune/ltp-thresholds.js';
-import { calibrationRun, type PlanContext, type PruneRequest, type PruningPlan, type TokenMethod } from '../prune/method.js';
+import { calibrationRun, type MethodOption, type PlanContext, type PruneRequest, type PruningPlan, type TokenMethod } from '../prune/method.js';
 import { TOKEN_METHODS, tokenMethod } from '../prune/registry.js';
 import { intOption, stringOption, type OptionSpec, type Parsed } from './args.js';
 
@@ -17,14 +17,22 @@ import { intOption, stringOption, type OptionSpec, type Parsed } from './args.js
  */
 
 const names = TOKEN_METHODS.map((m) => m.name);
-const methodsWith = (test: (m: TokenMethod) => boolean) => TOKEN_METHODS.filter(test).map((m) => m.name).join('/');
+const methodsWith = (test: (m: TokenMethod) => boolean) =>
+  TOKEN_METHODS.filter(test)
+    .map((m) => m.name)
+    .join('/');
 
 /** Every method's own options, once each (a name two methods share is one flag). */
 const methodOptions = new Map(TOKEN_METHODS.flatMap((m) => m.options.map((o) => [o.name, o] as const)));
 
+/** The flag of an option: its name; a switch on by default is turned off by --no-NAME, one off by default on by --NAME. */
+function optionFlag(o: MethodOption): string {
+  return o.values === 'boolean' && o.default === true ? `no-${o.name}` : o.name;
+}
+
 /** Options of every command that can prune (`--method` and its settings). */
 export const METHOD_OPTIONS: Record<string, OptionSpec> = {
-  method: { type: 'string', valueName: 'NAME', help: `token pruning method: ${names.join(' | ')} (default: none, dense)` },
+  method: { type: 'string', valueName: 'NAME', help: `token pruning method: ${names.join(' | ')} (default: auto with --budget/--gmacs, else none, dense)` },
   keep: { type: 'string', valueName: 'RHO', help: `keep ratio (${methodsWith((m) => m.takesKeep)})` },
   budget: { type: 'string', valueName: 'F', help: 'GMACs as a fraction of dense (the settings are solved to within 1 %)' },
   gmacs: { type: 'string', valueName: 'G', help: 'GMACs as an absolute figure' },
@@ -34,7 +42,8 @@ export const METHOD_OPTIONS: Record<string, OptionSpec> = {
   ...Object.fromEntries(
     [...methodOptions.values()].map((o) => {
       const owners = methodsWith((m) => m.options.some((mo) => mo.name === o.name));
-      const values = o.values === 'integer' ? 'an integer' : o.values.join(' | ');
+      if (o.values === 'boolean') return [optionFlag(o), { type: 'boolean', help: `${owners}: ${o.default ? 'no ' : ''}${o.help}` }];
+      const values = o.values === 'integer' ? 'an integer' : o.values === 'number' ? 'a number' : o.values.join(' | ');
       return [o.name, { type: 'string', valueName: o.name.toUpperCase(), help: `${owners}: ${o.help}: ${values} (default ${o.default})` }];
     }),
   ),
@@ -92,7 +101,9 @@ function settingsRequest(values: Parsed['values'], method: TokenMethod, cfg: ViT
   const file = values[flag] as string;
   const settings = readJsonFile(`--${flag}`, file);
   if (flag === 'thresholds' && !isLtpThresholdsFile(settings)) {
-    throw new UsageError(`--thresholds expects a thresholds file of vitprune learn-ltp (it names the "model" it was learned for), found ${file} without "model"; bare settings go to --schedule`);
+    throw new UsageError(
+      `--thresholds expects a thresholds file of vitprune learn-ltp (it names the "model" it was learned for), found ${file} without "model"; bare settings go to --schedule`,
+    );
   }
   return { settings, settingsSource: file }; // ltp checks a thresholds file's model and depth
 }
@@ -100,15 +111,21 @@ function settingsRequest(values: Parsed['values'], method: TokenMethod, cfg: ViT
 /** The method's own options given as flags, as values. */
 function methodOptionValues(values: Parsed['values'], method: TokenMethod): Record<string, unknown> {
   const options: Record<string, unknown> = {};
-  for (const name of methodOptions.keys()) {
-    const raw = values[name];
+  for (const [name, known] of methodOptions) {
+    const flag = optionFlag(known);
+    const raw = values[flag];
     if (raw === undefined) continue;
     const option = method.options.find((o) => o.name === name);
     if (!option) {
       const owners = methodsWith((m) => m.options.some((o) => o.name === name));
-      throw new UsageError(`--${name} is not an option of --method ${method.name} (it applies to ${owners})`);
+      throw new UsageError(`--${flag} is not an option of --method ${method.name} (it applies to ${owners})`);
     }
-    options[name] = option.values === 'integer' ? Number(raw) : raw;
+    if (option.values === 'boolean') options[name] = flag === name;
+    else if (option.values === 'integer' || option.values === 'number') {
+      const n = Number(raw);
+      if (raw === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} expects a number, got '${raw}'`);
+      options[name] = n;
+    } else options[name] = raw;
   }
   return options;
 }
@@ -123,12 +140,19 @@ function calibration(values: Parsed['values'], method: TokenMethod, request: Pru
     );
   }
   const files = spreadSample(listImages(dir), intOption(values, 'calib-samples', 128)!);
-  return { calibration: calibrationRun(runner, files.map((f) => loadImageTensor(f, runner.config.preprocess))) };
+  return {
+    calibration: calibrationRun(
+      runner,
+      files.map((f) => loadImageTensor(f, runner.config.preprocess)),
+    ),
+  };
 }
 
 /** The pruning plan the options ask for on `runner`'s model, or null for the dense model. */
 export async function pruningFromOptions(values: Parsed['values'], runner: ViTRunner): Promise<PruningPlan | null> {
-  const name = values.method as string | undefined;
+  // --budget or --gmacs alone: the method that measured best at that budget (prune/auto.ts).
+  const budgetAlone = values.method === undefined && (values.budget !== undefined || values.gmacs !== undefined);
+  const name = budgetAlone ? 'auto' : (values.method as string | undefined);
   if (name === undefined) {
     const stray = Object.keys(METHOD_OPTIONS).find((k) => values[k] !== undefined);
     if (stray) throw new UsageError(`--${stray} needs --method (one of ${names.join(', ')})`);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../util/package-version.js';
 import { VitpruneError } from '../errors.js';
 import { helpText, parseCommand, type CommandSpec, type Parsed } from './args.js';
 import { benchCommand, benchSpec } from './bench.js';
@@ -15,7 +15,8 @@ import { checkCommand, checkSpec } from './check.js';
 
 interface Command {
   spec: CommandSpec;
-  run(parsed: Parsed): Promise<void>;
+  /** Resolves to the exit code (undefined: 0); a command that went on past a bad input returns 1. */
+  run(parsed: Parsed): Promise<number | void>;
 }
 
 const COMMANDS: Command[] = [
@@ -66,11 +67,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     try {
-      await command.run(parsed);
+      return (await command.run(parsed)) ?? 0;
     } finally {
       await closeThreads();
     }
-    return 0;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`error: ${message.split('\n')[0]}\n`);
@@ -78,10 +78,4 @@ export async function main(argv: string[]): Promise<number> {
     else if (!(err instanceof VitpruneError)) process.stderr.write('(an unexpected error: run with --verbose for the stack trace)\n');
     return 1;
   }
-}
-
-/** The version in package.json (two folders up from both src/cli and dist/cli). */
-function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
 }

@@ -3,13 +3,14 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../errors.js';
-import { loadImageTensor } from '../image/file.js';
+import { checkImageFile, loadImageTensor } from '../image/file.js';
 import { ViTRunner } from '../model/vit.js';
 import { readBundle, writeBundle, type TraceBundle } from '../oracle/bundle.js';
 import { MANIFEST_FILE, type TraceInput } from '../oracle/format.js';
 import { traceMethodFromJson, traceMethodFromPlan, TRACE_METHODS, type TraceMethod } from '../oracle/methods.js';
 import { recordTrace, requestFromBundle } from '../oracle/trace.js';
 import type { ViTConfig } from '../model/types.js';
+import { packageVersion } from '../util/package-version.js';
 import { stringOption, type CommandSpec, type Parsed } from './args.js';
 import { backendOption, DEFAULT_MODEL, loadModelSpec, MODEL_OPTIONS, openKernels, printJson, threadsOption } from './common.js';
 import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
@@ -43,6 +44,7 @@ export async function traceCommand({ values, positionals }: Parsed): Promise<voi
   if (!out) throw new UsageError("'vitprune trace' needs --out DIR, the bundle folder to write (see --help)");
   const [source] = positionals;
   const base = isBundle(source) ? readBundle(source) : null;
+  if (!base) checkImageFile(source); // before the model is loaded (or downloaded)
   const modelSpec = stringOption(values, 'model') ?? (base ? bundleModel(source, base) : DEFAULT_MODEL);
   const model = await loadModelSpec(modelSpec, { quiet: values.quiet === true });
   const replay = base && requestFromBundle(base, source);
@@ -51,7 +53,7 @@ export async function traceCommand({ values, positionals }: Parsed): Promise<voi
   const method = (await methodFromOptions(values, runner)) ?? replay?.method ?? null;
 
   const started = performance.now();
-  const bundle = recordTrace(runner, model, { input, inputSource, method, modelSource: modelSpec });
+  const bundle = recordTrace(runner, model, { input, inputSource, method, modelSource: modelSpec, producerVersion: packageVersion() });
   const traced = performance.now();
   const bytes = writeBundle(out, bundle);
   const written = performance.now();

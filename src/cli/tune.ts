@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import { listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { klDivergence, topK } from '../eval/metrics.js';
 import { denseGmacs } from '../model/gmacs.js';
-import { scheduleToJson } from '../prune/schedule.js';
+import { PLACEMENT_OPTION, PLACEMENTS, scheduleToJson, type Placement } from '../prune/schedule.js';
 import { TOKEN_METHODS, tokenMethod } from '../prune/registry.js';
 import type { PruneSchedule } from '../prune/schedule.js';
 import { tuneSchedule, type CandidateScore } from '../prune/tune.js';
@@ -28,6 +28,12 @@ export const tuneSpec: CommandSpec = {
     split: { type: 'string', valueName: 'S', help: "use only the images at 'even' or 'odd' positions of the sorted folder" },
     candidates: { type: 'string', valueName: 'K', default: '100', help: 'random schedules sampled besides the presets' },
     seed: { type: 'string', valueName: 'S', default: '1', help: 'random seed of the search' },
+    placement: {
+      type: 'string',
+      valueName: 'P',
+      default: PLACEMENT_OPTION.default,
+      help: `the schedules' placement: ${PLACEMENTS.join(' | ')} (${PLACEMENT_OPTION.help})`,
+    },
     out: { type: 'string', valueName: 'FILE', help: 'write the best schedule here (JSON, for --schedule)' },
   },
 };
@@ -37,6 +43,8 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
     throw new UsageError(`tune searches post-block schedules: --method ${TUNABLE.join(' | ')}, got '${values.method}'`);
   }
   const method = tokenMethod(values.method as string);
+  const placement = values.placement as Placement;
+  if (!PLACEMENTS.includes(placement)) throw new UsageError(`--placement expects one of ${PLACEMENTS.join(', ')}, got '${placement}'`);
   const calib = stringOption(values, 'calib');
   if (!calib) throw new UsageError("'vitprune tune' needs --calib DIR (unlabelled images)");
   if ((values.budget === undefined) === (values.gmacs === undefined)) throw new UsageError("'vitprune tune' needs exactly one of --budget F and --gmacs G");
@@ -52,7 +60,7 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
   const denseTop1 = dense.map((l) => topK(l, 1)[0]);
 
   const score = async (schedule: PruneSchedule, images: number): Promise<CandidateScore> => {
-    const hooks = (await method.plan(cfg, { settings: schedule })).hooks(0);
+    const hooks = (await method.plan(cfg, { settings: schedule, options: { placement } })).hooks(0);
     let agree = 0;
     let kl = 0;
     for (let i = 0; i < images; i++) {
@@ -69,6 +77,7 @@ export async function tuneCommand({ values }: Parsed): Promise<void> {
     candidates: intOption(values, 'candidates', 100)!,
     images: inputs.length,
     seed: intOption(values, 'seed', 1),
+    placement,
     onProgress: (done, total) => {
       progress.bar ??= createProgress({ label: 'tune (forward passes)', total, unit: 'items', enabled: !values.quiet });
       progress.bar.update(done);

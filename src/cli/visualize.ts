@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { softmax, topK } from '../eval/metrics.js';
-import { loadImage } from '../image/file.js';
+import { checkImageFile, loadImage } from '../image/file.js';
 import { modelCrop } from '../image/preprocess.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches } from '../model/types.js';
@@ -56,6 +56,7 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
   const columns = intOption(values, 'columns', 4)!;
   const fontFile = stringOption(values, 'font');
   if (fontFile !== undefined && !existsSync(fontFile)) throw new UsageError(`--font: no such file '${fontFile}'`);
+  checkImageFile(image); // before the model is loaded (or downloaded)
   const { model, runner } = await openModel(values);
   const cfg = model.config;
   const plan = (await pruningFromOptions(values, runner))!;
@@ -70,13 +71,20 @@ export async function visualizeCommand({ values, positionals }: Parsed): Promise
 
   const removal = plan.removal;
   const panels = stagePanels(numPatches(cfg), pruned.stages, removal);
-  const { svg, layout } = figureSvg(crop, cfg.patchSize, scale, panels, {
-    title:
-      `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs ` +
-      `(${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
-    lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
-    removal,
-  }, columns);
+  const { svg, layout } = figureSvg(
+    crop,
+    cfg.patchSize,
+    scale,
+    panels,
+    {
+      title:
+        `${path.basename(image)}: ${plan.method}, ${pruned.gmacs.toFixed(3)} of ${dense.gmacs.toFixed(3)} GMACs ` +
+        `(${((100 * pruned.gmacs) / dense.gmacs).toFixed(1)} % of dense)`,
+      lines: [`dense:  ${describe(densePrediction)}`, `pruned: ${describe(prediction)}`],
+      removal,
+    },
+    columns,
+  );
   const { png, hasText } = await renderFigurePng(svg, fontFile);
   if (!hasText && !values.quiet) process.stderr.write('warning: no font found (system or --font): the figure has no captions\n');
   writeOutputFile('--out', out, png);

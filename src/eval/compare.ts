@@ -9,9 +9,9 @@ import { calibrationRun, type PlanContext } from '../prune/method.js';
 import { tokenMethod } from '../prune/registry.js';
 import { zeroTPrune } from '../prune/zero-tprune.js';
 import { createProgress } from '../util/progress.js';
-import { UsageError } from '../errors.js';
+import { ImageError, UsageError } from '../errors.js';
 import type { LabelledImage } from './dataset.js';
-import { agreementWithDense, evaluateVariants, type EvalResult, type Variant } from './evaluate.js';
+import { agreementWithDense, evaluateVariants, type EvalResult, type SkippedImage, type Variant } from './evaluate.js';
 import type { ImageLoader } from './image-loader.js';
 
 /**
@@ -39,7 +39,8 @@ export interface CompareRow {
 
 export interface CompareReport {
   model: string;
-  images: number;
+  images: number; // images evaluated (unreadable ones left out)
+  skipped: SkippedImage[]; // images that could not be read or decoded, left out of every row
   dense: { top1: number; top5: number; gmacs: number; msPerImage: number };
   results: CompareRow[];
 }
@@ -118,9 +119,7 @@ async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOpt
 }
 
 /** LEARNED_METHOD at `budget`: the thresholds file given for it, or thresholds learned now on the calibration images. */
-async function learnedVariant(
-  model: ViTModel, runner: ViTRunner, soft: () => SoftMaskedViT, budget: number, opts: CompareOptions,
-): Promise<PlannedVariant> {
+async function learnedVariant(model: ViTModel, runner: ViTRunner, soft: () => SoftMaskedViT, budget: number, opts: CompareOptions): Promise<PlannedVariant> {
   const name = `${LEARNED_METHOD}@${budget}`;
   const given = opts.learned?.find((t) => t.budget === budget);
   if (given) {
@@ -146,13 +145,24 @@ async function learnedVariant(
   return { name, method: LEARNED_METHOD, budget, schedule, hooks: (i) => plan.hooks(i) };
 }
 
+/**
+ * Runs dense and every planned variant over `images`. An image that cannot be read or decoded is
+ * left out of every row and listed in the report's `skipped` (ImageError when none can be read).
+ */
 export async function compareMethods(model: ViTModel, runner: ViTRunner, images: LabelledImage[], opts: CompareOptions): Promise<CompareReport> {
   const variants = await planVariants(model, runner, opts);
-  const [dense, ...pruned] = await evaluateVariants(runner, images, [{ name: 'dense' }, ...variants], { progress: opts.progress, loader: opts.loader });
+  const skipped: SkippedImage[] = [];
+  const [dense, ...pruned] = await evaluateVariants(runner, images, [{ name: 'dense' }, ...variants], {
+    progress: opts.progress,
+    loader: opts.loader,
+    onUnreadable: ({ file }, error) => skipped.push({ file, error: error.message }),
+  });
+  if (dense.images.length === 0) throw new ImageError(`compare: none of the ${images.length} images could be read (first: ${skipped[0]?.error})`);
   const summary = (r: EvalResult) => ({ top1: r.top1, top5: r.top5, gmacs: r.gmacs, msPerImage: r.msPerImage });
   return {
     model: opts.modelName,
-    images: images.length,
+    images: dense.images.length,
+    skipped,
     dense: summary(dense),
     results: variants.map((v, i) => {
       const { agreement, kl } = agreementWithDense(dense, pruned[i]);
@@ -165,9 +175,9 @@ export async function compareMethods(model: ViTModel, runner: ViTRunner, images:
 export function reportMarkdown(r: CompareReport): string {
   const pct = (x: number) => (x * 100).toFixed(1);
   const lines = [
-    `# ${r.model}: ${r.images} images`,
+    `# ${r.model}: ${r.images} images${r.skipped.length ? ` (${r.skipped.length} more could not be read and are left out: ${r.skipped.map((s) => s.file).join(', ')})` : ''}`,
     '',
-    'Agreement = share of images whose top-1 equals the dense model\'s; KL = mean KL(dense ‖ pruned). ' +
+    "Agreement = share of images whose top-1 equals the dense model's; KL = mean KL(dense ‖ pruned). " +
       `With ${r.images} images one image is ${(100 / r.images).toFixed(2)} point and top-1 carries a sampling noise of about ±${(100 * Math.sqrt((r.dense.top1 * (1 - r.dense.top1)) / r.images)).toFixed(1)} points (one standard error): agreement and KL decide.`,
     '',
     '| method | budget | GMACs (× dense) | top-1 % | top-5 % | agreement | KL | ms/image |',

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { ImageError } from '../errors.js';
 import type { ViTRunner } from '../model/vit.js';
 import type { ForwardHooks } from '../model/hooks.js';
 import { createProgress } from '../util/progress.js';
@@ -23,6 +24,12 @@ export interface EvalResult {
   msPerImage: number; // mean forward time per image
 }
 
+/** An image an evaluation left out because it could not be read or decoded, as reports list it. */
+export interface SkippedImage {
+  file: string; // path
+  error: string; // the ImageError's message
+}
+
 /** Accuracy and agreement of ways of running a model over image files (Node only). */
 
 /** One way of running the model: dense (no hooks) or a pruning method; optionally another model (same preprocessing). */
@@ -40,15 +47,19 @@ export interface EvalOptions {
    * decoding overlaps inference.
    */
   loader?: ImageLoader;
+  /**
+   * Called for each image that cannot be read or decoded (an ImageError), which is then left out
+   * of every variant's results, so the results count fewer images than were given. Without it,
+   * such an image ends the evaluation with its error.
+   */
+  onUnreadable?: (image: LabelledImage, error: ImageError) => void;
 }
 
 /**
  * Run every variant on every image, each image decoded and preprocessed once; the variants run
  * back to back on the same image so their timings share the machine's state (interleaved).
  */
-export async function evaluateVariants(
-  runner: ViTRunner, images: LabelledImage[], variants: Variant[], opts: EvalOptions = {},
-): Promise<EvalResult[]> {
+export async function evaluateVariants(runner: ViTRunner, images: LabelledImage[], variants: Variant[], opts: EvalOptions = {}): Promise<EvalResult[]> {
   const bar = createProgress({ label: 'eval', total: images.length * variants.length, unit: 'items', enabled: opts.progress ?? true });
   const results: ImageResult[][] = variants.map(() => []);
   const load = (i: number): Promise<Float32Array> | null => {
@@ -60,7 +71,16 @@ export async function evaluateVariants(
   let next = load(0);
   for (let i = 0; i < images.length; i++) {
     const { file, label } = images[i];
-    const input = await next!;
+    let input: Float32Array;
+    try {
+      input = await next!;
+    } catch (error) {
+      if (!(error instanceof ImageError) || !opts.onUnreadable) throw error;
+      next = load(i + 1);
+      opts.onUnreadable(images[i], error);
+      bar.tick(variants.length);
+      continue;
+    }
     next = load(i + 1);
     variants.forEach((v, j) => {
       const hooks = v.hooks?.(i);

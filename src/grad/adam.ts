@@ -18,7 +18,10 @@ export class Adam {
   private readonly v: Float64Array;
   private steps = 0;
 
-  constructor(size: number, private readonly options: AdamOptions) {
+  constructor(
+    size: number,
+    private readonly options: AdamOptions,
+  ) {
     this.m = new Float64Array(size);
     this.v = new Float64Array(size);
   }

@@ -33,8 +33,15 @@ function headLayout(heads: number, qkDim: number, vDim: number, h: number): QkvL
 
 /** probs [H, n, n] and out [n, H·v] from qkv [n, 2H·qk + H·v] (see the file comment). */
 export function attentionForward(
-  qkv: Tensor, n: number, heads: number, qkDim: number, vDim: number, scale: number,
-  keyBias: Tensor | null, probs: Tensor, out: Tensor,
+  qkv: Tensor,
+  n: number,
+  heads: number,
+  qkDim: number,
+  vDim: number,
+  scale: number,
+  keyBias: Tensor | null,
+  probs: Tensor,
+  out: Tensor,
 ): void {
   const outStride = heads * vDim;
   for (let h = 0; h < heads; h++) {
@@ -73,8 +80,17 @@ export function softmaxBackwardRow(probs: Tensor, dProbs: Tensor, offset: number
 
 /** dqkv (overwritten), dKeyBias (accumulated) from dOut and dProbs (clobbered); see the file comment. */
 export function attentionBackward(
-  qkv: Tensor, n: number, heads: number, qkDim: number, vDim: number, scale: number,
-  probs: Tensor, dOut: Tensor, dProbs: Tensor, dqkv: Tensor, dKeyBias: Tensor | null,
+  qkv: Tensor,
+  n: number,
+  heads: number,
+  qkDim: number,
+  vDim: number,
+  scale: number,
+  probs: Tensor,
+  dOut: Tensor,
+  dProbs: Tensor,
+  dqkv: Tensor,
+  dKeyBias: Tensor | null,
 ): void {
   const outStride = heads * vDim;
   for (let h = 0; h < heads; h++) {

@@ -45,7 +45,14 @@ export function gateForward(qkv: Tensor, n: number, heads: number, qkDim: number
  * dGates (same shapes as the gates).
  */
 export function gateBackward(
-  qkv: Tensor, n: number, heads: number, qkDim: number, vDim: number, gates: ChannelGates, dqkv: Tensor, dGates: ChannelGates,
+  qkv: Tensor,
+  n: number,
+  heads: number,
+  qkDim: number,
+  vDim: number,
+  gates: ChannelGates,
+  dqkv: Tensor,
+  dGates: ChannelGates,
 ): void {
   const width = 2 * heads * qkDim + heads * vDim;
   const dSpans = gatedSpans(heads, qkDim, dGates);

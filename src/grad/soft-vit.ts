@@ -97,7 +97,10 @@ export class SoftMaskedViT {
   private readonly dLogits: Tensor; // [numClasses]
   private pruning: SoftPruning | null = null; // of the last forward
 
-  constructor(model: ViTModel, readonly kernels: GradKernels) {
+  constructor(
+    model: ViTModel,
+    readonly kernels: GradKernels,
+  ) {
     const { config: cfg, weights } = model;
     const k = kernels;
     this.config = cfg;
@@ -267,7 +270,16 @@ export class SoftMaskedViT {
       k.linearBackward(this.dx, n, blk.proj, this.dAttnOut, false);
       if (tape.keyBiased) this.dKeyBias.fill(0);
       k.attentionBackward(
-        tape.qkv, n, cfg.heads, bc.qkDim, bc.vDim, 1 / Math.sqrt(bc.qkDim), tape.probs, this.dAttnOut, this.dProbs, this.dQkv,
+        tape.qkv,
+        n,
+        cfg.heads,
+        bc.qkDim,
+        bc.vDim,
+        1 / Math.sqrt(bc.qkDim),
+        tape.probs,
+        this.dAttnOut,
+        this.dProbs,
+        this.dQkv,
         tape.keyBiased ? this.dKeyBias : null,
       );
       if (tape.keyBiased) for (let i = 0; i < n; i++) dLogMaskIn[i] += this.dKeyBias[i];
@@ -300,5 +312,6 @@ function addCountGradient(logMask: Float64Array, weight: number, dLogMask: Float
 }
 
 function checkPerBlock(values: readonly unknown[] | undefined, depth: number, what: string): void {
-  if (values !== undefined && values.length !== depth) throw new RangeError(`soft pruning: expected ${what} for each of the ${depth} blocks, got ${values.length}`);
+  if (values !== undefined && values.length !== depth)
+    throw new RangeError(`soft pruning: expected ${what} for each of the ${depth} blocks, got ${values.length}`);
 }

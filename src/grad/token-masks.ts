@@ -1,7 +1,7 @@
 import type { Tensor } from './types.js';
 
 /**
- * LTP's threshold pruning of one block (algorithms.md §4), relaxed into soft token masks that
+ * LTP's threshold pruning of one block (docs/algorithms.md §4), relaxed into soft token masks that
  * equal the hard pruning whenever the masks are exactly 0 or 1.
  *
  * Hard rule: a token alive at block l is pruned right after that block's attention iff its
@@ -68,8 +68,14 @@ export function tokenMaskRecord(n: number): TokenMaskRecord {
  * probs [H, n, n] computed with key bias logMaskIn. Fills `record`.
  */
 export function softMaskForward(
-  probs: Tensor, heads: number, n: number, prefix: number, logMaskIn: Float64Array, threshold: SoftThreshold,
-  record: TokenMaskRecord, logMaskOut: Float64Array,
+  probs: Tensor,
+  heads: number,
+  n: number,
+  prefix: number,
+  logMaskIn: Float64Array,
+  threshold: SoftThreshold,
+  record: TokenMaskRecord,
+  logMaskOut: Float64Array,
 ): void {
   const { weights, scores, z } = record;
   let total = 0;
@@ -101,8 +107,15 @@ export function softMaskForward(
  * the gradient reaching P through the importance (overwritten); returns ∂L/∂θ.
  */
 export function softMaskBackward(
-  probs: Tensor, heads: number, n: number, prefix: number, threshold: SoftThreshold, record: TokenMaskRecord,
-  dLogMaskOut: Float64Array, dLogMaskIn: Float64Array, dProbs: Tensor,
+  probs: Tensor,
+  heads: number,
+  n: number,
+  prefix: number,
+  threshold: SoftThreshold,
+  record: TokenMaskRecord,
+  dLogMaskOut: Float64Array,
+  dLogMaskIn: Float64Array,
+  dProbs: Tensor,
 ): number {
   const { weights, totalWeight, scores, z } = record;
   const T = threshold.temperature;

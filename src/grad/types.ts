@@ -65,10 +65,7 @@ export interface GradKernels {
    *   probs [H, n, n] out: P_h = softmax(scale·Q_h K_hᵀ + 1·keyBiasᵀ) row-wise (row = query)
    *   out [n, H·v] out: P_h V_h, heads concatenated
    */
-  attention(
-    qkv: Tensor, n: number, heads: number, qkDim: number, vDim: number, scale: number,
-    keyBias: Tensor | null, probs: Tensor, out: Tensor,
-  ): void;
+  attention(qkv: Tensor, n: number, heads: number, qkDim: number, vDim: number, scale: number, keyBias: Tensor | null, probs: Tensor, out: Tensor): void;
   /**
    * The input gradients of `attention`, from its qkv and probs:
    *   dProbs [H, n, n] in: gradient reaching P from elsewhere (0 if none); clobbered (scratch)
@@ -77,7 +74,16 @@ export interface GradKernels {
    *   dKeyBias [n] or null: += Σ_h Σ_q dS_h[q, ·]
    */
   attentionBackward(
-    qkv: Tensor, n: number, heads: number, qkDim: number, vDim: number, scale: number,
-    probs: Tensor, dOut: Tensor, dProbs: Tensor, dqkv: Tensor, dKeyBias: Tensor | null,
+    qkv: Tensor,
+    n: number,
+    heads: number,
+    qkDim: number,
+    vDim: number,
+    scale: number,
+    probs: Tensor,
+    dOut: Tensor,
+    dProbs: Tensor,
+    dqkv: Tensor,
+    dKeyBias: Tensor | null,
   ): void;
 }

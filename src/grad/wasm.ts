@@ -19,9 +19,24 @@ interface GradExports {
   f32_layernorm_backward_rows_wasmsimd(x: number, m: number, d: number, gamma: number, eps: number, dy: number, dx: number): void;
   f32_attention_backward_scratch_floats(n: number, qkDim: number, vDim: number): number;
   f32_attention_head_backward_wasmsimd(
-    q: number, k: number, v: number, rowStride: number, n: number, qkDim: number, vDim: number, scale: number,
-    probs: number, dOut: number, outStride: number, dProbs: number, dq: number, dk: number, dv: number, dRowStride: number,
-    dKeyBias: number, scratch: number,
+    q: number,
+    k: number,
+    v: number,
+    rowStride: number,
+    n: number,
+    qkDim: number,
+    vDim: number,
+    scale: number,
+    probs: number,
+    dOut: number,
+    outStride: number,
+    dProbs: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    dRowStride: number,
+    dKeyBias: number,
+    scratch: number,
   ): void;
 }
 
@@ -90,11 +105,17 @@ export function createWasmGradKernels(wasm: WasmKernels): GradKernels {
       run(float32(dy, 'linear backward dy'), m, linearOf(w).backward, float32(dx, 'linear backward dx'));
     },
 
-    layerNorm: (x, m, d, norm, eps, out) => wasm.layerNorm(float32(x, 'layerNorm input'), m, d, float32(norm.gamma, 'gamma'), float32(norm.beta, 'beta'), eps, float32(out, 'layerNorm output')),
+    layerNorm: (x, m, d, norm, eps, out) =>
+      wasm.layerNorm(float32(x, 'layerNorm input'), m, d, float32(norm.gamma, 'gamma'), float32(norm.beta, 'beta'), eps, float32(out, 'layerNorm output')),
     layerNormBackward(x, m, d, norm, eps, dy, dx) {
       exports.f32_layernorm_backward_rows_wasmsimd(
-        address(x, m * d, 'layerNorm backward x'), m, d, address(norm.gamma, d, 'layerNorm backward gamma'), eps,
-        address(dy, m * d, 'layerNorm backward dy'), address(dx, m * d, 'layerNorm backward dx'),
+        address(x, m * d, 'layerNorm backward x'),
+        m,
+        d,
+        address(norm.gamma, d, 'layerNorm backward gamma'),
+        eps,
+        address(dy, m * d, 'layerNorm backward dy'),
+        address(dx, m * d, 'layerNorm backward dx'),
       );
     },
 
@@ -104,13 +125,25 @@ export function createWasmGradKernels(wasm: WasmKernels): GradKernels {
       wasm.gelu(result, length);
     },
     geluBackward(x, dy, length, dx) {
-      exports.f32_gelu_backward_wasmsimd(address(x, length, 'gelu backward x'), address(dy, length, 'gelu backward dy'), length, address(dx, length, 'gelu backward dx'));
+      exports.f32_gelu_backward_wasmsimd(
+        address(x, length, 'gelu backward x'),
+        address(dy, length, 'gelu backward dy'),
+        length,
+        address(dx, length, 'gelu backward dx'),
+      );
     },
 
     attention(qkv, n, heads, qkDim, vDim, scale, keyBias, probs, out) {
       wasm.attention(
-        float32(qkv, 'attention qkv'), n, heads, qkDim, vDim, scale, keyBias && float32(keyBias, 'attention key bias'),
-        float32(probs, 'attention probs'), float32(out, 'attention output'),
+        float32(qkv, 'attention qkv'),
+        n,
+        heads,
+        qkDim,
+        vDim,
+        scale,
+        keyBias && float32(keyBias, 'attention key bias'),
+        float32(probs, 'attention probs'),
+        float32(out, 'attention output'),
       );
     },
     attentionBackward(qkv, n, heads, qkDim, vDim, scale, probs, dOut, dProbs, dqkv, dKeyBias) {
@@ -129,9 +162,24 @@ export function createWasmGradKernels(wasm: WasmKernels): GradKernels {
         const key = 4 * (heads + h) * qkDim;
         const value = 4 * (2 * heads * qkDim + h * vDim);
         exports.f32_attention_head_backward_wasmsimd(
-          qkvAt + query, qkvAt + key, qkvAt + value, rowStride, n, qkDim, vDim, scale,
-          probsAt + 4 * h * n * n, dOutAt + 4 * h * vDim, outStride, dProbsAt + 4 * h * n * n,
-          dqkvAt + query, dqkvAt + key, dqkvAt + value, rowStride, dKeyBiasAt, scratch.byteOffset,
+          qkvAt + query,
+          qkvAt + key,
+          qkvAt + value,
+          rowStride,
+          n,
+          qkDim,
+          vDim,
+          scale,
+          probsAt + 4 * h * n * n,
+          dOutAt + 4 * h * vDim,
+          outStride,
+          dProbsAt + 4 * h * n * n,
+          dqkvAt + query,
+          dqkvAt + key,
+          dqkvAt + value,
+          rowStride,
+          dKeyBiasAt,
+          scratch.byteOffset,
         );
       }
     },

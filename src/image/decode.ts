@@ -39,9 +39,7 @@ export function detectFormat(bytes: Uint8Array, file: string): ImageFormat {
   if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8) return 'jpeg';
   if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return 'png';
   const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).toUpperCase().padStart(2, '0')).join(' ');
-  throw new ImageError(
-    `${file}: not a JPEG or PNG image (expected FF D8 or 89 50 4E 47 0D 0A 1A 0A, found first bytes ${head || '(empty file)'})`,
-  );
+  throw new ImageError(`${file}: not a JPEG or PNG image (expected FF D8 or 89 50 4E 47 0D 0A 1A 0A, found first bytes ${head || '(empty file)'})`);
 }
 
 /** Reads format, size and channel count from the header. */

@@ -11,9 +11,8 @@
  * pads jpeg_natural_order the same way).
  */
 export const ZIGZAG_TO_NATURAL = new Uint8Array([
-  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
-  28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
-  54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22,
+  15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
 ]);
 
 /**
@@ -161,11 +160,7 @@ export interface ScanState {
 }
 
 /** Sequential (baseline / extended) block: DC difference then run-length AC (T.81 F.2.2). */
-export function decodeBlockSequential(
-  reader: EntropyReader,
-  component: EntropyComponent,
-  offset: number,
-): void {
+export function decodeBlockSequential(reader: EntropyReader, component: EntropyComponent, offset: number): void {
   const block = component.coefficients;
   const dcSize = reader.decode(component.dcTable!);
   component.dcPredictor += reader.receiveExtend(dcSize);
@@ -187,34 +182,19 @@ export function decodeBlockSequential(
 }
 
 /** Progressive DC scan, first pass (T.81 G.1.2.1). */
-export function decodeBlockDcFirst(
-  reader: EntropyReader,
-  component: EntropyComponent,
-  offset: number,
-  scan: ScanState,
-): void {
+export function decodeBlockDcFirst(reader: EntropyReader, component: EntropyComponent, offset: number, scan: ScanState): void {
   const dcSize = reader.decode(component.dcTable!);
   component.dcPredictor += reader.receiveExtend(dcSize);
   component.coefficients[offset] = component.dcPredictor * (1 << scan.approxLow);
 }
 
 /** Progressive DC scan, refinement: one more bit of the DC value. */
-export function decodeBlockDcRefine(
-  reader: EntropyReader,
-  component: EntropyComponent,
-  offset: number,
-  scan: ScanState,
-): void {
+export function decodeBlockDcRefine(reader: EntropyReader, component: EntropyComponent, offset: number, scan: ScanState): void {
   if (reader.bit()) component.coefficients[offset] |= 1 << scan.approxLow;
 }
 
 /** Progressive AC scan, first pass over band Ss..Se, with end-of-band runs (T.81 G.1.2.2). */
-export function decodeBlockAcFirst(
-  reader: EntropyReader,
-  component: EntropyComponent,
-  offset: number,
-  scan: ScanState,
-): void {
+export function decodeBlockAcFirst(reader: EntropyReader, component: EntropyComponent, offset: number, scan: ScanState): void {
   if (scan.eobRun > 0) {
     scan.eobRun--;
     return;
@@ -243,12 +223,7 @@ export function decodeBlockAcFirst(
  * Progressive AC scan, refinement pass (T.81 G.1.2.3): newly non-zero coefficients are ±1 at
  * bit Al; every already non-zero coefficient passed over gets one correction bit.
  */
-export function decodeBlockAcRefine(
-  reader: EntropyReader,
-  component: EntropyComponent,
-  offset: number,
-  scan: ScanState,
-): void {
+export function decodeBlockAcRefine(reader: EntropyReader, component: EntropyComponent, offset: number, scan: ScanState): void {
   const block = component.coefficients;
   const plusOne = 1 << scan.approxLow;
   const minusOne = -1 << scan.approxLow;

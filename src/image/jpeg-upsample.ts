@@ -24,13 +24,7 @@ export interface SamplePlane {
  * Upsamples `plane` by (hExpand, vExpand) into a full-resolution [height, width] plane,
  * cropped to the image size.
  */
-export function upsamplePlane(
-  plane: SamplePlane,
-  hExpand: number,
-  vExpand: number,
-  width: number,
-  height: number,
-): Uint8Array /* [height, width] */ {
+export function upsamplePlane(plane: SamplePlane, hExpand: number, vExpand: number, width: number, height: number): Uint8Array /* [height, width] */ {
   const out = new Uint8Array(width * height);
   const fancyH2 = plane.width > 2;
   if (hExpand === 1 && vExpand === 1) copyPlane(plane, out, width, height);
@@ -48,14 +42,7 @@ function copyPlane(plane: SamplePlane, out: Uint8Array, width: number, height: n
 }
 
 /** Replication (libjpeg int_upsample / h2v1_upsample / h2v2_upsample). */
-function upsampleReplicate(
-  plane: SamplePlane,
-  hExpand: number,
-  vExpand: number,
-  out: Uint8Array,
-  width: number,
-  height: number,
-): void {
+function upsampleReplicate(plane: SamplePlane, hExpand: number, vExpand: number, out: Uint8Array, width: number, height: number): void {
   const data = plane.data;
   for (let y = 0; y < height; y++) {
     const inRow = Math.floor(y / vExpand) * plane.stride;

@@ -165,7 +165,9 @@ class JpegDecoder {
     const start = this.pos + 2;
     const end = this.pos + length;
     if (end > this.bytes.length) {
-      this.corrupt(`${name} segment at byte ${this.pos - 2} declares ${length} bytes but the file ends ${this.bytes.length - this.pos} bytes later (truncated)`);
+      this.corrupt(
+        `${name} segment at byte ${this.pos - 2} declares ${length} bytes but the file ends ${this.bytes.length - this.pos} bytes later (truncated)`,
+      );
     }
     this.pos = end;
     return [start, end];
@@ -257,7 +259,8 @@ class JpegDecoder {
         break;
       }
       default:
-        if (MARKER_NAMES[marker]) this.unsupported(`${MARKER_NAMES[marker]} frames are not supported (only baseline, extended sequential and progressive Huffman)`);
+        if (MARKER_NAMES[marker])
+          this.unsupported(`${MARKER_NAMES[marker]} frames are not supported (only baseline, extended sequential and progressive Huffman)`);
         if ((marker >= 0xe1 && marker <= 0xef) || marker === 0xfe) {
           this.segment(marker === 0xfe ? 'COM' : `APP${marker - 0xe0}`);
           break;
@@ -458,7 +461,10 @@ class JpegDecoder {
       reader.pos + 1 >= this.bytes.length // at the end, or on a last lone FF
         ? `the file ends inside the scan data (truncated) at byte ${this.bytes.length}`
         : `the scan data stops at the marker FF ${hex(this.bytes[reader.pos + 1])} at byte ${reader.pos}`;
-    const missing = mcu + 1 === totalMcus ? `the last MCU (${totalMcus} of ${totalMcus}) is incomplete` : `MCUs ${mcu + 1}–${totalMcus} of ${totalMcus} are incomplete or missing`;
+    const missing =
+      mcu + 1 === totalMcus
+        ? `the last MCU (${totalMcus} of ${totalMcus}) is incomplete`
+        : `MCUs ${mcu + 1}–${totalMcus} of ${totalMcus} are incomplete or missing`;
     this.corrupt(`scan ${this.scanCount}: ${where}: ${missing}`);
   }
 

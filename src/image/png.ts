@@ -103,7 +103,9 @@ class ChunkReader {
   /** Refuses a chunk whose content we use unless it is complete with a matching CRC. */
   checkCrc(chunk: Chunk): void {
     if (!chunk.complete) {
-      throw new ImageError(`${this.file}: truncated PNG: the file ends inside the ${chunk.type} chunk at byte ${chunk.start} (${this.bytes.length} bytes in the file)`);
+      throw new ImageError(
+        `${this.file}: truncated PNG: the file ends inside the ${chunk.type} chunk at byte ${chunk.start} (${this.bytes.length} bytes in the file)`,
+      );
     }
     const stored = this.view.getUint32(chunk.start + 8 + chunk.data.length);
     const computed = crc32(this.bytes.subarray(chunk.start + 4, chunk.start + 8 + chunk.data.length));
@@ -133,7 +135,9 @@ export function readPngInfo(bytes: Uint8Array, file: string): PngInfo {
     throw new ImageError(`${file}: corrupt PNG: IHDR gives the size ${width}×${height}; expected sides from 1 to 2^31 − 1`);
   }
   if (!VALID_DEPTHS[colorType]?.includes(bitDepth)) {
-    const expected = Object.entries(VALID_DEPTHS).map(([t, d]) => `${t} (${COLOUR_TYPE_NAMES[Number(t)]}): ${d.join('/')}`).join('; ');
+    const expected = Object.entries(VALID_DEPTHS)
+      .map(([t, d]) => `${t} (${COLOUR_TYPE_NAMES[Number(t)]}): ${d.join('/')}`)
+      .join('; ');
     throw new ImageError(`${file}: corrupt PNG: colour type ${colorType} with bit depth ${bitDepth} is not a valid combination; expected ${expected}`);
   }
   if (filterMethod !== 0) throw new ImageError(`${file}: corrupt PNG: IHDR gives filter method ${filterMethod}; expected 0 (the only one defined)`);
@@ -181,7 +185,10 @@ export function decodePng(bytes: Uint8Array, file: string, maxPixels: number): R
       // A stream that ended early leaves the remaining rows black (as PIL does).
       if (offset + 1 + length > raw.length) return image;
       const filter = raw[offset];
-      if (filter > 4) throw new ImageError(`${file}: corrupt PNG: ${info.interlaced ? `row ${y} of Adam7 pass ${p + 1}` : `row ${y}`} has filter type ${filter}; expected 0–4`);
+      if (filter > 4)
+        throw new ImageError(
+          `${file}: corrupt PNG: ${info.interlaced ? `row ${y} of Adam7 pass ${p + 1}` : `row ${y}`} has filter type ${filter}; expected 0–4`,
+        );
       if (y === 0) unfilterRow(filter, raw, offset + 1, zeros, 0, length, bytesPerPixel);
       else unfilterRow(filter, raw, offset + 1, raw, offset - length, length, bytesPerPixel);
       toRgb(raw, offset + 1, pass.width, image.data, ((y0 + y * dy) * width + x0) * 3, dx * 3);
@@ -217,7 +224,7 @@ function inflateImageData(idat: Chunk[], expected: number, file: string, progres
   const truncated = !idat[idat.length - 1].complete;
   if (stream.length < 2) throw new ImageError(`${file}: truncated PNG: ${stream.length} byte(s) of image data, expected a zlib stream`);
   const [cmf, flg] = [stream[0], stream[1]];
-  if ((cmf & 0x0f) !== 8 || (cmf << 8 | flg) % 31 !== 0 || flg & 0x20) {
+  if ((cmf & 0x0f) !== 8 || ((cmf << 8) | flg) % 31 !== 0 || flg & 0x20) {
     throw new ImageError(
       `${file}: corrupt PNG: the image data does not start with a zlib header for deflate without a preset dictionary (found ${cmf.toString(16).padStart(2, '0')} ${flg.toString(16).padStart(2, '0')})`,
     );

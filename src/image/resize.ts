@@ -114,14 +114,22 @@ export interface Region {
  * region: the horizontal pass runs for the region's columns on just the source rows that the
  * vertical pass reads for the region's rows.
  */
-export function resizePilRegion(image: RgbImage, width: number, height: number, filter: ResampleFilter, region: Region): RgbImage /* [region.height, region.width, 3] */ {
+export function resizePilRegion(
+  image: RgbImage,
+  width: number,
+  height: number,
+  filter: ResampleFilter,
+  region: Region,
+): RgbImage /* [region.height, region.width, 3] */ {
   if (!(Number.isSafeInteger(width) && Number.isSafeInteger(height) && width > 0 && height > 0)) {
     throw new RangeError(`resizePil: expected positive integer size, found ${width}×${height}`);
   }
   const { left, top } = region;
   const right = left + region.width;
   const bottom = top + region.height;
-  if (!(Number.isSafeInteger(left) && Number.isSafeInteger(top) && left >= 0 && top >= 0 && right > left && bottom > top && right <= width && bottom <= height)) {
+  if (
+    !(Number.isSafeInteger(left) && Number.isSafeInteger(top) && left >= 0 && top >= 0 && right > left && bottom > top && right <= width && bottom <= height)
+  ) {
     throw new RangeError(`resizePilRegion: expected a non-empty region inside ${width}×${height}, found ${region.width}×${region.height} at (${left}, ${top})`);
   }
   const rows = height !== image.height ? resampleCoefficients(image.height, height, filter, top, bottom) : null;
@@ -134,7 +142,9 @@ export function resizePilRegion(image: RgbImage, width: number, height: number, 
     for (let i = 0; i < rows.first.length; i++) rowsTo = Math.max(rowsTo, rows.first[i] + rows.count[i]);
   }
   const columns = width !== image.width ? resampleCoefficients(image.width, width, filter, left, right) : null;
-  const band = columns ? resampleHorizontal(image, rowsFrom, rowsTo, columns) : copyRegion(image, { left, top: rowsFrom, width: right - left, height: rowsTo - rowsFrom });
+  const band = columns
+    ? resampleHorizontal(image, rowsFrom, rowsTo, columns)
+    : copyRegion(image, { left, top: rowsFrom, width: right - left, height: rowsTo - rowsFrom });
   return rows ? resampleVertical(band, rowsFrom, rows) : band;
 }
 

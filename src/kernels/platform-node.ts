@@ -21,7 +21,9 @@ export const nodePlatform: ThreadPlatform = {
       onMessage: (listener) => void worker.on('message', listener),
       onEnd(listener) {
         let error: Error | undefined;
-        worker.on('error', (e: Error) => { error = e; });
+        worker.on('error', (e: Error) => {
+          error = e;
+        });
         worker.on('exit', () => listener(error));
       },
       terminate: () => void worker.terminate(),

@@ -41,6 +41,20 @@ function isNode(): boolean {
   return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 }
 
+/**
+ * The threads usable here: `asked`, or 1 on a page (or worker) that is not cross-origin isolated,
+ * where memory cannot be shared with workers; a console note then says so and how to fix it.
+ */
+export function threadsAllowedHere(asked: number): number {
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated; // undefined in Node
+  if (asked <= 1 || isolated !== false) return asked;
+  console.warn(
+    `vitprune: running on 1 thread instead of the ${asked} asked for: this page is not cross-origin isolated, so it cannot share memory with workers ` +
+      '(serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)',
+  );
+  return 1;
+}
+
 /** The platform this code runs on. */
 export async function currentPlatform(): Promise<ThreadPlatform> {
   if (isNode()) return (await import('./platform-node.js')).nodePlatform;

@@ -60,7 +60,8 @@ export function readPoolLayout(exports: WebAssembly.Exports): PoolLayout {
   const layout = {} as PoolLayout;
   for (const [key, name] of Object.entries(LAYOUT_GLOBALS) as [keyof PoolLayout, string][]) {
     const global = exports[name];
-    if (!(global instanceof WebAssembly.Global)) throw new Error(`expected the wasm build to export the global ${name}, found none (rebuild with \`npm run build:wasm\`)`);
+    if (!(global instanceof WebAssembly.Global))
+      throw new Error(`expected the wasm build to export the global ${name}, found none (rebuild with \`npm run build:wasm\`)`);
     layout[key] = global.value as number;
   }
   return layout;

@@ -125,6 +125,8 @@ function killWhileBusy(slot: number): void {
   const incarnation = workers[slot];
   if (!incarnation) return;
   const deadline = Date.now() + KILL_WAIT_MS;
-  while (Atomics.load(control, heldAt(slot)) === 0 && Date.now() < deadline) { /* spin */ }
+  while (Atomics.load(control, heldAt(slot)) === 0 && Date.now() < deadline) {
+    /* spin */
+  }
   incarnation.handle.terminate();
 }

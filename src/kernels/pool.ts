@@ -22,8 +22,24 @@ import { slotWord, type CallerMessage, type PoolLayout, type SupervisorMessage, 
 /** The exports of the kernels' module the caller's side uses (assembly/pool.ts). */
 export interface PoolExports {
   pool_publish(
-    control: number, kind: number, chunks: number, scalar: number, a0: number, a1: number, a2: number, a3: number,
-    a4: number, a5: number, a6: number, a7: number, a8: number, a9: number, a10: number, a11: number, a12: number, a13: number,
+    control: number,
+    kind: number,
+    chunks: number,
+    scalar: number,
+    a0: number,
+    a1: number,
+    a2: number,
+    a3: number,
+    a4: number,
+    a5: number,
+    a6: number,
+    a7: number,
+    a8: number,
+    a9: number,
+    a10: number,
+    a11: number,
+    a12: number,
+    a13: number,
   ): number;
   pool_run(control: number): void;
   pool_seal(control: number, generation: number): void;
@@ -75,7 +91,10 @@ export class ThreadPool {
   private disposed: Promise<void> | null = null;
   private supervisorEnded = false; // its workers end with it
 
-  private constructor(options: ThreadPoolOptions, private readonly supervisor: ThreadHandle) {
+  private constructor(
+    options: ThreadPoolOptions,
+    private readonly supervisor: ThreadHandle,
+  ) {
     this.threads = options.threads;
     this.exports = options.exports;
     this.layout = options.layout;
@@ -97,22 +116,30 @@ export class ThreadPool {
     const supervisor = platform.spawn(siblingModule(import.meta.url, 'pool-supervisor'), 'vitprune-pool-supervisor');
     const pool = new ThreadPool(options, supervisor);
     const start: SupervisorStart = {
-      module: options.module, memory: options.memory, control: options.control, layout, threads, spin: WORKER_SPIN,
+      module: options.module,
+      memory: options.memory,
+      control: options.control,
+      layout,
+      threads,
+      spin: WORKER_SPIN,
     };
     // Kept alive while starting (a top-level await on start-up must not let Node exit), then not.
     supervisor.keepAlive(true);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
-        timer = setTimeout(() => reject(new ThreadPoolError(`could not start the thread pool: its workers were not ready after ${START_MS / 1000} s`)), START_MS);
+        timer = setTimeout(
+          () => reject(new ThreadPoolError(`could not start the thread pool: its workers were not ready after ${START_MS / 1000} s`)),
+          START_MS,
+        );
         supervisor.onMessage((data) => {
           const message = data as SupervisorMessage;
           if (message.kind === 'ready') resolve();
           else if (message.kind === 'failed') reject(new ThreadPoolError(`could not start the thread pool: ${message.message}`));
         });
-        supervisor.onEnd((error) => reject(new ThreadPoolError(
-          `could not start the thread pool: its supervisor thread ended (${error?.message ?? 'exited'})`, { cause: error },
-        )));
+        supervisor.onEnd((error) =>
+          reject(new ThreadPoolError(`could not start the thread pool: its supervisor thread ended (${error?.message ?? 'exited'})`, { cause: error })),
+        );
         supervisor.post(start);
       });
     } catch (error) {
@@ -130,8 +157,24 @@ export class ThreadPool {
    * `what` names the kernel in errors; `kind`, `scalar` and the arguments are pool_publish's.
    */
   run(
-    what: string, kind: number, chunks: number, scalar: number, a0: number, a1: number, a2: number, a3 = 0, a4 = 0,
-    a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0,
+    what: string,
+    kind: number,
+    chunks: number,
+    scalar: number,
+    a0: number,
+    a1: number,
+    a2: number,
+    a3 = 0,
+    a4 = 0,
+    a5 = 0,
+    a6 = 0,
+    a7 = 0,
+    a8 = 0,
+    a9 = 0,
+    a10 = 0,
+    a11 = 0,
+    a12 = 0,
+    a13 = 0,
   ): void {
     if (this.disposed) throw new ThreadPoolError(`${what}: the thread pool was disposed`);
     const control = this.control;

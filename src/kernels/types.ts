@@ -69,8 +69,5 @@ export interface Kernels<A extends FloatArray = Float32Array> {
    *   out:   [n, H·vDim] out: P_h V_h, heads concatenated
    *   logSizes: [n] or null, added to every query's logit for key j (ToMe's proportional attention)
    */
-  attention(
-    qkv: A, n: number, heads: number, qkDim: number, vDim: number, scale: number,
-    logSizes: A | null, probs: A, out: A,
-  ): void;
+  attention(qkv: A, n: number, heads: number, qkDim: number, vDim: number, scale: number, logSizes: A | null, probs: A, out: A): void;
 }

@@ -10,7 +10,10 @@ export class WasmHeap {
   private readonly free: { start: number; bytes: number }[] = []; // sorted by start
   private readonly blocks = new Map<number, number>(); // start → bytes of each allocated block
 
-  constructor(base: number, private readonly reserve: (end: number) => void) {
+  constructor(
+    base: number,
+    private readonly reserve: (end: number) => void,
+  ) {
     this.top = align16(base);
   }
 

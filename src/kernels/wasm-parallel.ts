@@ -56,13 +56,19 @@ export class ParallelKernels {
   private readonly kinds: JobKinds;
   private readonly maxChunks: number;
 
-  constructor(private readonly pool: ThreadPool, exports: WebAssembly.Exports, private readonly panel: number) {
+  /** `splitSmallCalls`: chunks of any size (WasmKernelOptions.splitSmallCalls, for tests). */
+  constructor(
+    private readonly pool: ThreadPool,
+    exports: WebAssembly.Exports,
+    private readonly panel: number,
+    private readonly splitSmallCalls = false,
+  ) {
     this.kinds = readJobKinds(exports);
     this.maxChunks = pool.threads * CHUNKS_PER_THREAD;
   }
 
   private chunksFor(work: number, minimum: number): number {
-    return Math.min(this.maxChunks, Math.floor(work / minimum));
+    return Math.min(this.maxChunks, Math.floor(work / (this.splitSmallCalls ? 1 : minimum)));
   }
 
   /** f32_gemm_packed_wasmsimd's arguments. */
@@ -84,8 +90,17 @@ export class ParallelKernels {
    * (f32_attention_scratch_floats, rounded up to 16 bytes) each.
    */
   attention(
-    qkv: number, n: number, heads: number, qkDim: number, vDim: number, scale: number, logSizes: number,
-    probs: number, out: number, scratch: number, scratchBytes: number,
+    qkv: number,
+    n: number,
+    heads: number,
+    qkDim: number,
+    vDim: number,
+    scale: number,
+    logSizes: number,
+    probs: number,
+    out: number,
+    scratch: number,
+    scratchBytes: number,
   ): boolean {
     const wanted = this.chunksFor(heads * n * n * (qkDim + vDim), MIN_CHUNK_MACS);
     if (wanted < 2) return false;
@@ -93,8 +108,24 @@ export class ParallelKernels {
     const rows = rowBlocks(n, Math.max(1, Math.ceil(wanted / heads)), ROW_TILE);
     this.pool.run('attention (packing K and V)', this.kinds.attentionPack, 2 * heads, scale, qkv, rowStride, n, heads, qkDim, vDim, scratch, scratchBytes);
     this.pool.run(
-      'attention', this.kinds.attentionRows, heads * rows.chunks, 0, qkv, rowStride, n, heads, qkDim, vDim, scratch, scratchBytes,
-      logSizes, probs, out, heads * vDim, rows.rowsPerChunk, rows.chunks,
+      'attention',
+      this.kinds.attentionRows,
+      heads * rows.chunks,
+      0,
+      qkv,
+      rowStride,
+      n,
+      heads,
+      qkDim,
+      vDim,
+      scratch,
+      scratchBytes,
+      logSizes,
+      probs,
+      out,
+      heads * vDim,
+      rows.rowsPerChunk,
+      rows.chunks,
     );
     return true;
   }

@@ -1,6 +1,7 @@
 import { WasmBackendError } from '../errors.js';
 import { ThreadPool, type PoolExports } from './pool.js';
 import { readPoolLayout } from './pool-protocol.js';
+import { threadsAllowedHere } from './platform.js';
 import type { Kernels, Linear, PreparedLinear } from './types.js';
 import { ParallelKernels } from './wasm-parallel.js';
 import { WasmHeap } from './wasm-heap.js';
@@ -39,6 +40,11 @@ export interface WasmKernelOptions {
    * The workers never keep Node alive; `dispose()` ends them.
    */
   threads?: number;
+  /**
+   * For tests (default false): with threads, split every call into chunks however little work it
+   * holds, so that a tiny model (the conformance suite's) runs on the workers as a large one does.
+   */
+  splitSmallCalls?: boolean;
 }
 
 export interface WasmKernels extends Kernels {
@@ -67,15 +73,24 @@ interface KernelExports extends PoolExports {
   heap_base(): number;
   f32_packed_panel_width(): number;
   f32_pack_weights(src: number, srcStride: number, n: number, k: number, dst: number): void;
-  f32_gemm_packed_wasmsimd(
-    m: number, n: number, k: number, a: number, lda: number, b: number, bias: number, c: number, ldc: number, epilogue: number,
-  ): void;
+  f32_gemm_packed_wasmsimd(m: number, n: number, k: number, a: number, lda: number, b: number, bias: number, c: number, ldc: number, epilogue: number): void;
   f32_layernorm_rows_wasmsimd(x: number, m: number, d: number, gamma: number, beta: number, eps: number, out: number): void;
   f32_gelu_wasmsimd(x: number, length: number): void;
   f32_softmax_rows_wasmsimd(x: number, rows: number, cols: number): void;
   f32_attention_head_wasmsimd(
-    q: number, k: number, v: number, rowStride: number, n: number, qkDim: number, vDim: number,
-    scale: number, logSizes: number, probs: number, out: number, outStride: number, scratch: number,
+    q: number,
+    k: number,
+    v: number,
+    rowStride: number,
+    n: number,
+    qkDim: number,
+    vDim: number,
+    scale: number,
+    logSizes: number,
+    probs: number,
+    out: number,
+    outStride: number,
+    scratch: number,
   ): void;
   f32_attention_scratch_floats(n: number, qkDim: number, vDim: number): number;
 }
@@ -97,12 +112,42 @@ const TAIL_SLACK = 64;
 
 /** f32x4.relaxed_madd on three v128 parameters: validates only where relaxed SIMD is on. */
 const RELAXED_SIMD_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-  0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, // type 0: (v128, v128, v128) → v128
-  0x03, 0x02, 0x01, 0x00, // one function of type 0
-  0x0a, 0x0d, 0x01, 0x0b, 0x00, // code: one body of 11 bytes, no locals
-  0x20, 0x00, 0x20, 0x01, 0x20, 0x02, // local.get 0, 1, 2
-  0xfd, 0x85, 0x02, // f32x4.relaxed_madd
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00, // magic, version 1
+  0x01,
+  0x08,
+  0x01,
+  0x60,
+  0x03,
+  0x7b,
+  0x7b,
+  0x7b,
+  0x01,
+  0x7b, // type 0: (v128, v128, v128) → v128
+  0x03,
+  0x02,
+  0x01,
+  0x00, // one function of type 0
+  0x0a,
+  0x0d,
+  0x01,
+  0x0b,
+  0x00, // code: one body of 11 bytes, no locals
+  0x20,
+  0x00,
+  0x20,
+  0x01,
+  0x20,
+  0x02, // local.get 0, 1, 2
+  0xfd,
+  0x85,
+  0x02, // f32x4.relaxed_madd
   0x0b, // end
 ]);
 
@@ -135,10 +180,9 @@ async function readBuild(variant: WasmVariant): Promise<ArrayBuffer | Uint8Array
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     return await response.arrayBuffer();
   } catch (cause) {
-    throw new WasmBackendError(
-      `expected the wasm build at ${url.href} (made by \`npm run build:wasm\`), could not read it: ${(cause as Error).message}`,
-      { cause },
-    );
+    throw new WasmBackendError(`expected the wasm build at ${url.href} (made by \`npm run build:wasm\`), could not read it: ${(cause as Error).message}`, {
+      cause,
+    });
   }
 }
 
@@ -147,8 +191,7 @@ function createSharedMemory(): WebAssembly.Memory {
     return new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
   } catch (cause) {
     throw new WasmBackendError(
-      'expected shared WebAssembly memory (browsers allow it on cross-origin isolated pages only), '
-        + `the engine refused it: ${(cause as Error).message}`,
+      'expected shared WebAssembly memory (browsers allow it on cross-origin isolated pages only), ' + `the engine refused it: ${(cause as Error).message}`,
       { cause },
     );
   }
@@ -165,12 +208,13 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   const checks = opts.checks ?? true;
   const relaxed = requested !== 'simd' && (await relaxedSimdSupported());
   if (requested === 'relaxed' && !relaxed) {
-    throw new WasmBackendError('expected an engine with relaxed SIMD for variant \'relaxed\', this one has none (use \'simd\' or \'auto\')');
+    throw new WasmBackendError("expected an engine with relaxed SIMD for variant 'relaxed', this one has none (use 'simd' or 'auto')");
   }
   const variant: WasmVariant = relaxed ? 'relaxed' : 'simd';
 
-  const threads = opts.threads ?? 1;
-  if (!(Number.isInteger(threads) && threads >= 1)) throw new WasmBackendError(`expected a thread count ≥ 1, got ${threads}`);
+  const asked = opts.threads ?? 1;
+  if (!(Number.isInteger(asked) && asked >= 1)) throw new WasmBackendError(`expected a thread count ≥ 1, got ${asked}`);
+  const threads = threadsAllowedHere(asked);
 
   const memory = createSharedMemory();
   const module = await WebAssembly.compile(await readBuild(variant));
@@ -208,7 +252,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   if (threads > 1) {
     const control = reserve(layout.controlBytes / 4);
     pool = await ThreadPool.start({ module, memory, exports: wasm, layout, control, threads });
-    parallel = new ParallelKernels(pool, instance.exports, panel);
+    parallel = new ParallelKernels(pool, instance.exports, panel, opts.splitSmallCalls ?? false);
   }
 
   function view(ptr: number, floats: number): Float32Array {
@@ -238,7 +282,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
   }
 
   function linearAddress(w: PreparedLinear): PackedLinear {
-    if (checks && !ownLinears.has(w)) throw new WasmBackendError('expected a linear layer prepared by this backend\'s prepareLinear');
+    if (checks && !ownLinears.has(w)) throw new WasmBackendError("expected a linear layer prepared by this backend's prepareLinear");
     return w as PackedLinear;
   }
 
@@ -266,8 +310,8 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     const fromHere = ownBuffers.has(buf.buffer) && heap.owns(buf.byteOffset);
     if (!fromHere || !heap.release(buf.byteOffset)) {
       throw new WasmBackendError(
-        `free: expected a buffer returned by this backend's alloc/upload and not freed yet, got ${buf.length} values at byte ${buf.byteOffset}`
-          + (ownBuffers.has(buf.buffer) ? ' (a part of a buffer, or freed already)' : ' outside its memory'),
+        `free: expected a buffer returned by this backend's alloc/upload and not freed yet, got ${buf.length} values at byte ${buf.byteOffset}` +
+          (ownBuffers.has(buf.buffer) ? ' (a part of a buffer, or freed already)' : ' outside its memory'),
       );
     }
   }
@@ -292,9 +336,7 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     prepareLinear(lin: Linear): PreparedLinear {
       const { outFeatures: n, inFeatures: k } = lin;
       if (lin.weight.length !== n * k || lin.bias.length !== n) {
-        throw new WasmBackendError(
-          `expected a linear layer with weight [${n}, ${k}] and bias [${n}], got ${lin.weight.length} and ${lin.bias.length} floats`,
-        );
+        throw new WasmBackendError(`expected a linear layer with weight [${n}, ${k}] and bias [${n}], got ${lin.weight.length} and ${lin.bias.length} floats`);
       }
       const packedWeight = reserve(Math.ceil(n / panel) * panel * k);
       const bias = reserve(n);
@@ -360,9 +402,16 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
           qkvPtr + 4 * h * qkDim, // Q_h
           qkvPtr + 4 * (heads + h) * qkDim, // K_h
           qkvPtr + 4 * (2 * heads * qkDim + h * vDim), // V_h
-          rowStride, n, qkDim, vDim, scale, logSizesPtr,
+          rowStride,
+          n,
+          qkDim,
+          vDim,
+          scale,
+          logSizesPtr,
           probsPtr + 4 * h * n * n, // [n, n] block of head h
-          outPtr + 4 * h * vDim, outStride, attentionScratch,
+          outPtr + 4 * h * vDim,
+          outStride,
+          attentionScratch,
         );
       }
     },

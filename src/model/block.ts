@@ -119,7 +119,12 @@ export class Block<A extends FloatArray = Float32Array> {
  * `config`: a.qkv = normed·W_qkvᵀ + b, a.probs [H, n, n] and a.attnOut [n, H·v] (before the output projection).
  */
 export function multiHeadAttention<A extends FloatArray>(
-  kernels: Kernels<A>, config: ViTConfig, qkv: PreparedLinear, a: BlockActivations<A>, n: number, logSizes: A | null,
+  kernels: Kernels<A>,
+  config: ViTConfig,
+  qkv: PreparedLinear,
+  a: BlockActivations<A>,
+  n: number,
+  logSizes: A | null,
   observe?: BlockObserver<A>,
 ): void {
   const { heads: H, qkDim, vDim } = config;

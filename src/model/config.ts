@@ -150,7 +150,10 @@ function savedBlockWidths(saved: JsonObject): BlockWidths[] | undefined {
   const depth = saved.positiveInteger('depth');
   const qkDim = saved.positiveInteger('qkDim');
   const vDim = saved.positiveInteger('vDim');
-  for (const [key, list, max] of [['blockQkDims', qk, qkDim], ['blockVDims', v, vDim]] as const) {
+  for (const [key, list, max] of [
+    ['blockQkDims', qk, qkDim],
+    ['blockVDims', v, vDim],
+  ] as const) {
     if (!list || list.length !== depth || list.some((w) => w > max)) {
       throw new ModelFormatError(
         `${saved.where}: expected "${key}" to list ${depth} widths (one per block) of at most ${max}, found ${JSON.stringify(list ?? null)}`,
@@ -232,7 +235,9 @@ function timmPreprocess(pretrained: JsonObject, imageSize: number): PreprocessCo
     throw new ModelFormatError(`${pretrained.where}: interpolation must be "bicubic" or "bilinear", found "${interpolation}"`);
   }
   if (imageSize > MAX_IMAGE_SIDE) {
-    throw new ModelFormatError(`${pretrained.where}: expected an input size of at most ${MAX_IMAGE_SIDE} px, found ${imageSize} (from input_size, model_args or the architecture name)`);
+    throw new ModelFormatError(
+      `${pretrained.where}: expected an input size of at most ${MAX_IMAGE_SIDE} px, found ${imageSize} (from input_size, model_args or the architecture name)`,
+    );
   }
   return {
     inputSize: imageSize,
@@ -278,9 +283,7 @@ function transformersConfig(config: JsonObject, preprocessor: ConfigDocument): D
   const labels = transformersLabels(config);
   const preprocess = transformersPreprocess(preprocessor);
   if (preprocess.inputSize !== imageSize) {
-    throw new ModelFormatError(
-      `${preprocessor.where}: the processed image is ${preprocess.inputSize} px, but config.json has image_size ${imageSize}`,
-    );
+    throw new ModelFormatError(`${preprocessor.where}: the processed image is ${preprocess.inputSize} px, but config.json has image_size ${imageSize}`);
   }
   return {
     configFile: config.where,
@@ -487,9 +490,14 @@ class JsonObject {
  * Dimensions of a standard timm ViT/DeiT from its name alone (`deit_small_patch16_224` →
  * 384 wide, 12 blocks, 6 heads, patch 16, 224 px), for random-weight models of that shape.
  */
-export function timmArchitectureDims(
-  architecture: string,
-): { dim: number; depth: number; heads: number; patchSize: number; imageSize: number; distilled: boolean } {
+export function timmArchitectureDims(architecture: string): {
+  dim: number;
+  depth: number;
+  heads: number;
+  patchSize: number;
+  imageSize: number;
+  distilled: boolean;
+} {
   const name = parseTimmName(architecture);
   const size = name?.size === undefined ? undefined : TIMM_SIZES[name.size];
   if (!name || !size || name.patchSize === undefined || name.imageSize === undefined) {

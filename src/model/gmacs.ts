@@ -2,7 +2,7 @@ import type { ViTConfig } from './types.js';
 import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /**
- * The one MAC counter (docs: algorithms.md §7.3), in the fvcore convention the papers use:
+ * The one MAC counter (docs: docs/algorithms.md §7.3), in the fvcore convention the papers use:
  * one multiply-accumulate = one "FLOP". Counted: patch embedding, QKV, QKᵀ, PV, output
  * projection, the two MLP linears, the classifier. Not counted: softmax, LayerNorm, GELU,
  * residual adds, biases, pruning overhead.
@@ -50,5 +50,8 @@ export function initialTokens(cfg: ViTConfig): number {
 /** GMACs of the unpruned model. */
 export function denseGmacs(cfg: ViTConfig): number {
   const n = initialTokens(cfg);
-  return modelGmacs(cfg, Array.from({ length: cfg.depth }, () => ({ attention: n, mlp: n })));
+  return modelGmacs(
+    cfg,
+    Array.from({ length: cfg.depth }, () => ({ attention: n, mlp: n })),
+  );
 }

@@ -1,5 +1,5 @@
 import type { FloatArray, Kernels } from '../kernels/types.js';
-import type { ViTConfig } from './types.js';
+import type { BlockWeights, ViTConfig } from './types.js';
 
 /**
  * How code outside the model takes part in a forward pass (ViTRunner.forward): a pruning method
@@ -28,6 +28,7 @@ export interface BlockState<A extends FloatArray = Float32Array> {
   readonly sizes: Float32Array | null; // [n] tokens represented by each token (merging methods), null = all 1
   readonly tokenIds: Int32Array; // [n] original position of each token (0 = CLS, prefix + p = patch p)
   readonly kernels: Kernels<A>; // the backend the buffers above belong to (hooks may run its kernels on them)
+  readonly weights?: BlockWeights; // this block's weights as loaded (host arrays), for methods that recompute part of it (MCTF); the runner always gives them
 }
 
 /**
@@ -54,8 +55,7 @@ export type TokenReduction<A extends FloatArray = Float32Array> =
  *   'final.norm'  [prefix, D]        the final LayerNorm of the prefix tokens (block = depth)
  *   'logits'      [classes]          the model's output (block = depth)
  */
-export type TraceTensorName =
-  | 'embed' | 'ln1' | 'qkv' | 'attn.probs' | 'attn.out' | 'x.attn' | 'ln2' | 'mlp.hidden' | 'x.mlp' | 'final.norm' | 'logits';
+export type TraceTensorName = 'embed' | 'ln1' | 'qkv' | 'attn.probs' | 'attn.out' | 'x.attn' | 'ln2' | 'mlp.hidden' | 'x.mlp' | 'final.norm' | 'logits';
 
 export interface ForwardHooks<A extends FloatArray = Float32Array> {
   afterAttention?(state: BlockState<A>): TokenReduction<A> | void;

@@ -6,6 +6,9 @@ import * as path from 'node:path';
 import { HubError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { createProgress } from '../util/progress.js';
+import { DEFAULT_HUB_ENDPOINT, DEFAULT_HUB_REVISION, hubFileUrl, isSafeRevision, parseHubId } from './hub-id.js';
+
+export { parseHubId, type HubId } from './hub-id.js';
 
 /**
  * Hugging Face hub downloads (Node only) into the cache layout the Python clients use, so a model fetched
@@ -55,12 +58,6 @@ export interface ResolveOptions {
   fetchImpl?: typeof fetch;
 }
 
-export interface HubId {
-  owner: string;
-  name: string;
-  revision?: string;
-}
-
 interface ModelFile {
   name: string;
   required: boolean;
@@ -74,32 +71,12 @@ const MODEL_FILES: readonly ModelFile[] = [
   { name: 'model.safetensors', required: true, showProgress: true },
 ];
 
-const DEFAULT_ENDPOINT = 'https://huggingface.co';
-const DEFAULT_REVISION = 'main';
 const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_REDIRECTS = 10;
 
-// Hub naming rules: letters, digits, '-', '_', '.'; no leading '-'/'.', no '--' or '..'.
-const REPO_PART = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,95}$/;
-const REVISION = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
 const SAFE_FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const COMMIT_HEX = /^[0-9a-f]{40}$/;
-
-/** `owner/name` or `owner/name@revision` per the hub's naming rules; undefined otherwise. */
-export function parseHubId(s: string): HubId | undefined {
-  const at = s.indexOf('@');
-  const repo = at < 0 ? s : s.slice(0, at);
-  const revision = at < 0 ? undefined : s.slice(at + 1);
-  const parts = repo.split('/');
-  if (parts.length !== 2) return undefined;
-  const [owner, name] = parts as [string, string];
-  for (const part of parts) {
-    if (!REPO_PART.test(part) || part.includes('--') || part.includes('..')) return undefined;
-  }
-  if (revision !== undefined && !isSafeRevision(revision)) return undefined;
-  return { owner, name, revision };
-}
 
 /** True for `owner/name` or `owner/name@revision` that is not an existing local path. */
 export function isHubId(s: string): boolean {
@@ -114,11 +91,9 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   if (isDirectory(spec)) return spec;
   const id = parseHubId(spec);
   if (!id || existsSync(spec)) {
-    throw new UsageError(
-      `expected a model folder (config.json + model.safetensors) or a hub id owner/name[@revision], found '${spec}'`,
-    );
+    throw new UsageError(`expected a model folder (config.json + model.safetensors) or a hub id owner/name[@revision], found '${spec}'`);
   }
-  const revision = id.revision ?? opts.revision ?? DEFAULT_REVISION;
+  const revision = id.revision ?? opts.revision ?? DEFAULT_HUB_REVISION;
   if (!isSafeRevision(revision)) throw new UsageError(`invalid hub revision '${revision}' for ${id.owner}/${id.name}`);
   const env = process.env;
   const repoDir = path.join(opts.cacheDir ?? defaultHubCacheDir(), `models--${id.owner}--${id.name}`);
@@ -126,12 +101,10 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   const cached = await cachedSnapshot(repoDir, revision);
   if (cached) return cached;
   if (opts.offline ?? isTruthy(env.HF_HUB_OFFLINE)) {
-    throw new HubError(
-      `${id.owner}/${id.name}@${revision} is not in the cache at ${repoDir} and HF_HUB_OFFLINE forbids downloading it`,
-    );
+    throw new HubError(`${id.owner}/${id.name}@${revision} is not in the cache at ${repoDir} and HF_HUB_OFFLINE forbids downloading it`);
   }
 
-  const endpoint = (opts.endpoint || env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  const endpoint = (opts.endpoint || env.HF_ENDPOINT || DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
   const session: Session = {
     repo: `${id.owner}/${id.name}`,
     endpointOrigin: originOf(endpoint),
@@ -161,7 +134,7 @@ async function downloadSnapshot(repoDir: string, revision: string, endpoint: str
   const absent: string[] = [];
   for (const file of MODEL_FILES) {
     const at = commit ?? revision;
-    const url = `${endpoint}/${session.repo}/resolve/${encodeURIComponent(at)}/${file.name}`;
+    const url = hubFileUrl(endpoint, session.repo, at, file.name);
     const blob = await downloadBlob(url, file, session);
     if (blob === 'absent') {
       absent.push(file.name);
@@ -261,12 +234,7 @@ interface Opened {
  * X-Repo-Commit and X-Linked-Etag, which the CDN's final response does not. The headers used
  * are those of the last response that sent X-Repo-Commit, else of the final response.
  */
-async function openFollowingRedirects(
-  url: string,
-  optional: boolean,
-  session: Session,
-  idle: IdleTimeout,
-): Promise<Opened | 'absent'> {
+async function openFollowingRedirects(url: string, optional: boolean, session: Session, idle: IdleTimeout): Promise<Opened | 'absent'> {
   let current = url;
   let hubHeaders: Headers | undefined;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -309,10 +277,9 @@ async function get(url: string, session: Session, idle: IdleTimeout): Promise<Re
     return await session.fetchImpl(url, { headers, redirect: 'manual', signal: idle.signal });
   } catch (err) {
     if (idle.fired) throw new HubError(`no response from ${url} within ${formatSeconds(session.timeoutMs)}; ${notCachedAdvice(session)}`);
-    throw new HubError(
-      `cannot reach the model hub at ${originOf(url)} (${networkErrorCode(err)}) while fetching ${url}; ${notCachedAdvice(session)}`,
-      { cause: err },
-    );
+    throw new HubError(`cannot reach the model hub at ${originOf(url)} (${networkErrorCode(err)}) while fetching ${url}; ${notCachedAdvice(session)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -366,9 +333,7 @@ async function streamToBlob(
         throw new HubError(`cannot write ${tmp}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
       }
       if (idle.fired) {
-        throw new HubError(
-          `download of ${url} timed out: no data for ${formatSeconds(session.timeoutMs)} after ${received} of ${expected ?? '?'} bytes`,
-        );
+        throw new HubError(`download of ${url} timed out: no data for ${formatSeconds(session.timeoutMs)} after ${received} of ${expected ?? '?'} bytes`);
       }
       throw new HubError(`download of ${url} interrupted after ${received} of ${expected ?? '?'} bytes`, { cause: err });
     } finally {
@@ -408,20 +373,20 @@ function httpError(response: Response, url: string, session: Session): HubError 
   const code = response.headers.get('x-error-code');
   const prefix = `HTTP ${status} from ${url}`;
   if (status === 401 || status === 403) {
-    const advice = session.token
-      ? 'the token in HF_TOKEN does not grant access'
-      : 'set HF_TOKEN to an access token';
-    const what = code === 'GatedRepo'
-      ? `${session.repo} is gated: accept its conditions on the hub and`
-      : `${session.repo} is private, gated or does not exist:`;
+    const advice = session.token ? 'the token in HF_TOKEN does not grant access' : 'set HF_TOKEN to an access token';
+    const what =
+      code === 'GatedRepo' ? `${session.repo} is gated: accept its conditions on the hub and` : `${session.repo} is private, gated or does not exist:`;
     return new HubError(`${prefix}: ${what} ${advice}`);
   }
   if (status === 404) {
     const what =
-      code === 'RepoNotFound' ? `repository ${session.repo} not found`
-      : code === 'RevisionNotFound' ? `revision not found in ${session.repo}`
-      : code === 'EntryNotFound' ? `file not found in ${session.repo}`
-      : `repository ${session.repo}, its revision or the file not found`;
+      code === 'RepoNotFound'
+        ? `repository ${session.repo} not found`
+        : code === 'RevisionNotFound'
+          ? `revision not found in ${session.repo}`
+          : code === 'EntryNotFound'
+            ? `file not found in ${session.repo}`
+            : `repository ${session.repo}, its revision or the file not found`;
     return new HubError(`${prefix}: ${what}`);
   }
   if (status === 429) return new HubError(`${prefix}: rate limited; try again later or set HF_TOKEN`);
@@ -476,10 +441,6 @@ function normaliseEtag(etag: string | null): string | undefined {
 function parseLength(value: string | null): number | undefined {
   if (value === null || !/^\d+$/.test(value.trim())) return undefined;
   return Number(value);
-}
-
-function isSafeRevision(revision: string): boolean {
-  return REVISION.test(revision) && !revision.split('/').some((part) => part === '.' || part === '..');
 }
 
 function originOf(url: string): string {

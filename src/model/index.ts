@@ -4,8 +4,14 @@
  * (ViTRunner over Blocks, with hooks). Folders on disk and the hub cache: vitprune/node.
  */
 export {
-  Block, allocBlockActivations, multiHeadAttention, prepareNorm,
-  type BlockActivations, type BlockObserver, type PreparedBlockWeights, type PreparedNorm,
+  Block,
+  allocBlockActivations,
+  multiHeadAttention,
+  prepareNorm,
+  type BlockActivations,
+  type BlockObserver,
+  type PreparedBlockWeights,
+  type PreparedNorm,
 } from './block.js';
 export { declareModel, timmArchitectureDims, TRANSFORMERS_CLASSES, type ConfigDocument, type DeclaredModel } from './config.js';
 export { blockMacs, denseGmacs, initialTokens, modelGmacs, stemAndHeadMacs, type BlockTokens } from './gmacs.js';
@@ -13,8 +19,15 @@ export type { BlockState, ForwardHooks, TokenReduction, TraceTensorName } from '
 export { assembleModel, modelFolderFiles, modelFromBytes, type ModelBytes } from './load.js';
 export { configFromDims, IMAGENET_PREPROCESS, randomModel, seededRandom, type ViTDims } from './random.js';
 export {
-  float16ToNumber, parseSafetensors, serializeSafetensors, SUPPORTED_DTYPES,
-  type SafetensorsDtype, type SafetensorsFile, type SafetensorsTensor, type TensorsToWrite, type TensorToWrite,
+  float16ToNumber,
+  parseSafetensors,
+  serializeSafetensors,
+  SUPPORTED_DTYPES,
+  type SafetensorsDtype,
+  type SafetensorsFile,
+  type SafetensorsTensor,
+  type TensorsToWrite,
+  type TensorToWrite,
 } from './safetensors.js';
 export { blockConfig, numPatches, prefixTokens, qkvLayout } from './types.js';
 export type { BlockWeights, BlockWidths, Linear, Norm, PreprocessConfig, QkvLayout, ViTConfig, ViTModel, ViTWeights } from './types.js';

@@ -276,7 +276,10 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
     descriptions: declared.descriptions ?? Array.from({ length: numClasses }, () => ''),
     preprocess: declared.preprocess,
   };
-  for (const [what, list] of [['labels', config.labels], ['label descriptions', config.descriptions]] as const) {
+  for (const [what, list] of [
+    ['labels', config.labels],
+    ['label descriptions', config.descriptions],
+  ] as const) {
     if (list.length !== numClasses) {
       throw new ModelFormatError(`${configFile}: has ${list.length} ${what}, but the classifier head has ${numClasses} classes`);
     }
@@ -299,14 +302,17 @@ function buildModel(declared: DeclaredModel, source: TensorSource, dir: string):
     clsToken: w.take('cls_token', [1, 1, D]),
     distToken: config.distilled ? w.take('dist_token', [1, 1, D]) : null,
     posEmbed: w.take('pos_embed', [1, tokens, D], `${prefixTokens(config)} prefix token(s) + (${config.imageSize}/${patchSize})² patches; ${legend}`),
-    blocks: Array.from({ length: depth }, (_, i): BlockWeights => ({
-      norm1: w.norm(`blocks.${i}.norm1`, D),
-      qkv: w.linear(`blocks.${i}.attn.qkv`, qkvRows(i).rows, D, qkvBias, qkvRows(i).why),
-      proj: w.linear(`blocks.${i}.attn.proj`, D, qkvRows(i).inputs, 'required', `H·vDim = ${qkvRows(i).inputs} inputs; ${legend}`),
-      norm2: w.norm(`blocks.${i}.norm2`, D),
-      fc1: w.linear(`blocks.${i}.mlp.fc1`, mlpDim, D),
-      fc2: w.linear(`blocks.${i}.mlp.fc2`, D, mlpDim),
-    })),
+    blocks: Array.from(
+      { length: depth },
+      (_, i): BlockWeights => ({
+        norm1: w.norm(`blocks.${i}.norm1`, D),
+        qkv: w.linear(`blocks.${i}.attn.qkv`, qkvRows(i).rows, D, qkvBias, qkvRows(i).why),
+        proj: w.linear(`blocks.${i}.attn.proj`, D, qkvRows(i).inputs, 'required', `H·vDim = ${qkvRows(i).inputs} inputs; ${legend}`),
+        norm2: w.norm(`blocks.${i}.norm2`, D),
+        fc1: w.linear(`blocks.${i}.mlp.fc1`, mlpDim, D),
+        fc2: w.linear(`blocks.${i}.mlp.fc2`, D, mlpDim),
+      }),
+    ),
     norm: w.norm('norm', D),
     head: w.linear('head', numClasses, D),
     headDist: config.distilled ? w.linear('head_dist', numClasses, D) : null,

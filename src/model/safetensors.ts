@@ -157,9 +157,7 @@ function checkCoverage(entries: SafetensorsEntry[], file: string, dataLength: nu
   let previous: SafetensorsEntry | null = null;
   for (const e of sorted) {
     if (e.begin < covered) {
-      throw new SafetensorsError(
-        `${file}: tensors "${previous!.name}" [${previous!.begin}, ${previous!.end}] and "${e.name}" [${e.begin}, ${e.end}] overlap`,
-      );
+      throw new SafetensorsError(`${file}: tensors "${previous!.name}" [${previous!.begin}, ${previous!.end}] and "${e.name}" [${e.begin}, ${e.end}] overlap`);
     }
     if (e.begin > covered) {
       throw new SafetensorsError(`${file}: bytes [${covered}, ${e.begin}) of the data area belong to no tensor (before tensor "${e.name}")`);
@@ -213,9 +211,7 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new SafetensorsError('cannot write a tensor named "__metadata__" (reserved for the metadata)');
     if (!t.shape.every(isNonNegativeInteger) || t.data.length !== product(t.shape)) {
-      throw new SafetensorsError(
-        `cannot write tensor "${name}": shape ${formatShape(t.shape)} needs ${product(t.shape)} values, found ${t.data.length}`,
-      );
+      throw new SafetensorsError(`cannot write tensor "${name}": shape ${formatShape(t.shape)} needs ${product(t.shape)} values, found ${t.data.length}`);
     }
     header[name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;

@@ -5,7 +5,7 @@ import { allocBlockActivations, Block, prepareNorm, type BlockActivations, type 
 import type { BlockTokens } from './gmacs.js';
 import { modelGmacs } from './gmacs.js';
 import type { BlockState, ForwardHooks, TokenReduction } from './hooks.js';
-import type { ViTConfig, ViTModel } from './types.js';
+import type { BlockWeights, ViTConfig, ViTModel } from './types.js';
 import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /**
@@ -34,6 +34,7 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
   readonly kernels: Kernels<A>;
   readonly maxTokens: number;
   readonly blocks: readonly Block<A>[];
+  private readonly blockWeights: readonly BlockWeights[]; // as loaded, handed to hooks (BlockState.weights)
 
   private readonly patchEmbed: PreparedLinear;
   private readonly prefix: Float32Array; // [prefix, D] CLS (and DIST) token
@@ -68,6 +69,7 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
     this.prefix = prefix;
     this.posEmbed = w.posEmbed;
     this.blocks = w.blocks.map((b, i) => Block.prepare(k, blockConfig(cfg, i), b));
+    this.blockWeights = w.blocks;
     this.norm = prepareNorm(k, w.norm);
     this.head = k.prepareLinear(w.head);
     this.headDist = w.headDist ? k.prepareLinear(w.headDist) : null;
@@ -215,6 +217,7 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
       sizes: hasSizes ? this.sizes.subarray(0, n) : null,
       tokenIds: this.tokenIds.subarray(0, n),
       kernels: this.kernels,
+      weights: this.blockWeights[block],
     };
   }
 

@@ -1,35 +1,16 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { SafetensorsError, TraceFormatError } from '../errors.js';
-import { parseSafetensorsLayout, serializeSafetensors, type TensorToWrite } from '../model/safetensors.js';
+import { TraceFormatError } from '../errors.js';
 import { writeFolderAtomic } from '../util/atomic-file.js';
-import {
-  ELEMENT_BYTES, MANIFEST_FILE, TENSORS_FILE, TRACE_FORMAT, TRACE_FORMAT_VERSION,
-  type ManifestTensor, type TensorDtype, type TraceArray, type TraceManifest,
-} from './format.js';
-import { describeJson } from './json-fields.js';
+import { decodeBundle, encodeBundle, type TraceBundle } from './bundle-bytes.js';
+import { MANIFEST_FILE, TENSORS_FILE } from './format.js';
+
+export { dtypeOf, type BundleTensor, type TraceBundle } from './bundle-bytes.js';
 
 /**
- * Reading and writing trace bundles (format.ts, docs/trace-format.md) on disk (Node only). A
- * bundle in memory is its manifest plus its tensors in manifest order; the manifest's `tensors`
- * list is made from them when writing, and checked against the safetensors header when reading.
+ * Trace bundles as folders on disk (Node only): manifest.json + tensors.safetensors, encoded and
+ * decoded by bundle-bytes.ts.
  */
-
-export interface BundleTensor {
-  info: ManifestTensor;
-  data: TraceArray; // [product(shape)], row-major
-}
-
-export interface TraceBundle {
-  manifest: TraceManifest;
-  tensors: Map<string, BundleTensor>; // in manifest order
-}
-
-/** The dtype of an array: F64, F32 or I32. */
-export function dtypeOf(data: TraceArray): TensorDtype {
-  if (data instanceof Float64Array) return 'F64';
-  return data instanceof Int32Array ? 'I32' : 'F32';
-}
 
 /**
  * Write `bundle` as the folder `dir` (manifest.json + tensors.safetensors), atomically: both files
@@ -37,102 +18,21 @@ export function dtypeOf(data: TraceArray): TensorDtype {
  * Returns the bytes written.
  */
 export function writeBundle(dir: string, bundle: TraceBundle): number {
-  const tensors = new Map<string, TensorToWrite>();
-  for (const [name, t] of bundle.tensors) tensors.set(name, { shape: t.info.shape, data: t.data });
-  const entries = [...bundle.tensors.values()].map((t) => ({ ...t.info, dtype: dtypeOf(t.data) }));
-  const files = {
-    [TENSORS_FILE]: serializeSafetensors(tensors, { format: TRACE_FORMAT }),
-    [MANIFEST_FILE]: new TextEncoder().encode(manifestJson({ ...bundle.manifest, tensors: entries })),
-  };
-  writeFolderAtomic(dir, files);
-  return Object.values(files).reduce((sum, bytes) => sum + bytes.length, 0);
-}
-
-/** The manifest as JSON: indented, one line per tensor entry. */
-function manifestJson(manifest: TraceManifest): string {
-  const { tensors, ...rest } = manifest;
-  const head = JSON.stringify(rest, null, 1).slice(0, -2); // without the closing "\n}"
-  return `${head},\n "tensors": [\n${(tensors ?? []).map((t) => `  ${JSON.stringify(t)}`).join(',\n')}\n ]\n}\n`;
+  const { manifest, tensors } = encodeBundle(bundle);
+  writeFolderAtomic(dir, { [TENSORS_FILE]: tensors, [MANIFEST_FILE]: manifest });
+  return manifest.length + tensors.length;
 }
 
 /**
- * Read and validate the bundle in `dir`. Throws TraceFormatError naming the file and the tensor:
- * missing files, a manifest of another format or a newer version, malformed entries, tensors
- * whose dtype or shape differ between manifest and file, tensors in one but not the other.
- * A manifest without a `tensors` list (a port may write none) takes the file's header as it.
+ * Read and validate the bundle in `dir` (decodeBundle). Throws TraceFormatError naming the file
+ * and the tensor, also when the folder or one of its files is missing.
  */
 export function readBundle(dir: string): TraceBundle {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new TraceFormatError(`${dir}: expected a trace bundle folder (${MANIFEST_FILE} + ${TENSORS_FILE}), not found`);
-  const manifest = readManifest(path.join(dir, MANIFEST_FILE));
-  const file = path.join(dir, TENSORS_FILE);
-  if (!existsSync(file)) throw new TraceFormatError(`${file}: expected the bundle's tensors, not found`);
-  const bytes = readFileSync(file);
-  let layout;
-  try {
-    layout = parseSafetensorsLayout(bytes, file, ELEMENT_BYTES);
-  } catch (err) {
-    if (err instanceof SafetensorsError) throw new TraceFormatError(err.message, { cause: err });
-    throw err;
-  }
-  const inFile = new Map(layout.entries.map((e) => [e.name, e]));
-  const listed = manifest.tensors ?? layout.entries.map((e) => ({ name: e.name, dtype: e.dtype as TensorDtype, shape: e.shape }));
-  const tensors = new Map<string, BundleTensor>();
-  for (const info of listed) {
-    const entry = inFile.get(info.name);
-    if (!entry) throw new TraceFormatError(`${file}: tensor "${info.name}" is listed in ${MANIFEST_FILE} but not in the file`);
-    if (entry.dtype !== info.dtype || !sameShape(entry.shape, info.shape)) {
-      throw new TraceFormatError(
-        `${file}: tensor "${info.name}": ${MANIFEST_FILE} lists ${info.dtype} [${info.shape.join(', ')}], the file holds ${entry.dtype} [${entry.shape.join(', ')}]`,
-      );
-    }
-    const raw = bytes.buffer.slice(bytes.byteOffset + layout.dataStart + entry.begin, bytes.byteOffset + layout.dataStart + entry.end);
-    tensors.set(info.name, { info, data: typedArray(info.dtype, raw) });
-  }
-  const unlisted = layout.entries.find((e) => !tensors.has(e.name));
-  if (unlisted) throw new TraceFormatError(`${file}: tensor "${unlisted.name}" is not listed in ${MANIFEST_FILE}`);
-  return { manifest, tensors };
-}
-
-function typedArray(dtype: TensorDtype, raw: ArrayBuffer): TraceArray {
-  if (dtype === 'F64') return new Float64Array(raw);
-  return dtype === 'I32' ? new Int32Array(raw) : new Float32Array(raw);
-}
-
-/** The manifest, checked for what readers rely on: format, version, and well-formed tensor entries. */
-function readManifest(file: string): TraceManifest {
-  if (!existsSync(file)) throw new TraceFormatError(`${file}: expected the bundle's manifest, not found`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new TraceFormatError(`${file}: expected JSON, ${(err as Error).message}`, { cause: err });
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TraceFormatError(`${file}: expected a JSON object, found ${describeJson(json)}`);
-  const m = json as Record<string, unknown>;
-  if (m.format !== TRACE_FORMAT) throw new TraceFormatError(`${file}: expected "format": "${TRACE_FORMAT}", found ${describeJson(m.format)}`);
-  if (!Number.isInteger(m.version) || (m.version as number) < 1 || (m.version as number) > TRACE_FORMAT_VERSION) {
-    throw new TraceFormatError(`${file}: expected "version" 1…${TRACE_FORMAT_VERSION} (the versions this vitprune reads), found ${describeJson(m.version)}`);
-  }
-  if (m.tensors !== undefined) {
-    if (!Array.isArray(m.tensors)) throw new TraceFormatError(`${file}: expected "tensors" to be a list, found ${describeJson(m.tensors)}`);
-    const names = new Set<string>();
-    m.tensors.forEach((t: unknown, i) => {
-      const entry = t as Partial<ManifestTensor> | null;
-      const where = `${file}: tensors[${i}]`;
-      if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string') throw new TraceFormatError(`${where}: expected an object with a "name", found ${describeJson(t)}`);
-      if (!(typeof entry.dtype === 'string' && Object.hasOwn(ELEMENT_BYTES, entry.dtype))) {
-        throw new TraceFormatError(`${where} ("${entry.name}"): expected "dtype" F64, F32 or I32, found ${describeJson(entry.dtype)}`);
-      }
-      if (!(Array.isArray(entry.shape) && entry.shape.every((d) => Number.isSafeInteger(d) && d >= 0))) {
-        throw new TraceFormatError(`${where} ("${entry.name}"): expected "shape" to be a list of non-negative integers, found ${describeJson(entry.shape)}`);
-      }
-      if (names.has(entry.name)) throw new TraceFormatError(`${where}: tensor "${entry.name}" is listed twice`);
-      names.add(entry.name);
-    });
-  }
-  return m as unknown as TraceManifest;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new TraceFormatError(`${dir}: expected a trace bundle folder (${MANIFEST_FILE} + ${TENSORS_FILE}), not found`);
+  const manifestFile = path.join(dir, MANIFEST_FILE);
+  if (!existsSync(manifestFile)) throw new TraceFormatError(`${manifestFile}: expected the bundle's manifest, not found`);
+  const tensorsFile = path.join(dir, TENSORS_FILE);
+  if (!existsSync(tensorsFile)) throw new TraceFormatError(`${tensorsFile}: expected the bundle's tensors, not found`);
+  return decodeBundle({ manifest: readFileSync(manifestFile), tensors: readFileSync(tensorsFile) }, dir);
 }

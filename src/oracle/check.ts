@@ -1,4 +1,4 @@
-import type { TraceBundle } from './bundle.js';
+import type { TraceBundle } from './bundle-bytes.js';
 import { DEFAULT_TOLERANCES, depthFactor, isIntegerKind, tensorBlock, tensorSpec, TENSOR_KINDS, type TensorKind, type TraceArray } from './format.js';
 
 /**
@@ -102,7 +102,7 @@ type ComparisonBase = Pick<TensorComparison, 'name' | 'kind' | 'block' | 'tolera
 
 function compareTensor(base: ComparisonBase, expected: TraceArray, actualShape: number[], actual: TraceArray): TensorComparison {
   if (!sameShape(base.expectedShape, actualShape)) return { ...base, status: 'shape', actualShape };
-  if ((expected instanceof Int32Array) !== (actual instanceof Int32Array)) return { ...base, status: 'dtype', actualShape };
+  if (expected instanceof Int32Array !== actual instanceof Int32Array) return { ...base, status: 'dtype', actualShape };
   let scale = 0; // max|expected| over the finite values
   for (let i = 0; i < expected.length; i++) if (Number.isFinite(expected[i])) scale = Math.max(scale, Math.abs(expected[i]));
   const allowed = base.tolerance * scale;
@@ -135,7 +135,15 @@ function summarizeKinds(tensors: TensorComparison[]): KindSummary[] {
   const kinds = new Map<string, KindSummary>();
   for (const t of tensors) {
     if (t.status === 'missing') continue;
-    const s = kinds.get(t.kind) ?? { kind: t.kind, tensors: 0, failed: 0, worstRelativeError: 0, worstTensor: null, tolerance: t.tolerance / depthFactor(t.block), worstShare: 0 };
+    const s = kinds.get(t.kind) ?? {
+      kind: t.kind,
+      tensors: 0,
+      failed: 0,
+      worstRelativeError: 0,
+      worstTensor: null,
+      tolerance: t.tolerance / depthFactor(t.block),
+      worstShare: 0,
+    };
     s.tensors++;
     if (t.status !== 'ok') s.failed++;
     if (t.relativeError !== undefined && (s.worstTensor === null || t.relativeError > s.worstRelativeError)) {
@@ -156,7 +164,8 @@ function compareManifests(expected: TraceBundle, actual: TraceBundle): string[] 
   if (e.config && a.config) {
     for (const [key, value] of Object.entries(e.config)) {
       const other = (a.config as unknown as Record<string, unknown>)[key];
-      if (other !== undefined && JSON.stringify(other) !== JSON.stringify(value)) differences.push(`config.${key}: expected ${JSON.stringify(value)}, actual ${JSON.stringify(other)}`);
+      if (other !== undefined && JSON.stringify(other) !== JSON.stringify(value))
+        differences.push(`config.${key}: expected ${JSON.stringify(value)}, actual ${JSON.stringify(other)}`);
     }
   }
   if (a.method !== undefined && JSON.stringify(a.method) !== JSON.stringify(e.method ?? null)) {
@@ -205,15 +214,35 @@ export function formatCheckReport(report: CheckReport, depth: number): string {
   for (const k of report.kinds) {
     const exact = k.tolerance === 0;
     const share = exact ? '' : k.worstShare.toFixed(3);
-    rows.push([k.kind, String(k.tensors), String(k.failed), exact ? (k.failed ? 'differ' : 'equal') : g(k.worstRelativeError), exact ? 'exact' : g(k.tolerance), share, k.worstTensor ?? '']);
+    rows.push([
+      k.kind,
+      String(k.tensors),
+      String(k.failed),
+      exact ? (k.failed ? 'differ' : 'equal') : g(k.worstRelativeError),
+      exact ? 'exact' : g(k.tolerance),
+      share,
+      k.worstTensor ?? '',
+    ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  lines.push('', ...rows.map((r) => r.map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd()));
+  lines.push(
+    '',
+    ...rows.map((r) =>
+      r
+        .map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    ),
+  );
   lines.push('(a tensor of block b is allowed τ_kind × (b + 1) × its max|expected|; a share above 1 fails)', '');
   if (report.missing.length) lines.push(`missing from actual (${report.missing.length}, not compared): ${report.missing.join(', ')}`);
   if (report.extra.length) lines.push(`only in actual (${report.extra.length}, not compared): ${report.extra.join(', ')}`);
   const compared = report.tensors.length - report.missing.length;
   const failed = report.tensors.filter((t) => t.status !== 'ok' && t.status !== 'missing').length;
-  lines.push(report.ok ? `PASS: ${compared} tensors compared, all within tolerance` : `FAIL: ${failed} of ${compared} tensors compared differ${report.manifestDifferences.length ? ', manifests differ' : ''}${compared === 0 ? ' (nothing to compare)' : ''}`);
+  lines.push(
+    report.ok
+      ? `PASS: ${compared} tensors compared, all within tolerance`
+      : `FAIL: ${failed} of ${compared} tensors compared differ${report.manifestDifferences.length ? ', manifests differ' : ''}${compared === 0 ? ' (nothing to compare)' : ''}`,
+  );
   return lines.join('\n') + '\n';
 }

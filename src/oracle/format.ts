@@ -9,7 +9,7 @@ import type { TraceMethod } from './methods.js';
  */
 
 export const TRACE_FORMAT = 'vitprune-trace';
-export const TRACE_FORMAT_VERSION = 1;
+export const TRACE_FORMAT_VERSION = 2;
 export const MANIFEST_FILE = 'manifest.json';
 export const TENSORS_FILE = 'tensors.safetensors';
 
@@ -49,9 +49,7 @@ export interface TraceConfig {
 }
 
 /** Where the input came from. */
-export type TraceInput =
-  | { source: 'image'; file: string; sha256: string; preprocessing: PreprocessConfig }
-  | { source: 'tensor'; description: string };
+export type TraceInput = { source: 'image'; file: string; sha256: string; preprocessing: PreprocessConfig } | { source: 'tensor'; description: string };
 
 export interface TraceManifest {
   format: typeof TRACE_FORMAT;
@@ -121,29 +119,134 @@ const TENSOR_SPECS: readonly TensorSpec[] = [
   { pattern: /^embed$/, kind: 'embed', layout: '[n, D]', meaning: '[CLS, (DIST), patches·W_pe + b_pe] + pos_embed: the residual stream entering block 0' },
   { pattern: new RegExp(`${BLOCK}ln1$`), kind: 'norm', layout: '[n, D]', meaning: 'LN1(x)' },
   { pattern: new RegExp(`${BLOCK}qkv$`), kind: 'qkv', layout: '[n, 2H·qk + H·v]', meaning: 'LN1(x)·W_qkvᵀ + b_qkv: each row Q of heads 0…H−1, then K, then V' },
-  { pattern: new RegExp(`${BLOCK}attn\\.probs$`), kind: 'probs', layout: '[H, n, n]', meaning: 'softmax(Q_h·K_hᵀ/√qk + log size of the key) per head, row = query' },
+  {
+    pattern: new RegExp(`${BLOCK}attn\\.probs$`),
+    kind: 'probs',
+    layout: '[H, n, n]',
+    meaning: 'softmax(Q_h·K_hᵀ/√qk + log size of the key) per head, row = query',
+  },
   { pattern: new RegExp(`${BLOCK}attn\\.out$`), kind: 'attn.out', layout: '[n, H·v]', meaning: 'P_h·V_h, heads concatenated (before the output projection)' },
-  { pattern: new RegExp(`${BLOCK}x\\.attn$`), kind: 'residual', layout: '[n, D]', meaning: 'x + proj(attn.out): the residual stream after attention, before the block\'s after_attention reduction' },
+  {
+    pattern: new RegExp(`${BLOCK}x\\.attn$`),
+    kind: 'residual',
+    layout: '[n, D]',
+    meaning: "x + proj(attn.out): the residual stream after attention, before the block's after_attention reduction",
+  },
   { pattern: new RegExp(`${BLOCK}ln2$`), kind: 'norm', layout: '[n′, D]', meaning: 'LN2(x) of the tokens alive after the after_attention reduction' },
   { pattern: new RegExp(`${BLOCK}mlp\\.hidden$`), kind: 'mlp.hidden', layout: '[n′, mlp]', meaning: 'GELU(LN2(x)·W_fc1ᵀ + b_fc1), exact (erf) GELU' },
-  { pattern: new RegExp(`${BLOCK}x\\.mlp$`), kind: 'residual', layout: '[n′, D]', meaning: 'x + fc2(mlp.hidden): the residual stream after the block, before its after_block reduction' },
-  { pattern: new RegExp(`${REDUCTION}ids$`), kind: 'ids', layout: '[tokens after]', meaning: 'original id of each token alive after the reduction, in sequence order: 0 = CLS, 1 = DIST (distilled), prefix + p = patch p (row-major), −1 = EViT\'s fused token' },
-  { pattern: new RegExp(`${REDUCTION}sizes$`), kind: 'sizes', layout: '[tokens after]', meaning: 'patches each token stands for after a merge (ToMe)' },
+  {
+    pattern: new RegExp(`${BLOCK}x\\.mlp$`),
+    kind: 'residual',
+    layout: '[n′, D]',
+    meaning: 'x + fc2(mlp.hidden): the residual stream after the block, before its after_block reduction',
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}ids$`),
+    kind: 'ids',
+    layout: '[tokens after]',
+    meaning:
+      "original id of each token alive after the reduction, in sequence order: 0 = CLS, 1 = DIST (distilled), prefix + p = patch p (row-major), −1 = EViT's fused token",
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}sizes$`),
+    kind: 'sizes',
+    layout: '[tokens after]',
+    meaning: 'patches each token stands for after a merge (ToMe, MCTF, PiToMe; PPT after ToMe)',
+  },
   { pattern: new RegExp(`${REDUCTION}attentiveness$`), kind: 'score', layout: '[n]', meaning: 'top-k / EViT: a_j = mean over heads of P_h[CLS, j]' },
-  { pattern: new RegExp(`${REDUCTION}fused$`), kind: 'residual', layout: '[D]', meaning: 'EViT: Σ a_j·x_j over the dropped tokens, appended as the last token' },
-  { pattern: new RegExp(`${REDUCTION}score$`), kind: 'score', layout: '[⌈n/2⌉]', meaning: 'ToMe: v(a) = max over B of cos(k̄_a, k̄_b) for each A token (positions 0, 2, 4, …); −∞ for CLS' },
-  { pattern: new RegExp(`${REDUCTION}pairs$`), kind: 'positions', layout: '[r, 2]', meaning: 'ToMe: [source a, destination b] positions of each merge, by source position' },
+  {
+    pattern: new RegExp(`${REDUCTION}fused$`),
+    kind: 'residual',
+    layout: '[D]',
+    meaning: 'EViT: Σ a_j·x_j over the dropped tokens, appended as the last token',
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}score$`),
+    kind: 'score',
+    layout: '[⌈n/2⌉]',
+    meaning: 'ToMe (and PPT when pooling): v(a) = max over B of cos(k̄_a, k̄_b) for each A token (positions 0, 2, 4, …); −∞ for CLS',
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}pairs$`),
+    kind: 'positions',
+    layout: '[r, 2]',
+    meaning: 'ToMe, PiToMe, MCTF, PPT when pooling: [source, destination] positions of each merge (MCTF: where the source finally lands), by source position',
+  },
   { pattern: new RegExp(`${REDUCTION}pre\\.scores$`), kind: 'score', layout: '[H, n]', meaning: 'Zero-TPrune I′-stage: per-head WPR scores after 1 iteration' },
-  { pattern: new RegExp(`${REDUCTION}pre\\.heads$`), kind: 'flags', layout: '[H]', meaning: 'Zero-TPrune I′-stage: 1 = head used (inside the VHF window; all heads when none is)' },
-  { pattern: new RegExp(`${REDUCTION}pre\\.importance$`), kind: 'score', layout: '[n]', meaning: 'Zero-TPrune I′-stage: s′, the used heads\' scores aggregated (EIR: root mean square)' },
-  { pattern: new RegExp(`${REDUCTION}s\\.pairs$`), kind: 'positions', layout: '[rS, 2]', meaning: 'Zero-TPrune S-stage: [dropped a, its most similar B token b] positions, by a' },
+  {
+    pattern: new RegExp(`${REDUCTION}pre\\.heads$`),
+    kind: 'flags',
+    layout: '[H]',
+    meaning: 'Zero-TPrune I′-stage: 1 = head used (inside the VHF window; all heads when none is)',
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}pre\\.importance$`),
+    kind: 'score',
+    layout: '[n]',
+    meaning: "Zero-TPrune I′-stage: s′, the used heads' scores aggregated (EIR: root mean square)",
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}s\\.pairs$`),
+    kind: 'positions',
+    layout: '[rS, 2]',
+    meaning: 'Zero-TPrune S-stage: [dropped a, its most similar B token b] positions, by a',
+  },
   { pattern: new RegExp(`${REDUCTION}s\\.similarity$`), kind: 'score', layout: '[rS]', meaning: 'Zero-TPrune S-stage: the cosine of each pair' },
-  { pattern: new RegExp(`${REDUCTION}i\\.scores$`), kind: 'score', layout: '[H, c]', meaning: 'Zero-TPrune I-stage: per-head WPR scores over the c tokens alive after the S-stage, in sequence order' },
+  {
+    pattern: new RegExp(`${REDUCTION}i\\.scores$`),
+    kind: 'score',
+    layout: '[H, c]',
+    meaning: 'Zero-TPrune I-stage: per-head WPR scores over the c tokens alive after the S-stage, in sequence order',
+  },
   { pattern: new RegExp(`${REDUCTION}i\\.heads$`), kind: 'flags', layout: '[H]', meaning: 'Zero-TPrune I-stage: 1 = head used' },
-  { pattern: new RegExp(`${REDUCTION}i\\.importance$`), kind: 'score', layout: '[c]', meaning: 'Zero-TPrune I-stage: s, the used heads\' scores aggregated' },
+  { pattern: new RegExp(`${REDUCTION}i\\.importance$`), kind: 'score', layout: '[c]', meaning: "Zero-TPrune I-stage: s, the used heads' scores aggregated" },
   { pattern: new RegExp(`${REDUCTION}i\\.dropped$`), kind: 'positions', layout: '[rI]', meaning: 'Zero-TPrune I-stage: positions dropped, ascending' },
-  { pattern: new RegExp(`${REDUCTION}importance$`), kind: 'score', layout: '[n]', meaning: 'LTP: s(i) = attention received, averaged over heads and queries, in the threshold\'s unit' },
+  {
+    pattern: new RegExp(`${REDUCTION}importance$`),
+    kind: 'score',
+    layout: '[n]',
+    meaning:
+      "LTP: s(i) = attention received, averaged over heads and queries, in the threshold's unit; PPT: ŝ_j = Σ_h P_h[CLS, j]·‖v_j‖ normalised over the patches (prefix entries 0)",
+  },
   { pattern: new RegExp(`${REDUCTION}mask$`), kind: 'flags', layout: '[n]', meaning: 'LTP: 1 = kept' },
+  {
+    pattern: new RegExp(`${REDUCTION}received$`),
+    kind: 'score',
+    layout: '[n]',
+    meaning: 'MCTF: ā_k = attention token k receives, averaged over heads and queries',
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}affinity$`),
+    kind: 'score',
+    layout: '[⌈n/2⌉, ⌊n/2⌋]',
+    meaning: 'MCTF: W[i, j] = W_sim·W_info·W_size of A token 2i and B token 2j + 1',
+  },
+  { pattern: new RegExp(`${REDUCTION}weights$`), kind: 'score', layout: '[n]', meaning: 'MCTF: pooling weight w_k = ā_k·s_k of every token' },
+  {
+    pattern: new RegExp(`${REDUCTION}energy$`),
+    kind: 'score',
+    layout: '[n − prefix]',
+    meaning: 'PiToMe: energy E_i of each non-prefix token (entry i is position prefix + i)',
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}protected$`),
+    kind: 'positions',
+    layout: '[n − prefix − 2r]',
+    meaning: 'PiToMe: the positions outside the 2r of highest energy (never merged), by decreasing energy',
+  },
+  { pattern: new RegExp(`${REDUCTION}variance$`), kind: 'score', layout: '[1]', meaning: 'PPT: σ², the unbiased variance of ŝ over the patches' },
+  {
+    pattern: new RegExp(`${REDUCTION}pruned$`),
+    kind: 'flags',
+    layout: '[1]',
+    meaning: 'PPT: 1 = pruned by importance (σ² ≥ threshold), 0 = pooled by a ToMe step',
+  },
+  {
+    pattern: new RegExp(`${REDUCTION}kept$`),
+    kind: 'positions',
+    layout: '[n − r]',
+    meaning: 'PPT when pruning: the positions kept, in their new order (prefix, then by decreasing ŝ)',
+  },
   { pattern: /^final\.norm$/, kind: 'norm', layout: '[prefix, D]', meaning: 'the final LayerNorm of the prefix tokens (CLS, DIST)' },
   { pattern: /^logits$/, kind: 'logits', layout: '[classes]', meaning: 'head(final.norm[CLS]); distilled: the mean of head(CLS) and head_dist(DIST)' },
 ];

@@ -4,13 +4,21 @@ import { TraceFormatError } from '../errors.js';
 export class JsonFields {
   private readonly value: Record<string, unknown>;
 
-  constructor(value: unknown, private readonly where: string) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TraceFormatError(`${where}: expected an object, found ${describeJson(value)}`);
+  constructor(
+    value: unknown,
+    private readonly where: string,
+  ) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new TraceFormatError(`${where}: expected an object, found ${describeJson(value)}`);
     this.value = value as Record<string, unknown>;
   }
 
   private fail(key: string, expected: string): never {
     throw new TraceFormatError(`${this.where}.${key}: expected ${expected}, found ${describeJson(this.value[key])}`);
+  }
+
+  has(key: string): boolean {
+    return this.value[key] !== undefined;
   }
 
   number(key: string, min: number, max: number): number {

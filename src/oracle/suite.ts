@@ -50,7 +50,9 @@ export function readSuite(dir: string): SuiteIndex {
   if (!existsSync(file)) throw new TraceFormatError(`${file}: expected the conformance suite's index, not found (run npm run conformance)`);
   const suite = JSON.parse(readFileSync(file, 'utf8')) as SuiteIndex;
   if (suite.format !== SUITE_FORMAT || suite.version !== SUITE_VERSION) {
-    throw new TraceFormatError(`${file}: expected format "${SUITE_FORMAT}" version ${SUITE_VERSION}, found ${describeJson(suite.format)} version ${describeJson(suite.version)}`);
+    throw new TraceFormatError(
+      `${file}: expected format "${SUITE_FORMAT}" version ${SUITE_VERSION}, found ${describeJson(suite.format)} version ${describeJson(suite.version)}`,
+    );
   }
   for (const c of suite.cases) {
     if (!suite.models[c.model]) throw new TraceFormatError(`${file}: case "${c.name}" names model "${c.model}", which "models" does not list`);
@@ -78,7 +80,10 @@ export function checkSuite(dir: string, kernels: Kernels, options: CheckOptions 
     }
     const { model, runner } = runners.get(suiteCase.model)!;
     const expected = readBundle(path.join(dir, suiteCase.dir));
-    const actual = recordTrace(runner, model, { ...requestFromBundle(expected, suiteCase.dir), modelSource: expected.manifest.model?.source ?? suiteCase.model });
+    const actual = recordTrace(runner, model, {
+      ...requestFromBundle(expected, suiteCase.dir),
+      modelSource: expected.manifest.model?.source ?? suiteCase.model,
+    });
     return { suiteCase, model, report: checkBundles(expected, actual, { ...options, expectedLabel: suiteCase.dir, actualLabel: kernels.name }) };
   });
 }

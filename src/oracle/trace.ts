@@ -1,14 +1,20 @@
-import { readFileSync } from 'node:fs';
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import { recordingDecisions, type DecisionData } from '../prune/decisions.js';
-import { dtypeOf, type BundleTensor, type TraceBundle } from './bundle.js';
+import { dtypeOf, type BundleTensor, type TraceBundle } from './bundle-bytes.js';
 import { TraceFormatError } from '../errors.js';
 import {
-  DEFAULT_TOLERANCES, MANIFEST_FILE, TRACE_FORMAT, TRACE_FORMAT_VERSION, tensorBlock, tensorSpec,
-  type TraceConfig, type TraceInput, type TraceManifest,
+  DEFAULT_TOLERANCES,
+  MANIFEST_FILE,
+  TRACE_FORMAT,
+  TRACE_FORMAT_VERSION,
+  tensorBlock,
+  tensorSpec,
+  type TraceConfig,
+  type TraceInput,
+  type TraceManifest,
 } from './format.js';
 import { traceMethodFromJson, traceMethodHooks, type TraceMethod } from './methods.js';
 
@@ -18,7 +24,6 @@ import { traceMethodFromJson, traceMethodHooks, type TraceMethod } from './metho
  * shows (ForwardHooks.observe), each reduction's decisions (prune/decisions.ts) and the token
  * ids (and sizes) alive after it, the logits. Floats are stored in the backend's precision
  * (float64 from reference64, float32 otherwise), token ids and positions as int32.
- * (Node only) It reads package.json for the producer's version.
  */
 
 export interface TraceRequest {
@@ -26,6 +31,7 @@ export interface TraceRequest {
   inputSource: TraceInput;
   method: TraceMethod | null;
   modelSource: string; // how the model was named (folder, hub id): for the manifest
+  producerVersion?: string; // vitprune's version, for the manifest (in Node: util/package-version.ts)
 }
 
 export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRequest): TraceBundle {
@@ -38,9 +44,10 @@ export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRe
   let floatStorage: 'F64' | 'F32' = 'F32'; // the backend's, seen in the first observed tensor
 
   let site: string | null = null; // `block.b.after_attention` while a reduction hook runs
-  const methodHooks = request.method ? traceMethodHooks(request.method) : {};
+  const methodHooks = request.method ? traceMethodHooks(request.method, model) : {};
   const traced = (hook: ((state: BlockState) => TokenReduction | void) | undefined, point: string) =>
-    hook && ((state: BlockState): TokenReduction | void => {
+    hook &&
+    ((state: BlockState): TokenReduction | void => {
       site = `block.${state.block}.${point}`;
       const reduction = hook.call(methodHooks, state);
       if (reduction) recordReduction(site, state, reduction, add);
@@ -73,7 +80,7 @@ export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRe
   const manifest: TraceManifest = {
     format: TRACE_FORMAT,
     version: TRACE_FORMAT_VERSION,
-    producer: { name: 'vitprune', version: packageVersion(), backend: runner.kernels.name, floatDtype: floatStorage, runtime: `node ${process.version}` },
+    producer: { name: 'vitprune', version: request.producerVersion, backend: runner.kernels.name, floatDtype: floatStorage, runtime: runtimeName() },
     model: { source: request.modelSource, architecture: cfg.architecture, layout: cfg.layout },
     config: traceConfig(cfg),
     input: request.inputSource,
@@ -90,7 +97,8 @@ export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRe
  */
 export function requestFromBundle(bundle: TraceBundle, where: string): Omit<TraceRequest, 'modelSource'> {
   const tensor = bundle.tensors.get('input');
-  if (!tensor || tensor.data instanceof Int32Array) throw new TraceFormatError(`${where}: expected a float tensor "input" to run, found ${tensor ? 'int32' : 'none'}`);
+  if (!tensor || tensor.data instanceof Int32Array)
+    throw new TraceFormatError(`${where}: expected a float tensor "input" to run, found ${tensor ? 'int32' : 'none'}`);
   const { method } = bundle.manifest;
   return {
     input: Float32Array.from(tensor.data),
@@ -101,7 +109,9 @@ export function requestFromBundle(bundle: TraceBundle, where: string): Omit<Trac
 
 /** The token ids alive after a reduction (and their sizes, when tokens carry sizes). */
 function recordReduction(
-  site: string, state: BlockState, r: TokenReduction,
+  site: string,
+  state: BlockState,
+  r: TokenReduction,
   add: (name: string, data: ArrayLike<number>, shape: readonly number[], integer: boolean) => void,
 ): void {
   const { tokenIds, sizes } = state;
@@ -114,15 +124,25 @@ function recordReduction(
 export function traceConfig(cfg: ViTConfig): TraceConfig {
   const { dim, depth, heads, qkDim, vDim, blockWidths, mlpDim, imageSize, patchSize, inChannels, numClasses, eps, distilled } = cfg;
   return {
-    dim, depth, heads, qkDim, vDim, ...(blockWidths && { blockWidths }), mlpDim, imageSize, patchSize, inChannels, numClasses, eps, distilled,
+    dim,
+    depth,
+    heads,
+    qkDim,
+    vDim,
+    ...(blockWidths && { blockWidths }),
+    mlpDim,
+    imageSize,
+    patchSize,
+    inChannels,
+    numClasses,
+    eps,
+    distilled,
     prefixTokens: prefixTokens(cfg),
   };
 }
 
-let version: string | undefined;
-
-/** This package's version (package.json sits two folders above src/oracle and dist/oracle). */
-function packageVersion(): string {
-  version ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  return version;
+/** The JavaScript runtime: `node v20.…`, else the browser's user agent. */
+function runtimeName(): string {
+  if (typeof process !== 'undefined' && process.versions?.node) return `node ${process.version}`;
+  return globalThis.navigator?.userAgent ?? 'unknown';
 }

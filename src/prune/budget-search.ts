@@ -14,7 +14,12 @@ export interface BudgetMatch<T> {
  * within a relative `tolerance` (default 1 %).
  */
 export function closestToBudget<T>(
-  cfg: ViTConfig, fraction: number, what: string, candidates: Iterable<T>, gmacsOf: (setting: T) => number, options: { tolerance?: number } = {},
+  cfg: ViTConfig,
+  fraction: number,
+  what: string,
+  candidates: Iterable<T>,
+  gmacsOf: (setting: T) => number,
+  options: { tolerance?: number } = {},
 ): BudgetMatch<T> {
   if (!(fraction > 0 && fraction <= 1)) throw new ScheduleError(`GMACs budget: expected a fraction of the dense model in (0, 1], found ${fraction}`);
   const tolerance = options.tolerance ?? 0.01;
@@ -30,7 +35,9 @@ export function closestToBudget<T>(
     }
   }
   if (!best || bestMiss > tolerance) {
-    throw new ScheduleError(`GMACs budget: expected ${what} within ${tolerance * 100} % of ${fraction} × dense, found at best ${best?.fraction.toFixed(4)} × dense (${JSON.stringify(best?.setting)})`);
+    throw new ScheduleError(
+      `GMACs budget: expected ${what} within ${tolerance * 100} % of ${fraction} × dense, found at best ${best?.fraction.toFixed(4)} × dense (${JSON.stringify(best?.setting)})`,
+    );
   }
   return best;
 }

@@ -5,14 +5,21 @@ import type { BlockWeights, Linear, ViTConfig, ViTModel } from '../model/types.j
 import { blockConfig } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
 import {
-  fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, refitProjection, RefitStatistics, type LogitScaleFit, type LogitScaleProblem,
+  fitLogitScale,
+  fitQkBasis,
+  fitQueryMap,
+  fitValueBases,
+  refitProjection,
+  RefitStatistics,
+  type LogitScaleFit,
+  type LogitScaleProblem,
 } from './channels-fit.js';
 import { centreColumns } from './channels-linalg.js';
 import type { ChannelSelection } from './channels-select.js';
 import { shrinkConfig, shrinkProj, shrinkQkv } from './channels-shrink.js';
 
 /**
- * Build the pruned blocks one after another on the calibration images (algorithms.md §5.3,
+ * Build the pruned blocks one after another on the calibration images (docs/algorithms.md §5.3,
  * steps 5–6). Block b is fitted on the inputs it will really see: the calibration tokens after
  * the already pruned blocks 0…b−1. On those inputs (LN1 applied) the original block gives the
  * attention P_h and Y = proj(attn_out); the pruned block is made to reproduce them:
@@ -65,7 +72,11 @@ interface Workspace extends BlockActivations {
  * runner: the model prepared on the backend the fits compute on.
  */
 export function compensateBlocks(
-  model: ViTModel, runner: ViTRunner, embeddings: readonly Float32Array[], selection: ChannelSelection, opts: CompensationOptions,
+  model: ViTModel,
+  runner: ViTRunner,
+  embeddings: readonly Float32Array[],
+  selection: ChannelSelection,
+  opts: CompensationOptions,
 ): { blocks: BlockWeights[]; reports: BlockCompensation[] } {
   const cfg = model.config;
   const { dim: D, heads: H } = cfg;
@@ -74,7 +85,12 @@ export function compensateBlocks(
   const pruned = shrinkConfig(cfg, selection.widths); // per-block widths: blockConfig(pruned, b)
   if (pruned.qkDim === cfg.qkDim && pruned.vDim === cfg.vDim && !pruned.blockWidths) {
     const unchanged = (block: number): BlockCompensation => ({
-      block, logitScale: null, attentionKlBefore: null, attentionKlAfter: null, reconstructionBefore: null, reconstructionAfter: null,
+      block,
+      logitScale: null,
+      attentionKlBefore: null,
+      attentionKlAfter: null,
+      reconstructionBefore: null,
+      reconstructionAfter: null,
     });
     return { blocks: model.weights.blocks, reports: model.weights.blocks.map((_, b) => unchanged(b)) };
   }
@@ -190,7 +206,6 @@ function symmetrise(g: Float64Array, d: number): Float64Array {
   return g;
 }
 
-
 /** The value bases of the heads (fitValueBases) and proj₀ [D, H·r], the proj columns that match them. */
 function valueBases(cfg: ViTConfig, proj: Linear, moments: BlockMoments, r: number, ridge: number): { maps: Float64Array[]; proj: Linear } {
   const { heads: H, dim: D } = cfg;
@@ -205,8 +220,13 @@ function valueBases(cfg: ViTConfig, proj: Linear, moments: BlockMoments, r: numb
 
 /** (a) for every head of one block, with q′ = queryMaps[h]·q and k′ = keyMaps[h]·k (null: the kept channels as they are). */
 function fitLogitScales(
-  cfg: ViTConfig, original: Block, xs: Float32Array[], kept: Int32Array[],
-  queryMaps: Float64Array[] | null, keyMaps: Float64Array[] | null, ws: Workspace,
+  cfg: ViTConfig,
+  original: Block,
+  xs: Float32Array[],
+  kept: Int32Array[],
+  queryMaps: Float64Array[] | null,
+  keyMaps: Float64Array[] | null,
+  ws: Workspace,
 ): LogitScaleFit[] {
   const n = initialTokens(cfg);
   const { heads: H, qkDim: d } = cfg;
@@ -262,7 +282,13 @@ function fitLogitScales(
  * map folded in, widths of `pruned`) on the same LN1 output; proj0: the projection to start from.
  */
 function fitProjection(
-  pruned: ViTConfig, original: Block, prunedQkv: PreparedLinear, proj0: Linear, xs: Float32Array[], ridge: number, ws: Workspace,
+  pruned: ViTConfig,
+  original: Block,
+  prunedQkv: PreparedLinear,
+  proj0: Linear,
+  xs: Float32Array[],
+  ridge: number,
+  ws: Workspace,
 ): ReturnType<typeof refitProjection> {
   const k = original.kernels;
   const n = initialTokens(pruned);

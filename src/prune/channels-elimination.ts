@@ -19,8 +19,14 @@ import { choleskySolve, withRidge } from './channels-linalg.js';
  *    C = [W_projᵀ; bᵀ], M = I: cost = output error of the proj refit.
  */
 export function eliminateChannels(
-  gram: Float64Array, m: number, coefficients: Float64Array, outputs: number, metric: Float64Array | null,
-  groups: Int32Array[], remove: number, ridge: number,
+  gram: Float64Array,
+  m: number,
+  coefficients: Float64Array,
+  outputs: number,
+  metric: Float64Array | null,
+  groups: Int32Array[],
+  remove: number,
+  ridge: number,
 ): Int32Array[] {
   const P = inverseSpd(gram, m, ridge);
   const C = Float64Array.from(coefficients);

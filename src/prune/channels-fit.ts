@@ -1,7 +1,7 @@
 import { choleskyFactor, choleskySolve, ridgeLambda, solveLowerTransposed, symmetricEigen, withRidge } from './channels-linalg.js';
 
 /**
- * The closed-form reweightings of channel pruning, in float64: (a) and (b) are algorithms.md §5.3
+ * The closed-form reweightings of channel pruning, in float64: (a) and (b) are docs/algorithms.md §5.3
  * step 5; fitQueryMap and fitValueBasis (below) are our extensions.
  *
  * (a) Per-head logit scale. With s = q′k′ᵀ/√d the pruned logits of a head (d = the original width)
@@ -236,7 +236,14 @@ export function fitQueryMap(keyGram: Float64Array, d: number, kept: Int32Array, 
  *    B = U_rᵀ·L⁻¹   and the matching proj columns   C = W_h·L·U_r [D, r].
  * B·V is linear in the block input, so it folds into the V rows: W′_v = B·W_v, b′_v = B·b_v.
  */
-export function fitValueBasis(covariance: Float64Array, v: number, projColumns: Float64Array, D: number, r: number, ridge: number): { basis: Float64Array; proj: Float64Array } {
+export function fitValueBasis(
+  covariance: Float64Array,
+  v: number,
+  projColumns: Float64Array,
+  D: number,
+  r: number,
+  ridge: number,
+): { basis: Float64Array; proj: Float64Array } {
   const L = choleskyFactor(withRidge(covariance, v, ridge), v);
   // WL = W_h·L [D, v]; E = (W_h L)ᵀ(W_h L) [v, v]
   const WL = new Float64Array(D * v);
@@ -332,7 +339,14 @@ export function fitQkBasis(queryGram: Float64Array, keyGram: Float64Array, d: nu
  * step lowers the objective (up to the ridge). covariance: [H·v, H·v] of z; proj: [D, H·v].
  */
 export function fitValueBases(
-  covariance: Float64Array, proj: ArrayLike<number>, D: number, H: number, v: number, r: number, ridge: number, rounds = 4,
+  covariance: Float64Array,
+  proj: ArrayLike<number>,
+  D: number,
+  H: number,
+  v: number,
+  r: number,
+  ridge: number,
+  rounds = 4,
 ): { basis: Float64Array; proj: Float64Array }[] {
   const Z = H * v;
   const block = (g: number, h: number) => {

@@ -4,7 +4,7 @@ import { eliminateChannels } from './channels-elimination.js';
 import { initialTokens } from '../model/gmacs.js';
 
 /**
- * Which attention channels to keep (algorithms.md §5.3, steps 1–4 and 7): channel scores from
+ * Which attention channels to keep (docs/algorithms.md §5.3, steps 1–4 and 7): channel scores from
  * the calibration statistics, one kept width for q/k and one for v shared by every head (equal
  * proportion), and the kept channels of each head, q and k sharing their indices: the top
  * channels by score (§5.3), or those backward elimination of the reconstruction error keeps.
@@ -34,7 +34,10 @@ export interface ChannelSelection {
  * times the norm of the proj column it feeds.
  */
 export function blockChannelScores(
-  cfg: ViTConfig, weights: ViTWeights, block: number, stats: AttentionChannelStats,
+  cfg: ViTConfig,
+  weights: ViTWeights,
+  block: number,
+  stats: AttentionChannelStats,
   opts: { qkScore: QkScore; similarity: boolean },
 ): BlockChannelScores {
   const { heads: H, qkDim: d, vDim: dv, dim: D } = cfg;
@@ -90,7 +93,7 @@ export function channelMacs(cfg: ViTConfig): { qk: number; v: number } {
 /**
  * Kept widths per block (per head: every head of a block keeps the same number).
  *  - uniform: qk′ = v′ = round((1 − ratio)·d) in every block.
- *  - greedy (algorithms.md §5.3 step 7): the same MAC saving as uniform, spent where it costs
+ *  - greedy (docs/algorithms.md §5.3 step 7): the same MAC saving as uniform, spent where it costs
  *    least score: channel groups (the lowest-ranked remaining channel of every head of one block,
  *    q/k or v) are removed one at a time, cheapest (score per MAC saved) first over all blocks and
  *    both kinds, until the saving reaches uniform's. Scores are made comparable across blocks and
@@ -167,7 +170,11 @@ export function selectChannels(cfg: ViTConfig, scores: BlockChannelScores[], wid
  * with heads in rounds for v (the output error after the proj refit).
  */
 export function selectByElimination(
-  cfg: ViTConfig, weights: ViTWeights, stats: AttentionChannelStats[], widths: BlockWidths[], ridge: number,
+  cfg: ViTConfig,
+  weights: ViTWeights,
+  stats: AttentionChannelStats[],
+  widths: BlockWidths[],
+  ridge: number,
 ): ChannelSelection {
   const { heads: H, qkDim: d, vDim: dv, dim: D } = cfg;
   const identity = new Float64Array(d * d);

@@ -1,7 +1,7 @@
 import type { BlockWidths, Linear, ViTConfig } from '../model/types.js';
 
 /**
- * Physically smaller attention weights (algorithms.md §5.3, step 6): the kept rows of the fused
+ * Physically smaller attention weights (docs/algorithms.md §5.3, step 6): the kept rows of the fused
  * qkv projection and the kept input columns of the output projection. Head h keeps channels
  * qk[h] of its Q and K rows (the same indices, so q′·k′ pairs the same channels) and v[h] of its V
  * rows; the new layout is the usual one with per-head widths qk′ = |qk[h]|, v′ = |v[h]|.
@@ -14,8 +14,14 @@ import type { BlockWidths, Linear, ViTConfig } from '../model/types.js';
  * and valueMaps [width′, width] likewise replace the K and V row selections by linear maps.
  */
 export function shrinkQkv(
-  cfg: ViTConfig, qkv: Linear, qk: Int32Array[], v: Int32Array[], qScale: ArrayLike<number>, queryMaps: (Float64Array | null)[] | null = null,
-  valueMaps: Float64Array[] | null = null, keyMaps: Float64Array[] | null = null,
+  cfg: ViTConfig,
+  qkv: Linear,
+  qk: Int32Array[],
+  v: Int32Array[],
+  qScale: ArrayLike<number>,
+  queryMaps: (Float64Array | null)[] | null = null,
+  valueMaps: Float64Array[] | null = null,
+  keyMaps: Float64Array[] | null = null,
 ): Linear {
   const { heads: H, qkDim: d, vDim: dv } = cfg;
   const D = qkv.inFeatures;

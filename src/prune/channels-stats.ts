@@ -4,7 +4,7 @@ import { qkvLayout } from '../model/types.js';
 import { centreColumns } from './channels-linalg.js';
 
 /**
- * Calibration statistics of the attention channels of one block (algorithms.md §5.3, steps 1,
+ * Calibration statistics of the attention channels of one block (docs/algorithms.md §5.3, steps 1,
  * 2 and 4), summed over the calibration images of the dense model. Head h, channel c:
  *
  *   attentionDifference[h, c] = Σ_images Σ_queries ‖P_h − P_h^(−c)‖₁
@@ -130,7 +130,16 @@ function headOutputs(z: Float64Array, offset: number, stride: number, P: Float32
  * removing channel c's term from the logits is a multiplicative change of each probability.
  * O(n²·d) exponentials per head.
  */
-function addAttentionDifference(out: Float64Array, offset: number, P: Float32Array, q: Float64Array, kT: Float64Array, n: number, d: number, scale: number): void {
+function addAttentionDifference(
+  out: Float64Array,
+  offset: number,
+  P: Float32Array,
+  q: Float64Array,
+  kT: Float64Array,
+  n: number,
+  d: number,
+  scale: number,
+): void {
   const e = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const p = P.subarray(i * n, (i + 1) * n);

@@ -3,20 +3,44 @@ import type { BlockWidths, ViTModel } from '../model/types.js';
 import { ViTRunner } from '../model/vit.js';
 import { compensateBlocks, type BlockCompensation } from './channels-compensate.js';
 import {
-  allocateWidths, blockChannelScores, selectByElimination, selectChannels,
-  type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore,
+  allocateWidths,
+  blockChannelScores,
+  selectByElimination,
+  selectChannels,
+  type Allocator,
+  type BlockChannelScores,
+  type ChannelSelection,
+  type QkScore,
 } from './channels-select.js';
 import { shrinkConfig } from './channels-shrink.js';
 import { accumulateChannelStats, emptyChannelStats } from './channels-stats.js';
 import { denseGmacs } from '../model/gmacs.js';
 
 export {
-  ALLOCATORS, allocateWidths, channelMacs, selectByElimination, selectChannels, similarityWeights, topChannels,
-  type Allocator, type BlockChannelScores, type ChannelSelection, type QkScore,
+  ALLOCATORS,
+  allocateWidths,
+  channelMacs,
+  selectByElimination,
+  selectChannels,
+  similarityWeights,
+  topChannels,
+  type Allocator,
+  type BlockChannelScores,
+  type ChannelSelection,
+  type QkScore,
 } from './channels-select.js';
 export {
-  fitLogitScale, fitQkBasis, fitQueryMap, fitValueBases, fitValueBasis, logitScaleObjective, refitProjection, RefitStatistics,
-  type LogitScaleFit, type LogitScaleProblem, type ProjectionRefit,
+  fitLogitScale,
+  fitQkBasis,
+  fitQueryMap,
+  fitValueBases,
+  fitValueBasis,
+  logitScaleObjective,
+  refitProjection,
+  RefitStatistics,
+  type LogitScaleFit,
+  type LogitScaleProblem,
+  type ProjectionRefit,
 } from './channels-fit.js';
 export { choleskySolve, symmetricEigen } from './channels-linalg.js';
 export { eliminateChannels } from './channels-elimination.js';
@@ -25,7 +49,7 @@ export type { BlockCompensation } from './channels-compensate.js';
 
 /**
  * Channel pruning of multi-head attention without retraining (after Lee & Hwang, arXiv
- * 2405.20867; algorithms.md §5.3 and the extensions below). From unlabelled calibration images:
+ * 2405.20867; docs/algorithms.md §5.3 and the extensions below). From unlabelled calibration images:
  *
  *   1. statistics of the dense model, per block and head (channels-stats.ts);
  *   2. widths: qk′ and v′ per head, the same in every head of a block (equal proportion);

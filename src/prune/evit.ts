@@ -9,7 +9,7 @@ import { recordDecision } from './decisions.js';
 import { defineMethod } from './method.js';
 
 /**
- * EViT token reorganisation (Liang et al., ICLR 2022; algorithms.md §6.1) and its no-fusion
+ * EViT token reorganisation (Liang et al., ICLR 2022; docs/algorithms.md §6.1) and its no-fusion
  * variant, top-k attention-to-CLS pruning, applied off the shelf (EViT itself is trained with
  * the reorganisation; this is not). Inside the listed blocks, between the attention residual
  * add and the MLP:

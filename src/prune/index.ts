@@ -9,20 +9,44 @@
  */
 export { planPruning, TOKEN_METHODS, tokenMethod } from './registry.js';
 export {
-  calibrationRun, defineMethod, settingsObject,
-  type CalibrationRun, type MethodOption, type MethodSpec, type PlanContext, type PruneRequest, type PruningPlan, type Removal,
-  type TokenCounts, type TokenMethod,
+  calibrationRun,
+  defineMethod,
+  settingsObject,
+  type CalibrationRun,
+  type MethodOption,
+  type MethodSpec,
+  type PlanContext,
+  type PruneRequest,
+  type PruningPlan,
+  type Removal,
+  type TokenCounts,
+  type TokenMethod,
 } from './method.js';
 export { reductionStages, type RemovalStage } from './removal-stages.js';
 export { solveBudget, type BudgetKnob, type BudgetSolution } from './budget.js';
 
 export {
-  zeroTPrune, zeroTPruneHooks, zeroTPruneLayer, ZERO_TPRUNE_ABLATIONS, type Ablation, type ZeroTPruneOptions, type ZeroTPruneRecord,
+  zeroTPrune,
+  zeroTPruneHooks,
+  zeroTPruneLayer,
+  ZERO_TPRUNE_ABLATIONS,
+  type Ablation,
+  type ZeroTPruneOptions,
+  type ZeroTPruneRecord,
 } from './zero-tprune.js';
 export { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels.js';
 export {
-  keepRatioKnob, keepRatioSchedule, parseSchedule, scheduleFromJson, scheduleGmacs, scheduleToJson, scheduleTokens, validateSchedule,
-  type KeepRatioOptions, type PruneSchedule, type PruneStep,
+  keepRatioKnob,
+  keepRatioSchedule,
+  parseSchedule,
+  scheduleFromJson,
+  scheduleGmacs,
+  scheduleToJson,
+  scheduleTokens,
+  validateSchedule,
+  type KeepRatioOptions,
+  type PruneSchedule,
+  type PruneStep,
 } from './schedule.js';
 export { tuneSchedule, type CandidateScore, type TuneOptions, type TuneResult } from './tune.js';
 export { tome, tomeHooks, tomeKnobs, tomeTokens, type TomeSchedule } from './tome.js';

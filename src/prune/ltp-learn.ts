@@ -12,7 +12,7 @@ import { calibrationRun, type CalibrationRun } from './method.js';
 import { ScheduleError } from '../errors.js';
 
 /**
- * Learned LTP thresholds with the model frozen (issue 16; algorithms.md §4.3 without the weight
+ * Learned LTP thresholds with the model frozen (issue 16; docs/algorithms.md §4.3 without the weight
  * updates): one threshold per block learned on unlabelled calibration images by distillation
  * from the dense model. Labels are never read.
  *
@@ -38,7 +38,7 @@ import { ScheduleError } from '../errors.js';
  *
  * Initialisation [I]: calibrated thresholds at the budget, on the same images, whichever of two
  * has the lower hard KL there (block 1 never prunes, nor does it learn):
- *   - calibrateLtpQuantiles (algorithms.md §4.5 option 1) matched to geometricKeepSchedule, every
+ *   - calibrateLtpQuantiles (docs/algorithms.md §4.5 option 1) matched to geometricKeepSchedule, every
  *     block from the second keeping the same share of the patches alive at it;
  *   - LTP's ramp θ_l = c·l/L, c solved to the budget (ltpRampKnob, what `compare` runs as 'ltp').
  * Neither wins everywhere. Hard KL on the 250 even dev images (start → learned, 10 epochs, α 0.1):
@@ -136,7 +136,10 @@ export interface LtpLearnResult {
  * dense and hard passes, `soft` the soft-masked forward and backward: the same model.
  */
 export async function learnLtpThresholds(
-  runner: ViTRunner, soft: SoftMaskedViT, inputs: readonly Float32Array[], options: LtpLearnOptions,
+  runner: ViTRunner,
+  soft: SoftMaskedViT,
+  inputs: readonly Float32Array[],
+  options: LtpLearnOptions,
 ): Promise<LtpLearnResult> {
   const started = performance.now();
   const cfg = runner.config;
@@ -147,7 +150,10 @@ export async function learnLtpThresholds(
   const { budget } = opts;
   if (!(budget > 0 && budget < 1)) throw new ScheduleError(`learn-ltp: expected a GMACs budget in (0, 1) of dense, found ${budget}`);
   if (inputs.length === 0) throw new ScheduleError('learn-ltp: expected at least one calibration image, found none');
-  for (const [name, value] of [['epochs', opts.epochs], ['batchSize', opts.batchSize]] as const) {
+  for (const [name, value] of [
+    ['epochs', opts.epochs],
+    ['batchSize', opts.batchSize],
+  ] as const) {
     if (!(Number.isInteger(value) && value >= 1)) throw new ScheduleError(`learn-ltp: ${name}: expected a positive integer, found ${value}`);
   }
   const { start: tStart, end: tEnd } = opts.temperature;
@@ -179,7 +185,9 @@ export async function learnLtpThresholds(
     (candidate) => ({ ...candidate, hard: evaluateHard(candidate.thresholds) }),
   );
   for (const { description, hard } of starts) {
-    log(`start: ${description}, ${hard.fraction.toFixed(4)} × dense, agreement ${hard.agreement.toFixed(3)}, KL ${hard.kl.toFixed(4)} on ${inputs.length} calibration images`);
+    log(
+      `start: ${description}, ${hard.fraction.toFixed(4)} × dense, agreement ${hard.agreement.toFixed(3)}, KL ${hard.kl.toFixed(4)} on ${inputs.length} calibration images`,
+    );
   }
   const start = starts.reduce((best, candidate) => (candidate.hard.kl < best.hard.kl ? candidate : best));
   const initial = start.thresholds;
@@ -242,10 +250,16 @@ export async function learnLtpThresholds(
       await new Promise((resolve) => setImmediate(resolve)); // let progress output and signals through
     }
     const summary: LtpEpoch = {
-      epoch, kl: klSum / inputs.length, softFraction: fractionSum / inputs.length, temperature: temperatureAt(step - 1), theta: thetaOf(logTheta),
+      epoch,
+      kl: klSum / inputs.length,
+      softFraction: fractionSum / inputs.length,
+      temperature: temperatureAt(step - 1),
+      theta: thetaOf(logTheta),
     };
     epochs.push(summary);
-    log(`epoch ${epoch}/${opts.epochs}: soft KL ${summary.kl.toFixed(4)}, soft GMACs ${summary.softFraction.toFixed(4)} × dense, τ ${summary.temperature.toPrecision(3)}`);
+    log(
+      `epoch ${epoch}/${opts.epochs}: soft KL ${summary.kl.toFixed(4)}, soft GMACs ${summary.softFraction.toFixed(4)} × dense, τ ${summary.temperature.toPrecision(3)}`,
+    );
   }
 
   // The hard budget: one common factor on the learned thresholds. Learning is kept only if it
@@ -255,7 +269,9 @@ export async function learnLtpThresholds(
     return { ...fit, thresholds: { theta: theta.map((t) => t * fit.scale), unit: 'mean' as const } };
   };
   const learnedFit = scaledFit(thetaOf(logTheta));
-  log(`learned: ×${learnedFit.scale.toFixed(4)} to the budget, ${learnedFit.hard.fraction.toFixed(4)} × dense, agreement ${learnedFit.hard.agreement.toFixed(3)}, KL ${learnedFit.hard.kl.toFixed(4)} on the calibration images`);
+  log(
+    `learned: ×${learnedFit.scale.toFixed(4)} to the budget, ${learnedFit.hard.fraction.toFixed(4)} × dense, agreement ${learnedFit.hard.agreement.toFixed(3)}, KL ${learnedFit.hard.kl.toFixed(4)} on the calibration images`,
+  );
   let kept: 'learned' | 'start' = 'learned';
   let fit = learnedFit;
   if (!(learnedFit.hard.kl < start.hard.kl)) {
@@ -291,7 +307,9 @@ async function calibratedStarts(cfg: ViTConfig, run: CalibrationRun, budget: num
 
 function givenStart(cfg: ViTConfig, initial: LtpThresholds): LtpStart {
   if (initial.unit !== 'mean' || initial.theta.length !== cfg.depth) {
-    throw new ScheduleError(`learn-ltp: expected initial thresholds in unit 'mean', one per block (${cfg.depth}), found ${initial.theta.length} in '${initial.unit}'`);
+    throw new ScheduleError(
+      `learn-ltp: expected initial thresholds in unit 'mean', one per block (${cfg.depth}), found ${initial.theta.length} in '${initial.unit}'`,
+    );
   }
   return { method: 'given', description: 'given thresholds', thresholds: initial };
 }
@@ -310,7 +328,7 @@ function fitScale(budget: number, tolerance: number, run: (s: number) => HardEva
   const step = best.hard.fraction > budget ? 1.25 : 0.8; // > budget: prune more, raise the thresholds
   let near = best;
   let far = at(step);
-  while ((far.hard.fraction > budget) === (near.hard.fraction > budget) && runs < 30) {
+  while (far.hard.fraction > budget === near.hard.fraction > budget && runs < 30) {
     if (miss(far.hard) < miss(best.hard)) best = far;
     near = far;
     far = at(far.scale * step);
@@ -319,11 +337,13 @@ function fitScale(budget: number, tolerance: number, run: (s: number) => HardEva
   while (miss(best.hard) > tolerance && runs < 30) {
     const mid = at(Math.sqrt(near.scale * far.scale));
     if (miss(mid.hard) < miss(best.hard)) best = mid;
-    if ((mid.hard.fraction > budget) === (near.hard.fraction > budget)) near = mid;
+    if (mid.hard.fraction > budget === near.hard.fraction > budget) near = mid;
     else far = mid;
   }
   if (miss(best.hard) > tolerance) {
-    throw new ScheduleError(`learn-ltp: expected hard thresholds within ${tolerance * 100} % of ${budget} × dense GMACs on the calibration images, found at best ${best.hard.fraction.toFixed(4)} × dense (scale ${best.scale.toFixed(4)}, ${runs} runs)`);
+    throw new ScheduleError(
+      `learn-ltp: expected hard thresholds within ${tolerance * 100} % of ${budget} × dense GMACs on the calibration images, found at best ${best.hard.fraction.toFixed(4)} × dense (scale ${best.scale.toFixed(4)}, ${runs} runs)`,
+    );
   }
   return best;
 }

@@ -51,7 +51,9 @@ export function isLtpThresholdsFile(json: unknown): boolean {
  */
 export function ltpThresholdsFromJson(json: unknown, source: string, cfg: ViTConfig): LtpThresholdsFile {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new ScheduleError(`${source}: expected an object { "theta": [...], "unit": ..., "model": ..., "budget": ... }, found ${JSON.stringify(json)?.slice(0, 60)}`);
+    throw new ScheduleError(
+      `${source}: expected an object { "theta": [...], "unit": ..., "model": ..., "budget": ... }, found ${JSON.stringify(json)?.slice(0, 60)}`,
+    );
   }
   const file = json as Record<string, unknown>;
   const unknown = Object.keys(file).find((k) => !KEYS.includes(k));
@@ -61,8 +63,10 @@ export function ltpThresholdsFromJson(json: unknown, source: string, cfg: ViTCon
     throw new ScheduleError(`${source}: "theta": expected an array of finite numbers ≥ 0 (one per block), found ${JSON.stringify(theta)?.slice(0, 80)}`);
   }
   if (unit !== 'mean' && unit !== 'absolute') throw new ScheduleError(`${source}: "unit": expected "mean" or "absolute", found ${JSON.stringify(unit)}`);
-  if (typeof model !== 'string') throw new ScheduleError(`${source}: "model": expected the architecture the thresholds were learned for, found ${JSON.stringify(model)}`);
-  if (!(typeof budget === 'number' && budget > 0 && budget <= 1)) throw new ScheduleError(`${source}: "budget": expected a GMACs fraction in (0, 1], found ${JSON.stringify(budget)}`);
+  if (typeof model !== 'string')
+    throw new ScheduleError(`${source}: "model": expected the architecture the thresholds were learned for, found ${JSON.stringify(model)}`);
+  if (!(typeof budget === 'number' && budget > 0 && budget <= 1))
+    throw new ScheduleError(`${source}: "budget": expected a GMACs fraction in (0, 1], found ${JSON.stringify(budget)}`);
   if (model !== cfg.architecture) throw new ScheduleError(`${source}: thresholds learned for ${model}, the model is ${cfg.architecture}`);
   if (theta.length !== cfg.depth) throw new ScheduleError(`${source}: expected one threshold per block (${cfg.depth}), found ${theta.length}`);
   return { ...file, theta: theta as number[], unit, model, budget } as LtpThresholdsFile;

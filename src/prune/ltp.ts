@@ -7,15 +7,16 @@ import type { BudgetKnob } from './budget.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { isLtpThresholdsFile, ltpThresholdsFromJson } from './ltp-thresholds.js';
 import { defineMethod, settingsObject, type CalibrationRun } from './method.js';
+import { PLACEMENT_OPTION, type Placement } from './schedule.js';
 
 /**
- * LTP-style threshold pruning (Learned Token Pruning, Kim et al., KDD 2022; algorithms.md §4),
+ * LTP-style threshold pruning (Learned Token Pruning, Kim et al., KDD 2022; docs/algorithms.md §4),
  * with thresholds calibrated on unlabelled images, without any training.
  *
  * This is NOT how LTP gets its thresholds: the paper learns them jointly with the model
  * weights by fine-tuning (soft masks, then hard masks and more fine-tuning), and LTMP did the
  * same for DeiT. Here the model is unchanged and the thresholds come from one of two
- * calibration procedures of this project (algorithms.md §4.5, options 1 and 2):
+ * calibration procedures of this project (docs/algorithms.md §4.5, options 1 and 2):
  *   - `calibrateLtpQuantiles`: sequential quantile matching to a per-block keep schedule;
  *   - `ltpRampKnob`: LTP's rising ramp θ_l = c·l/L in units of the mean score, with c
  *     solved (budget.ts) to hit a mean-GMACs budget on the calibration images.
@@ -75,7 +76,11 @@ export function ltpPrune(state: BlockState, theta: number, unit: ThresholdUnit):
   const scores = ltpImportance(state.probs, cfg.heads, n);
   const kept = thresholdKeep(scores, n, prefixTokens(cfg), theta, unit);
   if (isRecordingDecisions()) {
-    recordDecision('importance', scores.map((s) => inUnit(s, n, unit)), [n]);
+    recordDecision(
+      'importance',
+      scores.map((s) => inUnit(s, n, unit)),
+      [n],
+    );
     const mask = new Int32Array(n);
     for (const i of kept) mask[i] = 1;
     recordDecision('mask', mask, [n]);
@@ -83,16 +88,19 @@ export function ltpPrune(state: BlockState, theta: number, unit: ThresholdUnit):
   if (kept.length < n) return { kind: 'keep', indices: kept };
 }
 
-/** Forward hooks pruning by per-block thresholds. Stateless per image: one object serves a whole run. */
-export function ltpHooks(thresholds: LtpThresholds): ForwardHooks {
-  return {
-    afterAttention(state) {
-      if (thresholds.theta.length !== state.config.depth) {
-        throw new ScheduleError(`LTP thresholds: expected one per block (${state.config.depth}), found ${thresholds.theta.length}`);
-      }
-      return ltpPrune(state, thresholds.theta[state.block], thresholds.unit);
-    },
+/**
+ * Forward hooks pruning by per-block thresholds, right after each block's attention (LTP's
+ * placement, 'pre-mlp') or after the whole block ('after-block': the same tokens go, after
+ * running the MLP). Stateless per image: one object serves a whole run.
+ */
+export function ltpHooks(thresholds: LtpThresholds, placement: Placement = 'pre-mlp'): ForwardHooks {
+  const pruningLayer = (state: BlockState): TokenReduction | void => {
+    if (thresholds.theta.length !== state.config.depth) {
+      throw new ScheduleError(`LTP thresholds: expected one per block (${state.config.depth}), found ${thresholds.theta.length}`);
+    }
+    return ltpPrune(state, thresholds.theta[state.block], thresholds.unit);
   };
+  return placement === 'pre-mlp' ? { afterAttention: pruningLayer } : { afterBlock: pruningLayer };
 }
 
 /** LTP's threshold ramp θ_l = c·l/L (0-indexed l: block 1 never prunes), in units of the mean score. */
@@ -101,7 +109,7 @@ export function ltpRamp(depth: number, c: number): LtpThresholds {
 }
 
 /**
- * Sequential quantile matching (algorithms.md §4.5 option 1). For l = 1…L: run the calibration
+ * Sequential quantile matching (docs/algorithms.md §4.5 option 1). For l = 1…L: run the calibration
  * images with the thresholds found so far applied to blocks < l, pool the scores (in `unit`) of
  * the N patch tokens alive at block l over all images, and set θ_l to the m-th smallest,
  * m = round((1 − keep[l])·N), so that on the calibration images exactly m are pruned (barring
@@ -110,7 +118,10 @@ export function ltpRamp(depth: number, c: number): LtpThresholds {
  * pass: the whole calibration ≈ (L + 1)/2 forward passes per image.
  */
 export async function calibrateLtpQuantiles(
-  cfg: ViTConfig, run: CalibrationRun, keep: readonly number[], unit: ThresholdUnit = 'absolute',
+  cfg: ViTConfig,
+  run: CalibrationRun,
+  keep: readonly number[],
+  unit: ThresholdUnit = 'absolute',
 ): Promise<LtpThresholds> {
   if (keep.length !== cfg.depth) throw new ScheduleError(`LTP keep schedule: expected one fraction per block (${cfg.depth}), found ${keep.length}`);
   keep.forEach((k, l) => {
@@ -144,19 +155,19 @@ export interface LtpSettings {
 }
 
 /**
- * The LTP ramp as a measured budget knob (budget.ts, algorithms.md §4.5 option 2): c from 0
+ * The LTP ramp as a measured budget knob (budget.ts, docs/algorithms.md §4.5 option 2): c from 0
  * (nothing pruned) up, mean GMACs over the calibration images falling as c grows; the search
  * starts at c = 1 and doubles, for at most 40 calibration runs. Above c = 2·n₀·L every block from
  * the second keeps only the prefix (a mean-unit score n·s(i) never exceeds n ≤ n₀).
  */
-export function ltpRampKnob(cfg: ViTConfig, run: CalibrationRun): BudgetKnob<LtpSettings> {
+export function ltpRampKnob(cfg: ViTConfig, run: CalibrationRun, placement: Placement = 'pre-mlp'): BudgetKnob<LtpSettings> {
   return {
     dense: 0,
     sparse: 2 * initialTokens(cfg) * cfg.depth,
     integer: false,
     measured: { start: 1, maxRuns: 40 },
     settings: (c) => ({ c, thresholds: ltpRamp(cfg.depth, c) }),
-    gmacs: (s) => run(ltpHooks(s.thresholds)),
+    gmacs: (s) => run(ltpHooks(s.thresholds, placement)),
     describe: (s) => `ramp c = ${s.c}`,
   };
 }
@@ -181,23 +192,24 @@ function ltpSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): Ltp
 }
 
 /** LTP (thresholds calibrated, not learned) as a registered method (method.ts). */
-export const ltp = defineMethod<LtpSettings>({
+export const ltp = defineMethod<LtpSettings, { placement: Placement }>({
   name: 'ltp',
-  summary: 'LTP-style thresholds: after each block\'s attention drop the tokens that receive less attention than the block\'s threshold',
+  summary: "LTP-style thresholds: after each block's attention drop the tokens that receive less attention than the block's threshold",
   removal: 'dropped',
   counts: 'per-image',
+  options: { placement: PLACEMENT_OPTION },
   fromJson: (cfg, json, _, source) => ltpSettingsFromJson(cfg, json, source),
-  knobs(cfg, _, { calibration }) {
+  knobs(cfg, { placement }, { calibration }) {
     if (!calibration) {
       throw new UsageError(
         'method ltp reaches a budget by calibrating its thresholds on unlabelled images: give it calibration images, or its thresholds as settings',
       );
     }
-    return [ltpRampKnob(cfg, calibration)];
+    return [ltpRampKnob(cfg, calibration, placement)];
   },
-  hooks({ thresholds }) {
-    const hooks = ltpHooks(thresholds);
+  hooks({ thresholds }, { placement }) {
+    const hooks = ltpHooks(thresholds, placement);
     return () => hooks;
   },
-  describe: ({ c, thresholds }) => ({ ...(c !== undefined && { c }), theta: thresholds.theta, unit: thresholds.unit }),
+  describe: ({ c, thresholds }, { placement }) => ({ ...(c !== undefined && { c }), theta: thresholds.theta, unit: thresholds.unit, placement }),
 });

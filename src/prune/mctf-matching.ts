@@ -66,7 +66,12 @@ function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: 
  * (cos + 1)/2 is clamped to [0, 1] so that rounding cannot take a fractional power of a negative number.
  */
 export function mctfScores(
-  metric: Float32Array, t: number, c: number, attention: ArrayLike<number>, sizes: ArrayLike<number> | null, tau: MctfTemperatures,
+  metric: Float32Array,
+  t: number,
+  c: number,
+  attention: ArrayLike<number>,
+  sizes: ArrayLike<number> | null,
+  tau: MctfTemperatures,
 ): Float64Array {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
@@ -98,7 +103,10 @@ function evenOddCosines(u: Float64Array, t: number, c: number): Float64Array {
       const j1 = Math.min(j + 1, nB - 1);
       const b0 = (2 * j + 1) * c;
       const b1 = (2 * j1 + 1) * c;
-      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      let d00 = 0,
+        d01 = 0,
+        d10 = 0,
+        d11 = 0;
       for (let d = 0; d < c; d++) {
         d00 += u[a0 + d] * u[b0 + d];
         d01 += u[a0 + d] * u[b1 + d];
@@ -142,10 +150,16 @@ export function mctfMatching(W: Float64Array, t: number, r: number, prefix: numb
   const partner1 = new Int32Array(nA);
   for (let i = firstA; i < nA; i++) {
     for (let j = firstB; j < nB; j++) {
-      if (W[i * nB + j] > best1[i]) { best1[i] = W[i * nB + j]; partner1[i] = j; }
+      if (W[i * nB + j] > best1[i]) {
+        best1[i] = W[i * nB + j];
+        partner1[i] = j;
+      }
     }
   }
-  const rankedA = rankDescending(Array.from({ length: nA - firstA }, (_, k) => firstA + k), (i) => best1[i]);
+  const rankedA = rankDescending(
+    Array.from({ length: nA - firstA }, (_, k) => firstA + k),
+    (i) => best1[i],
+  );
   const sources1 = rankedA.slice(0, r1);
   const unfusedA = [...Array.from({ length: firstA }, (_, i) => i), ...rankedA.slice(r1)].sort((p, q) => p - q);
 
@@ -155,7 +169,10 @@ export function mctfMatching(W: Float64Array, t: number, r: number, prefix: numb
   const partner2 = new Int32Array(nB);
   for (let j = firstB; j < nB; j++) {
     for (const i of candidates) {
-      if (W[i * nB + j] > best2[j]) { best2[j] = W[i * nB + j]; partner2[j] = i; }
+      if (W[i * nB + j] > best2[j]) {
+        best2[j] = W[i * nB + j];
+        partner2[j] = i;
+      }
     }
   }
   const eligibleB = Array.from({ length: nB - firstB }, (_, k) => firstB + k);

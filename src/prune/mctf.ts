@@ -1,13 +1,16 @@
 import type { Kernels, PreparedLinear } from '../kernels/types.js';
-import type { ViTConfig, ViTModel } from '../model/types.js';
+import type { BlockWeights, ViTConfig } from '../model/types.js';
 import { blockConfig, prefixTokens, qkvLayout } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import { closestToBudget } from './budget-search.js';
 import type { BlockTokens } from '../model/gmacs.js';
-import { blockMacs, initialTokens, stemAndHeadMacs } from '../model/gmacs.js';
+import { blockMacs, initialTokens, modelGmacs, stemAndHeadMacs } from '../model/gmacs.js';
+import type { BudgetKnob } from './budget.js';
+import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { attentionReceived, mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
 import { ScheduleError } from '../errors.js';
-import type { TomeMatching } from './tome.js';
+import { recordMatching, type TomeMatching } from './tome.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 
 /**
  * MCTF, multi-criteria token fusion with one-step-ahead attention (Lee, Choi, Kim, CVPR 2024;
@@ -30,7 +33,7 @@ import type { TomeMatching } from './tome.js';
  * `afterAttention` hook sees P. The hook fuses x (a copy kept at the previous block's
  * `afterBlock`) and derives the sublayer's output on the fused tokens exactly from the
  * forward's output plus a correction for the fused groups, which needs the block's LN1, value
- * and projection weights (so `mctfHooks` takes the model; see OneStepAheadSublayer). Wall time
+ * and projection weights (BlockState.weights; see OneStepAheadSublayer). Wall time
  * pays for the unfused attention the forward ran; GMACs count the method (mctfGmacs).
  *
  * Without one-step-ahead (`oneStepAhead: false`, "fusion after the block"), block l runs
@@ -78,7 +81,9 @@ export function resolveMctfSettings(depth: number, settings: Partial<MctfSetting
     if (i > 0 && l <= layers[i - 1]) throw new ScheduleError(`MCTF: expected fusing blocks in increasing order, found ${layers.join(', ')}`);
   });
   if (s.oneStepAhead && layers[0] === 0) {
-    throw new ScheduleError('MCTF: one-step-ahead fusion in block 1 needs its input (the embedding), which forward hooks do not see; fuse from block 2 on (the paper does) or set oneStepAhead: false');
+    throw new ScheduleError(
+      'MCTF: one-step-ahead fusion in block 1 needs its input (the embedding), which forward hooks do not see; fuse from block 2 on (the paper does) or set oneStepAhead: false',
+    );
   }
   return { ...s, layers };
 }
@@ -109,7 +114,13 @@ export function outputRows(m: TomeMatching, t: number): Int32Array {
  *   x [t, D], weights [t], sizes [t] or null (all 1), rowOf [t]  →  out [rows, D] (written), sizes [rows]
  */
 export function poolTokens(
-  x: Float32Array, D: number, weights: ArrayLike<number>, sizes: ArrayLike<number> | null, rowOf: Int32Array, rows: number, out: Float32Array,
+  x: Float32Array,
+  D: number,
+  weights: ArrayLike<number>,
+  sizes: ArrayLike<number> | null,
+  rowOf: Int32Array,
+  rows: number,
+  out: Float32Array,
 ): Float32Array {
   const sum = new Float64Array(rows * D);
   const total = new Float64Array(rows);
@@ -142,8 +153,15 @@ export interface MctfFusion {
  * those tokens received and their sizes (null = all 1). `out` receives the pooled rows.
  */
 export function mctfFuse(
-  cfg: ViTConfig, x: Float32Array, t: number, probs: Float32Array, sizes: Float32Array | null, tokenIds: Int32Array,
-  r: number, settings: MctfTemperatures & { bidirectional: boolean }, out: Float32Array = new Float32Array((t - r) * cfg.dim),
+  cfg: ViTConfig,
+  x: Float32Array,
+  t: number,
+  probs: Float32Array,
+  sizes: Float32Array | null,
+  tokenIds: Int32Array,
+  r: number,
+  settings: MctfTemperatures & { bidirectional: boolean },
+  out: Float32Array = new Float32Array((t - r) * cfg.dim),
 ): MctfFusion {
   const D = cfg.dim;
   const attention = attentionReceived(probs, cfg.heads, t);
@@ -153,6 +171,12 @@ export function mctfFuse(
   const rowOf = outputRows(matching, t);
   const weights = Float64Array.from(attention, (a, k) => a * (sizes ? sizes[k] : 1));
   const pooledSizes = poolTokens(x, D, weights, sizes, rowOf, rows, out);
+  if (isRecordingDecisions()) {
+    recordDecision('received', attention, [t]);
+    recordDecision('affinity', W, [Math.ceil(t / 2), Math.floor(t / 2)]);
+    recordMatching(matching);
+    recordDecision('weights', weights, [t]);
+  }
   return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: matching.order.map((p) => tokenIds[p]) };
 }
 
@@ -181,10 +205,12 @@ class OneStepAheadSublayer {
   private readonly normed: Float32Array; // [T, D]
   private readonly fusedValues: Float32Array; // [T, H·v] V(LN1(x'_g)) of the fused groups
   private readonly correction: Float32Array; // [T, H·v] Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h
-  private readonly blocks = new Map<number, PreparedBlockTail>();
+  private readonly blocks = new WeakMap<BlockWeights, PreparedBlockTail>();
 
-  constructor(private readonly model: ViTModel, private readonly kernels: Kernels) {
-    const cfg = model.config;
+  constructor(
+    private readonly kernels: Kernels,
+    cfg: ViTConfig,
+  ) {
     const T = initialTokens(cfg);
     this.out = kernels.alloc(T * cfg.dim);
     this.fusedInput = kernels.alloc(T * cfg.dim);
@@ -193,10 +219,9 @@ class OneStepAheadSublayer {
     this.correction = kernels.alloc(T * cfg.heads * cfg.vDim);
   }
 
-  private prepared(block: number, cfg: ViTConfig): PreparedBlockTail {
-    let p = this.blocks.get(block);
+  private prepared(w: BlockWeights, cfg: ViTConfig): PreparedBlockTail {
+    let p = this.blocks.get(w);
     if (!p) {
-      const w = this.model.weights.blocks[block];
       const D = cfg.dim;
       const width = cfg.heads * cfg.vDim;
       const first = qkvLayout(cfg).valueOffset(0); // V rows follow Q and K
@@ -211,7 +236,7 @@ class OneStepAheadSublayer {
         }),
         projection: this.kernels.prepareLinear({ ...w.proj, bias: new Float32Array(D) }),
       };
-      this.blocks.set(block, p);
+      this.blocks.set(w, p);
     }
     return p;
   }
@@ -228,7 +253,9 @@ class OneStepAheadSublayer {
     const width = H * v;
     const rows = f.tokenIds.length;
     const { rowOf, weights } = f;
-    const p = this.prepared(state.block, cfg);
+    if (!state.weights)
+      throw new RangeError(`MCTF in block ${state.block + 1}: one-step-ahead fusion needs the block's weights (BlockState.weights), the runner gave none`);
+    const p = this.prepared(state.weights, cfg);
 
     const members = new Int32Array(rows);
     const total = new Float64Array(rows);
@@ -291,45 +318,69 @@ class OneStepAheadSublayer {
 }
 
 /**
+ * One-step-ahead sublayers per backend and model config, shared by every hook object: each
+ * prepares its blocks' value and projection weights on the backend at first use, and wasm
+ * memory is never freed, so plans made again (a classifier's requests, compare's budgets) reuse them.
+ */
+const sublayers = new WeakMap<Kernels, WeakMap<ViTConfig, OneStepAheadSublayer>>();
+
+function sublayerFor(kernels: Kernels, cfg: ViTConfig): OneStepAheadSublayer {
+  let byConfig = sublayers.get(kernels);
+  if (!byConfig) sublayers.set(kernels, (byConfig = new WeakMap()));
+  let sublayer = byConfig.get(cfg);
+  if (!sublayer) byConfig.set(cfg, (sublayer = new OneStepAheadSublayer(kernels, cfg)));
+  return sublayer;
+}
+
+/**
  * Forward hooks fusing tokens by MCTF in the blocks of `settings`. One object serves a whole run
  * (images one after another, one runner at a time): with one-step-ahead it keeps a copy of each
- * block's output as the next block's input. Make it once per run, not per image: on first use
- * it prepares each fusing block's value and projection weights on the runner's backend, whose
- * memory (wasm) is never freed.
+ * block's output as the next block's input, and reads the fusing blocks' weights from the
+ * runner (BlockState.weights). The settings are checked against the model at the first block.
  */
-export function mctfHooks(model: ViTModel, settings: Partial<MctfSettings> = {}): ForwardHooks {
-  const cfg = model.config;
-  const s = resolveMctfSettings(cfg.depth, settings);
-  const rates = mctfRates(cfg.depth, s);
-  const prefix = prefixTokens(cfg);
-  if (!s.oneStepAhead) {
-    return {
-      afterBlock(state) {
-        const r = mctfCappedR(rates[state.block], state.n, prefix);
-        if (r === 0) return;
-        if (state.attentionTokens !== state.n) throw new RangeError(`MCTF after block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
-        const f = mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s);
-        return { kind: 'replace', n: f.tokenIds.length, x: f.x, sizes: f.sizes, tokenIds: f.tokenIds };
-      },
-    };
-  }
-  const input = new Float32Array(initialTokens(cfg) * cfg.dim); // [t, D] the next block's input
+export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
+  let cfg: ViTConfig | null = null;
+  let s: ReturnType<typeof resolveMctfSettings>;
+  let rates: number[] = [];
+  let prefix = 0;
+  let input = new Float32Array(0); // [t, D] the next block's input
   let inputTokens = 0;
-  const sublayers = new Map<Kernels, OneStepAheadSublayer>();
+  const resolve = (model: ViTConfig) => {
+    if (model === cfg) return;
+    cfg = model;
+    s = resolveMctfSettings(cfg.depth, settings);
+    rates = mctfRates(cfg.depth, s);
+    prefix = prefixTokens(cfg);
+    input = new Float32Array(initialTokens(cfg) * cfg.dim);
+  };
+  const afterBlockFusion = (state: BlockState): TokenReduction | void => {
+    resolve(state.model);
+    const r = mctfCappedR(rates[state.block], state.n, prefix);
+    if (r === 0) return;
+    if (state.attentionTokens !== state.n)
+      throw new RangeError(`MCTF after block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
+    const f = mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s);
+    return { kind: 'replace', n: f.tokenIds.length, x: f.x, sizes: f.sizes, tokenIds: f.tokenIds };
+  };
+  const oneStepAhead = settings.oneStepAhead ?? MCTF_DEFAULTS.oneStepAhead;
+  if (!oneStepAhead) return { afterBlock: afterBlockFusion };
   return {
     afterAttention(state): TokenReduction | void {
+      resolve(state.model);
       const r = mctfCappedR(rates[state.block], state.n, prefix);
       if (r === 0) return;
       if (inputTokens !== state.n || state.attentionTokens !== state.n) {
-        throw new RangeError(`MCTF in block ${state.block + 1}: expected the input of the ${state.n} tokens that entered the attention (kept at the previous block), found ${inputTokens}`);
+        throw new RangeError(
+          `MCTF in block ${state.block + 1}: expected the input of the ${state.n} tokens that entered the attention (kept at the previous block), found ${inputTokens}`,
+        );
       }
-      let sublayer = sublayers.get(state.kernels);
-      if (!sublayer) sublayers.set(state.kernels, (sublayer = new OneStepAheadSublayer(model, state.kernels)));
+      const sublayer = sublayerFor(state.kernels, state.model);
       const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, r, s);
       return { kind: 'replace', n: f.tokenIds.length, x: sublayer.run(state, f), sizes: f.sizes, tokenIds: f.tokenIds };
     },
     afterBlock(state) {
-      input.set(state.x.subarray(0, state.n * cfg.dim));
+      resolve(state.model);
+      input.set(state.x.subarray(0, state.n * state.model.dim));
       inputTokens = state.n;
     },
   };
@@ -383,7 +434,10 @@ export interface MctfSolution {
  * smallest. Throws ScheduleError unless it is within a relative `tolerance` (default 1 %).
  */
 export function solveMctfForBudget(
-  cfg: ViTConfig, fraction: number, settings: Partial<Omit<MctfSettings, 'r'>> = {}, options: { tolerance?: number } = {},
+  cfg: ViTConfig,
+  fraction: number,
+  settings: Partial<Omit<MctfSettings, 'r'>> = {},
+  options: { tolerance?: number } = {},
 ): MctfSolution {
   const hundredths = 100 * Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2); // beyond, every block is capped
   const grid = Array.from({ length: hundredths + 1 }, (_, i) => i);
@@ -391,3 +445,91 @@ export function solveMctfForBudget(
   const best = closestToBudget(cfg, fraction, 'an MCTF r', byDecimals, (i) => mctfGmacs(cfg, { ...settings, r: i / 100 }), options);
   return { r: best.setting / 100, gmacs: best.gmacs, fraction: best.fraction };
 }
+
+/** MCTF's settings as the registry plans them: r, fusing blocks and temperatures (the switches are options). */
+export type MctfPlanSettings = Pick<MctfSettings, 'r' | 'layers' | 'tauSim' | 'tauInfo' | 'tauSize'>;
+
+/** MCTF's options: one-step-ahead attention and bidirectional matching, both on in the paper. */
+export interface MctfOptions extends Record<string, boolean> {
+  'one-step-ahead': boolean;
+  bidirectional: boolean;
+}
+
+const MCTF_SETTINGS_KEYS = ['r', 'layers', 'tauSim', 'tauInfo', 'tauSize'] as const;
+
+function withOptions(settings: MctfPlanSettings, o: MctfOptions): MctfSettings {
+  return { ...settings, oneStepAhead: o['one-step-ahead'], bidirectional: o.bidirectional };
+}
+
+/**
+ * Token counts per block as the forward pass executes them: under one-step-ahead, block l's
+ * attention runs on all t tokens (the hook fuses after it) and its MLP on t − r; the method's
+ * own count (mctfGmacs: Q, K and QKᵀ on t, the rest on t − r) is lower by the values, attention
+ * output and projection of the r fused tokens. Without one-step-ahead, both are the same.
+ */
+export function mctfExecutedTokens(cfg: ViTConfig, settings: Partial<MctfSettings>): BlockTokens[] {
+  return mctfTokens(cfg, settings).map(({ attention, mlp }) => ({ attention, mlp }));
+}
+
+/**
+ * The budget knob: r in hundredths, from 0 (dense) to the largest r any block can fuse, GMACs
+ * as executed; among positions of equal GMACs, the r with the fewest decimals.
+ */
+function mctfKnob(cfg: ViTConfig, o: MctfOptions): BudgetKnob<MctfPlanSettings> {
+  const settings = (t: number): MctfPlanSettings => ({
+    r: t / 100,
+    layers: null,
+    tauSim: MCTF_DEFAULTS.tauSim,
+    tauInfo: MCTF_DEFAULTS.tauInfo,
+    tauSize: MCTF_DEFAULTS.tauSize,
+  });
+  const gmacs = (s: MctfPlanSettings) => modelGmacs(cfg, mctfExecutedTokens(cfg, withOptions(s, o)));
+  return {
+    dense: 0,
+    sparse: 100 * Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2),
+    integer: true,
+    settings,
+    gmacs,
+    canonical: (t, cost) => [100, 10].map((step) => Math.round(t / step) * step).find((c) => gmacs(settings(c)) === cost) ?? t,
+    describe: (s) => `r = ${s.r}`,
+  };
+}
+
+/** MCTF's settings from JSON: {"r": R, "layers"?: [0-indexed blocks], "tauSim"?, "tauInfo"?, "tauSize"?}. */
+function mctfSettingsFromJson(cfg: ViTConfig, json: unknown, o: MctfOptions, source: string): MctfPlanSettings {
+  const fields = settingsObject(json, MCTF_SETTINGS_KEYS, source);
+  if (typeof fields.r !== 'number')
+    throw new ScheduleError(`${source}: expected "r", a number ≥ 0 (tokens fused per fusing block), found ${JSON.stringify(fields.r)}`);
+  if (!(fields.layers === undefined || fields.layers === null || Array.isArray(fields.layers))) {
+    throw new ScheduleError(`${source}: expected "layers", a list of 0-indexed blocks, found ${JSON.stringify(fields.layers)}`);
+  }
+  const settings: MctfPlanSettings = {
+    r: fields.r,
+    layers: (fields.layers ?? null) as number[] | null,
+    tauSim: (fields.tauSim ?? MCTF_DEFAULTS.tauSim) as number,
+    tauInfo: (fields.tauInfo ?? MCTF_DEFAULTS.tauInfo) as number,
+    tauSize: (fields.tauSize ?? MCTF_DEFAULTS.tauSize) as number,
+  };
+  checkedSettings(source, () => resolveMctfSettings(cfg.depth, withOptions(settings, o)));
+  return settings;
+}
+
+/** MCTF as a registered method (method.ts). */
+export const mctf = defineMethod<MctfPlanSettings, MctfOptions>({
+  name: 'mctf',
+  summary: 'MCTF: from block 2 on, fuse r tokens per block by similarity × attention received × size (bidirectional matching, one-step-ahead attention)',
+  removal: 'fused',
+  counts: 'fixed',
+  options: {
+    'one-step-ahead': { help: "fuse at the start of each block with that block's attention (else after the block)", values: 'boolean', default: true },
+    bidirectional: { help: 'match half of r from each side of the split (else all A → B)', values: 'boolean', default: true },
+  },
+  fromJson: mctfSettingsFromJson,
+  knobs: (cfg, o) => [mctfKnob(cfg, o)],
+  tokens: (cfg, settings, o) => mctfExecutedTokens(cfg, withOptions(settings, o)),
+  hooks(settings, o) {
+    const hooks = mctfHooks(withOptions(settings, o));
+    return () => hooks;
+  },
+  describe: (settings, o) => ({ ...settings, ...o }),
+});

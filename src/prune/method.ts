@@ -62,12 +62,15 @@ export interface PruningPlan {
   stagedHooks(imageIndex: number, onStage: (stage: RemovalStage) => void): ForwardHooks;
 }
 
-/** An option of a method (a CLI flag of the same name). */
+/** The value of a method's option. */
+export type OptionValue = string | number | boolean;
+
+/** An option of a method: a CLI flag of the same name; a switch on by default is turned off by --no-NAME. */
 export interface MethodOption {
   readonly name: string;
   readonly help: string;
-  readonly values: readonly string[] | 'integer'; // the choices, or any integer
-  readonly default: string | number;
+  readonly values: readonly string[] | 'integer' | 'number' | 'boolean'; // the choices, any integer, any finite number, or a switch
+  readonly default: OptionValue;
 }
 
 /** A token-pruning method, as the registry lists it. */
@@ -85,7 +88,7 @@ export interface TokenMethod {
 }
 
 /** What a method file writes; `defineMethod` makes the TokenMethod. S: its settings, O: its options. */
-export interface MethodSpec<S, O extends Record<string, string | number>> {
+export interface MethodSpec<S, O extends Record<string, OptionValue>> {
   name: string;
   summary: string;
   removal: Removal;
@@ -99,8 +102,8 @@ export interface MethodSpec<S, O extends Record<string, string | number>> {
   fromJson?(cfg: ViTConfig, json: unknown, options: O, source: string): S;
   /** The knobs the budget solver turns, coarse first (budget.ts). */
   knobs(cfg: ViTConfig, options: O, context: PlanContext): BudgetKnob<S>[];
-  /** Token counts per block (methods whose counts are fixed). */
-  tokens?(cfg: ViTConfig, settings: S): BlockTokens[];
+  /** Token counts per block as executed (methods whose counts are fixed). */
+  tokens?(cfg: ViTConfig, settings: S, options: O): BlockTokens[];
   /** Hooks per image; called once per plan, so state (scratch buffers) can be shared by the run. */
   hooks(settings: S, options: O): (imageIndex: number) => ForwardHooks;
   /** Hooks that also report the method's own removal stages (without: every reduction is one stage). */
@@ -111,13 +114,13 @@ export interface MethodSpec<S, O extends Record<string, string | number>> {
 
 const TARGETS = ['budget', 'keep', 'settings'] as const;
 
-export function defineMethod<S, O extends Record<string, string | number> = Record<never, never>>(spec: MethodSpec<S, O>): TokenMethod {
+export function defineMethod<S, O extends Record<string, OptionValue> = Record<never, never>>(spec: MethodSpec<S, O>): TokenMethod {
   const options: MethodOption[] = Object.entries(spec.options ?? {}).map(([name, o]) => ({ name, ...(o as Omit<MethodOption, 'name'>) }));
   const takes = ['budget', ...(spec.keepRatio ? ['keep'] : []), ...(spec.fromJson ? ['settings'] : [])];
 
   /** The request's options checked against the method's, defaults filled in. */
   const resolveOptions = (given: Readonly<Record<string, unknown>> = {}): O => {
-    const resolved: Record<string, string | number> = {};
+    const resolved: Record<string, OptionValue> = {};
     for (const key of Object.keys(given)) {
       if (given[key] !== undefined && !options.some((o) => o.name === key)) {
         const known = options.length ? `its options are ${options.map((o) => o.name).join(', ')}` : 'it has no options';
@@ -126,12 +129,26 @@ export function defineMethod<S, O extends Record<string, string | number> = Reco
     }
     for (const o of options) {
       const value = given[o.name] ?? o.default;
-      const ok = o.values === 'integer' ? Number.isInteger(value) : (o.values as readonly unknown[]).includes(value);
+      const ok =
+        o.values === 'integer'
+          ? Number.isInteger(value)
+          : o.values === 'number'
+            ? Number.isFinite(value)
+            : o.values === 'boolean'
+              ? typeof value === 'boolean'
+              : (o.values as readonly unknown[]).includes(value);
       if (!ok) {
-        const expected = o.values === 'integer' ? 'an integer' : `one of ${o.values.join(', ')}`;
+        const expected =
+          o.values === 'integer'
+            ? 'an integer'
+            : o.values === 'number'
+              ? 'a finite number'
+              : o.values === 'boolean'
+                ? 'true or false'
+                : `one of ${o.values.join(', ')}`;
         throw new UsageError(`method ${spec.name}: option '${o.name}' expects ${expected}, found ${JSON.stringify(value)}`);
       }
-      resolved[o.name] = value as string | number;
+      resolved[o.name] = value as OptionValue;
     }
     return resolved as O;
   };
@@ -172,7 +189,7 @@ export function defineMethod<S, O extends Record<string, string | number> = Reco
         if (!spec.fromJson) throw new UsageError(`method ${spec.name} has no settings of its own to read: it takes ${takes.join(' or ')}`);
         settings = spec.fromJson(cfg, settingsJson, o, request.settingsSource ?? 'settings');
       }
-      const gmacs = spec.tokens ? modelGmacs(cfg, spec.tokens(cfg, settings)) : measured;
+      const gmacs = spec.tokens ? modelGmacs(cfg, spec.tokens(cfg, settings, o)) : measured;
       const hooks = spec.hooks(settings, o);
       const staged = spec.stagedHooks;
       return {
@@ -181,8 +198,7 @@ export function defineMethod<S, O extends Record<string, string | number> = Reco
         settings: spec.describe(settings, o),
         gmacs,
         hooks,
-        stagedHooks: (imageIndex, onStage) =>
-          staged ? staged(settings, o, onStage)(imageIndex) : reductionStages(hooks(imageIndex), onStage),
+        stagedHooks: (imageIndex, onStage) => (staged ? staged(settings, o, onStage)(imageIndex) : reductionStages(hooks(imageIndex), onStage)),
       };
     },
   };
@@ -212,4 +228,14 @@ export function settingsObject(json: unknown, keys: readonly string[], source: s
     if (!keys.includes(key)) throw new ScheduleError(`${source}: unexpected key "${key}" (expected ${keys.map((k) => `"${k}"`).join(', ')})`);
   }
   return json as Record<string, unknown>;
+}
+
+/** Runs `check` (a method's own validation), its ScheduleError messages prefixed with `source` (the settings' file or flag). */
+export function checkedSettings<T>(source: string, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof ScheduleError) throw new ScheduleError(`${source}: ${err.message}`);
+    throw err;
+  }
 }

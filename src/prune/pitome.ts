@@ -3,9 +3,20 @@ import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import { denseGmacs, type BlockTokens } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { solveBudget, type BudgetSolution } from './budget.js';
+import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import {
-  cappedR, headMeanKeys, mergeWeightedAverage, tomeKnobs, tomeRates, tomeTokens, unitRows, type TomeMatching, type TomeSchedule,
+  cappedR,
+  headMeanKeys,
+  mergeWeightedAverage,
+  recordMatching,
+  tomeKnobs,
+  tomeRates,
+  tomeTokens,
+  unitRows,
+  type TomeMatching,
+  type TomeSchedule,
 } from './tome.js';
 
 /**
@@ -67,7 +78,14 @@ export function pitomeMargins(depth: number, margin: PitomeMargin): number[] {
  * E_i for the T = t − prefix non-prefix tokens and their pairwise cosines.
  *   metric [t, c]  →  energy [T] (index i = position prefix + i), cosines [T, T]
  */
-export function pitomeEnergy(metric: Float32Array, t: number, c: number, prefix: number, margin: number, alpha: number): { energy: Float64Array; cosines: Float64Array } {
+export function pitomeEnergy(
+  metric: Float32Array,
+  t: number,
+  c: number,
+  prefix: number,
+  margin: number,
+  alpha: number,
+): { energy: Float64Array; cosines: Float64Array } {
   const T = t - prefix;
   const unit = unitRows(metric, prefix, T, c); // [T, c]
   const cosines = new Float64Array(T * T);
@@ -94,7 +112,8 @@ export function pitomeEnergy(metric: Float32Array, t: number, c: number, prefix:
 /** The PiToMe merge decision for t tokens with head-mean keys `metric` [t, c]; r already capped. Positions are in the sequence of t tokens. */
 export function pitomeMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number, margin: number, alpha: number): TomeMatching {
   const T = t - prefix;
-  if (!(Number.isInteger(r) && r >= 0 && 2 * r <= T)) throw new RangeError(`PiToMe: expected an integer r in 0…${Math.floor(T / 2)} for ${T} mergeable tokens, found ${r}`);
+  if (!(Number.isInteger(r) && r >= 0 && 2 * r <= T))
+    throw new RangeError(`PiToMe: expected an integer r in 0…${Math.floor(T / 2)} for ${T} mergeable tokens, found ${r}`);
   const { energy, cosines } = pitomeEnergy(metric, t, c, prefix, margin, alpha);
   const ranked = Array.from({ length: T }, (_, i) => i).sort((p, q) => energy[q] - energy[p] || p - q);
   const groupA = ranked.filter((_, k) => k < 2 * r && k % 2 === 0);
@@ -105,6 +124,14 @@ export function pitomeMatching(metric: Float32Array, t: number, c: number, r: nu
     return prefix + best;
   });
   const order = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(2 * r).map((i) => prefix + i), ...groupB.map((i) => prefix + i)];
+  if (isRecordingDecisions()) {
+    recordDecision('energy', energy, [T]);
+    recordDecision(
+      'protected',
+      Int32Array.from(ranked.slice(2 * r), (i) => prefix + i),
+      [T - 2 * r],
+    );
+  }
   return { sources: Int32Array.from(groupA, (i) => prefix + i), destinations: Int32Array.from(destinations), order: Int32Array.from(order) };
 }
 
@@ -115,6 +142,7 @@ export function pitomeMerge(state: BlockState, r: number, margin: number, alpha:
   r = cappedR(r, n, prefix);
   if (r === 0) return;
   const m = pitomeMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix, margin, alpha);
+  if (isRecordingDecisions()) recordMatching(m);
   const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
 }
@@ -147,3 +175,44 @@ export function pitomeTokens(cfg: ViTConfig, r: TomeSchedule): BlockTokens[] {
 export function solvePitomeForBudget(cfg: ViTConfig, fraction: number, options: { tolerance?: number } = {}): Promise<BudgetSolution<TomeSchedule>> {
   return solveBudget(denseGmacs(cfg), fraction, tomeKnobs(cfg), options.tolerance);
 }
+
+function pitomeSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): PitomeSettings {
+  const fields = settingsObject(json, ['r', 'margin', 'alpha'], source);
+  const r = fields.r;
+  if (!(typeof r === 'number' || (Array.isArray(r) && r.every((v) => typeof v === 'number')))) {
+    throw new ScheduleError(`${source}: expected "r", an integer ≥ 0 or one per block, found ${JSON.stringify(r)}`);
+  }
+  const settings: PitomeSettings = {
+    r,
+    margin: (fields.margin ?? PITOME_DEFAULTS.margin) as PitomeMargin,
+    alpha: (fields.alpha ?? PITOME_DEFAULTS.alpha) as number,
+  };
+  return checkedSettings(source, () => {
+    tomeRates(cfg.depth, settings.r);
+    pitomeMargins(cfg.depth, settings.margin);
+    if (!(Number.isFinite(settings.alpha) && settings.alpha >= 0)) throw new ScheduleError(`PiToMe: expected α ≥ 0, found ${settings.alpha}`);
+    return settings;
+  });
+}
+
+/** PiToMe as a registered method (method.ts): ToMe's token counts and budget knobs, the reference's margins and α. */
+export const pitome = defineMethod<PitomeSettings>({
+  name: 'pitome',
+  summary: 'PiToMe: in every block, merge r tokens as ToMe does, but only among the highest-energy ones (isolated tokens are protected)',
+  removal: 'merged',
+  counts: 'fixed',
+  fromJson: pitomeSettingsFromJson,
+  knobs: (cfg) =>
+    tomeKnobs(cfg).map((knob) => ({
+      ...knob,
+      settings: (t: number): PitomeSettings => ({ ...PITOME_DEFAULTS, r: knob.settings(t) }),
+      gmacs: (s: PitomeSettings) => knob.gmacs(s.r),
+      describe: (s: PitomeSettings) => knob.describe(s.r),
+    })),
+  tokens: (cfg, settings) => pitomeTokens(cfg, settings.r),
+  hooks(settings) {
+    const hooks = pitomeHooks(settings);
+    return () => hooks;
+  },
+  describe: (settings) => ({ ...settings }),
+});

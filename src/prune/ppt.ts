@@ -5,6 +5,9 @@ import { closestToBudget } from './budget-search.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens, modelGmacs } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
+import { isRecordingDecisions, recordDecision } from './decisions.js';
+import type { BudgetKnob } from './budget.js';
+import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { cappedR, tomeMerge } from './tome.js';
 
 /**
@@ -103,16 +106,24 @@ export function pptReduce(state: BlockState, r: number, threshold: number): { re
   const prefix = prefixTokens(cfg);
   r = cappedR(r, n, prefix);
   if (r === 0) return null;
-  if (state.attentionTokens !== n) throw new RangeError(`PPT in block ${state.block + 1}: expected the attention of the ${n} tokens alive, found ${state.attentionTokens}`);
+  if (state.attentionTokens !== n)
+    throw new RangeError(`PPT in block ${state.block + 1}: expected the attention of the ${n} tokens alive, found ${state.attentionTokens}`);
   const importance = pptImportance(state.probs, state.qkv, cfg, n);
   const variance = unbiasedVariance(importance, prefix, n);
   const pruned = variance >= threshold;
+  if (isRecordingDecisions()) {
+    recordDecision('importance', importance, [n]);
+    recordDecision('variance', Float64Array.of(variance), [1]);
+    recordDecision('pruned', Int32Array.of(pruned ? 1 : 0), [1]);
+  }
   let reduction: TokenReduction;
   let removed: Int32Array;
   if (pruned) {
     const ranked = Array.from({ length: n - prefix }, (_, j) => prefix + j).sort((p, q) => importance[q] - importance[p] || p - q);
     const kept = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(0, ranked.length - r)];
-    reduction = { kind: 'keep', indices: Int32Array.from(kept) };
+    const indices = Int32Array.from(kept);
+    reduction = { kind: 'keep', indices };
+    recordDecision('kept', indices, [kept.length]);
     removed = Int32Array.from(ranked.slice(ranked.length - r), (p) => state.tokenIds[p]);
   } else {
     reduction = tomeMerge(state, r) as TokenReduction;
@@ -165,10 +176,72 @@ export interface PptSolution {
  * smallest among equally close); throws ScheduleError unless within a relative `tolerance` (default 1 %).
  */
 export function solvePptForBudget(
-  cfg: ViTConfig, fraction: number, settings: Partial<Omit<PptSettings, 'r'>> = {}, options: { tolerance?: number } = {},
+  cfg: ViTConfig,
+  fraction: number,
+  settings: Partial<Omit<PptSettings, 'r'>> = {},
+  options: { tolerance?: number } = {},
 ): PptSolution {
   const rMax = Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2); // beyond, every listed block is capped
   const rates = Array.from({ length: rMax + 1 }, (_, r) => r);
   const best = closestToBudget(cfg, fraction, 'a PPT r', rates, (r) => modelGmacs(cfg, pptTokens(cfg, { ...settings, r })), options);
   return { r: best.setting, gmacs: best.gmacs, fraction: best.fraction };
 }
+
+/** PPT's options: the variance threshold between pruning and pooling. */
+export interface PptOptions extends Record<string, number> {
+  threshold: number;
+}
+
+type PptPlanSettings = Pick<PptSettings, 'r' | 'blocks'>;
+
+function pptSettingsFromJson(cfg: ViTConfig, json: unknown, o: PptOptions, source: string): PptPlanSettings {
+  const fields = settingsObject(json, ['r', 'blocks'], source);
+  const integers = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number');
+  if (!(typeof fields.r === 'number' || integers(fields.r)))
+    throw new ScheduleError(`${source}: expected "r", an integer ≥ 0 or one per listed block, found ${JSON.stringify(fields.r)}`);
+  if (!(fields.blocks === undefined || integers(fields.blocks)))
+    throw new ScheduleError(`${source}: expected "blocks", a list of 0-indexed blocks, found ${JSON.stringify(fields.blocks)}`);
+  const settings = { r: fields.r as PptSettings['r'], blocks: (fields.blocks ?? PPT_DEFAULTS.blocks) as number[] };
+  checkedSettings(source, () => resolvePptSettings(cfg.depth, { ...settings, threshold: o.threshold }));
+  return settings;
+}
+
+/** The budget knob: the same r in every listed block (the paper's blocks), from 0 (dense) to where every block is capped. */
+function pptKnob(cfg: ViTConfig): BudgetKnob<PptPlanSettings> {
+  return {
+    dense: 0,
+    sparse: Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2),
+    integer: true,
+    settings: (r) => ({ r, blocks: PPT_DEFAULTS.blocks }),
+    gmacs: (s) => modelGmacs(cfg, pptTokens(cfg, s)),
+    describe: (s) => `r = ${JSON.stringify(s.r)} in blocks ${s.blocks.join(', ')}`,
+  };
+}
+
+/** PPT as a registered method (method.ts). Its stages: 'pruned' or 'pooled', per layer and image. */
+export const ppt = defineMethod<PptPlanSettings, PptOptions>({
+  name: 'ppt',
+  summary: 'PPT: in blocks 4, 7, 10 remove r tokens per image, by pruning (CLS attention × value norm) when importance is uneven, else by ToMe pooling',
+  removal: 'merged',
+  counts: 'fixed',
+  options: {
+    threshold: { help: 'variance of the normalised importance from which a layer prunes rather than pools', values: 'number', default: PPT_DEFAULTS.threshold },
+  },
+  fromJson: pptSettingsFromJson,
+  knobs: (cfg) => [pptKnob(cfg)],
+  tokens: (cfg, settings) => pptTokens(cfg, settings),
+  hooks(settings, { threshold }) {
+    const hooks = pptHooks({ ...settings, threshold });
+    return () => hooks;
+  },
+  stagedHooks(settings, { threshold }, onStage) {
+    const hooks = pptHooks(
+      { ...settings, threshold },
+      {
+        onLayer: (d) => onStage({ after: d.block + 1, hook: 'attention', stage: d.pruned ? 'pruned' : 'pooled', removed: d.removed }),
+      },
+    );
+    return () => hooks;
+  },
+  describe: (settings, { threshold }) => ({ ...settings, threshold }),
+});

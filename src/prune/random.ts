@@ -1,12 +1,12 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import { seededRandom } from '../model/random.js';
-import type { ForwardHooks } from '../model/hooks.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
 import { defineMethod } from './method.js';
-import { keepRatioKnob, keepRatioSchedule, scheduleTokens, validatedSchedule, type PruneSchedule } from './schedule.js';
+import { PLACEMENT_OPTION, keepRatioKnob, keepRatioSchedule, scheduleTokens, validatedSchedule, type Placement, type PruneSchedule } from './schedule.js';
 
 /**
  * Random token dropping: the floor every importance-based method should beat. It follows a
@@ -49,24 +49,24 @@ export function randomDropTokens(cfg: ViTConfig, steps: readonly RandomDropStep[
 }
 
 /**
- * Forward hooks dropping random tokens by `steps`, drawing from seededRandom(seed). The
+ * Forward hooks dropping random tokens by `steps`, drawing from seededRandom(seed), after each
+ * step's block or, pre-MLP, after its attention (schedule.ts, Placement: the same draws). The
  * generator advances across images: create the hooks once per image (e.g. seed = base + image
  * index) for results that do not depend on the order in which images run.
  */
-export function randomDropHooks(steps: readonly RandomDropStep[], seed: number): ForwardHooks {
+export function randomDropHooks(steps: readonly RandomDropStep[], seed: number, placement: Placement = 'after-block'): ForwardHooks {
   const rand = seededRandom(seed);
   let config: ViTConfig | null = null;
   let removals = new Map<number, number>();
-  return {
-    afterBlock(state) {
-      if (state.model !== config) {
-        config = state.model;
-        removals = removalsByBlock(config, steps);
-      }
-      const remove = removals.get(state.block);
-      if (remove) return { kind: 'keep', indices: randomSurvivors(state.n, prefixTokens(state.config), remove, rand) };
-    },
+  const pruningLayer = (state: BlockState): TokenReduction | void => {
+    if (state.model !== config) {
+      config = state.model;
+      removals = removalsByBlock(config, steps);
+    }
+    const remove = removals.get(state.block);
+    if (remove) return { kind: 'keep', indices: randomSurvivors(state.n, prefixTokens(state.config), remove, rand) };
   };
+  return placement === 'pre-mlp' ? { afterAttention: pruningLayer } : { afterBlock: pruningLayer };
 }
 
 /** Removals per 0-indexed block, checked against the model: blocks exist, at most every non-prefix token alive. */
@@ -91,19 +91,19 @@ function removalsByBlock(cfg: ViTConfig, steps: readonly RandomDropStep[]): Map<
 }
 
 /** Random drop as a registered method (method.ts): Zero-TPrune's schedules, tokens drawn by a seeded generator. */
-export const randomDrop = defineMethod<PruneSchedule, { seed: number }>({
+export const randomDrop = defineMethod<PruneSchedule, { seed: number; placement: Placement }>({
   name: 'random',
-  summary: 'random drop: Zero-TPrune\'s schedule with the removed tokens drawn at random, the floor every method should beat',
+  summary: "random drop: Zero-TPrune's schedule with the removed tokens drawn at random, the floor every method should beat",
   removal: 'dropped',
   counts: 'fixed',
-  options: { seed: { help: 'seed of the draws (image i of a run draws from seed + i)', values: 'integer', default: 0 } },
+  options: { seed: { help: 'seed of the draws (image i of a run draws from seed + i)', values: 'integer', default: 0 }, placement: PLACEMENT_OPTION },
   keepRatio: (cfg, rho) => keepRatioSchedule(cfg, rho),
   fromJson: (cfg, json, _, source) => validatedSchedule(cfg, json, source),
-  knobs: (cfg) => [keepRatioKnob(cfg)],
-  tokens: scheduleTokens,
-  hooks(schedule, { seed }) {
+  knobs: (cfg, { placement }) => [keepRatioKnob(cfg, { placement })],
+  tokens: (cfg, schedule, { placement }) => scheduleTokens(cfg, schedule, placement),
+  hooks(schedule, { seed, placement }) {
     const steps: RandomDropStep[] = schedule.steps.map((s) => ({ afterBlock: s.after - 1, remove: s.rS + s.rI }));
-    return (imageIndex) => randomDropHooks(steps, seed + imageIndex);
+    return (imageIndex) => randomDropHooks(steps, seed + imageIndex, placement);
   },
-  describe: (schedule, { seed }) => ({ ...schedule, seed }),
+  describe: (schedule, { seed, placement }) => ({ ...schedule, seed, placement }),
 });

@@ -1,7 +1,11 @@
 import { UsageError } from '../errors.js';
+import { autoMethod } from './auto.js';
 import type { ViTConfig } from '../model/types.js';
 import { evit, topk } from './evit.js';
 import { ltp } from './ltp.js';
+import { mctf } from './mctf.js';
+import { pitome } from './pitome.js';
+import { ppt } from './ppt.js';
 import type { PlanContext, PruneRequest, PruningPlan, TokenMethod } from './method.js';
 import { randomDrop } from './random.js';
 import { tome } from './tome.js';
@@ -15,10 +19,14 @@ import { zeroTPrune } from './zero-tprune.js';
 export const TOKEN_METHODS: readonly TokenMethod[] = [
   zeroTPrune,
   tome,
+  mctf,
+  ppt,
+  pitome,
   evit,
   topk,
   ltp,
   randomDrop,
+  autoMethod((name) => tokenMethod(name)),
 ];
 
 /** The method named `name`; UsageError listing the methods otherwise. */

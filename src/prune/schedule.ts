@@ -6,7 +6,7 @@ import { initialTokens, modelGmacs } from '../model/gmacs.js';
 import type { BudgetKnob } from './budget.js';
 
 /**
- * Zero-TPrune schedules (algorithms.md §1.9): where the pruning layers sit and how many patch
+ * Zero-TPrune schedules (docs/algorithms.md §1.9): where the pruning layers sit and how many patch
  * tokens each removes in its S-stage (similarity) and I-stage (importance).
  *
  * Block numbers are 1-indexed, as in the papers: a step with `after: l` is a pruning layer
@@ -87,26 +87,47 @@ export function scheduleToJson(schedule: PruneSchedule): string {
 }
 
 /**
- * Token counts per block under a schedule: block l runs on n_l tokens in attention and MLP,
- * n_{l+1} = n_l − rS − rI after a step at l. Throws ScheduleError if the schedule does not fit
- * the model (block beyond the depth, or more removals than the stages allow).
+ * Where the pruning layer of a step "after block l" runs. Its decision reads only block l's
+ * attention probabilities and keys (or, random drop, nothing), which the MLP does not change,
+ * and the MLP works on each token alone: so the survivors come out the same either way.
+ *   'after-block': after block l's MLP, as the papers place it; every token alive runs that MLP.
+ *   'pre-mlp':     after block l's attention, before its MLP; the dropped tokens skip the MLP
+ *                  (the engine's default for dropping methods: the same outputs for fewer GMACs).
  */
-export function scheduleTokens(cfg: ViTConfig, schedule: PruneSchedule): BlockTokens[] {
+export type Placement = 'pre-mlp' | 'after-block';
+
+export const PLACEMENTS: readonly Placement[] = ['pre-mlp', 'after-block'];
+
+/** The `placement` option of the dropping methods (method.ts), default pre-MLP. */
+export const PLACEMENT_OPTION = {
+  help: 'where the pruning layer "after block l" runs: before block l\'s MLP (the dropped tokens skip it) or after the block (the paper\'s)',
+  values: PLACEMENTS,
+  default: 'pre-mlp' as Placement,
+};
+
+/**
+ * Token counts per block under a schedule: block l runs on n_l tokens in attention and MLP,
+ * n_{l+1} = n_l − rS − rI after a step at l; pre-MLP, block l's MLP already runs on n_{l+1}.
+ * Throws ScheduleError if the schedule does not fit the model (block beyond the depth, or more
+ * removals than the stages allow).
+ */
+export function scheduleTokens(cfg: ViTConfig, schedule: PruneSchedule, placement: Placement = 'after-block'): BlockTokens[] {
   validateSchedule(cfg, schedule);
   const steps = new Map(schedule.steps.map((s) => [s.after, s]));
   let n = initialTokens(cfg);
   const tokens: BlockTokens[] = [];
   for (let b = 0; b < cfg.depth; b++) {
-    tokens.push({ attention: n, mlp: n });
+    const attention = n;
     const step = steps.get(b + 1);
     if (step) n -= step.rS + step.rI;
+    tokens.push({ attention, mlp: placement === 'pre-mlp' ? n : attention });
   }
   return tokens;
 }
 
 /** GMACs of a schedule, without running the model. */
-export function scheduleGmacs(cfg: ViTConfig, schedule: PruneSchedule): number {
-  return modelGmacs(cfg, scheduleTokens(cfg, schedule));
+export function scheduleGmacs(cfg: ViTConfig, schedule: PruneSchedule, placement: Placement = 'after-block'): number {
+  return modelGmacs(cfg, scheduleTokens(cfg, schedule, placement));
 }
 
 /** Check a (structurally valid) schedule against a model: blocks exist, every step removes what it can. */
@@ -138,10 +159,11 @@ export function validateSchedule(cfg: ViTConfig, schedule: PruneSchedule): void 
 export interface KeepRatioOptions {
   after?: readonly number[]; // 1-indexed blocks followed by a pruning layer; default [3, 6, 9]
   sSplit?: number; // share of each layer's removals done by the S-stage; default 0.5
+  placement?: Placement; // for the GMACs of keepRatioKnob; default 'after-block'
 }
 
 /**
- * The "keep-ratio" preset (algorithms.md §1.9, the oracle's setting): after each block in
+ * The "keep-ratio" preset (docs/algorithms.md §1.9, the oracle's setting): after each block in
  * `after`, the m patch tokens alive become ⌈ρ·m⌉; of the r = m − ⌈ρ·m⌉ removed, the S-stage
  * removes ⌊r·sSplit⌋ (capped at ⌊m/2⌋, the size of group A) and the I-stage the rest.
  * DeiT-S, ρ = 0.7: tokens 197 → 139 → 98 → 69.
@@ -176,7 +198,7 @@ export function keepRatioKnob(cfg: ViTConfig, options: KeepRatioOptions = {}): B
     sparse: 0,
     integer: false,
     settings: schedule,
-    gmacs: (s) => scheduleGmacs(cfg, s),
+    gmacs: (s) => scheduleGmacs(cfg, s, options.placement),
     canonical: (rho) => shortestEquivalentRho(rho, schedule),
     describe: (s) => `schedule ${JSON.stringify(s.steps)}`,
   };

@@ -9,7 +9,7 @@ import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { defineMethod, settingsObject } from './method.js';
 
 /**
- * ToMe, Token Merging (Bolya et al., ICLR 2023; algorithms.md §3), off the shelf. In every
+ * ToMe, Token Merging (Bolya et al., ICLR 2023; docs/algorithms.md §3), off the shelf. In every
  * block, between the attention residual add and the MLP, r tokens merge into their most
  * similar partners (facebookresearch/ToMe `bipartite_soft_matching` + `merge_wavg`):
  *
@@ -132,24 +132,44 @@ export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number
     const i1 = Math.min(i + 1, nA - 1);
     const a0 = 2 * i * c;
     const a1 = 2 * i1 * c;
-    let max0 = -Infinity, max1 = -Infinity;
-    let arg0 = 0, arg1 = 0;
+    let max0 = -Infinity,
+      max1 = -Infinity;
+    let arg0 = 0,
+      arg1 = 0;
     for (let j = firstColumn; j < nB; j += 2) {
       const j1 = Math.min(j + 1, nB - 1);
       const b0 = (2 * j + 1) * c;
       const b1 = (2 * j1 + 1) * c;
-      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      let d00 = 0,
+        d01 = 0,
+        d10 = 0,
+        d11 = 0;
       for (let d = 0; d < c; d++) {
-        const x0 = unit[a0 + d], x1 = unit[a1 + d], y0 = unit[b0 + d], y1 = unit[b1 + d];
+        const x0 = unit[a0 + d],
+          x1 = unit[a1 + d],
+          y0 = unit[b0 + d],
+          y1 = unit[b1 + d];
         d00 += x0 * y0;
         d01 += x0 * y1;
         d10 += x1 * y0;
         d11 += x1 * y1;
       }
-      if (d00 > max0) { max0 = d00; arg0 = j; }
-      if (d01 > max0) { max0 = d01; arg0 = j1; }
-      if (d10 > max1) { max1 = d10; arg1 = j; }
-      if (d11 > max1) { max1 = d11; arg1 = j1; }
+      if (d00 > max0) {
+        max0 = d00;
+        arg0 = j;
+      }
+      if (d01 > max0) {
+        max0 = d01;
+        arg0 = j1;
+      }
+      if (d10 > max1) {
+        max1 = d10;
+        arg1 = j;
+      }
+      if (d11 > max1) {
+        max1 = d11;
+        arg1 = j1;
+      }
     }
     best[i] = max0;
     partner[i] = arg0;
@@ -159,7 +179,10 @@ export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number
   const ranked = Array.from({ length: nA }, (_, i) => i).sort((a, b) => best[b] - best[a] || a - b);
   const sources = Int32Array.from(ranked.slice(0, r), (i) => 2 * i);
   const destinations = Int32Array.from(ranked.slice(0, r), (i) => 2 * partner[i] + 1);
-  const unmerged = ranked.slice(r).sort((a, b) => a - b).map((i) => 2 * i);
+  const unmerged = ranked
+    .slice(r)
+    .sort((a, b) => a - b)
+    .map((i) => 2 * i);
   const bPositions = Array.from({ length: nB }, (_, j) => 2 * j + 1);
   const order = prefix >= 2 ? [unmerged[0], bPositions[0], ...unmerged.slice(1), ...bPositions.slice(1)] : [...unmerged, ...bPositions];
   return { sources, destinations, order: Int32Array.from(order), scores: best };
@@ -201,8 +224,8 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
 }
 
-/** The decisions of a matching: v(a) of the A tokens, and [source, destination] pairs by source position. */
-function recordMatching(m: TomeMatching): void {
+/** The decisions of a matching (ToMe's, MCTF's, PiToMe's): v(a) of the A tokens when it has them, and [source, destination] pairs by source position. */
+export function recordMatching(m: TomeMatching): void {
   if (m.scores) recordDecision('score', m.scores, [m.scores.length]);
   const bySource = Array.from(m.sources.keys()).sort((i, j) => m.sources[i] - m.sources[j]);
   const pairs = Int32Array.from(bySource.flatMap((i) => [m.sources[i], m.destinations[i]]));

@@ -4,11 +4,11 @@ import { seededRandom } from '../model/random.js';
 import { denseGmacs } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
 import { solveBudget } from './budget.js';
-import { keepRatioKnob, maxSimilarityDrops, scheduleGmacs, type PruneSchedule } from './schedule.js';
+import { keepRatioKnob, maxSimilarityDrops, scheduleGmacs, type Placement, type PruneSchedule } from './schedule.js';
 
 /**
  * Monte-Carlo search over Zero-TPrune schedules at a GMACs budget (the paper chooses its
- * per-budget configuration by a Monte-Carlo search; algorithms.md §1.9). Our search space [I]:
+ * per-budget configuration by a Monte-Carlo search; docs/algorithms.md §1.9). Our search space [I]:
  *
  *   - 2…depth−1 pruning layers after distinct blocks 1…depth−1,
  *   - per layer a relative removal weight w ∈ [0.2, 1] and an S-stage share σ ∈ [0, 1],
@@ -36,6 +36,7 @@ export interface TuneOptions {
   seed?: number;
   tolerance?: number; // relative GMACs tolerance, default 0.01
   firstRoundImages?: number; // images per candidate in the first round, default 16
+  placement?: Placement; // where the schedules' layers run, for their GMACs (schedule.ts); default 'after-block'
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -62,7 +63,13 @@ function objective(s: CandidateScore): number {
 /**
  * A random schedule at the budget (null when the sampled shape cannot hit it within tolerance).
  */
-export function sampleSchedule(cfg: ViTConfig, budget: number, rand: () => number, tolerance = 0.01): PruneSchedule | null {
+export function sampleSchedule(
+  cfg: ViTConfig,
+  budget: number,
+  rand: () => number,
+  tolerance = 0.01,
+  placement: Placement = 'after-block',
+): PruneSchedule | null {
   const layers = 2 + Math.floor(rand() * (cfg.depth - 2));
   const blocks = new Set<number>();
   while (blocks.size < Math.min(layers, cfg.depth - 1)) blocks.add(1 + Math.floor(rand() * (cfg.depth - 1)));
@@ -82,24 +89,30 @@ export function sampleSchedule(cfg: ViTConfig, budget: number, rand: () => numbe
   const target = budget * denseGmacs(cfg);
   let lo = 0; // cost(lo) ≥ target
   let hi = 4; // cost(hi) ≤ target, if reachable
-  if (scheduleGmacs(cfg, build(hi)) > target) return null;
+  if (scheduleGmacs(cfg, build(hi), placement) > target) return null;
   for (let i = 0; i < 40; i++) {
     const mid = (lo + hi) / 2;
-    if (scheduleGmacs(cfg, build(mid)) > target) lo = mid;
+    if (scheduleGmacs(cfg, build(mid), placement) > target) lo = mid;
     else hi = mid;
   }
   for (const alpha of [hi, lo]) {
     const s = build(alpha);
-    if (Math.abs(scheduleGmacs(cfg, s) / target - 1) <= tolerance) return s;
+    if (Math.abs(scheduleGmacs(cfg, s, placement) / target - 1) <= tolerance) return s;
   }
   return null;
 }
 
 /**
- * "Constant r" schedules (algorithms.md §1.9): after each of blocks 1…depth−1 drop r tokens,
+ * "Constant r" schedules (docs/algorithms.md §1.9): after each of blocks 1…depth−1 drop r tokens,
  * the first k of them r + 1, a share σ by the S-stage; the (r, k) closest to the budget, or null.
  */
-export function constantRateSchedule(cfg: ViTConfig, budget: number, sShare: number, tolerance = 0.01): PruneSchedule | null {
+export function constantRateSchedule(
+  cfg: ViTConfig,
+  budget: number,
+  sShare: number,
+  tolerance = 0.01,
+  placement: Placement = 'after-block',
+): PruneSchedule | null {
   const target = budget * denseGmacs(cfg);
   let best: PruneSchedule | null = null;
   let bestError = tolerance;
@@ -114,7 +127,7 @@ export function constantRateSchedule(cfg: ViTConfig, budget: number, sShare: num
         m -= remove;
       }
       const schedule = { steps };
-      const error = Math.abs(scheduleGmacs(cfg, schedule) / target - 1);
+      const error = Math.abs(scheduleGmacs(cfg, schedule, placement) / target - 1);
       if (error <= bestError) [best, bestError] = [schedule, error];
     }
   }
@@ -122,13 +135,24 @@ export function constantRateSchedule(cfg: ViTConfig, budget: number, sShare: num
 }
 
 /** Presets worth trying at every budget: keep-ratio schedules at several placements and S/I splits, and constant-r ones. */
-export async function presetSchedules(cfg: ViTConfig, budget: number, tolerance = 0.01): Promise<{ origin: string; schedule: PruneSchedule }[]> {
-  const placements = [[3, 6, 9], [2, 4, 6, 8, 10], [3, 5, 7, 9], [4, 7, 10], [1, 3, 5, 7, 9, 11]].filter((p) => p.every((b) => b < cfg.depth));
+export async function presetSchedules(
+  cfg: ViTConfig,
+  budget: number,
+  tolerance = 0.01,
+  placement: Placement = 'after-block',
+): Promise<{ origin: string; schedule: PruneSchedule }[]> {
+  const placements = [
+    [3, 6, 9],
+    [2, 4, 6, 8, 10],
+    [3, 5, 7, 9],
+    [4, 7, 10],
+    [1, 3, 5, 7, 9, 11],
+  ].filter((p) => p.every((b) => b < cfg.depth));
   const out: { origin: string; schedule: PruneSchedule }[] = [];
   for (const after of placements) {
     for (const sSplit of [0.5, 0.75, 1]) {
       try {
-        const { settings: schedule, position: rho } = await solveBudget(denseGmacs(cfg), budget, [keepRatioKnob(cfg, { after, sSplit })], tolerance);
+        const { settings: schedule, position: rho } = await solveBudget(denseGmacs(cfg), budget, [keepRatioKnob(cfg, { after, sSplit, placement })], tolerance);
         out.push({ origin: `preset keep ${rho} after ${after.join('/')} S-share ${sSplit}`, schedule });
       } catch (err) {
         if (!(err instanceof ScheduleError)) throw err;
@@ -136,7 +160,7 @@ export async function presetSchedules(cfg: ViTConfig, budget: number, tolerance 
     }
   }
   for (const sShare of [0.5, 0.75, 1]) {
-    const schedule = constantRateSchedule(cfg, budget, sShare, tolerance);
+    const schedule = constantRateSchedule(cfg, budget, sShare, tolerance, placement);
     if (schedule) out.push({ origin: `preset constant r ${schedule.steps.map((s) => s.rS + s.rI).join(',')} S-share ${sShare}`, schedule });
   }
   return out;
@@ -146,11 +170,12 @@ export async function tuneSchedule(cfg: ViTConfig, score: ScoreFunction, opts: T
   const tolerance = opts.tolerance ?? 0.01;
   const rand = seededRandom(opts.seed ?? 1);
   const dense = denseGmacs(cfg);
-  const presets = await presetSchedules(cfg, opts.budget, tolerance);
+  const placement = opts.placement ?? 'after-block';
+  const presets = await presetSchedules(cfg, opts.budget, tolerance, placement);
   if (presets.length === 0) throw new ScheduleError(`no keep-ratio schedule lands within ${tolerance * 100} % of ${opts.budget} × dense GMACs`);
   let pool: { origin: string; schedule: PruneSchedule; score?: CandidateScore; images?: number }[] = [...presets];
   for (let i = 0, tries = 0; i < opts.candidates && tries < opts.candidates * 20; tries++) {
-    const schedule = sampleSchedule(cfg, opts.budget, rand, tolerance);
+    const schedule = sampleSchedule(cfg, opts.budget, rand, tolerance, placement);
     if (schedule) pool.push({ origin: `random #${i++}`, schedule });
   }
 
@@ -181,7 +206,7 @@ export async function tuneSchedule(cfg: ViTConfig, score: ScoreFunction, opts: T
     if (!last) pool = pool.slice(0, r === rounds.length - 2 ? 4 : Math.max(4, Math.ceil(pool.length / 4)));
   }
   const finish = (c: (typeof pool)[number]): TunedCandidate => {
-    const gmacs = scheduleGmacs(cfg, c.schedule);
+    const gmacs = scheduleGmacs(cfg, c.schedule, placement);
     return { schedule: c.schedule, gmacs, fraction: gmacs / dense, score: c.score!, images: c.images!, origin: c.origin };
   };
   // The untuned 3/6/9 50/50 preset, scored on every image, for comparison.

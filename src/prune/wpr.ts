@@ -1,5 +1,5 @@
 /**
- * Weighted Page Rank on attention graphs and its head aggregation (algorithms.md §1.3–§1.4):
+ * Weighted Page Rank on attention graphs and its head aggregation (docs/algorithms.md §1.3–§1.4):
  * the scoring core of Zero-TPrune. Pure functions over typed-array views; every buffer is
  * passed in, so a caller allocates once per model and nothing is allocated per call.
  *
@@ -91,7 +91,7 @@ export function weightedPageRank(P: Float32Array, n: number, s: Float64Array, it
 /**
  * Population variance of the scores s[start..end) rescaled to mean 1:
  * z_i = s_i · m / Σ_j s_j (m = end − start), var = Σ (z_i − 1)² / m. 0 when m = 0 or Σ s = 0.
- * This is the scale on which VHF's window [0.01, 0.7] is read (algorithms.md §1.4 [I]).
+ * This is the scale on which VHF's window [0.01, 0.7] is read (docs/algorithms.md §1.4 [I]).
  */
 export function meanOneVariance(s: Float64Array, start: number, end: number): number {
   const m = end - start;
@@ -115,8 +115,13 @@ export function meanOneVariance(s: Float64Array, start: number, end: number): nu
  *   valid:  [heads] out
  */
 export function varianceHeadFilter(
-  scores: Float64Array, heads: number, stride: number, start: number, end: number,
-  window: readonly [number, number], valid: Uint8Array,
+  scores: Float64Array,
+  heads: number,
+  stride: number,
+  start: number,
+  end: number,
+  window: readonly [number, number],
+  valid: Uint8Array,
 ): number {
   let passed = 0;
   for (let h = 0; h < heads; h++) {
@@ -134,8 +139,13 @@ export function varianceHeadFilter(
  * over tokens i < n.   scores: [heads, stride];  valid: [heads], at least one set;  out: [n]
  */
 export function aggregateHeads(
-  scores: Float64Array, heads: number, stride: number, n: number,
-  valid: Uint8Array, mode: HeadAggregation, out: Float64Array,
+  scores: Float64Array,
+  heads: number,
+  stride: number,
+  n: number,
+  valid: Uint8Array,
+  mode: HeadAggregation,
+  out: Float64Array,
 ): void {
   out.fill(0, 0, n);
   let count = 0;
@@ -184,9 +194,15 @@ export function bestMatch(f: FeatureRows, order: Int32Array, m: number, bCount: 
     for (let j = 0; j < bCount; j += 2) {
       const b0 = j * dim;
       const b1 = Math.min(j + 1, bCount - 1) * dim;
-      let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+      let d00 = 0,
+        d01 = 0,
+        d10 = 0,
+        d11 = 0;
       for (let d = 0; d < dim; d++) {
-        const x0 = unit[a0 + d], x1 = unit[a1 + d], y0 = unit[b0 + d], y1 = unit[b1 + d];
+        const x0 = unit[a0 + d],
+          x1 = unit[a1 + d],
+          y0 = unit[b0 + d],
+          y1 = unit[b1 + d];
         d00 += x0 * y0;
         d01 += x0 * y1;
         d10 += x1 * y0;

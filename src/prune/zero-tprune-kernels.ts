@@ -42,8 +42,15 @@ export interface ZeroTPruneKernels {
    *   work: ≥ (m + 4)·dim float64 scratch   = `bestMatch` of wpr.ts
    */
   maxCosine(
-    features: Float32Array, offset: number, stride: number, dim: number,
-    order: Int32Array, m: number, bCount: number, work: Float64Array, best: Float64Array,
+    features: Float32Array,
+    offset: number,
+    stride: number,
+    dim: number,
+    order: Int32Array,
+    m: number,
+    bCount: number,
+    work: Float64Array,
+    best: Float64Array,
   ): void;
 }
 
@@ -87,9 +94,8 @@ function referenceZeroTPruneKernels(backend: Kernels): ZeroTPruneKernels {
     maxCosine(features, offset, stride, dim, order, m, bCount, work, best) {
       if (work.length < (m + 4) * dim) throw new RangeError(`maxCosine: expected ≥ ${(m + 4) * dim} floats of work, got ${work.length}`);
       // bestMatch keeps its unit rows in the features' storage (float64 on reference64): m·dim of them fit in work.
-      const unit = (features as Float32Array | Float64Array) instanceof Float64Array
-        ? work.subarray(0, m * dim)
-        : new Float32Array(work.buffer, work.byteOffset, m * dim);
+      const unit =
+        (features as Float32Array | Float64Array) instanceof Float64Array ? work.subarray(0, m * dim) : new Float32Array(work.buffer, work.byteOffset, m * dim);
       bestMatch({ data: features, offset, stride, dim }, order, m, bCount, unit, best);
     },
   };
@@ -123,8 +129,12 @@ function wasmZeroTPruneKernels(backend: WasmKernels): ZeroTPruneKernels {
     weightedPageRank(P, n, s, iterations, next, tolerance) {
       if (checks && !Number.isInteger(iterations)) throw new WasmBackendError(`weightedPageRank: expected an integer iteration count, got ${iterations}`);
       return wasm.f64_weighted_page_rank(
-        address(P, n * n, 'weightedPageRank P'), n, address(s, n, 'weightedPageRank s'), iterations,
-        address(next, n, 'weightedPageRank next'), tolerance,
+        address(P, n * n, 'weightedPageRank P'),
+        n,
+        address(s, n, 'weightedPageRank s'),
+        iterations,
+        address(next, n, 'weightedPageRank next'),
+        tolerance,
       );
     },
 
@@ -139,8 +149,14 @@ function wasmZeroTPruneKernels(backend: WasmKernels): ZeroTPruneKernels {
       }
       const featuresAt = address(features, offset + (tokens - 1) * stride + dim, 'maxCosine features');
       wasm.f64_max_cosine(
-        featuresAt + 4 * offset, stride, dim, orderAt, m, bCount,
-        address(work, (m + 4) * dim, 'maxCosine work'), address(best, tokens, 'maxCosine best'),
+        featuresAt + 4 * offset,
+        stride,
+        dim,
+        orderAt,
+        m,
+        bCount,
+        address(work, (m + 4) * dim, 'maxCosine work'),
+        address(best, tokens, 'maxCosine best'),
       );
     },
   };

@@ -1,12 +1,12 @@
 import { createReferenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
-import type { BlockState, ForwardHooks } from '../model/hooks.js';
+import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches, prefixTokens, qkvLayout } from '../model/types.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { defineMethod } from './method.js';
-import type { PruneSchedule } from './schedule.js';
-import { keepRatioKnob, keepRatioSchedule, maxSimilarityDrops, scheduleTokens, validateSchedule, validatedSchedule } from './schedule.js';
+import type { Placement, PruneSchedule } from './schedule.js';
+import { PLACEMENT_OPTION, keepRatioKnob, keepRatioSchedule, maxSimilarityDrops, scheduleTokens, validateSchedule, validatedSchedule } from './schedule.js';
 import type { FeatureRows, WprInit } from './wpr.js';
 import { aggregateHeads, initialScores, varianceHeadFilter } from './wpr.js';
 import { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels.js';
@@ -14,7 +14,7 @@ import { zeroTPruneKernels, type ZeroTPruneKernels } from './zero-tprune-kernels
 export { bestMatch, type FeatureRows } from './wpr.js';
 
 /**
- * Zero-TPrune (Wang, Dedhia, Jha, CVPR 2024; algorithms.md §1): a pruning layer between two
+ * Zero-TPrune (Wang, Dedhia, Jha, CVPR 2024; docs/algorithms.md §1): a pruning layer between two
  * blocks that drops patch tokens using the attention probabilities P [H, n, n] and the keys
  * K [n, H·d] of the block just before it, in three stages:
  *
@@ -54,11 +54,11 @@ export const DEFAULT_ZERO_TPRUNE_OPTIONS: Readonly<ZeroTPruneOptions> = {
 
 /** The paper's ablation ladder (DeiT-S: random → +WPR → +EIR → +VHF → +S-stage), as option sets. */
 export const ZERO_TPRUNE_ABLATIONS = {
-  'wpr': { useEIR: false, useVHF: false, useSStage: false },
+  wpr: { useEIR: false, useVHF: false, useSStage: false },
   'wpr+eir': { useEIR: true, useVHF: false, useSStage: false },
   'wpr+eir+vhf': { useEIR: true, useVHF: true, useSStage: false },
   'wpr+eir+s': { useEIR: true, useVHF: false, useSStage: true },
-  'full': { useEIR: true, useVHF: true, useSStage: true },
+  full: { useEIR: true, useVHF: true, useSStage: true },
 } as const satisfies Record<string, Partial<ZeroTPruneOptions>>;
 
 /** Fill in defaults (undefined fields too) and check enumerations and the VHF window. */
@@ -150,8 +150,15 @@ export class ZeroTPruneScratch {
  * Returns the number of heads inside the VHF window (H without VHF; 0 = none, all heads used).
  */
 export function tokenImportance(
-  probs: Float32Array, heads: number, n: number, alive: Int32Array, c: number, prefix: number,
-  iterations: number, o: ZeroTPruneOptions, scratch: ZeroTPruneScratch,
+  probs: Float32Array,
+  heads: number,
+  n: number,
+  alive: Int32Array,
+  c: number,
+  prefix: number,
+  iterations: number,
+  o: ZeroTPruneOptions,
+  scratch: ZeroTPruneScratch,
 ): number {
   const k = scratch.kernels;
   for (let h = 0; h < heads; h++) {
@@ -232,8 +239,11 @@ export interface ZeroTPruneLayerResult {
  * reuse one made with the model's backend: ZeroTPruneScratch.forModel(cfg, state.kernels).
  */
 export function zeroTPruneLayer(
-  state: BlockState, rS: number, rI: number,
-  options: Partial<ZeroTPruneOptions> = {}, scratch = ZeroTPruneScratch.forModel(state.config),
+  state: BlockState,
+  rS: number,
+  rI: number,
+  options: Partial<ZeroTPruneOptions> = {},
+  scratch = ZeroTPruneScratch.forModel(state.config),
 ): ZeroTPruneLayerResult {
   const o = resolveZeroTPruneOptions(options);
   const cfg = state.config;
@@ -332,7 +342,11 @@ function recordSimilarityPairs(f: FeatureRows, scratch: ZeroTPruneScratch, m: nu
     pairs.set([a, bestB], 2 * i);
   });
   recordDecision('s.pairs', pairs, [droppedS.length, 2]);
-  recordDecision('s.similarity', Float64Array.from(droppedS, (a) => scratch.best[a]), [droppedS.length]);
+  recordDecision(
+    's.similarity',
+    Float64Array.from(droppedS, (a) => scratch.best[a]),
+    [droppedS.length],
+  );
 }
 
 /** What one pruning layer did, in original token ids (0 = CLS, prefix + p = patch p). */
@@ -346,6 +360,7 @@ export interface ZeroTPruneRecord {
 
 export interface ZeroTPruneHookOptions extends Partial<ZeroTPruneOptions> {
   onLayer?: (record: ZeroTPruneRecord) => void; // called after every pruning layer (visualisation, logging)
+  placement?: Placement; // where a layer "after block l" runs (schedule.ts); default 'after-block'
 }
 
 /**
@@ -354,70 +369,72 @@ export interface ZeroTPruneHookOptions extends Partial<ZeroTPruneOptions> {
  * the backend's kernels (BlockState.kernels), which then run the heavy steps.
  */
 export function zeroTPruneHooks(schedule: PruneSchedule, options: ZeroTPruneHookOptions = {}): ForwardHooks {
-  const { onLayer, ...layer } = options;
+  const { onLayer, placement = 'after-block', ...layer } = options;
   const o = resolveZeroTPruneOptions(layer);
   const steps = new Map(schedule.steps.map((s) => [s.after, s]));
   let config: ViTConfig | null = null;
   const scratches = new Map<Kernels | undefined, ZeroTPruneScratch>(); // per backend, for `config`
-  return {
-    afterBlock(state) {
-      if (state.model !== config) {
-        validateSchedule(state.model, schedule);
-        config = state.model;
-        scratches.clear();
-      }
-      let scratch = scratches.get(state.kernels);
-      if (!scratch) {
-        scratch = ZeroTPruneScratch.forModel(config, state.kernels);
-        scratches.set(state.kernels, scratch);
-      }
-      const step = steps.get(state.block + 1);
-      if (!step) return;
-      const r = zeroTPruneLayer(state, step.rS, step.rI, o, scratch);
-      if (onLayer) {
-        const ids = state.tokenIds;
-        onLayer({
-          after: step.after,
-          tokensIn: state.n,
-          droppedS: r.droppedS.map((i) => ids[i]),
-          droppedI: r.droppedI.map((i) => ids[i]),
-          headsKept: r.headsKept,
-        });
-      }
-      return { kind: 'keep', indices: r.keep };
-    },
+  const pruningLayer = (state: BlockState): TokenReduction | void => {
+    if (state.model !== config) {
+      validateSchedule(state.model, schedule);
+      config = state.model;
+      scratches.clear();
+    }
+    let scratch = scratches.get(state.kernels);
+    if (!scratch) {
+      scratch = ZeroTPruneScratch.forModel(config, state.kernels);
+      scratches.set(state.kernels, scratch);
+    }
+    const step = steps.get(state.block + 1);
+    if (!step) return;
+    const r = zeroTPruneLayer(state, step.rS, step.rI, o, scratch);
+    if (onLayer) {
+      const ids = state.tokenIds;
+      onLayer({
+        after: step.after,
+        tokensIn: state.n,
+        droppedS: r.droppedS.map((i) => ids[i]),
+        droppedI: r.droppedI.map((i) => ids[i]),
+        headsKept: r.headsKept,
+      });
+    }
+    return { kind: 'keep', indices: r.keep };
   };
+  return placement === 'pre-mlp' ? { afterAttention: pruningLayer } : { afterBlock: pruningLayer };
 }
 
 export type Ablation = keyof typeof ZERO_TPRUNE_ABLATIONS;
 
 /** Zero-TPrune as a registered method (method.ts): settings are a post-block schedule, the ablation an option. */
-export const zeroTPrune = defineMethod<PruneSchedule, { ablation: Ablation }>({
+export const zeroTPrune = defineMethod<PruneSchedule, { ablation: Ablation; placement: Placement }>({
   name: 'zero-tprune',
   summary: 'Zero-TPrune: after blocks 3, 6, 9 drop the most similar (S-stage) and least important (I-stage, Weighted Page Rank) patches',
   removal: 'dropped',
   counts: 'fixed',
   tunable: true,
   options: {
-    ablation: { help: 'components switched on (the paper\'s ablation ladder)', values: Object.keys(ZERO_TPRUNE_ABLATIONS) as Ablation[], default: 'full' },
+    ablation: { help: "components switched on (the paper's ablation ladder)", values: Object.keys(ZERO_TPRUNE_ABLATIONS) as Ablation[], default: 'full' },
+    placement: PLACEMENT_OPTION,
   },
   keepRatio: (cfg, rho) => keepRatioSchedule(cfg, rho),
   fromJson: (cfg, json, _, source) => validatedSchedule(cfg, json, source),
-  knobs: (cfg) => [keepRatioKnob(cfg)],
-  tokens: scheduleTokens,
-  hooks(schedule, { ablation }) {
-    const hooks = zeroTPruneHooks(schedule, ZERO_TPRUNE_ABLATIONS[ablation]);
+  knobs: (cfg, { placement }) => [keepRatioKnob(cfg, { placement })],
+  tokens: (cfg, schedule, { placement }) => scheduleTokens(cfg, schedule, placement),
+  hooks(schedule, { ablation, placement }) {
+    const hooks = zeroTPruneHooks(schedule, { ...ZERO_TPRUNE_ABLATIONS[ablation], placement });
     return () => hooks;
   },
-  stagedHooks(schedule, { ablation }, onStage) {
+  stagedHooks(schedule, { ablation, placement }, onStage) {
+    const hook = placement === 'pre-mlp' ? 'attention' : 'block';
     const hooks = zeroTPruneHooks(schedule, {
       ...ZERO_TPRUNE_ABLATIONS[ablation],
+      placement,
       onLayer(record) {
-        onStage({ after: record.after, hook: 'block', stage: 'S', removed: record.droppedS });
-        onStage({ after: record.after, hook: 'block', stage: 'I', removed: record.droppedI });
+        onStage({ after: record.after, hook, stage: 'S', removed: record.droppedS });
+        onStage({ after: record.after, hook, stage: 'I', removed: record.droppedI });
       },
     });
     return () => hooks;
   },
-  describe: (schedule, { ablation }) => ({ ...schedule, ablation }),
+  describe: (schedule, { ablation, placement }) => ({ ...schedule, ablation, placement }),
 });

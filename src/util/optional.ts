@@ -11,9 +11,12 @@ export async function importOptional<T>(name: string, purpose: string): Promise<
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw error;
-    throw new DependencyError(`${purpose} needs the optional package ${name}, which is not installed; expected it beside vitprune: npm install ${name}@${await declaredRange(name)}`, {
-      cause: error,
-    });
+    throw new DependencyError(
+      `${purpose} needs the optional package ${name}, which is not installed; expected it beside vitprune: npm install ${name}@${await declaredRange(name)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

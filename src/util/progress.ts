@@ -68,7 +68,11 @@ export function createProgress(opts: ProgressOptions): Progress {
       const fraction = Math.min(count / total, 1);
       const filled = Math.round(fraction * BAR_WIDTH);
       parts.push(`[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`);
-      parts.push(`${Math.floor(fraction * 100).toString().padStart(3)}%`);
+      parts.push(
+        `${Math.floor(fraction * 100)
+          .toString()
+          .padStart(3)}%`,
+      );
       parts.push(`${formatAmount(count, unit)}/${formatAmount(total, unit)}`);
     } else {
       parts.push(formatAmount(count, unit));

@@ -141,7 +141,14 @@ export interface FigureText {
 }
 
 /** The SVG document of the figure: panel images as PNG data URIs, captions as text. */
-export function figureSvg(crop: RgbImage, patchSize: number, scale: number, panels: readonly Panel[], text: FigureText, columns: number): { svg: string; layout: FigureLayout } {
+export function figureSvg(
+  crop: RgbImage,
+  patchSize: number,
+  scale: number,
+  panels: readonly Panel[],
+  text: FigureText,
+  columns: number,
+): { svg: string; layout: FigureLayout } {
   // DejaVu Sans advances average ≈ 0.62 em (bold ≈ 0.68 em): enough room for the header text.
   const textWidth = Math.max(text.title.length * 0.68 * TITLE_SIZE, ...text.lines.map((l) => l.length * 0.62 * TEXT_SIZE));
   const layout = figureLayout(panels.length, crop.width * scale, columns, text.lines.length, 2 * MARGIN + textWidth);
@@ -188,7 +195,10 @@ export async function renderFigurePng(svg: string, fontFile?: string): Promise<{
   const { Resvg } = await importOptional<typeof import('@resvg/resvg-js')>('@resvg/resvg-js', 'drawing the figure');
   const font = fontFile ? { loadSystemFonts: false, fontFiles: [fontFile] } : { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' };
   const png = new Resvg(svg, { font, logLevel: 'off' }).render().asPng();
-  const probe = new Resvg('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text x="2" y="15" font-size="12">Ag</text></svg>', { font, logLevel: 'off' });
+  const probe = new Resvg('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text x="2" y="15" font-size="12">Ag</text></svg>', {
+    font,
+    logLevel: 'off',
+  });
   return { png, hasText: probe.innerBBox() !== undefined };
 }
 

@@ -54,5 +54,7 @@ export function traceTokens(runner: ViTRunner, input: Float32Array, plan: Prunin
 
 /** The patch indices (id − prefix) among token ids, ascending; prefix tokens and EViT's fused token (negative id) are none. */
 function patchIndices(ids: ArrayLike<number>, prefix: number): number[] {
-  return Array.from(ids, (id) => id - prefix).filter((p) => p >= 0).sort((a, b) => a - b);
+  return Array.from(ids, (id) => id - prefix)
+    .filter((p) => p >= 0)
+    .sort((a, b) => a - b);
 }
