@@ -1,3 +1,4 @@
+import { qkvLayout } from '../model/types.js';
 import type { Tensor } from './types.js';
 
 /**
@@ -20,15 +21,10 @@ import type { Tensor } from './types.js';
  *   db   = Σ_h Σ_q dS_h[q, ·]
  */
 
-interface QkvLayout {
-  stride: number; // values per token row of qkv
-  query: number; // offset of head h's queries in a row: h·qk
-  key: number; // H·qk + h·qk
-  value: number; // 2H·qk + h·v
-}
-
-function headLayout(heads: number, qkDim: number, vDim: number, h: number): QkvLayout {
-  return { stride: 2 * heads * qkDim + heads * vDim, query: h * qkDim, key: (heads + h) * qkDim, value: 2 * heads * qkDim + h * vDim };
+/** Where head h's queries, keys and values sit in a row of qkv (model/types.ts: qkvLayout). */
+function headLayout(heads: number, qkDim: number, vDim: number, h: number): { stride: number; query: number; key: number; value: number } {
+  const layout = qkvLayout({ heads, qkDim, vDim });
+  return { stride: layout.stride, query: layout.queryOffset(h), key: layout.keyOffset(h), value: layout.valueOffset(h) };
 }
 
 /** probs [H, n, n] and out [n, H·v] from qkv [n, 2H·qk + H·v] (see the file comment). */

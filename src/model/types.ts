@@ -68,8 +68,8 @@ export interface QkvLayout {
   valueOffset: (h: number) => number; // V_h: … + vDim
 }
 
-/** The qkv layout of a block of config `cfg` (blockConfig for per-block widths). */
-export function qkvLayout(cfg: ViTConfig): QkvLayout {
+/** The qkv layout of a block of config `cfg` (blockConfig for per-block widths), or of any heads and head widths. */
+export function qkvLayout(cfg: Pick<ViTConfig, 'heads' | 'qkDim' | 'vDim'>): QkvLayout {
   const H = cfg.heads;
   return {
     stride: 2 * H * cfg.qkDim + H * cfg.vDim,
