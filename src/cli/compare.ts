@@ -134,11 +134,12 @@ function learnedThresholds(
     throw new UsageError(`--thresholds: ${file} was learned for ${thresholds.budget} × dense GMACs, not one of --budgets ${budgets.join(',')}`);
   }
   const learnedFiles = learnedOn(thresholds.calibration);
-  if (learnedFiles === null)
+  if (learnedFiles === null) {
     log?.(`${LEARNED_METHOD}: ${file} does not say which images it was learned on (or they are gone): not checked against the evaluated ones`);
-  else if (overlap(learnedFiles, evaluated) > 0) {
-    throw new UsageError(`--thresholds: ${file} was learned on ${overlap(learnedFiles, evaluated)} of the images compare evaluates: evaluate others (--split)`);
+    return { budget: thresholds.budget, thresholds, file };
   }
+  const shared = overlap(learnedFiles, evaluated);
+  if (shared > 0) throw new UsageError(`--thresholds: ${file} was learned on ${shared} of the images compare evaluates: evaluate others (--split)`);
   return { budget: thresholds.budget, thresholds, file };
 }
 
