@@ -750,6 +750,46 @@ describe.concurrent('a bad input costs only itself', () => {
     expect(stderrLines(text, /^eval \[/)).toHaveLength(2);
   });
 
+  it('eval and compare on 2 threads (whole images per thread) give the results of 1 thread bit for bit', async () => {
+    const photos = path.join(ROOT, 'fixtures/images');
+    const folder = imageFolder('eval-threads', {
+      ...Object.fromEntries(readdirSync(photos).map((name) => [name, path.join(photos, name)])),
+      'e.png': png,
+      'f.jpg': file('pattern.jpg'),
+    });
+    const common = (threads: string) => [
+      '--model',
+      'random:vit_tiny_patch16_224',
+      '--images',
+      folder.dir,
+      '--labels',
+      folder.csv,
+      '--threads',
+      threads,
+      '--json',
+      '--quiet',
+    ];
+    const evalArgs = (threads: string, method: string[]) => [
+      'eval',
+      ...common(threads),
+      ...method,
+      '--predictions',
+      file(`eval-threads-${threads}-${method[1]}.json`),
+    ];
+    const compareArgs = (threads: string) => ['compare', ...common(threads), '--methods', 'random,mctf,zero-tprune', '--budgets', '0.8'];
+    const methods = [
+      ['--method', 'random', '--keep', '0.6'],
+      ['--method', 'mctf', '--budget', '0.8'],
+    ];
+    const runs = await Promise.all(['1', '2'].flatMap((t) => [...methods.map((m) => cli(evalArgs(t, m))), cli(compareArgs(t))]));
+    for (const r of runs) expect(r.code, show(r)).toBe(0);
+    const timeless = (r: Run) => JSON.parse(r.stdout, (key, value) => (/^(msPerImage|imagesPerSecond|speedup)$/.test(key) ? undefined : value));
+    const [one, two] = [runs.slice(0, 3), runs.slice(3)];
+    for (let i = 0; i < 3; i++) expect(timeless(two[i])).toEqual(timeless(one[i]));
+    for (const m of methods) expect(readFileSync(file(`eval-threads-2-${m[1]}.json`), 'utf8')).toBe(readFileSync(file(`eval-threads-1-${m[1]}.json`), 'utf8'));
+    expect(timeless(one[0]).images).toBe(6);
+  });
+
   it('eval over a folder where no image can be read fails with one line per image and one saying so', async () => {
     const bad = imageFolder('eval-all-bad', { 'b.jpg': file('truncated.jpg'), 'c.png': file('notes.png') });
     const r = await cli(['eval', '--model', TINY, '--images', bad.dir, '--labels', bad.csv, '--quiet']);

@@ -1,5 +1,6 @@
 import { UsageError, VitpruneError } from '../errors.js';
 import { BackgroundImageLoader, type ImageLoader } from '../eval/image-loader.js';
+import { ImageWorkerPool, type ImageWorkers } from '../eval/image-workers.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { BACKENDS, createKernels, defaultThreadCount, type Backend } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
@@ -55,9 +56,25 @@ export async function openImageLoader(values: Parsed['values']): Promise<ImageLo
   return loader.load;
 }
 
-/** Ends the threads of every backend openKernels opened and of every loader openImageLoader started. */
+const openedImageWorkers: ImageWorkerPool[] = [];
+
+/**
+ * With 2 or more threads (--threads), evaluation threads that each take whole images
+ * (image-workers.ts), started now so that their setup (`name` of `module` called with `arg`)
+ * overlaps the caller's; undefined on 1 thread. Ended by closeThreads.
+ */
+export async function openImageWorkers(values: Parsed['values'], setup: Omit<ImageWorkers, 'threads'>): Promise<ImageWorkerPool | undefined> {
+  const threads = await threadsOption(values);
+  if (threads === 1) return undefined;
+  const pool = await ImageWorkerPool.start({ threads, ...setup });
+  openedImageWorkers.push(pool);
+  return pool;
+}
+
+/** Ends the threads of every backend openKernels opened, of every loader openImageLoader started and of every pool openImageWorkers started. */
 export async function closeThreads(): Promise<void> {
   for (const loader of openedLoaders.splice(0)) loader.close();
+  for (const pool of openedImageWorkers.splice(0)) pool.close();
   await Promise.all(openedKernels.splice(0).map((k) => k.dispose()));
 }
 

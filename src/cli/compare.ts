@@ -3,6 +3,8 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import {
   compareMethods,
+  planVariants,
+  type CompareOptions,
   LEARNED_METHOD,
   reportMarkdown,
   TUNED_METHOD,
@@ -11,12 +13,13 @@ import {
   type TunedSchedule,
 } from '../eval/compare.js';
 import { labelImages, listImages, selectSplit, spreadSample, type Split } from '../eval/dataset.js';
+import type { VariantSetup } from '../eval/image-workers.js';
 import { loadImageTensor } from '../image/file.js';
 import type { ViTConfig } from '../model/types.js';
 import { parseLtpThresholds } from '../prune/ltp-thresholds.js';
 import { TOKEN_METHODS } from '../prune/registry.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openImageLoader, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openImageWorkers, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
 
 const COMPARE_METHODS = [...TOKEN_METHODS.map((m) => m.name), TUNED_METHOD, LEARNED_METHOD];
 
@@ -143,6 +146,12 @@ function learnedThresholds(
   return { budget: thresholds.budget, thresholds, file };
 }
 
+/** What each evaluation thread builds (image-workers.ts): dense and compare's variants for one model, on one thread. */
+export async function compareThreadSetup({ values, planned }: { values: Parsed['values']; planned: CompareOptions }): Promise<VariantSetup> {
+  const { model, runner } = await openModel({ ...values, model: planned.modelName, threads: '1', quiet: true });
+  return { runner, variants: [{ name: 'dense' }, ...(await planVariants(model, runner, planned))] };
+}
+
 export async function compareCommand({ values }: Parsed): Promise<number> {
   const imagesDir = stringOption(values, 'images');
   if (!imagesDir) throw new UsageError("'vitprune compare' needs --images DIR (see --help)");
@@ -179,10 +188,14 @@ export async function compareCommand({ values }: Parsed): Promise<number> {
       }
       calibration = calibFiles.map((f) => loadImageTensor(f, model.config.preprocess));
     }
-    const loader = await openImageLoader(values);
-    reports.push(
-      await compareMethods(model, runner, images, { modelName: spec, methods, budgets, tuned, learned, calibration, progress: !values.quiet, log, loader }),
-    );
+    // With threads, each thread runs whole images (image-workers.ts), unless calibration images
+    // make planning costly: then the threads split every forward pass.
+    const planned = { modelName: spec, methods, budgets, tuned, learned };
+    const workers = calibration
+      ? undefined
+      : await openImageWorkers(values, { module: import.meta.url, name: 'compareThreadSetup', arg: { values: { ...values }, planned } });
+    const loader = workers ? undefined : await openImageLoader(values);
+    reports.push(await compareMethods(model, runner, images, { ...planned, calibration, progress: !values.quiet, log, loader, workers }));
   }
   // Each unreadable image once, though every model met it.
   const skipped = new Map(reports.flatMap((r) => r.skipped.map((s) => [s.file, s.error] as const)));

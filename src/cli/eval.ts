@@ -1,8 +1,9 @@
 import { UsageError, VitpruneError, type ImageError } from '../errors.js';
 import { labelImages, listImages, selectSplit, type Split } from '../eval/dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type SkippedImage, type Variant } from '../eval/evaluate.js';
+import type { VariantSetup } from '../eval/image-workers.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openImageLoader, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
+import { MODEL_OPTIONS, openImageLoader, openImageWorkers, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
 import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const evalSpec: CommandSpec = {
@@ -33,16 +34,10 @@ export const evalSpec: CommandSpec = {
 
 const summary = (r: EvalResult) => ({ top1: r.top1, top5: r.top5, gmacs: r.gmacs, msPerImage: r.msPerImage });
 
-export async function evalCommand({ values }: Parsed): Promise<number> {
-  const imagesDir = stringOption(values, 'images');
-  if (!imagesDir) throw new UsageError("'vitprune eval' needs --images DIR (see --help)");
-  const limit = intOption(values, 'limit');
-  // The folder is read before the model is loaded (or downloaded).
-  const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
+/** The model, plan and variants `vitprune eval` runs for these options: dense (or --dense's model) and, with a method or --dense, the compared one. */
+async function evalVariants(values: Parsed['values']) {
   const { model, runner } = await openModel(values);
   const plan = await pruningFromOptions(values, runner);
-  const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
-
   // With a method or --dense, the yardstick runs on the same images, interleaved.
   const denseSpec = stringOption(values, 'dense');
   const yardstick = denseSpec ? (await openModel({ ...values, model: denseSpec })).runner : undefined;
@@ -54,7 +49,27 @@ export async function evalCommand({ values }: Parsed): Promise<number> {
   const compared = Boolean(plan || yardstick);
   const variants: Variant[] = [{ name: 'dense', runner: yardstick }];
   if (compared) variants.push({ name: plan?.method ?? 'model', hooks: plan ? (i) => plan.hooks(i) : undefined });
-  const loader = await openImageLoader(values);
+  return { model, runner, plan, denseSpec, compared, variants };
+}
+
+/** What each evaluation thread builds (image-workers.ts): eval's variants on one thread, quietly. */
+export async function evalThreadSetup(values: Parsed['values']): Promise<VariantSetup> {
+  return evalVariants({ ...values, threads: '1', quiet: true });
+}
+
+export async function evalCommand({ values }: Parsed): Promise<number> {
+  const imagesDir = stringOption(values, 'images');
+  if (!imagesDir) throw new UsageError("'vitprune eval' needs --images DIR (see --help)");
+  const limit = intOption(values, 'limit');
+  // The folder is read before the model is loaded (or downloaded).
+  const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
+  // With threads, each thread runs whole images (image-workers.ts; their setup overlaps this
+  // one's), unless calibration images make planning costly: then the threads split every forward pass.
+  const workers =
+    values.calib === undefined ? await openImageWorkers(values, { module: import.meta.url, name: 'evalThreadSetup', arg: { ...values } }) : undefined;
+  const { model, runner, plan, denseSpec, compared, variants } = await evalVariants(workers ? { ...values, threads: '1' } : values);
+  const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
+  const loader = workers ? undefined : await openImageLoader(values);
   const skipped: SkippedImage[] = [];
   const skipErrors: ImageError[] = []; // reported once the progress line is done
   const onUnreadable = ({ file }: { file: string }, error: ImageError) => {
@@ -62,7 +77,7 @@ export async function evalCommand({ values }: Parsed): Promise<number> {
     skipErrors.push(error);
   };
   const started = performance.now();
-  const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet, loader, onUnreadable });
+  const [dense, pruned] = await evaluateVariants(runner, images, variants, { progress: !values.quiet, loader, onUnreadable, workers });
   const evaluated = dense.images.length;
   // Throughput of the whole loop: reading, decoding and preprocessing included (each image runs every variant).
   const imagesPerSecond = evaluated / ((performance.now() - started) / 1000);

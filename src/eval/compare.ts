@@ -13,6 +13,7 @@ import { ImageError, UsageError } from '../errors.js';
 import type { LabelledImage } from './dataset.js';
 import { agreementWithDense, evaluateVariants, type EvalResult, type SkippedImage, type Variant } from './evaluate.js';
 import type { ImageLoader } from './image-loader.js';
+import type { ImageWorkerPool } from './image-workers.js';
 
 /**
  * Every method at every budget on the same images (each decoded once), against the dense model (Node only).
@@ -73,6 +74,8 @@ export interface CompareOptions {
   log?: (line: string) => void;
   /** Where the evaluated images are loaded (EvalOptions.loader). */
   loader?: ImageLoader;
+  /** Whole images on worker threads (EvalOptions.workers): each builds dense and planVariants' variants again. */
+  workers?: ImageWorkerPool;
 }
 
 interface PlannedVariant extends Variant {
@@ -81,7 +84,8 @@ interface PlannedVariant extends Variant {
   schedule: unknown;
 }
 
-async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOptions): Promise<PlannedVariant[]> {
+/** The variants compare runs besides dense, planned for `model` (also what each evaluation thread plans again). */
+export async function planVariants(model: ViTModel, runner: ViTRunner, opts: CompareOptions): Promise<PlannedVariant[]> {
   const cfg = model.config;
   const dense = denseGmacs(cfg);
   const context: PlanContext = opts.calibration?.length ? { calibration: calibrationRun(runner, opts.calibration) } : {};
@@ -155,6 +159,7 @@ export async function compareMethods(model: ViTModel, runner: ViTRunner, images:
   const [dense, ...pruned] = await evaluateVariants(runner, images, [{ name: 'dense' }, ...variants], {
     progress: opts.progress,
     loader: opts.loader,
+    workers: opts.workers,
     onUnreadable: ({ file }, error) => skipped.push({ file, error: error.message }),
   });
   if (dense.images.length === 0) throw new ImageError(`compare: none of the ${images.length} images could be read (first: ${skipped[0]?.error})`);

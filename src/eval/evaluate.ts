@@ -5,6 +5,7 @@ import type { ForwardHooks } from '../model/hooks.js';
 import { createProgress } from '../util/progress.js';
 import type { LabelledImage } from './dataset.js';
 import { loadOnThisThread, type ImageLoader } from './image-loader.js';
+import type { ImageWorkerPool } from './image-workers.js';
 import { klDivergence, topK } from './metrics.js';
 
 export interface ImageResult {
@@ -53,6 +54,12 @@ export interface EvalOptions {
    * such an image ends the evaluation with its error.
    */
   onUnreadable?: (image: LabelledImage, error: ImageError) => void;
+  /**
+   * Run the images on these threads, one image per thread at a time, each thread with the
+   * variants built again (image-workers.ts): the same results bit for bit, with no
+   * synchronisation inside a forward pass. `loader` is then not used (each thread decodes its own images).
+   */
+  workers?: ImageWorkerPool;
 }
 
 /**
@@ -62,6 +69,20 @@ export interface EvalOptions {
 export async function evaluateVariants(runner: ViTRunner, images: LabelledImage[], variants: Variant[], opts: EvalOptions = {}): Promise<EvalResult[]> {
   const bar = createProgress({ label: 'eval', total: images.length * variants.length, unit: 'items', enabled: opts.progress ?? true });
   const results: ImageResult[][] = variants.map(() => []);
+  if (opts.workers) {
+    const outcomes = await opts.workers.run(images, variants.length, bar);
+    outcomes.forEach((outcome, i) => {
+      const { file, label } = images[i];
+      if (outcome instanceof ImageError) {
+        if (!opts.onUnreadable) throw outcome;
+        opts.onUnreadable(images[i], outcome);
+        return;
+      }
+      outcome.forEach((r, j) => results[j].push({ file: basename(file), label, ...r }));
+    });
+    bar.done();
+    return results.map(summarise);
+  }
   const load = (i: number): Promise<Float32Array> | null => {
     if (i >= images.length) return null;
     const tensor = (opts.loader ?? loadOnThisThread)(images[i].file, runner.config.preprocess);
