@@ -7,6 +7,7 @@ import { ALLOCATORS, pruneChannels, savePrunedModel, SELECTIONS, type Allocator,
 import { createProgress, type Progress } from '../util/progress.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { backendOption, loadModelSpec, MODEL_OPTIONS, printJson } from './common.js';
+import { LEARN_OPTIONS, pruneChannelsLearned } from './prune-channels-learn.js';
 
 const QK_SCORES: readonly QkScore[] = ['attention-difference', 'logit-proxy'];
 
@@ -15,7 +16,9 @@ export const pruneChannelsSpec: CommandSpec = {
   summary: 'Remove attention q/k and v channels (the same number in every head) calibrated on unlabelled images, and write the smaller model.',
   usage:
     'vitprune prune-channels [--model M] --calib DIR --ratio P [--samples N] [--split even|odd] [--allocator uniform|greedy] ' +
-    '[--selection reconstruction|score] [--no-similarity] [--no-qk-basis] [--no-query-refit] [--no-value-basis] [--no-logit-scale] [--no-refit] --out DIR2 [--json]',
+    '[--selection reconstruction|score] [--no-similarity] [--no-qk-basis] [--no-query-refit] [--no-value-basis] [--no-logit-scale] [--no-refit] --out DIR2 [--json]\n' +
+    '       vitprune prune-channels [--model M] --calib DIR --ratio P --learn [--epochs E] [--finetune-epochs F] [--rank R] [--init scores|uniform] ' +
+    '[--no-equal-proportion] [--no-reweight] [--no-similarity] [--qk-score S] [--checkpoint FILE] --out DIR2 [--json]',
   options: {
     ...MODEL_OPTIONS,
     calib: { type: 'string', valueName: 'DIR', help: 'folder of calibration images (labels are never read)' },
@@ -37,6 +40,7 @@ export const pruneChannelsSpec: CommandSpec = {
     'no-logit-scale': { type: 'boolean', help: 'do not fit the per-head logit scale' },
     'no-refit': { type: 'boolean', help: 'do not refit the output projection' },
     out: { type: 'string', valueName: 'DIR2', help: 'write the pruned model folder here (config.json + model.safetensors)' },
+    ...LEARN_OPTIONS,
   },
 };
 
@@ -69,6 +73,7 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
     return input;
   });
   loading.done();
+  if (values.learn) return pruneChannelsLearned(values, model, kernels, inputs, ratio, out, calib);
 
   const bars: Record<string, Progress> = {};
   const result = pruneChannels(model, kernels, inputs, {

@@ -179,7 +179,7 @@ export function pruneChannels(model: ViTModel, kernels: Kernels, inputs: readonl
  * Save a pruned model like any model (saveModelFolder: timm layout, config.json recording the
  * widths), then add the `pruned` description to its config.json (replaced atomically).
  */
-export function savePrunedModel(dir: string, model: ViTModel, description: PrunedDescription): void {
+export function savePrunedModel(dir: string, model: ViTModel, description: { method: string; [extra: string]: unknown }): void {
   saveModelFolder(dir, model);
   const configFile = path.join(dir, 'config.json');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
