@@ -187,4 +187,21 @@ describe('learned channel pruning: learning', () => {
     expect(Array.from(resumed.model.weights.blocks[1].proj.weight)).toEqual(Array.from(whole.model.weights.blocks[1].proj.weight));
     await expect(learn({ resume: { ...checkpoints[0], fingerprint: 'other' } })).rejects.toThrow(/another run/);
   });
+
+  it('trains the reweight module alone of an already pruned model against a dense teacher (ratio 0, epochs 0)', async () => {
+    const { model } = plantedModel();
+    const cfg = model.config;
+    const student = foldLearnedChannels(model, randomSelection(cfg, uniform(2), true), [[1, 1], [1, 1]], [null, null]);
+    const next = uniform(4);
+    const inputs = Array.from({ length: 8 }, () => randomImage(cfg, next));
+    const teacher = new ViTRunner(model, reference32);
+    const result = await learnChannelPruning(student, new ViTRunner(student, reference32), new SoftMaskedViT(student, reference64), inputs, {
+      ratio: 0, epochs: 0, finetuneEpochs: 6, batchSize: 8, init: 'uniform', teacher, learningRates: { gates: 0.1, logitScale: 0.01, proj: 1e-2 },
+    });
+    expect(result.model.config.qkDim).toBe(student.config.qkDim);
+    expect(result.selection.qk.flat().every((kept) => kept.length === student.config.qkDim)).toBe(true);
+    const kls = result.epochs.map((e) => e.kl);
+    expect(kls.length).toBe(6);
+    expect(kls[5]).toBeLessThan(kls[0]);
+  });
 });

@@ -73,10 +73,9 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
     return input;
   });
   loading.done();
-  if (values.learn) return pruneChannelsLearned(values, model, kernels, inputs, ratio, out, calib);
 
   const bars: Record<string, Progress> = {};
-  const result = pruneChannels(model, kernels, inputs, {
+  const calibrationOnly = () => pruneChannels(model, kernels, inputs, {
     ratio,
     allocator: allocator as Allocator,
     selection: selection as Selection,
@@ -94,6 +93,8 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
       if (done === total) bars[stage].done();
     },
   });
+  if (values.learn) return pruneChannelsLearned(values, model, kernels, inputs, ratio, out, calib, calibrationOnly);
+  const result = calibrationOnly();
   const description = { ...result.description, calibration: { folder: path.resolve(calib), split: values.split ?? null, images: inputs.length } };
   savePrunedModel(out, result.model, description);
 

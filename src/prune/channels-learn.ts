@@ -42,6 +42,9 @@ import { ScheduleError } from './schedule.js';
  * selection (the top k gate logits of each group), and `finetuneEpochs` more passes that train
  * only the reweight module with the gates at exactly 0/1, so that what is folded is what was trained.
  *
+ * A model already pruned (today's calibration-only result) can have its reweight module trained
+ * end to end alone: ratio 0 (every channel kept), epochs 0, a dense `teacher`.
+ *
  * Initialisation ('scores'): φ = spread × the standardised log of today's calibration scores
  * (channels-select.ts: q/k attention difference × similarity weight or its variants; v: RMS head
  * output × proj column norm) per group, then the constraint's shift; 'uniform': all φ equal
@@ -69,6 +72,8 @@ export interface ChannelLearnOptions {
   init?: GateInit; // default 'scores'
   scores?: readonly BlockChannelScores[]; // the calibration scores, required by init 'scores'
   seed?: number; // of the image order and V's initial values (default 1)
+  /** The model distilled from (default: `runner`'s). Another when `model` is already pruned and only its reweight module learns (ratio 0, epochs 0). */
+  teacher?: ViTRunner;
   resume?: ChannelLearnCheckpoint; // continue from a checkpoint of the same run
   onCheckpoint?: (checkpoint: ChannelLearnCheckpoint) => void; // after every epoch
   onProgress?: (stage: LearnStage, done: number, total: number) => void; // after every image
@@ -221,7 +226,7 @@ export async function learnChannelPruning(
       adam: { gates: adam.gates.snapshot(), logitScales: adam.logitScales.snapshot(), proj: adam.proj.snapshot() }, history: [...history],
     });
 
-  const teachers = inputs.map((input) => runner.forward(input).logits);
+  const teachers = inputs.map((input) => (opts.teacher ?? runner).forward(input).logits);
   const { start: tStart, end: tEnd } = opts.temperature;
   const temperatureAt = (step: number) => tStart * (tEnd / tStart) ** (learningSteps > 1 ? step / (learningSteps - 1) : 1);
   function keptShare(step: number): number {
@@ -299,12 +304,13 @@ export async function learnChannelPruning(
 
 function checkOptions(cfg: ViTConfig, opts: typeof CHANNEL_LEARN_DEFAULTS & ChannelLearnOptions, images: number, runner: ViTRunner, soft: SoftMaskedViT): void {
   if (cfg.blockWidths) throw new ScheduleError('learn channels: expected a model with the same widths in every block, found per-block widths (already channel-pruned?)');
+  if (opts.teacher && opts.teacher.config.numClasses !== cfg.numClasses) throw new ScheduleError(`learn channels: the teacher has ${opts.teacher.config.numClasses} classes, the model ${cfg.numClasses}`);
   for (const [what, other] of [['runner', runner.config], ['soft model', soft.config]] as const) {
     if (other !== cfg && other.architecture !== cfg.architecture) throw new ScheduleError(`learn channels: the ${what} runs ${other.architecture}, expected the model's ${cfg.architecture}`);
   }
   if (!(opts.ratio >= 0 && opts.ratio < 1)) throw new ScheduleError(`learn channels: expected a pruning ratio in [0, 1), found ${opts.ratio}`);
   if (images === 0) throw new ScheduleError('learn channels: expected at least one calibration image, found none');
-  for (const [name, value, min] of [['epochs', opts.epochs, 1], ['finetuneEpochs', opts.finetuneEpochs, 0], ['batchSize', opts.batchSize, 1], ['rank', opts.rank, 1]] as const) {
+  for (const [name, value, min] of [['epochs', opts.epochs, 0], ['finetuneEpochs', opts.finetuneEpochs, 0], ['batchSize', opts.batchSize, 1], ['rank', opts.rank, 1]] as const) {
     if (!(Number.isInteger(value) && value >= min)) throw new ScheduleError(`learn channels: ${name}: expected an integer ≥ ${min}, found ${value}`);
   }
   const { start, end } = opts.temperature;
