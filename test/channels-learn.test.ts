@@ -7,7 +7,7 @@ import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel } from '../src/model/random.js';
 import type { ViTConfig, ViTModel } from '../src/model/types.js';
 import { ViTRunner } from '../src/model/vit.js';
-import { foldLearnedChannels, holdConstraint, learnChannelPruning, type ChannelLearnCheckpoint } from '../src/prune/channels-learn.js';
+import { featureLoss, foldLearnedChannels, holdConstraint, learnChannelPruning, type ChannelLearnCheckpoint } from '../src/prune/channels-learn.js';
 import { LearnedChannelParameters, sigmoid, type LearnedSelection } from '../src/prune/channels-learn-params.js';
 import { expectGradient, finiteDifferences, sampleIndices, uniform } from './grad-check.js';
 
@@ -67,7 +67,7 @@ function randomSelection(cfg: ViTConfig, next: () => number, equal: boolean): Le
 }
 
 describe('learned channel pruning: gradients', () => {
-  it('of the gate logits, logit scales and proj correction are those of central finite differences (float64)', () => {
+  it('of the gate logits, logit scales and proj correction are those of central finite differences (float64; KL + block-output term)', () => {
     fc.assert(
       fc.property(fc.boolean(), fc.constantFrom(0.3, 1, 3), fc.boolean(), seed, (distilled, tau, hard, s) => {
         const model = tinyModel(distilled, s);
@@ -80,12 +80,19 @@ describe('learned channel pruning: gradients', () => {
         const params = randomParameters(cfg, next);
         const selection = hard ? randomSelection(cfg, next, true) : null;
         const temperature = hard ? null : tau;
-        const loss = () => distillationLoss(teacher, soft.forward(embedded, { gates: params.gates(temperature, selection), proj: params.corrections }).logits).loss;
+        // KL + the block-output term against random targets x̂ (featureLoss, weight 0.1 per block)
+        const targets = Array.from({ length: cfg.depth }, () => Float64Array.from({ length: soft.tokens * cfg.dim }, () => next()));
+        const outputs = () => Array.from({ length: cfg.depth }, (_, b) => Float64Array.from(b + 1 < cfg.depth ? soft['tape'][b + 1].input : soft['output']));
+        const loss = () => {
+          const logits = soft.forward(embedded, { gates: params.gates(temperature, selection), proj: params.corrections }).logits;
+          return distillationLoss(teacher, logits).loss + outputs().reduce((sum, x, b) => sum + featureLoss(x, targets[b], 0.1, new Float64Array(x.length)), 0);
+        };
 
         const gates = params.gates(temperature, selection);
         const result = soft.forward(embedded, { gates, proj: params.corrections });
         const grads = params.zeroGradients();
-        params.addGradients(gates, temperature, soft.backward(distillationLoss(teacher, result.logits).dLogits), grads);
+        const features = (b: number, output: ArrayLike<number>, dOutput: { [i: number]: number }) => void featureLoss(output, targets[b], 0.1, dOutput);
+        params.addGradients(gates, temperature, soft.backward(distillationLoss(teacher, result.logits).dLogits, undefined, features), grads);
         if (hard) expect(grads.phi.every((g) => g === 0)).toBe(true);
         else expectGradient(grads.phi, finiteDifferences(loss, params.phi), 1e-4, 'dφ');
         expectGradient(grads.psi, finiteDifferences(loss, params.psi), 1e-4, 'dψ');

@@ -34,6 +34,10 @@ export const LEARN_OPTIONS: CommandSpec['options'] = {
       "the calibration-only pruned model (its fits and flags), then its logit scales and proj correction trained end to end for E + F epochs",
   },
   'score-images': { type: 'string', valueName: 'N', default: String(DEFAULT_SCORE_IMAGES), help: '--learn: calibration images (the first N) the initial scores are measured on' },
+  'feature-weight': {
+    type: 'string', valueName: 'B', default: String(D.featureWeight),
+    help: "--learn: weight of a block-output term beside the logits' KL: B·mean over blocks of ‖x − x_dense‖²/‖x_dense‖²",
+  },
   'no-equal-proportion': { type: 'boolean', help: '--learn: hold the kept count per block instead of per head (narrower heads are zero-padded to the widest)' },
   'no-reweight': { type: 'boolean', help: '--learn: learn the gates only (no logit scales, no proj correction)' },
   checkpoint: { type: 'string', valueName: 'FILE', help: '--learn: checkpoint written after every epoch and resumed from when present (default: DIR2.checkpoint.json; removed when done)' },
@@ -65,7 +69,9 @@ export async function pruneChannelsLearned(
     equalProportion: !values['no-equal-proportion'],
     reweight: !values['no-reweight'],
     seed: integer(values, 'seed', 0),
+    featureWeight: Number(values['feature-weight']),
   };
+  if (!(options.featureWeight >= 0)) throw new UsageError(`--feature-weight expects a number ≥ 0, got '${values['feature-weight'] as string}'`);
   const scoreOptions = { qkScore: values['qk-score'] as QkScore, similarity: !values['no-similarity'] };
   const checkpointFile = stringOption(values, 'checkpoint') ?? `${out.replace(/[/\\]+$/, '')}.checkpoint.json`;
   const resume = existsSync(checkpointFile) ? (JSON.parse(readFileSync(checkpointFile, 'utf8')) as ChannelLearnCheckpoint) : undefined;

@@ -223,9 +223,12 @@ export class SoftMaskedViT {
 
   /**
    * Gradients of a loss L of the last forward's results: dLogits = ∂L/∂logits [numClasses] and,
-   * optionally, dTokens = ∂L/∂ the soft token counts of each block.
+   * optionally, dTokens = ∂L/∂ the soft token counts of each block, and blockOutputLoss, a loss
+   * term on each block's output x_(b+1) [n, D] that adds its gradient to dOutput [n, D].
    */
-  backward(dLogits: ArrayLike<number>, dTokens?: readonly BlockTokens[]): SoftGradients {
+  backward(
+    dLogits: ArrayLike<number>, dTokens?: readonly BlockTokens[], blockOutputLoss?: (block: number, output: Tensor, dOutput: Tensor) => void,
+  ): SoftGradients {
     const cfg = this.config;
     const k = this.kernels;
     const n = this.tokens;
@@ -256,6 +259,7 @@ export class SoftMaskedViT {
       const bc = blk.config;
       const tape = this.tape[b];
       // dx holds ∂L/∂x_(b+1)
+      blockOutputLoss?.(b, b + 1 < cfg.depth ? this.tape[b + 1].input : this.output, this.dx);
 
       // MLP branch: x_(b+1) = x_mid + fc2(GELU(fc1(LN2(x_mid))))
       k.linearBackward(this.dx, n, blk.fc2, this.dHidden, false);

@@ -72,6 +72,11 @@ export interface ChannelLearnOptions {
   init?: GateInit; // default 'scores'
   scores?: readonly BlockChannelScores[]; // the calibration scores, required by init 'scores'
   seed?: number; // of the image order and V's initial values (default 1)
+  /**
+   * β of a feature term added to the KL: β·mean over blocks of ‖x_b − x̂_b‖²/‖x̂_b‖², each block's
+   * output against the dense model's on the same image (default 0: logits only).
+   */
+  featureWeight?: number;
   /** The model distilled from (default: `runner`'s). Another when `model` is already pruned and only its reweight module learns (ratio 0, epochs 0). */
   teacher?: ViTRunner;
   resume?: ChannelLearnCheckpoint; // continue from a checkpoint of the same run
@@ -94,6 +99,7 @@ export const CHANNEL_LEARN_DEFAULTS = {
   reweight: true,
   init: 'scores' as GateInit,
   seed: 1,
+  featureWeight: 0,
 };
 
 /**
@@ -194,7 +200,7 @@ export async function learnChannelPruning(
   const fingerprint = JSON.stringify({
     model: cfg.architecture, ratio: opts.ratio, epochs: opts.epochs, finetuneEpochs: opts.finetuneEpochs, batchSize: opts.batchSize,
     learningRates: opts.learningRates, temperature: opts.temperature, rank: opts.rank, equalProportion: opts.equalProportion,
-    reweight: opts.reweight, init: opts.init, seed: opts.seed, images: inputs.length, checksum: imagesChecksum(inputs),
+    reweight: opts.reweight, init: opts.init, seed: opts.seed, featureWeight: opts.featureWeight, images: inputs.length, checksum: imagesChecksum(inputs),
   });
 
   const batches = Math.ceil(inputs.length / opts.batchSize);
@@ -226,7 +232,9 @@ export async function learnChannelPruning(
       adam: { gates: adam.gates.snapshot(), logitScales: adam.logitScales.snapshot(), proj: adam.proj.snapshot() }, history: [...history],
     });
 
-  const teachers = inputs.map((input) => (opts.teacher ?? runner).forward(input).logits);
+  const teacher = opts.teacher ?? runner;
+  const teachers = inputs.map((input) => teacher.forward(input).logits);
+  const denseOutputs = Array.from({ length: opts.featureWeight > 0 ? cfg.depth : 0 }, () => new Float32Array(soft.tokens * cfg.dim)); // [depth][n, D] x̂_(b+1)
   const { start: tStart, end: tEnd } = opts.temperature;
   const temperatureAt = (step: number) => tStart * (tEnd / tStart) ** (learningSteps > 1 ? step / (learningSteps - 1) : 1);
   function keptShare(step: number): number {
@@ -241,10 +249,14 @@ export async function learnChannelPruning(
     const grads = params.zeroGradients();
     let kl = 0;
     for (const i of images) {
+      if (opts.featureWeight > 0) teacher.forward(inputs[i], { afterBlock: (state) => void denseOutputs[state.block].set(state.x.subarray(0, state.n * cfg.dim)) });
       const result = soft.forward(runner.embed(inputs[i]), pruning);
       const distillation = distillationLoss(teachers[i], result.logits);
       kl += distillation.loss;
-      params.addGradients(gates, tau, soft.backward(distillation.dLogits), grads);
+      const features = opts.featureWeight > 0
+        ? (b: number, output: ArrayLike<number>, dOutput: { [i: number]: number }) => void featureLoss(output, denseOutputs[b], opts.featureWeight / cfg.depth, dOutput)
+        : undefined;
+      params.addGradients(gates, tau, soft.backward(distillation.dLogits, undefined, features), grads);
       opts.onProgress?.(stage, ++done, total);
     }
     const mean = (g: Float64Array) => g.map((x) => x / images.length);
@@ -353,6 +365,21 @@ function initialiseGates(layouts: BlockLayout[], groups: GateGroup[], opts: Chan
     const sd = Math.sqrt(logs.reduce((a, x) => a + (x - mean) ** 2, 0) / logs.length);
     logs.forEach((x, i) => (values[i] = sd > 0 ? (INIT_SPREAD * (x - mean)) / sd : 0));
   }
+}
+
+/**
+ * weight·‖x − x̂‖²/‖x̂‖² of one block output x [n, D] against the dense x̂; its gradient
+ * 2·weight·(x − x̂)/‖x̂‖² is added to dOutput. Returns the term.
+ */
+export function featureLoss(output: ArrayLike<number>, dense: ArrayLike<number>, weight: number, dOutput: { [i: number]: number }): number {
+  let norm = 0;
+  let error = 0;
+  for (let i = 0; i < dense.length; i++) {
+    norm += dense[i] * dense[i];
+    error += (output[i] - dense[i]) ** 2;
+  }
+  for (let i = 0; i < dense.length; i++) dOutput[i] += (2 * weight * (output[i] - dense[i])) / norm;
+  return (weight * error) / norm;
 }
 
 /**
