@@ -17,8 +17,8 @@ export const pruneChannelsSpec: CommandSpec = {
   usage:
     'vitprune prune-channels [--model M] --calib DIR --ratio P [--samples N] [--split even|odd] [--allocator uniform|greedy] ' +
     '[--selection reconstruction|score] [--no-similarity] [--no-qk-basis] [--no-query-refit] [--no-value-basis] [--no-logit-scale] [--no-refit] --out DIR2 [--json]\n' +
-    '       vitprune prune-channels [--model M] --calib DIR --ratio P --learn [--epochs E] [--finetune-epochs F] [--rank R] [--init scores|uniform] ' +
-    '[--no-equal-proportion] [--no-reweight] [--no-similarity] [--qk-score S] [--checkpoint FILE] --out DIR2 [--json]',
+    '       vitprune prune-channels [--model M] --calib DIR --ratio P --learn [--epochs E] [--finetune-epochs F] [--rank R] [--init scores|uniform|calibrated] ' +
+    '[--feature-weight B] [--no-equal-proportion] [--no-reweight] [--no-similarity] [--qk-score S] [--checkpoint FILE] --out DIR2 [--json]',
   options: {
     ...MODEL_OPTIONS,
     calib: { type: 'string', valueName: 'DIR', help: 'folder of calibration images (labels are never read)' },

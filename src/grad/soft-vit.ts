@@ -26,8 +26,8 @@ import type { GradKernels, GradLinear, GradNorm, Tensor } from './types.js';
  * `backward` runs the blocks in reverse from ∂L/∂logits (and ∂L/∂ of the soft token counts,
  * for a GMACs penalty) and returns ∂L/∂θ, ∂L/∂gates and ∂L/∂x₀. The forward keeps, per block,
  * exactly what the backward reads (its input x_b, qkv, P, x_mid and fc1's output; the raw qkv
- * when gated, the head outputs when proj is corrected), in buffers allocated once; the backward walks them from the last block down,
- * each block's tape used once.
+ * when gated, the head outputs when proj is corrected), in buffers allocated once; the backward
+ * walks them from the last block down, each block's tape used once.
  */
 
 /** Soft pruning parameters of one forward pass. Blocks with null (or absent arrays) are left unpruned and ungated. */
