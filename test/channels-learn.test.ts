@@ -1,5 +1,11 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModelFolder, saveModelFolder } from '../src/model/load.js';
+import { encodePng } from './image-writers.js';
+import { runCli as run } from './run-cli.js';
 import { distillationLoss } from '../src/grad/distillation.js';
 import { createReferenceGradKernels } from '../src/grad/reference.js';
 import { SoftMaskedViT } from '../src/grad/soft-vit.js';
@@ -212,3 +218,39 @@ describe('learned channel pruning: learning', () => {
     expect(kls[5]).toBeLessThan(kls[0]);
   });
 });
+
+describe('vitprune prune-channels --learn', () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'vitprune-channels-learn-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('writes a smaller model folder (scores or calibrated init) and removes its checkpoint when done', async () => {
+    const cfg = configFromDims({ dim: 16, depth: 2, heads: 2, imageSize: 32, patchSize: 8, numClasses: 10 });
+    const modelDir = path.join(tmp, 'model');
+    saveModelFolder(modelDir, randomModel(cfg, 3));
+    const calib = path.join(tmp, 'calib');
+    mkdirSync(calib);
+    for (let i = 0; i < 4; i++) {
+      const samples = Uint8Array.from({ length: 40 * 36 * 3 }, (_, j) => (j * (5 + i) + i * 17) % 256);
+      writeFileSync(path.join(calib, `img${i}.png`), encodePng({ width: 40, height: 36, colorType: 2, bitDepth: 8, samples }));
+    }
+    for (const init of ['scores', 'calibrated']) {
+      const out = path.join(tmp, `out-${init}`);
+      const { code, stdout, stderr } = await run(
+        'prune-channels', '--model', modelDir, '--backend', 'reference', '--calib', calib, '--ratio', '0.25', '--learn', '--init', init,
+        '--epochs', '1', '--finetune-epochs', '1', '--batch', '2', '--out', out, '--json',
+      );
+      expect(stderr).toContain('finetuning epoch 1/');
+      expect(code).toBe(0);
+      const report = JSON.parse(stdout);
+      expect(report.widths).toEqual([{ block: 0, qkDim: 6, vDim: 6 }, { block: 1, qkDim: 6, vDim: 6 }]);
+      expect(report.gmacs.after).toBeLessThan(report.gmacs.before);
+      expect(loadModelFolder(out).config.qkDim).toBe(6);
+      const pruned = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8')).pruned;
+      expect(pruned).toMatchObject({ method: 'attention-channels-learned', init, calibration: { images: 4 } });
+      expect(existsSync(`${out}.checkpoint.json`)).toBe(false);
+    }
+    const bad = await run('prune-channels', '--model', modelDir, '--calib', calib, '--ratio', '0.25', '--learn', '--init', 'random', '--out', path.join(tmp, 'x'));
+    expect(bad.stderr).toContain('--init expects one of scores, uniform, calibrated');
+  });
+});
+
