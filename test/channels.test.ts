@@ -1,7 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { writeCalibrationPngs } from './calibration-pngs.js';
 import { runCli as run } from './run-cli.js';
 import { createKernels } from '../src/kernels/index.js';
 import { createReferenceKernels } from '../src/kernels/reference.js';
@@ -34,7 +35,6 @@ import { modelGemmShapes } from '../src/eval/bench.js';
 import { compensateBlocks } from '../src/prune/channels-compensate.js';
 import { blockMacs, denseGmacs } from '../src/model/gmacs.js';
 import { planPruning } from '../src/prune/registry.js';
-import { encodePng } from './image-writers.js';
 import { describeWithData, SHARED_DATA } from './shared-data.js';
 
 // A tiny ViT: 32×32 input, patch 8 → 16 patches + CLS, width 24, 3 heads of 8.
@@ -589,11 +589,7 @@ describe('vitprune prune-channels', () => {
   const modelDir = path.join(tmp, 'model');
   const calib = path.join(tmp, 'calib');
   saveModelFolder(modelDir, model);
-  mkdirSync(calib);
-  for (let i = 0; i < 4; i++) {
-    const samples = Uint8Array.from({ length: 40 * 36 * 3 }, (_, j) => (j * (7 + i) + i * 31) % 256);
-    writeFileSync(path.join(calib, `img${i}.png`), encodePng({ width: 40, height: 36, colorType: 2, bitDepth: 8, samples }));
-  }
+  writeCalibrationPngs(calib, 4);
 
   it('writes a smaller model folder that loads like any model, and a JSON summary', async () => {
     const out = path.join(tmp, 'cli-out');

@@ -7,6 +7,7 @@ import { savePrunedModel } from '../prune/channels-save.js';
 import { createProgress, type Progress } from '../util/progress.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
 import { backendOption, loadModelSpec, MODEL_OPTIONS, openKernels, printJson, threadsOption } from './common.js';
+import { LEARN_OPTIONS, pruneChannelsLearned } from './prune-channels-learn.js';
 
 const QK_SCORES: readonly QkScore[] = ['attention-difference', 'logit-proxy'];
 
@@ -15,7 +16,9 @@ export const pruneChannelsSpec: CommandSpec = {
   summary: 'Remove attention q/k and v channels (the same number in every head) calibrated on unlabelled images, and write the smaller model.',
   usage:
     'vitprune prune-channels [--model M] --calib DIR --ratio P [--samples N] [--split even|odd] [--allocator uniform|greedy] ' +
-    '[--selection reconstruction|score] [--no-similarity] [--no-qk-basis] [--no-query-refit] [--no-value-basis] [--no-logit-scale] [--no-refit] --out DIR2 [--json]',
+    '[--selection reconstruction|score] [--no-similarity] [--no-qk-basis] [--no-query-refit] [--no-value-basis] [--no-logit-scale] [--no-refit] --out DIR2 [--json]\n' +
+    '       vitprune prune-channels [--model M] --calib DIR --ratio P --learn [--epochs E] [--finetune-epochs F] [--rank R] [--init scores|uniform|calibrated] ' +
+    '[--feature-weight B] [--no-equal-proportion] [--no-reweight] [--no-similarity] [--qk-score S] [--checkpoint FILE] --out DIR2 [--json]',
   options: {
     ...MODEL_OPTIONS,
     calib: { type: 'string', valueName: 'DIR', help: 'folder of calibration images (labels are never read)' },
@@ -47,6 +50,7 @@ export const pruneChannelsSpec: CommandSpec = {
     'no-logit-scale': { type: 'boolean', help: 'do not fit the per-head logit scale' },
     'no-refit': { type: 'boolean', help: 'do not refit the output projection' },
     out: { type: 'string', valueName: 'DIR2', help: 'write the pruned model folder here (config.json + model.safetensors)' },
+    ...LEARN_OPTIONS,
   },
 };
 
@@ -81,24 +85,27 @@ export async function pruneChannelsCommand({ values }: Parsed): Promise<void> {
   loading.done();
 
   const bars: Record<string, Progress> = {};
-  const result = pruneChannels(model, kernels, inputs, {
-    ratio,
-    allocator: allocator as Allocator,
-    selection: selection as Selection,
-    qkScore: qkScore as QkScore,
-    similarity: !values['no-similarity'],
-    qkBasis: !values['no-qk-basis'],
-    queryRefit: !values['no-query-refit'],
-    valueBasis: !values['no-value-basis'],
-    logitScale: !values['no-logit-scale'],
-    refit: !values['no-refit'],
-    onProgress: (stage, done, total) => {
-      const label = stage === 'statistics' ? 'channel statistics (images)' : 'pruned blocks';
-      bars[stage] ??= createProgress({ label, total, unit: 'items', enabled: !quiet });
-      bars[stage].update(done);
-      if (done === total) bars[stage].done();
-    },
-  });
+  const calibrationOnly = () =>
+    pruneChannels(model, kernels, inputs, {
+      ratio,
+      allocator: allocator as Allocator,
+      selection: selection as Selection,
+      qkScore: qkScore as QkScore,
+      similarity: !values['no-similarity'],
+      qkBasis: !values['no-qk-basis'],
+      queryRefit: !values['no-query-refit'],
+      valueBasis: !values['no-value-basis'],
+      logitScale: !values['no-logit-scale'],
+      refit: !values['no-refit'],
+      onProgress: (stage, done, total) => {
+        const label = stage === 'statistics' ? 'channel statistics (images)' : 'pruned blocks';
+        bars[stage] ??= createProgress({ label, total, unit: 'items', enabled: !quiet });
+        bars[stage].update(done);
+        if (done === total) bars[stage].done();
+      },
+    });
+  if (values.learn) return pruneChannelsLearned(values, model, kernels, inputs, ratio, out, calib, calibrationOnly);
+  const result = calibrationOnly();
   const description = { ...result.description, calibration: { folder: path.resolve(calib), split: values.split ?? null, images: inputs.length } };
   savePrunedModel(out, result.model, description);
 

@@ -13,6 +13,13 @@ export interface AdamOptions {
   epsilon?: number; // 1e-8
 }
 
+/** What a checkpoint keeps of an Adam optimiser: its step count and moment estimates. */
+export interface AdamState {
+  steps: number;
+  m: number[]; // [size]
+  v: number[]; // [size]
+}
+
 export class Adam {
   private readonly m: Float64Array;
   private readonly v: Float64Array;
@@ -37,5 +44,19 @@ export class Adam {
       this.v[i] = beta2 * this.v[i] + (1 - beta2) * grads[i] * grads[i];
       params[i] -= (learningRate * (this.m[i] / correction1)) / (Math.sqrt(this.v[i] / correction2) + epsilon);
     }
+  }
+
+  snapshot(): AdamState {
+    return { steps: this.steps, m: Array.from(this.m), v: Array.from(this.v) };
+  }
+
+  /** Continue from a snapshot of an optimiser of the same size. */
+  restore(state: AdamState): void {
+    if (state.m.length !== this.m.length || state.v.length !== this.v.length) {
+      throw new RangeError(`adam: expected a state of ${this.m.length} parameters, got ${state.m.length} and ${state.v.length} moments`);
+    }
+    this.m.set(state.m);
+    this.v.set(state.v);
+    this.steps = state.steps;
   }
 }

@@ -2,6 +2,7 @@ import type { BlockWeights, ViTConfig, ViTModel } from '../model/types.js';
 import { blockConfig, prefixTokens } from '../model/types.js';
 import { initialTokens, type BlockTokens } from '../model/gmacs.js';
 import { gateBackward, gateForward, type ChannelGates } from './channel-gates.js';
+import { projCorrectionBackward, projCorrectionForward, zeroProjCorrection, type ProjCorrection } from './reweight-proj.js';
 import { softMaskBackward, softMaskForward, tokenMaskRecord, type SoftThreshold, type TokenMaskRecord } from './token-masks.js';
 import type { GradKernels, GradLinear, GradNorm, Tensor } from './types.js';
 
@@ -10,13 +11,14 @@ import type { GradKernels, GradLinear, GradNorm, Tensor } from './types.js';
  * weights: the same blocks as model/vit.ts, run on every token, with
  *   - LTP's soft token masks (token-masks.ts): after the attention of a pruning block, each
  *     token's mass M is multiplied by σ((score − θ)/T); later attentions see log M as a key bias;
- *   - channel gates on each block's queries and values (channel-gates.ts).
+ *   - channel gates on each block's queries and values (channel-gates.ts);
+ *   - a learned correction of each block's output projection (reweight-proj.ts).
  * With masks at 0/1 and gates at 1 this is the hard-pruned forward of model/vit.ts exactly.
  *
  *   x₀ = the embedded tokens (ViTRunner.embed)                                  [n, D]
  *   for each block b:
  *     qkv = gate(LN1(x_b)·W_qkvᵀ + b_qkv)                                        [n, 2H·qk + H·v]
- *     x_mid = x_b + proj(attention(qkv, key bias log M^(b)))                     [n, D]
+ *     x_mid = x_b + proj′(attention(qkv, key bias log M^(b)))                    [n, D]
  *     log M^(b+1) = log M^(b) + log σ((score_b − θ_b)/T)    (pruning blocks only)
  *     x_(b+1) = x_mid + fc2(GELU(fc1(LN2(x_mid))))                               [n, D]
  *   logits = head(LN(x_L)[CLS])     (distilled: mean of head(CLS) and head_dist(DIST))
@@ -24,14 +26,15 @@ import type { GradKernels, GradLinear, GradNorm, Tensor } from './types.js';
  * `backward` runs the blocks in reverse from ∂L/∂logits (and ∂L/∂ of the soft token counts,
  * for a GMACs penalty) and returns ∂L/∂θ, ∂L/∂gates and ∂L/∂x₀. The forward keeps, per block,
  * exactly what the backward reads (its input x_b, qkv, P, x_mid and fc1's output; the raw qkv
- * when gated), in buffers allocated once; the backward walks them from the last block down,
- * each block's tape used once.
+ * when gated, the head outputs when proj is corrected), in buffers allocated once; the backward
+ * walks them from the last block down, each block's tape used once.
  */
 
 /** Soft pruning parameters of one forward pass. Blocks with null (or absent arrays) are left unpruned and ungated. */
 export interface SoftPruning {
   thresholds?: readonly (SoftThreshold | null)[]; // [depth]
   gates?: readonly (ChannelGates | null)[]; // [depth]
+  proj?: readonly (ProjCorrection | null)[]; // [depth] corrections of the output projections
 }
 
 export interface SoftForwardResult {
@@ -43,6 +46,7 @@ export interface SoftForwardResult {
 export interface SoftGradients {
   theta: Float64Array; // [depth] ∂L/∂θ_b (0 where a block does not prune)
   gates: (ChannelGates | null)[]; // [depth] ∂L/∂gates, null where a block has none
+  proj: (ProjCorrection | null)[]; // [depth] ∂L/∂ the proj corrections, null where a block has none
   embedded: Tensor; // [n, D] ∂L/∂x₀ (a view of the model's buffer, valid until the next backward)
 }
 
@@ -64,6 +68,7 @@ interface BlockTape {
   probs: Tensor; // [H, n, n]
   middle: Tensor; // [n, D] x_mid
   hidden: Tensor; // [n, mlp] fc1's output, before GELU
+  heads: Float64Array | null; // [n, H·v] the head outputs, kept when proj is corrected (allocated at first use)
   mask: TokenMaskRecord; // the soft mask step (pruning blocks)
   keyBiased: boolean; // whether the attention had a key bias (a block before it pruned)
 }
@@ -120,6 +125,7 @@ export class SoftMaskedViT {
       probs: k.alloc(H * n * n),
       middle: k.alloc(n * D),
       hidden: k.alloc(n * mlpDim),
+      heads: null,
       mask: tokenMaskRecord(n),
       keyBiased: false,
     }));
@@ -150,6 +156,7 @@ export class SoftMaskedViT {
     if (embedded.length !== n * D) throw new RangeError(`soft forward: expected embedded tokens [${n}, ${D}] (${n * D} values), got ${embedded.length}`);
     checkPerBlock(pruning.thresholds, cfg.depth, 'thresholds');
     checkPerBlock(pruning.gates, cfg.depth, 'gates');
+    checkPerBlock(pruning.proj, cfg.depth, 'proj corrections');
     this.pruning = pruning;
     const prefix = prefixTokens(cfg);
     this.logMasks[0].fill(0);
@@ -180,6 +187,13 @@ export class SoftMaskedViT {
       k.attention(tape.qkv, n, cfg.heads, bc.qkDim, bc.vDim, 1 / Math.sqrt(bc.qkDim), masked ? this.keyBias : null, tape.probs, this.attnOut);
       tape.middle.set(tape.input);
       k.linearAdd(this.attnOut, n, blk.proj, tape.middle);
+      const correction = pruning.proj?.[b] ?? null;
+      if (correction) {
+        const width = cfg.heads * bc.vDim;
+        tape.heads ??= new Float64Array(n * cfg.heads * cfg.vDim);
+        tape.heads.set(this.attnOut.subarray(0, n * width));
+        projCorrectionForward(tape.heads, n, width, correction, tape.middle);
+      }
 
       // LTP's soft mask
       if (threshold) {
@@ -212,9 +226,14 @@ export class SoftMaskedViT {
 
   /**
    * Gradients of a loss L of the last forward's results: dLogits = ∂L/∂logits [numClasses] and,
-   * optionally, dTokens = ∂L/∂ the soft token counts of each block.
+   * optionally, dTokens = ∂L/∂ the soft token counts of each block, and blockOutputLoss, a loss
+   * term on each block's output x_(b+1) [n, D] that adds its gradient to dOutput [n, D].
    */
-  backward(dLogits: ArrayLike<number>, dTokens?: readonly BlockTokens[]): SoftGradients {
+  backward(
+    dLogits: ArrayLike<number>,
+    dTokens?: readonly BlockTokens[],
+    blockOutputLoss?: (block: number, output: Tensor, dOutput: Tensor) => void,
+  ): SoftGradients {
     const cfg = this.config;
     const k = this.kernels;
     const n = this.tokens;
@@ -237,6 +256,7 @@ export class SoftMaskedViT {
 
     const theta = new Float64Array(cfg.depth);
     const gates: (ChannelGates | null)[] = [];
+    const proj: (ProjCorrection | null)[] = [];
     let dLogMask = new Float64Array(n); // ∂L/∂log M^(b+1), from its later uses
     let dLogMaskIn = new Float64Array(n);
     for (let b = cfg.depth - 1; b >= 0; b--) {
@@ -244,6 +264,7 @@ export class SoftMaskedViT {
       const bc = blk.config;
       const tape = this.tape[b];
       // dx holds ∂L/∂x_(b+1)
+      blockOutputLoss?.(b, b + 1 < cfg.depth ? this.tape[b + 1].input : this.output, this.dx);
 
       // MLP branch: x_(b+1) = x_mid + fc2(GELU(fc1(LN2(x_mid))))
       k.linearBackward(this.dx, n, blk.fc2, this.dHidden, false);
@@ -268,6 +289,13 @@ export class SoftMaskedViT {
 
       // Attention branch: x_mid = x_b + proj(attention(qkv))
       k.linearBackward(this.dx, n, blk.proj, this.dAttnOut, false);
+      const correction = pruning.proj?.[b] ?? null;
+      proj[b] = null;
+      if (correction) {
+        const width = cfg.heads * bc.vDim;
+        proj[b] = zeroProjCorrection(D, width, correction.rank);
+        projCorrectionBackward(tape.heads!, n, width, correction, this.dx, this.dAttnOut, proj[b]!);
+      }
       if (tape.keyBiased) this.dKeyBias.fill(0);
       k.attentionBackward(
         tape.qkv,
@@ -296,7 +324,7 @@ export class SoftMaskedViT {
       // dx holds ∂L/∂x_b
       [dLogMask, dLogMaskIn] = [dLogMaskIn, dLogMask];
     }
-    return { theta, gates, embedded: this.dx };
+    return { theta, gates, proj, embedded: this.dx };
   }
 }
 

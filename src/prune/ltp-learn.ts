@@ -348,7 +348,7 @@ function fitScale(budget: number, tolerance: number, run: (s: number) => HardEva
   return best;
 }
 
-function shuffled(count: number, random: () => number): number[] {
+export function shuffled(count: number, random: () => number): number[] {
   const order = Array.from({ length: count }, (_, i) => i);
   for (let i = count - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -357,7 +357,7 @@ function shuffled(count: number, random: () => number): number[] {
   return order;
 }
 
-function argmax(values: ArrayLike<number>): number {
+export function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
   return best;
