@@ -1,4 +1,5 @@
-import { unitRows, type TomeMatching } from './tome.js';
+import { REFERENCE_MERGE_KERNELS, type MergeKernels } from './merge-kernels.js';
+import type { TomeMatching } from './tome.js';
 
 /**
  * MCTF's multi-criteria bipartite matching (Lee, Choi, Kim, CVPR 2024, "Multi-criteria Token
@@ -39,13 +40,7 @@ export interface MctfTemperatures {
 /** ā_k = (1/(H·n)) Σ_h Σ_q P_h[q, k]: the mean attention token k receives.  probs [H, n, n] (row = query) → [n] */
 export function attentionReceived(probs: Float32Array, heads: number, n: number): Float64Array {
   const a = new Float64Array(n);
-  for (let h = 0; h < heads; h++) {
-    for (let q = 0; q < n; q++) {
-      const row = (h * n + q) * n;
-      for (let k = 0; k < n; k++) a[k] += probs[row + k];
-    }
-  }
-  for (let k = 0; k < n; k++) a[k] /= heads * n;
+  REFERENCE_MERGE_KERNELS.attentionReceived(probs, heads, n, a);
   return a;
 }
 
@@ -64,6 +59,7 @@ function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: 
  *   metric: [t, c] rows compared by cosine (a zero row has cosine 0 with everything)
  *   attention: [t] ā (attentionReceived); sizes: [t] or null (all 1)
  * (cos + 1)/2 is clamped to [0, 1] so that rounding cannot take a fractional power of a negative number.
+ * `kernels` compute the cosines into `out` (default: the TypeScript oracles on a fresh array), which is returned.
  */
 export function mctfScores(
   metric: Float32Array,
@@ -72,12 +68,15 @@ export function mctfScores(
   attention: ArrayLike<number>,
   sizes: ArrayLike<number> | null,
   tau: MctfTemperatures,
+  kernels: Pick<MergeKernels, 'evenOddCosines'> = REFERENCE_MERGE_KERNELS,
+  out: Float64Array = new Float64Array(Math.ceil(t / 2) * Math.floor(t / 2)),
 ): Float64Array {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
   const info = temperedInverseShare(attention, t, tau.tauInfo);
   const size = temperedInverseShare(sizes, t, tau.tauSize);
-  const W = tau.tauSim > 0 ? evenOddCosines(unitRows(metric, 0, t, c), t, c) : new Float64Array(nA * nB);
+  const W = out.subarray(0, nA * nB);
+  if (tau.tauSim > 0) kernels.evenOddCosines(metric, t, c, W);
   for (let i = 0; i < nA; i++) {
     for (let j = 0; j < nB; j++) {
       const sim = tau.tauSim > 0 ? Math.min(1, Math.max(0, (W[i * nB + j] + 1) / 2)) ** (1 / tau.tauSim) : 1;
@@ -85,41 +84,6 @@ export function mctfScores(
     }
   }
   return W;
-}
-
-/**
- * cos[i, j] = u_2i · u_2j+1 for unit rows u [t, c]  →  [⌈t/2⌉, ⌊t/2⌋]. Rows i, i + 1 against
- * columns j, j + 1: four dot products sharing their loads (an odd last row or column pairs with itself).
- */
-function evenOddCosines(u: Float64Array, t: number, c: number): Float64Array {
-  const nA = Math.ceil(t / 2);
-  const nB = Math.floor(t / 2);
-  const cos = new Float64Array(nA * nB);
-  for (let i = 0; i < nA; i += 2) {
-    const i1 = Math.min(i + 1, nA - 1);
-    const a0 = 2 * i * c;
-    const a1 = 2 * i1 * c;
-    for (let j = 0; j < nB; j += 2) {
-      const j1 = Math.min(j + 1, nB - 1);
-      const b0 = (2 * j + 1) * c;
-      const b1 = (2 * j1 + 1) * c;
-      let d00 = 0,
-        d01 = 0,
-        d10 = 0,
-        d11 = 0;
-      for (let d = 0; d < c; d++) {
-        d00 += u[a0 + d] * u[b0 + d];
-        d01 += u[a0 + d] * u[b1 + d];
-        d10 += u[a1 + d] * u[b0 + d];
-        d11 += u[a1 + d] * u[b1 + d];
-      }
-      cos[i * nB + j] = d00;
-      cos[i * nB + j1] = d01;
-      cos[i1 * nB + j] = d10;
-      cos[i1 * nB + j1] = d11;
-    }
-  }
-  return cos;
 }
 
 /** Indices sorted by value descending, ties by index ascending. */
