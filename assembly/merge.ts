@@ -205,6 +205,27 @@ export function f64_row_argmax(W: usize, rows: i32, cols: i32, firstRow: i32, fi
 }
 
 /**
+ * MCTF's affinity, in place on W [nA, nB] holding the even/odd cosines (f64_even_odd_cosines):
+ *   W[i, j] = s · info[2i] · info[2j + 1] · size[2i] · size[2j + 1]   (multiplied left to right)
+ * with s = min(1, max(0, (W[i, j] + 1) / 2)) when `similarity`, else 1 (τ_sim = 1 or off; other
+ * temperatures take a power, which stays in TypeScript).   info, size: [nA + nB] float64
+ */
+export function f64_mctf_affinity(W: usize, nA: i32, nB: i32, similarity: bool, info: usize, size: usize): void {
+  for (let i = 0; i < nA; i++) {
+    const a = <usize>(2 * i) << 3;
+    const infoA = load<f64>(info + a);
+    const sizeA = load<f64>(size + a);
+    const row = W + ((<usize>i * <usize>nB) << 3);
+    for (let j = 0; j < nB; j++) {
+      const p = row + (<usize>j << 3);
+      const b = <usize>(2 * j + 1) << 3;
+      const sim: f64 = similarity ? min<f64>(1, max<f64>(0, (load<f64>(p) + 1) / 2)) : 1;
+      store<f64>(p, sim * infoA * load<f64>(info + b) * sizeA * load<f64>(size + b));
+    }
+  }
+}
+
+/**
  * Weighted pooling of rows of x [·, D] (float32) into `outRows` groups, entry by entry in order:
  *   sum[rows[e]] += weights[e]·x[positions[e]],  total[rows[e]] += weights[e]   (float64, from 0)
  *   out[g] = f32(sum[g] / total[g])
@@ -239,7 +260,14 @@ export function f64_pool_rows(
     const s = sum + <usize>g * rowBytes;
     const o = out + ((<usize>g * <usize>D) << 2);
     const tot = load<f64>(total + (<usize>g << 3));
-    for (let d = 0; d < D; d++) store<f32>(o + (<usize>d << 2), <f32>(load<f64>(s + (<usize>d << 3)) / tot));
+    const totV = f64x2.splat(tot);
+    let d = 0;
+    for (; d + 4 <= D; d += 4) { // two float64x2 quotients, each rounded to float32 as a scalar would be
+      const lo = f32x4.demote_f64x2_zero(f64x2.div(v128.load(s + (<usize>d << 3)), totV));
+      const hi = f32x4.demote_f64x2_zero(f64x2.div(v128.load(s + (<usize>d << 3), 16), totV));
+      v128.store(o + (<usize>d << 2), v128.shuffle<f32>(lo, hi, 0, 1, 4, 5));
+    }
+    for (; d < D; d++) store<f32>(o + (<usize>d << 2), <f32>(load<f64>(s + (<usize>d << 3)) / tot));
   }
 }
 
@@ -284,7 +312,6 @@ export function f64_fused_attention_correction(
 ): void {
   const width = heads * v;
   memory.fill(pooled, 0, (<usize>heads * <usize>rows * <usize>m) << 3);
-  memory.fill(sum, 0, (<usize>rows * <usize>width) << 3);
   for (let h = 0; h < heads; h++) {
     for (let q = 0; q < t; q++) {
       const s = load<f64>(share + (<usize>q << 3));
@@ -296,23 +323,51 @@ export function f64_fused_attention_correction(
       }
     }
   }
-  for (let g = 0; g < rows; g++) {
-    for (let h = 0; h < heads; h++) {
-      const o = sum + ((<usize>g * <usize>width + <usize>(h * v)) << 3);
-      const pRow = pooled + ((<usize>(h * rows + g) * <usize>m) << 3);
-      for (let i = 0; i < m; i++) {
-        const coefficient = load<f64>(pRow + (<usize>i << 3));
-        const cv = f64x2.splat(coefficient);
-        const d = delta + ((<usize>i * <usize>width + <usize>(h * v)) << 3);
-        let c = 0;
-        for (; c + 2 <= v; c += 2) {
-          const p = o + (<usize>c << 3);
-          v128.store(p, f64x2.add(v128.load(p), f64x2.mul(cv, v128.load(d + (<usize>c << 3)))));
+  // Two output rows × eight columns at a time: eight float64x2 sums kept in registers over i.
+  for (let h = 0; h < heads; h++) {
+    const hv = <usize>(h * v) << 3;
+    for (let g = 0; g < rows; g += 2) {
+      const g1 = min(g + 1, rows - 1); // an odd last row is computed twice
+      const p0 = pooled + ((<usize>(h * rows + g) * <usize>m) << 3);
+      const p1 = pooled + ((<usize>(h * rows + g1) * <usize>m) << 3);
+      const o0 = sum + ((<usize>g * <usize>width) << 3) + hv;
+      const o1 = sum + ((<usize>g1 * <usize>width) << 3) + hv;
+      let c = 0;
+      for (; c + 8 <= v; c += 8) {
+        let a0 = f64x2.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        let d = delta + hv + (<usize>c << 3);
+        for (let i = 0; i < m; i++, d += <usize>width << 3) {
+          const x0 = v128.load64_splat(p0 + (<usize>i << 3));
+          const x1 = v128.load64_splat(p1 + (<usize>i << 3));
+          const d0 = v128.load(d), d1 = v128.load(d, 16), d2 = v128.load(d, 32), d3 = v128.load(d, 48);
+          a0 = f64x2.add(a0, f64x2.mul(x0, d0));
+          a1 = f64x2.add(a1, f64x2.mul(x0, d1));
+          a2 = f64x2.add(a2, f64x2.mul(x0, d2));
+          a3 = f64x2.add(a3, f64x2.mul(x0, d3));
+          b0 = f64x2.add(b0, f64x2.mul(x1, d0));
+          b1 = f64x2.add(b1, f64x2.mul(x1, d1));
+          b2 = f64x2.add(b2, f64x2.mul(x1, d2));
+          b3 = f64x2.add(b3, f64x2.mul(x1, d3));
         }
-        for (; c < v; c++) {
-          const p = o + (<usize>c << 3);
-          store<f64>(p, load<f64>(p) + coefficient * load<f64>(d + (<usize>c << 3)));
+        const cb = <usize>c << 3;
+        v128.store(o0 + cb, a0);
+        v128.store(o0 + cb, a1, 16);
+        v128.store(o0 + cb, a2, 32);
+        v128.store(o0 + cb, a3, 48);
+        v128.store(o1 + cb, b0);
+        v128.store(o1 + cb, b1, 16);
+        v128.store(o1 + cb, b2, 32);
+        v128.store(o1 + cb, b3, 48);
+      }
+      for (; c < v; c++) {
+        let a: f64 = 0, b: f64 = 0;
+        for (let i = 0; i < m; i++) {
+          const dv = load<f64>(delta + ((<usize>i * <usize>width << 3) + hv + (<usize>c << 3)));
+          a += load<f64>(p0 + (<usize>i << 3)) * dv;
+          b += load<f64>(p1 + (<usize>i << 3)) * dv;
         }
+        store<f64>(o0 + (<usize>c << 3), a);
+        store<f64>(o1 + (<usize>c << 3), b);
       }
     }
   }

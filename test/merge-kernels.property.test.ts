@@ -55,7 +55,7 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
     return out;
   };
 
-  it('cosines (even/odd and pairwise), row maxima, head-mean keys: bit-identical (property)', () => {
+  it("cosines (even/odd and pairwise), row maxima, MCTF's affinity, head-mean keys: bit-identical (property)", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 ** 30 }), fc.integer({ min: 1, max: 41 }), fc.integer({ min: 1, max: 19 }), (seed, t, c) => {
         const metric = rows(seed, t, c);
@@ -88,6 +88,17 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
           fast.rowArgmax(actual, nA, nB, firstRow, firstColumn, bestWasm, partnerWasm);
           expect(bits(bestWasm)).toEqual(bits(best));
           expect(Array.from(partnerWasm)).toEqual(Array.from(partner));
+        }
+
+        for (const tauSim of [1, 0, 0.5]) {
+          const rand = seededRandom(seed + 3);
+          const info = Float64Array.from({ length: t }, () => rand() ** 3);
+          const size = Float64Array.from({ length: t }, () => (rand() < 0.5 ? 1 : rand()));
+          const affinity = expected.slice();
+          REFERENCE_MERGE_KERNELS.mctfAffinity(affinity, nA, nB, tauSim, info, size);
+          const affinityWasm = f64(expected);
+          fast.mctfAffinity(affinityWasm, nA, nB, tauSim, f64(info), f64(size));
+          expect(bits(affinityWasm)).toEqual(bits(affinity));
         }
 
         const heads = 1 + (seed % 4);
@@ -130,7 +141,7 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
         fast.attentionReceived(f32(probs), heads, t, receivedWasm);
         expect(bits(receivedWasm)).toEqual(bits(received));
 
-        const v = 1 + (seed % 7);
+        const v = 1 + (seed % 19); // below and above the kernel's blocks of 8
         const groups = 1 + Math.floor(rand() * t);
         const tokenRow = Int32Array.from({ length: t }, (_, q) => (q < groups ? q : Math.floor(rand() * groups)));
         const fused = Int32Array.from(Array.from({ length: t }, (_, q) => q).filter(() => rand() < 0.4));

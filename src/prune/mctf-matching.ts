@@ -1,4 +1,4 @@
-import { REFERENCE_MERGE_KERNELS, type MergeKernels } from './merge-kernels.js';
+import { REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
 import type { TomeMatching } from './tome.js';
 
 /**
@@ -44,9 +44,9 @@ export function attentionReceived(probs: Float32Array, heads: number, n: number)
   return a;
 }
 
-/** v_k^(1/τ) with v_k = min_j values_j / values_k (all 1 when τ = 0 or there are no values). */
-function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: number): Float64Array {
-  const out = new Float64Array(t).fill(1);
+/** out[k] = v_k^(1/τ) with v_k = min_j values_j / values_k (all 1 when τ = 0 or there are no values); out [≥ t]. */
+function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: number, out: Float64Array): Float64Array {
+  out.fill(1, 0, t);
   if (!(tau > 0) || values === null) return out;
   let min = Infinity;
   for (let k = 0; k < t; k++) min = Math.min(min, values[k]);
@@ -59,7 +59,8 @@ function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: 
  *   metric: [t, c] rows compared by cosine (a zero row has cosine 0 with everything)
  *   attention: [t] ā (attentionReceived); sizes: [t] or null (all 1)
  * (cos + 1)/2 is clamped to [0, 1] so that rounding cannot take a fractional power of a negative number.
- * `kernels` compute the cosines into `out` (default: the TypeScript oracles on a fresh array), which is returned.
+ * `kernels` compute in the buffers of `workspace` (default: the TypeScript oracles on fresh arrays);
+ * W is its `cosines`.
  */
 export function mctfScores(
   metric: Float32Array,
@@ -68,21 +69,20 @@ export function mctfScores(
   attention: ArrayLike<number>,
   sizes: ArrayLike<number> | null,
   tau: MctfTemperatures,
-  kernels: Pick<MergeKernels, 'evenOddCosines'> = REFERENCE_MERGE_KERNELS,
-  out: Float64Array = new Float64Array(Math.ceil(t / 2) * Math.floor(t / 2)),
+  kernels: Pick<MergeKernelLoops, 'evenOddCosines' | 'mctfAffinity'> = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'cosines' | 'info' | 'sizeShare'> = {
+    cosines: new Float64Array(Math.ceil(t / 2) * Math.floor(t / 2)),
+    info: new Float64Array(t),
+    sizeShare: new Float64Array(t),
+  },
 ): Float64Array {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
-  const info = temperedInverseShare(attention, t, tau.tauInfo);
-  const size = temperedInverseShare(sizes, t, tau.tauSize);
-  const W = out.subarray(0, nA * nB);
+  const info = temperedInverseShare(attention, t, tau.tauInfo, workspace.info);
+  const size = temperedInverseShare(sizes, t, tau.tauSize, workspace.sizeShare);
+  const W = workspace.cosines.subarray(0, nA * nB);
   if (tau.tauSim > 0) kernels.evenOddCosines(metric, t, c, W);
-  for (let i = 0; i < nA; i++) {
-    for (let j = 0; j < nB; j++) {
-      const sim = tau.tauSim > 0 ? Math.min(1, Math.max(0, (W[i * nB + j] + 1) / 2)) ** (1 / tau.tauSim) : 1;
-      W[i * nB + j] = sim * info[2 * i] * info[2 * j + 1] * size[2 * i] * size[2 * j + 1];
-    }
-  }
+  kernels.mctfAffinity(W, nA, nB, tau.tauSim, info, size);
   return W;
 }
 
@@ -96,9 +96,17 @@ function rankDescending(indices: number[], value: (i: number) => number): number
  * ⌊(t − prefix)/2⌋), bidirectionally or A → B only. Sources list every fused token with the
  * token it finally lands in (a step-1 source whose destination fuses on in step 2 lands where
  * that destination does); `order` is the surviving tokens in output order. Positions are in
- * the sequence of t tokens.
+ * the sequence of t tokens. `kernels` find step 1's maxima in `workspace` (default: the oracles on fresh arrays).
  */
-export function mctfMatching(W: Float64Array, t: number, r: number, prefix: number, bidirectional: boolean): TomeMatching {
+export function mctfMatching(
+  W: Float64Array,
+  t: number,
+  r: number,
+  prefix: number,
+  bidirectional: boolean,
+  kernels: Pick<MergeKernelLoops, 'rowArgmax'> = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'best' | 'partner'> = { best: new Float64Array(Math.ceil(t / 2)), partner: new Int32Array(Math.ceil(t / 2)) },
+): TomeMatching {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
   const firstA = prefix >= 1 ? 1 : 0; // CLS is never fused
@@ -109,17 +117,9 @@ export function mctfMatching(W: Float64Array, t: number, r: number, prefix: numb
   const r1 = bidirectional ? Math.floor(r / 2) : r;
   const r2 = r - r1;
 
-  // Step 1: A → B.
-  const best1 = new Float64Array(nA).fill(-Infinity);
-  const partner1 = new Int32Array(nA);
-  for (let i = firstA; i < nA; i++) {
-    for (let j = firstB; j < nB; j++) {
-      if (W[i * nB + j] > best1[i]) {
-        best1[i] = W[i * nB + j];
-        partner1[i] = j;
-      }
-    }
-  }
+  // Step 1: A → B (the first b of the highest affinity).
+  const { best: best1, partner: partner1 } = workspace;
+  kernels.rowArgmax(W, nA, nB, firstA, firstB, best1, partner1);
   const rankedA = rankDescending(
     Array.from({ length: nA - firstA }, (_, k) => firstA + k),
     (i) => best1[i],

@@ -175,8 +175,8 @@ export function mctfFuse(
   const out = workspace.pooled;
   const attention = workspace.received.subarray(0, t);
   kernels.attentionReceived(probs, cfg.heads, t, attention);
-  const W = mctfScores(x, t, D, attention, sizes, settings, kernels, workspace.cosines);
-  const matching = mctfMatching(W, t, r, prefixTokens(cfg), settings.bidirectional);
+  const W = mctfScores(x, t, D, attention, sizes, settings, kernels, workspace);
+  const matching = mctfMatching(W, t, r, prefixTokens(cfg), settings.bidirectional, kernels, workspace);
   const rows = matching.order.length;
   const rowOf = outputRows(matching, t);
   const weights = Float64Array.from(attention, (a, k) => a * (sizes ? sizes[k] : 1));

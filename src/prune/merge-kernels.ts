@@ -53,6 +53,13 @@ export interface MergeKernelLoops {
     out: FloatArray,
   ): void;
 
+  /**
+   * MCTF's affinity in place, W [nA, nB] holding the even/odd cosines (evenOddCosines):
+   *   W[i, j] = s · info[2i] · info[2j + 1] · size[2i] · size[2j + 1]
+   * s = min(1, max(0, (W[i, j] + 1)/2))^(1/τ_sim), or 1 when τ_sim = 0.   info, size [nA + nB]
+   */
+  mctfAffinity(W: Float64Array, nA: number, nB: number, tauSim: number, info: Float64Array, size: Float64Array): void;
+
   /** ā_k = (Σ_h Σ_q P_h[q, k]) / (H·n), summed over h then q in order.  probs [H, n, n] → out [n] */
   attentionReceived(probs: FloatArray, heads: number, n: number, out: Float64Array): void;
 
@@ -93,6 +100,8 @@ export interface MergeWorkspace {
   readonly best: Float64Array; // [T] row maxima
   readonly partner: Int32Array; // [T] their columns
   readonly received: Float64Array; // [T] attention received
+  readonly info: Float64Array; // [T] MCTF's tempered informativeness
+  readonly sizeShare: Float64Array; // [T] MCTF's tempered size term
   readonly energy: Float64Array; // [T]
   readonly positions: Int32Array; // [T] pooling entries
   readonly rows: Int32Array; // [T]
@@ -211,6 +220,15 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
     }
   },
 
+  mctfAffinity(W, nA, nB, tauSim, info, size) {
+    for (let i = 0; i < nA; i++) {
+      for (let j = 0; j < nB; j++) {
+        const sim = tauSim > 0 ? Math.min(1, Math.max(0, (W[i * nB + j] + 1) / 2)) ** (1 / tauSim) : 1;
+        W[i * nB + j] = sim * info[2 * i] * info[2 * j + 1] * size[2 * i] * size[2 * j + 1];
+      }
+    }
+  },
+
   attentionReceived(probs, heads, n, out) {
     out.fill(0, 0, n);
     for (let h = 0; h < heads; h++) {
@@ -290,6 +308,8 @@ function makeWorkspace(cfg: ViTConfig, T: number, allocate: WorkspaceAllocator):
     best: allocate.f64(T),
     partner: allocate.i32(T),
     received: allocate.f64(T),
+    info: allocate.f64(T),
+    sizeShare: allocate.f64(T),
     energy: allocate.f64(T),
     positions: allocate.i32(T),
     rows: allocate.i32(T),
@@ -350,6 +370,7 @@ interface MergeExports {
     out: number,
   ): void;
   f64_attention_received(probs: number, heads: number, n: number, out: number): void;
+  f64_mctf_affinity(W: number, nA: number, nB: number, similarity: boolean, info: number, size: number): void;
   f64_fused_attention_correction(
     probs: number,
     heads: number,
@@ -470,6 +491,20 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
         scratch.at(8 * outRows * D),
         address(total, outRows, 'poolRows total'),
         f32(out, outRows * D, 'poolRows out'),
+      );
+    },
+
+    mctfAffinity(W, nA, nB, tauSim, info, size) {
+      // τ_sim = 1 needs no power (x^1 = x exactly); other temperatures run the oracle on the same buffers
+      if (tauSim > 0 && tauSim !== 1) return REFERENCE_MERGE_KERNELS.mctfAffinity(W, nA, nB, tauSim, info, size);
+      const needed = nA + nB; // = t: the last index read is t − 1
+      wasm.f64_mctf_affinity(
+        address(W, nA * nB, 'mctfAffinity W'),
+        nA,
+        nB,
+        tauSim > 0,
+        address(info, needed, 'mctfAffinity info'),
+        address(size, needed, 'mctfAffinity size'),
       );
     },
 
