@@ -378,23 +378,27 @@ export function f64_fused_attention_correction(
 /**
  * PiToMe's energy from the pairwise cosines C [n, n] (float64):
  *   E_i = (Σ_j ELU_α(C[i, j] − margin)) / n,  ELU_α(z) = z for z > 0, else α·expm1(z)
- * summed over j in order; each ELU value is computed once for j ≥ i and used for both rows (C is
- * symmetric). elu: [n, n] float64 scratch   energy: [n] float64
+ * summed over j in order. Each ELU value is computed once, for j ≥ i (C is symmetric), and added
+ * to the sums of rows i and j: going down the rows, row j receives its terms j' < j from the rows
+ * above, in order, before its own row adds j' ≥ j, so every sum runs over j' in order.
+ *   energy: [n] float64 (the running sums, then the energies)
  */
-export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f64, elu: usize, energy: usize): void {
+export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f64, energy: usize): void {
+  memory.fill(energy, 0, <usize>n << 3);
   for (let i = 0; i < n; i++) {
+    const row = cosines + ((<usize>i * <usize>n) << 3);
+    const own = energy + (<usize>i << 3);
+    let sum = load<f64>(own);
     for (let j = i; j < n; j++) {
-      const z = load<f64>(cosines + ((<usize>i * <usize>n + <usize>j) << 3)) - margin;
+      const z = load<f64>(row + (<usize>j << 3)) - margin;
       const e = z > 0 ? z : alpha * expm1(z);
-      store<f64>(elu + ((<usize>i * <usize>n + <usize>j) << 3), e);
-      store<f64>(elu + ((<usize>j * <usize>n + <usize>i) << 3), e);
+      sum += e;
+      if (j > i) {
+        const other = energy + (<usize>j << 3);
+        store<f64>(other, load<f64>(other) + e);
+      }
     }
-  }
-  for (let i = 0; i < n; i++) {
-    const row = elu + ((<usize>i * <usize>n) << 3);
-    let s: f64 = 0;
-    for (let j = 0; j < n; j++) s += load<f64>(row + (<usize>j << 3));
-    store<f64>(energy + (<usize>i << 3), s / <f64>n);
+    store<f64>(own, sum / <f64>n);
   }
 }
 

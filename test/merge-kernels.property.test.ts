@@ -184,6 +184,22 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
     );
   });
 
+  it('expm1 (one-token energies, margin 0, α 1): the bits of Math.expm1 on 200 000 arguments over its ranges of reduction', () => {
+    const rand = seededRandom(7);
+    const cosine = f64([0]);
+    const energy = f64([0]);
+    const scales = [1e-9, 0.34, 1.04, 3, 14, 40, 800];
+    const wrong: number[] = [];
+    for (let k = 0; k < 200_000; k++) {
+      const z = -rand() * scales[k % scales.length] * (k % 11 === 0 ? -1 : 1);
+      cosine[0] = z;
+      fast.pitomeEnergy(cosine, 1, 0, 1, energy);
+      const expected = z > 0 ? z : Math.expm1(z);
+      if (!Object.is(energy[0], expected)) wrong.push(z);
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('ToMe, PiToMe and MCTF steps on a block: the same merged tokens, sizes and ids on both implementations (property)', () => {
     const problem = fc.record({
       seed: fc.integer({ min: 1, max: 2 ** 30 }),

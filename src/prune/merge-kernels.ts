@@ -386,7 +386,7 @@ interface MergeExports {
     sum: number,
     out: number,
   ): void;
-  f64_pitome_energy(cosines: number, n: number, margin: number, alpha: number, elu: number, energy: number): void;
+  f64_pitome_energy(cosines: number, n: number, margin: number, alpha: number, energy: number): void;
 }
 
 /** Scratch of the wasm kernels that no caller sees, grown (never shrunk) when a larger call first comes. */
@@ -537,14 +537,7 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
     },
 
     pitomeEnergy(cosines, n, margin, alpha, energy) {
-      wasm.f64_pitome_energy(
-        address(cosines, n * n, 'pitomeEnergy cosines'),
-        n,
-        margin,
-        alpha,
-        scratch.at(8 * n * n),
-        address(energy, n, 'pitomeEnergy energy'),
-      );
+      wasm.f64_pitome_energy(address(cosines, n * n, 'pitomeEnergy cosines'), n, margin, alpha, address(energy, n, 'pitomeEnergy energy'));
     },
   };
 }
