@@ -205,6 +205,34 @@ export function f64_row_argmax(W: usize, rows: i32, cols: i32, firstRow: i32, fi
 }
 
 /**
+ * Per column j of W [rows, cols] (float64) from `firstColumn` on: best[j] = max W[i, j] over the
+ * rows i = candidates[0..count) and partner[j] = the first such i in that order (strict >, from
+ * −∞; 0 when no value beats −∞). Columns before `firstColumn`: −∞ and 0. The rows are visited
+ * in the candidates' order for every column, so W is read along its rows.
+ *   candidates: [count] int32   best: [cols] float64   partner: [cols] int32
+ */
+export function f64_column_argmax(
+  W: usize, rows: i32, cols: i32, candidates: usize, count: i32, firstColumn: i32, best: usize, partner: usize,
+): void {
+  for (let j = 0; j < cols; j++) {
+    store<f64>(best + (<usize>j << 3), -Infinity);
+    store<i32>(partner + (<usize>j << 2), 0);
+  }
+  for (let k = 0; k < count; k++) {
+    const i = load<i32>(candidates + (<usize>k << 2));
+    const row = W + ((<usize>i * <usize>cols) << 3);
+    for (let j = firstColumn; j < cols; j++) {
+      const v = load<f64>(row + (<usize>j << 3));
+      const b = best + (<usize>j << 3);
+      if (v > load<f64>(b)) {
+        store<f64>(b, v);
+        store<i32>(partner + (<usize>j << 2), i);
+      }
+    }
+  }
+}
+
+/**
  * MCTF's affinity, in place on W [nA, nB] holding the even/odd cosines (f64_even_odd_cosines):
  *   W[i, j] = s · info[2i] · info[2j + 1] · size[2i] · size[2j + 1]   (multiplied left to right)
  * with s = min(1, max(0, (W[i, j] + 1) / 2)) when `similarity`, else 1 (τ_sim = 1 or off; other
@@ -229,45 +257,67 @@ export function f64_mctf_affinity(W: usize, nA: i32, nB: i32, similarity: bool, 
  * Weighted pooling of rows of x [·, D] (float32) into `outRows` groups, entry by entry in order:
  *   sum[rows[e]] += weights[e]·x[positions[e]],  total[rows[e]] += weights[e]   (float64, from 0)
  *   out[g] = f32(sum[g] / total[g])
- *   positions, rows: [m] int32   weights: [m] float64   sum: [outRows, D] float64 scratch
- *   total: [outRows] float64 (written)   out: [outRows, D] float32
+ *   positions, rows: [m] int32   weights: [m] float64   total: [outRows] float64 (written)
+ *   out: [outRows, D] float32   work: (outRows + 1 + m) int32 scratch
+ * The entries are first listed by group, in their order (a stable counting sort), so that each
+ * group's sums stay in registers, eight columns at a time, and no [outRows, D] sum is stored.
  */
 export function f64_pool_rows(
-  x: usize, D: i32, positions: usize, rows: usize, weights: usize, m: i32, outRows: i32, sum: usize, total: usize, out: usize,
+  x: usize, D: i32, positions: usize, rows: usize, weights: usize, m: i32, outRows: i32, work: usize, total: usize, out: usize,
 ): void {
-  const rowBytes = <usize>D << 3;
-  memory.fill(sum, 0, <usize>outRows * rowBytes);
-  memory.fill(total, 0, <usize>outRows << 3);
+  const start = work; // [outRows + 1] first entry of each group in `byGroup`
+  const byGroup = work + ((<usize>outRows + 1) << 2); // [m] entries grouped, in order within each group
+  memory.fill(start, 0, (<usize>outRows + 1) << 2);
   for (let e = 0; e < m; e++) {
-    const g = <usize>load<i32>(rows + (<usize>e << 2));
-    const w = load<f64>(weights + (<usize>e << 3));
-    const src = x + ((<usize>load<i32>(positions + (<usize>e << 2)) * <usize>D) << 2);
-    const dst = sum + g * rowBytes;
-    const wv = f64x2.splat(w);
-    let d = 0;
-    for (; d + 2 <= D; d += 2) {
-      const p = dst + (<usize>d << 3);
-      v128.store(p, f64x2.add(v128.load(p), f64x2.mul(wv, f64x2.promote_low_f32x4(v128.load64_zero(src + (<usize>d << 2))))));
-    }
-    for (; d < D; d++) {
-      const p = dst + (<usize>d << 3);
-      store<f64>(p, load<f64>(p) + w * <f64>load<f32>(src + (<usize>d << 2)));
-    }
-    const t = total + (g << 3);
-    store<f64>(t, load<f64>(t) + w);
+    const p = start + ((<usize>load<i32>(rows + (<usize>e << 2)) + 1) << 2);
+    store<i32>(p, load<i32>(p) + 1);
   }
   for (let g = 0; g < outRows; g++) {
-    const s = sum + <usize>g * rowBytes;
-    const o = out + ((<usize>g * <usize>D) << 2);
-    const tot = load<f64>(total + (<usize>g << 3));
+    const p = start + (<usize>g << 2);
+    store<i32>(p + 4, load<i32>(p + 4) + load<i32>(p));
+  }
+  for (let e = 0; e < m; e++) { // place, moving start[g] on; afterwards start[g] is group g's end
+    const p = start + (<usize>load<i32>(rows + (<usize>e << 2)) << 2);
+    const slot = load<i32>(p);
+    store<i32>(byGroup + (<usize>slot << 2), e);
+    store<i32>(p, slot + 1);
+  }
+  const rowBytes = <usize>D << 2;
+  let first = 0;
+  for (let g = 0; g < outRows; g++) {
+    const end = load<i32>(start + (<usize>g << 2));
+    let tot: f64 = 0;
+    for (let k = first; k < end; k++) tot += load<f64>(weights + (<usize>load<i32>(byGroup + (<usize>k << 2)) << 3));
+    store<f64>(total + (<usize>g << 3), tot);
     const totV = f64x2.splat(tot);
+    const o = out + <usize>g * rowBytes;
     let d = 0;
-    for (; d + 4 <= D; d += 4) { // two float64x2 quotients, each rounded to float32 as a scalar would be
-      const lo = f32x4.demote_f64x2_zero(f64x2.div(v128.load(s + (<usize>d << 3)), totV));
-      const hi = f32x4.demote_f64x2_zero(f64x2.div(v128.load(s + (<usize>d << 3), 16), totV));
-      v128.store(o + (<usize>d << 2), v128.shuffle<f32>(lo, hi, 0, 1, 4, 5));
+    for (; d + 8 <= D; d += 8) {
+      let s0 = f64x2.splat(0), s1 = s0, s2 = s0, s3 = s0;
+      for (let k = first; k < end; k++) {
+        const e = <usize>load<i32>(byGroup + (<usize>k << 2));
+        const w = v128.load64_splat(weights + (e << 3));
+        const src = x + <usize>load<i32>(positions + (e << 2)) * rowBytes + (<usize>d << 2);
+        const lo = v128.load(src), hi = v128.load(src, 16);
+        s0 = f64x2.add(s0, f64x2.mul(w, f64x2.promote_low_f32x4(lo)));
+        s1 = f64x2.add(s1, f64x2.mul(w, f64x2.promote_low_f32x4(v128.shuffle<f32>(lo, lo, 2, 3, 0, 1))));
+        s2 = f64x2.add(s2, f64x2.mul(w, f64x2.promote_low_f32x4(hi)));
+        s3 = f64x2.add(s3, f64x2.mul(w, f64x2.promote_low_f32x4(v128.shuffle<f32>(hi, hi, 2, 3, 0, 1))));
+      }
+      const q0 = f32x4.demote_f64x2_zero(f64x2.div(s0, totV)), q1 = f32x4.demote_f64x2_zero(f64x2.div(s1, totV));
+      const q2 = f32x4.demote_f64x2_zero(f64x2.div(s2, totV)), q3 = f32x4.demote_f64x2_zero(f64x2.div(s3, totV));
+      v128.store(o + (<usize>d << 2), v128.shuffle<f32>(q0, q1, 0, 1, 4, 5));
+      v128.store(o + (<usize>d << 2), v128.shuffle<f32>(q2, q3, 0, 1, 4, 5), 16);
     }
-    for (; d < D; d++) store<f32>(o + (<usize>d << 2), <f32>(load<f64>(s + (<usize>d << 3)) / tot));
+    for (; d < D; d++) {
+      let sum: f64 = 0;
+      for (let k = first; k < end; k++) {
+        const e = <usize>load<i32>(byGroup + (<usize>k << 2));
+        sum += load<f64>(weights + (e << 3)) * <f64>load<f32>(x + <usize>load<i32>(positions + (e << 2)) * rowBytes + (<usize>d << 2));
+      }
+      store<f32>(o + (<usize>d << 2), <f32>(sum / tot));
+    }
+    first = end;
   }
 }
 

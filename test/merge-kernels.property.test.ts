@@ -55,7 +55,7 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
     return out;
   };
 
-  it("cosines (even/odd and pairwise), row maxima, MCTF's affinity, head-mean keys: bit-identical (property)", () => {
+  it("cosines (even/odd and pairwise), row and column maxima, MCTF's affinity, head-mean keys: bit-identical (property)", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 ** 30 }), fc.integer({ min: 1, max: 41 }), fc.integer({ min: 1, max: 19 }), (seed, t, c) => {
         const metric = rows(seed, t, c);
@@ -88,6 +88,19 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
           fast.rowArgmax(actual, nA, nB, firstRow, firstColumn, bestWasm, partnerWasm);
           expect(bits(bestWasm)).toEqual(bits(best));
           expect(Array.from(partnerWasm)).toEqual(Array.from(partner));
+        }
+
+        const pick = seededRandom(seed + 5);
+        const candidates = Int32Array.from(Array.from({ length: nA }, (_, i) => i).filter(() => pick() < 0.7));
+        for (const firstColumn of [0, 1]) {
+          const best = new Float64Array(nB);
+          const partner = new Int32Array(nB);
+          REFERENCE_MERGE_KERNELS.columnArgmax(expected, nA, nB, candidates, candidates.length, firstColumn, best, partner);
+          const bestWasm = f64(new Float64Array(nB + 1));
+          const partnerWasm = i32(new Int32Array(nB + 1));
+          fast.columnArgmax(actual, nA, nB, i32(candidates), candidates.length, firstColumn, bestWasm, partnerWasm);
+          expect(bits(bestWasm.subarray(0, nB))).toEqual(bits(best));
+          expect(Array.from(partnerWasm.subarray(0, nB))).toEqual(Array.from(partner));
         }
 
         for (const tauSim of [1, 0, 0.5]) {

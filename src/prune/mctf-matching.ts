@@ -104,8 +104,14 @@ export function mctfMatching(
   r: number,
   prefix: number,
   bidirectional: boolean,
-  kernels: Pick<MergeKernelLoops, 'rowArgmax'> = REFERENCE_MERGE_KERNELS,
-  workspace: Pick<MergeWorkspace, 'best' | 'partner'> = { best: new Float64Array(Math.ceil(t / 2)), partner: new Int32Array(Math.ceil(t / 2)) },
+  kernels: Pick<MergeKernelLoops, 'rowArgmax' | 'columnArgmax'> = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'best' | 'partner' | 'columnBest' | 'columnPartner' | 'candidates'> = {
+    best: new Float64Array(Math.ceil(t / 2)),
+    partner: new Int32Array(Math.ceil(t / 2)),
+    columnBest: new Float64Array(Math.floor(t / 2)),
+    columnPartner: new Int32Array(Math.floor(t / 2)),
+    candidates: new Int32Array(Math.ceil(t / 2)),
+  },
 ): TomeMatching {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
@@ -127,22 +133,15 @@ export function mctfMatching(
   const sources1 = rankedA.slice(0, r1);
   const unfusedA = [...Array.from({ length: firstA }, (_, i) => i), ...rankedA.slice(r1)].sort((p, q) => p - q);
 
-  // Step 2: B → the unfused A (CLS excluded).
-  const candidates = unfusedA.filter((i) => i >= firstA);
-  const best2 = new Float64Array(nB).fill(-Infinity);
-  const partner2 = new Int32Array(nB);
-  for (let j = firstB; j < nB; j++) {
-    for (const i of candidates) {
-      if (W[i * nB + j] > best2[j]) {
-        best2[j] = W[i * nB + j];
-        partner2[j] = i;
-      }
-    }
-  }
+  // Step 2: B → the unfused A (CLS excluded), the first a of the highest affinity.
+  const { candidates, columnBest: best2, columnPartner: partner2 } = workspace;
+  let count = 0;
+  for (const i of unfusedA) if (i >= firstA) candidates[count++] = i;
+  kernels.columnArgmax(W, nA, nB, candidates, count, firstB, best2, partner2);
   const eligibleB = Array.from({ length: nB - firstB }, (_, k) => firstB + k);
   const rankedB = bidirectional ? rankDescending(eligibleB, (j) => best2[j]) : eligibleB;
   const sources2 = rankedB.slice(0, r2);
-  if (r2 > 0 && candidates.length === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
+  if (r2 > 0 && count === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
   const fusedB = new Map(sources2.map((j) => [j, partner2[j]]));
 
   // Where every fused token lands, as positions.

@@ -37,6 +37,21 @@ export interface MergeKernelLoops {
   rowArgmax(W: Float64Array, rows: number, cols: number, firstRow: number, firstColumn: number, best: Float64Array, partner: Int32Array): void;
 
   /**
+   * best[j] = max W[i, j] over the rows i = candidates[0..count), partner[j] = the first such i in
+   * that order, for columns j ≥ firstColumn (others −∞, 0).  W [rows, cols]   best, partner [cols]
+   */
+  columnArgmax(
+    W: Float64Array,
+    rows: number,
+    cols: number,
+    candidates: Int32Array,
+    count: number,
+    firstColumn: number,
+    best: Float64Array,
+    partner: Int32Array,
+  ): void;
+
+  /**
    * Weighted pooling, entry by entry in order: sum[rows[e]] += weights[e]·x[positions[e]],
    * total[rows[e]] += weights[e] (float64 from 0); out[g] = sum[g] / total[g].
    *   x [·, D]   positions, rows, weights [m]   total [outRows] (written)   out [outRows, D]
@@ -99,6 +114,9 @@ export interface MergeWorkspace {
   readonly cosines: Float64Array; // [T, T] a cosine matrix (even/odd or pairwise)
   readonly best: Float64Array; // [T] row maxima
   readonly partner: Int32Array; // [T] their columns
+  readonly columnBest: Float64Array; // [T] column maxima
+  readonly columnPartner: Int32Array; // [T] their rows
+  readonly candidates: Int32Array; // [T] rows a column maximum runs over
   readonly received: Float64Array; // [T] attention received
   readonly info: Float64Array; // [T] MCTF's tempered informativeness
   readonly sizeShare: Float64Array; // [T] MCTF's tempered size term
@@ -205,6 +223,20 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
     }
   },
 
+  columnArgmax(W, _rows, cols, candidates, count, firstColumn, best, partner) {
+    best.fill(-Infinity, 0, cols);
+    partner.fill(0, 0, cols);
+    for (let j = firstColumn; j < cols; j++) {
+      for (let k = 0; k < count; k++) {
+        const i = candidates[k];
+        if (W[i * cols + j] > best[j]) {
+          best[j] = W[i * cols + j];
+          partner[j] = i;
+        }
+      }
+    }
+  },
+
   poolRows(x, D, positions, rows, weights, m, outRows, total, out) {
     const sum = new Float64Array(outRows * D);
     total.fill(0, 0, outRows);
@@ -307,6 +339,9 @@ function makeWorkspace(cfg: ViTConfig, T: number, allocate: WorkspaceAllocator):
     cosines: allocate.f64(T * T),
     best: allocate.f64(T),
     partner: allocate.i32(T),
+    columnBest: allocate.f64(T),
+    columnPartner: allocate.i32(T),
+    candidates: allocate.i32(T),
     received: allocate.f64(T),
     info: allocate.f64(T),
     sizeShare: allocate.f64(T),
@@ -356,6 +391,7 @@ interface MergeExports {
   f64_cosine_work_bytes(t: number, c: number): number;
   f64_even_odd_cosines(metric: number, t: number, c: number, work: number, out: number): void;
   f64_pairwise_cosines(metric: number, n: number, c: number, work: number, out: number): void;
+  f64_column_argmax(W: number, rows: number, cols: number, candidates: number, count: number, firstColumn: number, best: number, partner: number): void;
   f64_row_argmax(W: number, rows: number, cols: number, firstRow: number, firstColumn: number, best: number, partner: number): void;
   f64_pool_rows(
     x: number,
@@ -365,7 +401,7 @@ interface MergeExports {
     weights: number,
     m: number,
     outRows: number,
-    sum: number,
+    work: number,
     total: number,
     out: number,
   ): void;
@@ -475,6 +511,20 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
       );
     },
 
+    columnArgmax(W, rows, cols, candidates, count, firstColumn, best, partner) {
+      checkIndices('columnArgmax candidates', candidates, count, rows);
+      wasm.f64_column_argmax(
+        address(W, rows * cols, 'columnArgmax W'),
+        rows,
+        cols,
+        address(candidates, count, 'columnArgmax candidates'),
+        count,
+        firstColumn,
+        address(best, cols, 'columnArgmax best'),
+        address(partner, cols, 'columnArgmax partner'),
+      );
+    },
+
     poolRows(x, D, positions, rows, weights, m, outRows, total, out) {
       checkIndices('poolRows rows', rows, m, outRows);
       let tokens = 0; // 1 + the largest position: rows of x read
@@ -488,7 +538,7 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
         address(weights, m, 'poolRows weights'),
         m,
         outRows,
-        scratch.at(8 * outRows * D),
+        scratch.at(4 * (outRows + 1 + m)),
         address(total, outRows, 'poolRows total'),
         f32(out, outRows * D, 'poolRows out'),
       );

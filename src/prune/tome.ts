@@ -115,16 +115,28 @@ export function bipartiteSoftMatching(
   const { cosines, best, partner } = workspace;
   kernels.evenOddCosines(metric, t, c, cosines);
   kernels.rowArgmax(cosines, nA, nB, prefix >= 1 ? 1 : 0, prefix >= 2 ? 1 : 0, best, partner);
-  const ranked = Array.from({ length: nA }, (_, i) => i).sort((a, b) => best[b] - best[a] || a - b);
-  const sources = Int32Array.from(ranked.slice(0, r), (i) => 2 * i);
-  const destinations = Int32Array.from(ranked.slice(0, r), (i) => 2 * partner[i] + 1);
-  const unmerged = ranked
-    .slice(r)
-    .sort((a, b) => a - b)
-    .map((i) => 2 * i);
-  const bPositions = Array.from({ length: nB }, (_, j) => 2 * j + 1);
-  const order = prefix >= 2 ? [unmerged[0], bPositions[0], ...unmerged.slice(1), ...bPositions.slice(1)] : [...unmerged, ...bPositions];
-  return { sources, destinations, order: Int32Array.from(order), scores: best.slice(0, nA) };
+  // The r A tokens of the largest v(a), in ranking order (v descending, ties: lower position
+  // first), by r passes over A; the others keep their positions.
+  const sources = new Int32Array(r);
+  const destinations = new Int32Array(r);
+  const merged = new Uint8Array(nA);
+  for (let k = 0; k < r; k++) {
+    let pick = -1;
+    for (let i = 0; i < nA; i++) if (!merged[i] && (pick < 0 || best[i] > best[pick])) pick = i;
+    merged[pick] = 1;
+    sources[k] = 2 * pick;
+    destinations[k] = 2 * partner[pick] + 1;
+  }
+  // [unmerged A, B] by position; distilled: [CLS, DIST, other unmerged A, other B]
+  const order = new Int32Array(t - r);
+  let o = 0;
+  for (let i = 0; i < nA; i++) {
+    if (merged[i]) continue;
+    order[o++] = 2 * i;
+    if (o === 1 && prefix >= 2) order[o++] = 1;
+  }
+  for (let j = prefix >= 2 ? 1 : 0; j < nB; j++) order[o++] = 2 * j + 1;
+  return { sources, destinations, order, scores: best.slice(0, nA) };
 }
 
 /**
@@ -150,19 +162,20 @@ export function mergeWeightedAverage(
     total: new Float64Array(rows),
     pooled: new Float32Array(rows * D),
   };
-  const rowOf = new Int32Array(m.order.length + m.sources.length); // position → output row
-  m.order.forEach((p, row) => {
+  const rowOf = new Int32Array(entries); // position → output row (positions < t = entries)
+  for (let row = 0; row < rows; row++) {
+    const p = m.order[row];
     rowOf[p] = row;
     w.positions[row] = p;
     w.rows[row] = row;
     w.weights[row] = sizes ? sizes[p] : 1;
-  });
-  m.sources.forEach((a, i) => {
-    const e = rows + i;
-    w.positions[e] = a;
-    w.rows[e] = rowOf[m.destinations[i]];
-    w.weights[e] = sizes ? sizes[a] : 1;
-  });
+  }
+  for (let i = 0; i < m.sources.length; i++) {
+    const a = m.sources[i];
+    w.positions[rows + i] = a;
+    w.rows[rows + i] = rowOf[m.destinations[i]];
+    w.weights[rows + i] = sizes ? sizes[a] : 1;
+  }
   kernels.poolRows(x, D, w.positions, w.rows, w.weights, entries, rows, w.total, w.pooled);
   return { x: w.pooled.subarray(0, rows * D), sizes: Float32Array.from(w.total.subarray(0, rows)) };
 }
