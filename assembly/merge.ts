@@ -205,6 +205,28 @@ export function f64_row_argmax(W: usize, rows: i32, cols: i32, firstRow: i32, fi
 }
 
 /**
+ * indices[0..count) (int32) sorted in place by values[index] (float64) descending, ties by index
+ * ascending: the order of JavaScript's sort with (p, q) => values[q] − values[p] || p − q on
+ * values without NaN (the order is total, so any correct sort gives it). Insertion sort: the
+ * counts here are a few hundred.
+ */
+export function i32_rank_descending(values: usize, indices: usize, count: i32): void {
+  for (let k = 1; k < count; k++) {
+    const index = load<i32>(indices + (<usize>k << 2));
+    const value = load<f64>(values + (<usize>index << 3));
+    let slot = k;
+    while (slot > 0) {
+      const before = load<i32>(indices + (<usize>(slot - 1) << 2));
+      const v = load<f64>(values + (<usize>before << 3));
+      if (v > value || (!(v < value) && before < index)) break; // `before` ranks first
+      store<i32>(indices + (<usize>slot << 2), before);
+      slot--;
+    }
+    store<i32>(indices + (<usize>slot << 2), index);
+  }
+}
+
+/**
  * Per column j of W [rows, cols] (float64) from `firstColumn` on: best[j] = max W[i, j] over the
  * rows i = candidates[0..count) and partner[j] = the first such i in that order (strict >, from
  * −∞; 0 when no value beats −∞). Columns before `firstColumn`: −∞ and 0. The rows are visited

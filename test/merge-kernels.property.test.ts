@@ -55,7 +55,7 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
     return out;
   };
 
-  it("cosines (even/odd and pairwise), row and column maxima, MCTF's affinity, head-mean keys: bit-identical (property)", () => {
+  it("cosines (even/odd and pairwise), row and column maxima, rankings, MCTF's affinity, head-mean keys: bit-identical (property)", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 ** 30 }), fc.integer({ min: 1, max: 41 }), fc.integer({ min: 1, max: 19 }), (seed, t, c) => {
         const metric = rows(seed, t, c);
@@ -102,6 +102,14 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
           expect(bits(bestWasm.subarray(0, nB))).toEqual(bits(best));
           expect(Array.from(partnerWasm.subarray(0, nB))).toEqual(Array.from(partner));
         }
+
+        const values = Float64Array.from({ length: t }, () => [-Infinity, 0.5, pick(), -pick()][Math.floor(pick() * 4)]); // ties and −∞
+        const indices = Int32Array.from(Array.from({ length: t }, (_, i) => i).filter(() => pick() < 0.8)).reverse();
+        const ranking = indices.slice();
+        REFERENCE_MERGE_KERNELS.rankDescending(values, ranking, ranking.length);
+        const rankingWasm = i32(indices);
+        fast.rankDescending(f64(values), rankingWasm, indices.length);
+        expect(Array.from(rankingWasm)).toEqual(Array.from(ranking));
 
         for (const tauSim of [1, 0, 0.5]) {
           const rand = seededRandom(seed + 3);

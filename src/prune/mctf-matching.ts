@@ -86,11 +86,6 @@ export function mctfScores(
   return W;
 }
 
-/** Indices sorted by value descending, ties by index ascending. */
-function rankDescending(indices: number[], value: (i: number) => number): number[] {
-  return indices.sort((p, q) => value(q) - value(p) || p - q);
-}
-
 /**
  * The fusion decided by W (mctfScores) for t tokens: r tokens fuse (the caller caps r at
  * ⌊(t − prefix)/2⌋), bidirectionally or A → B only. Sources list every fused token with the
@@ -104,13 +99,14 @@ export function mctfMatching(
   r: number,
   prefix: number,
   bidirectional: boolean,
-  kernels: Pick<MergeKernelLoops, 'rowArgmax' | 'columnArgmax'> = REFERENCE_MERGE_KERNELS,
-  workspace: Pick<MergeWorkspace, 'best' | 'partner' | 'columnBest' | 'columnPartner' | 'candidates'> = {
+  kernels: Pick<MergeKernelLoops, 'rowArgmax' | 'columnArgmax' | 'rankDescending'> = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'best' | 'partner' | 'columnBest' | 'columnPartner' | 'candidates' | 'ranking'> = {
     best: new Float64Array(Math.ceil(t / 2)),
     partner: new Int32Array(Math.ceil(t / 2)),
     columnBest: new Float64Array(Math.floor(t / 2)),
     columnPartner: new Int32Array(Math.floor(t / 2)),
     candidates: new Int32Array(Math.ceil(t / 2)),
+    ranking: new Int32Array(Math.ceil(t / 2)),
   },
 ): TomeMatching {
   const nA = Math.ceil(t / 2);
@@ -120,16 +116,20 @@ export function mctfMatching(
   if (!(Number.isInteger(r) && r >= 0 && r <= Math.floor((t - prefix) / 2))) {
     throw new RangeError(`MCTF matching: expected an integer r in 0…${Math.floor((t - prefix) / 2)} for ${t} tokens, found ${r}`);
   }
+  /** Indices first…end − 1 sorted by `values` descending, ties by index ascending. */
+  const ranked = (values: Float64Array, first: number, end: number): number[] => {
+    const { ranking } = workspace;
+    for (let k = first; k < end; k++) ranking[k - first] = k;
+    kernels.rankDescending(values, ranking, end - first);
+    return Array.from(ranking.subarray(0, end - first));
+  };
   const r1 = bidirectional ? Math.floor(r / 2) : r;
   const r2 = r - r1;
 
   // Step 1: A → B (the first b of the highest affinity).
   const { best: best1, partner: partner1 } = workspace;
   kernels.rowArgmax(W, nA, nB, firstA, firstB, best1, partner1);
-  const rankedA = rankDescending(
-    Array.from({ length: nA - firstA }, (_, k) => firstA + k),
-    (i) => best1[i],
-  );
+  const rankedA = ranked(best1, firstA, nA);
   const sources1 = rankedA.slice(0, r1);
   const unfusedA = [...Array.from({ length: firstA }, (_, i) => i), ...rankedA.slice(r1)].sort((p, q) => p - q);
 
@@ -138,8 +138,7 @@ export function mctfMatching(
   let count = 0;
   for (const i of unfusedA) if (i >= firstA) candidates[count++] = i;
   kernels.columnArgmax(W, nA, nB, candidates, count, firstB, best2, partner2);
-  const eligibleB = Array.from({ length: nB - firstB }, (_, k) => firstB + k);
-  const rankedB = bidirectional ? rankDescending(eligibleB, (j) => best2[j]) : eligibleB;
+  const rankedB = bidirectional ? ranked(best2, firstB, nB) : Array.from({ length: nB - firstB }, (_, k) => firstB + k);
   const sources2 = rankedB.slice(0, r2);
   if (r2 > 0 && count === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
   const fusedB = new Map(sources2.map((j) => [j, partner2[j]]));

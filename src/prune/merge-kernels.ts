@@ -36,6 +36,9 @@ export interface MergeKernelLoops {
   /** best[i] = max_{j ≥ firstColumn} W[i, j], partner[i] = the first such j, for rows i ≥ firstRow (others −∞, 0).  W [rows, cols] */
   rowArgmax(W: Float64Array, rows: number, cols: number, firstRow: number, firstColumn: number, best: Float64Array, partner: Int32Array): void;
 
+  /** indices[0..count) sorted in place by values[index] descending, ties by index ascending (values without NaN). */
+  rankDescending(values: Float64Array, indices: Int32Array, count: number): void;
+
   /**
    * best[j] = max W[i, j] over the rows i = candidates[0..count), partner[j] = the first such i in
    * that order, for columns j ≥ firstColumn (others −∞, 0).  W [rows, cols]   best, partner [cols]
@@ -117,6 +120,7 @@ export interface MergeWorkspace {
   readonly columnBest: Float64Array; // [T] column maxima
   readonly columnPartner: Int32Array; // [T] their rows
   readonly candidates: Int32Array; // [T] rows a column maximum runs over
+  readonly ranking: Int32Array; // [T] indices being ranked
   readonly received: Float64Array; // [T] attention received
   readonly info: Float64Array; // [T] MCTF's tempered informativeness
   readonly sizeShare: Float64Array; // [T] MCTF's tempered size term
@@ -221,6 +225,11 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
       best[i] = max;
       partner[i] = arg;
     }
+  },
+
+  rankDescending(values, indices, count) {
+    const sorted = Array.from(indices.subarray(0, count)).sort((p, q) => values[q] - values[p] || p - q);
+    indices.set(sorted);
   },
 
   columnArgmax(W, _rows, cols, candidates, count, firstColumn, best, partner) {
@@ -342,6 +351,7 @@ function makeWorkspace(cfg: ViTConfig, T: number, allocate: WorkspaceAllocator):
     columnBest: allocate.f64(T),
     columnPartner: allocate.i32(T),
     candidates: allocate.i32(T),
+    ranking: allocate.i32(T),
     received: allocate.f64(T),
     info: allocate.f64(T),
     sizeShare: allocate.f64(T),
@@ -391,6 +401,7 @@ interface MergeExports {
   f64_cosine_work_bytes(t: number, c: number): number;
   f64_even_odd_cosines(metric: number, t: number, c: number, work: number, out: number): void;
   f64_pairwise_cosines(metric: number, n: number, c: number, work: number, out: number): void;
+  i32_rank_descending(values: number, indices: number, count: number): void;
   f64_column_argmax(W: number, rows: number, cols: number, candidates: number, count: number, firstColumn: number, best: number, partner: number): void;
   f64_row_argmax(W: number, rows: number, cols: number, firstRow: number, firstColumn: number, best: number, partner: number): void;
   f64_pool_rows(
@@ -509,6 +520,13 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
         address(best, rows, 'rowArgmax best'),
         address(partner, rows, 'rowArgmax partner'),
       );
+    },
+
+    rankDescending(values, indices, count) {
+      let size = 0; // 1 + the largest index: values read
+      for (let k = 0; k < count; k++) if (indices[k] >= size) size = indices[k] + 1;
+      checkIndices('rankDescending indices', indices, count, size);
+      wasm.i32_rank_descending(address(values, size, 'rankDescending values'), address(indices, count, 'rankDescending indices'), count);
     },
 
     columnArgmax(W, rows, cols, candidates, count, firstColumn, best, partner) {

@@ -100,13 +100,16 @@ export function pitomeMatching(
   margin: number,
   alpha: number,
   kernels: MergeKernelLoops = REFERENCE_MERGE_KERNELS,
-  workspace?: Pick<MergeWorkspace, 'cosines' | 'energy'>,
+  workspace?: Pick<MergeWorkspace, 'cosines' | 'energy' | 'ranking'>,
 ): TomeMatching {
   const T = t - prefix;
   if (!(Number.isInteger(r) && r >= 0 && 2 * r <= T))
     throw new RangeError(`PiToMe: expected an integer r in 0…${Math.floor(T / 2)} for ${T} mergeable tokens, found ${r}`);
   const { energy, cosines } = pitomeEnergy(metric, t, c, prefix, margin, alpha, kernels, workspace);
-  const ranked = Array.from({ length: T }, (_, i) => i).sort((p, q) => energy[q] - energy[p] || p - q);
+  const ranking = workspace?.ranking ?? new Int32Array(T); // by decreasing energy, ties: lower position first
+  for (let i = 0; i < T; i++) ranking[i] = i;
+  kernels.rankDescending(energy, ranking, T);
+  const ranked = Array.from(ranking.subarray(0, T));
   const groupA = ranked.filter((_, k) => k < 2 * r && k % 2 === 0);
   const groupB = ranked.filter((_, k) => k < 2 * r && k % 2 === 1);
   const destinations = groupA.map((a) => {
