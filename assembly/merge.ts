@@ -154,8 +154,9 @@ export function f64_even_odd_cosines(metric: usize, t: i32, c: i32, work: usize,
 }
 
 /**
- * cos[i, j] = u_i · u_j for all pairs of the unit rows u of metric [n, c] (float32, contiguous),
- * each dot product computed once for j ≥ i (by blocks of four) and mirrored.  → out [n, n] float64
+ * cos[i, j] = u_i · u_j for the pairs j ≥ i of the unit rows u of metric [n, c] (float32,
+ * contiguous), by blocks of four: out [n, n] float64 holds the upper triangle (and, in the
+ * diagonal blocks, a few values below it); the rest is not written (cos is symmetric).
  *   work: f64_cosine_work_bytes(n, c) bytes
  */
 export function f64_pairwise_cosines(metric: usize, n: i32, c: i32, work: usize, out: usize): void {
@@ -171,13 +172,6 @@ export function f64_pairwise_cosines(metric: usize, n: i32, c: i32, work: usize,
   }
   padLastPanel(bBase, n, c);
   dotTiles(aBase, n, bBase, n, c, out, n, true);
-  // Mirror the strict lower triangle of each diagonal block's rows from the computed upper part.
-  for (let i = 0; i < n; i++) {
-    const rowStart = (i >> 2) << 2; // columns below the block's first row were not computed
-    for (let j = 0; j < rowStart; j++) {
-      store<f64>(out + ((<usize>i * <usize>n + <usize>j) << 3), load<f64>(out + ((<usize>j * <usize>n + <usize>i) << 3)));
-    }
-  }
 }
 
 /**
@@ -448,7 +442,7 @@ export function f64_fused_attention_correction(
 }
 
 /**
- * PiToMe's energy from the pairwise cosines C [n, n] (float64):
+ * PiToMe's energy from the pairwise cosines C [n, n] (float64, read on and above the diagonal):
  *   E_i = (Σ_j ELU_α(C[i, j] − margin)) / n,  ELU_α(z) = z for z > 0, else α·expm1(z)
  * summed over j in order. Each ELU value is computed once, for j ≥ i (C is symmetric), and added
  * to the sums of rows i and j: going down the rows, row j receives its terms j' < j from the rows

@@ -73,7 +73,8 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
         REFERENCE_MERGE_KERNELS.pairwiseCosines(metric, first, n, c, pairs);
         const pairsWasm = f64(new Float64Array(n * n));
         fast.pairwiseCosines(f32(metric), first, n, c, pairsWasm);
-        expect(bits(pairsWasm)).toEqual(bits(pairs));
+        const upper = (m: Float64Array) => Array.from({ length: n }, (_, i) => bits(m.subarray(i * n + i, (i + 1) * n)));
+        expect(upper(pairsWasm)).toEqual(upper(pairs));
 
         for (const [firstRow, firstColumn] of [
           [0, 0],

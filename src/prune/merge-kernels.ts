@@ -30,7 +30,11 @@ export interface MergeKernelLoops {
   /** cos[i, j] = u_2i · u_2j+1 for the unit rows u of metric [t, c] (unitRows)  →  out [⌈t/2⌉, ⌊t/2⌋] */
   evenOddCosines(metric: Float32Array, t: number, c: number, out: Float64Array): void;
 
-  /** cos[i, j] = u_i · u_j for the unit rows u of metric rows first…first + n − 1 ([·, c])  →  out [n, n] */
+  /**
+   * cos[i, j] = u_i · u_j for the unit rows u of metric rows first…first + n − 1 ([·, c]), at
+   * least for j ≥ i: out [n, n] holds the upper triangle (the oracle fills both halves; cos is
+   * symmetric, so read cos(i, j) at [min(i, j), max(i, j)]).
+   */
   pairwiseCosines(metric: Float32Array, first: number, n: number, c: number, out: Float64Array): void;
 
   /** best[i] = max_{j ≥ firstColumn} W[i, j], partner[i] = the first such j, for rows i ≥ firstRow (others −∞, 0).  W [rows, cols] */
@@ -101,7 +105,10 @@ export interface MergeKernelLoops {
     out: FloatArray,
   ): void;
 
-  /** PiToMe: E_i = (1/n) Σ_j ELU_α(C[i, j] − margin) over j in order, ELU_α(z) = z for z > 0, else α·expm1(z).  cosines [n, n] symmetric → energy [n] */
+  /**
+   * PiToMe: E_i = (1/n) Σ_j ELU_α(cos(i, j) − margin) over j in order, ELU_α(z) = z for z > 0,
+   * else α·expm1(z); cos(i, j) read at [min(i, j), max(i, j)] of cosines [n, n] (pairwiseCosines).  → energy [n]
+   */
   pitomeEnergy(cosines: Float64Array, n: number, margin: number, alpha: number, energy: Float64Array): void;
 }
 
@@ -310,7 +317,7 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
     for (let i = 0; i < n; i++) {
       let sum = 0;
       for (let j = 0; j < n; j++) {
-        const z = cosines[i * n + j] - margin;
+        const z = (i <= j ? cosines[i * n + j] : cosines[j * n + i]) - margin;
         sum += z > 0 ? z : alpha * Math.expm1(z);
       }
       energy[i] = sum / n;

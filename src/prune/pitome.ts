@@ -65,7 +65,7 @@ export function pitomeMargins(depth: number, margin: PitomeMargin): number[] {
 
 /**
  * E_i for the T = t − prefix non-prefix tokens and their pairwise cosines.
- *   metric [t, c]  →  energy [T] (index i = position prefix + i), cosines [T, T]
+ *   metric [t, c]  →  energy [T] (index i = position prefix + i), cosines [T, T] (upper triangle, j ≥ i)
  * `kernels` compute into the workspace's buffers, which are returned (default: the TypeScript
  * oracles on fresh arrays).
  */
@@ -109,24 +109,32 @@ export function pitomeMatching(
   const ranking = workspace?.ranking ?? new Int32Array(T); // by decreasing energy, ties: lower position first
   for (let i = 0; i < T; i++) ranking[i] = i;
   kernels.rankDescending(energy, ranking, T);
-  const ranked = Array.from(ranking.subarray(0, T));
-  const groupA = ranked.filter((_, k) => k < 2 * r && k % 2 === 0);
-  const groupB = ranked.filter((_, k) => k < 2 * r && k % 2 === 1);
-  const destinations = groupA.map((a) => {
-    let best = groupB[0];
-    for (const b of groupB) if (cosines[a * T + b] > cosines[a * T + best]) best = b;
-    return prefix + best;
-  });
-  const order = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(2 * r).map((i) => prefix + i), ...groupB.map((i) => prefix + i)];
+  // A = ranks 0, 2, …, 2r − 2 and B = ranks 1, 3, …, 2r − 1; every a into its most similar b
+  // (ties: the higher-ranked b), cos(a, b) read in the upper triangle (pairwiseCosines).
+  const cos = (a: number, b: number) => (a <= b ? cosines[a * T + b] : cosines[b * T + a]);
+  const sources = new Int32Array(r);
+  const destinations = new Int32Array(r);
+  for (let k = 0; k < r; k++) {
+    const a = ranking[2 * k];
+    let best = ranking[1];
+    for (let m = 0; m < r; m++) {
+      const b = ranking[2 * m + 1];
+      if (cos(a, b) > cos(a, best)) best = b;
+    }
+    sources[k] = prefix + a;
+    destinations[k] = prefix + best;
+  }
+  // [prefix tokens, protected tokens by rank, B by rank]
+  const order = new Int32Array(t - r);
+  let o = 0;
+  for (let p = 0; p < prefix; p++) order[o++] = p;
+  for (let k = 2 * r; k < T; k++) order[o++] = prefix + ranking[k];
+  for (let m = 0; m < r; m++) order[o++] = prefix + ranking[2 * m + 1];
   if (isRecordingDecisions()) {
     recordDecision('energy', energy, [T]);
-    recordDecision(
-      'protected',
-      Int32Array.from(ranked.slice(2 * r), (i) => prefix + i),
-      [T - 2 * r],
-    );
+    recordDecision('protected', order.slice(prefix, prefix + T - 2 * r), [T - 2 * r]);
   }
-  return { sources: Int32Array.from(groupA, (i) => prefix + i), destinations: Int32Array.from(destinations), order: Int32Array.from(order) };
+  return { sources, destinations, order };
 }
 
 /** One PiToMe step on a block's state at the afterAttention hook: merge r tokens (capped), or nothing. */
