@@ -12,7 +12,8 @@ import { qkvLayout } from '../model/types.js';
  * (any backend), and the wasm builds' (assembly/merge.ts) on the wasm backend, working where the
  * block's tensors lie. Every implementation returns results BIT-IDENTICAL to the oracles (the same
  * float64 reductions in the same order), so matchings, merged tokens and sizes never depend on
- * the backend. Decisions (rankings, matchings) stay in the methods' TypeScript.
+ * the backend. The methods assemble their decisions (who merges where, the output order) from
+ * these results in their own TypeScript.
  */
 export interface MergeKernels extends MergeKernelLoops {
   /** The forward-pass backend whose buffers these kernels work on. */
@@ -120,7 +121,7 @@ export interface MergeKernelLoops {
  */
 export interface MergeWorkspace {
   readonly tokens: number; // T
-  readonly metric: Float32Array; // [T, max(qk, D)] head-mean keys, or a copy of x
+  readonly metric: Float32Array; // [T, qk] head-mean keys
   readonly cosines: Float64Array; // [T, T] a cosine matrix (even/odd or pairwise)
   readonly best: Float64Array; // [T] row maxima
   readonly partner: Int32Array; // [T] their columns
@@ -351,7 +352,7 @@ interface WorkspaceAllocator {
 function makeWorkspace(cfg: ViTConfig, T: number, allocate: WorkspaceAllocator): MergeWorkspace {
   return {
     tokens: T,
-    metric: allocate.f32(T * Math.max(cfg.qkDim, cfg.dim)),
+    metric: allocate.f32(T * cfg.qkDim),
     cosines: allocate.f64(T * T),
     best: allocate.f64(T),
     partner: allocate.i32(T),
