@@ -277,6 +277,9 @@ export function f64_mctf_affinity(W: usize, nA: i32, nB: i32, similarity: bool, 
  *   out: [outRows, D] float32   work: (outRows + 1 + m) int32 scratch
  * The entries are first listed by group, in their order (a stable counting sort), so that each
  * group's sums stay in registers, eight columns at a time, and no [outRows, D] sum is stored.
+ * A group of one entry whose weight w is a positive, finite float32 value (ToMe's sizes) is its
+ * row plus +0 (the sum's 0 + w·x turns −0 into +0): w·x is then exact in float64 and (w·x)/w is
+ * x, so the division, most rows' whole cost, is skipped with the same bits.
  */
 export function f64_pool_rows(
   x: usize, D: i32, positions: usize, rows: usize, weights: usize, m: i32, outRows: i32, work: usize, total: usize, out: usize,
@@ -305,8 +308,17 @@ export function f64_pool_rows(
     let tot: f64 = 0;
     for (let k = first; k < end; k++) tot += load<f64>(weights + (<usize>load<i32>(byGroup + (<usize>k << 2)) << 3));
     store<f64>(total + (<usize>g << 3), tot);
-    const totV = f64x2.splat(tot);
     const o = out + <usize>g * rowBytes;
+    if (end - first == 1 && tot > 0 && tot < Infinity && <f64><f32>tot == tot) {
+      const src = x + <usize>load<i32>(positions + (<usize>load<i32>(byGroup + (<usize>first << 2)) << 2)) * rowBytes;
+      const zero = f32x4.splat(0);
+      let d = 0;
+      for (; d + 4 <= D; d += 4) v128.store(o + (<usize>d << 2), f32x4.add(v128.load(src + (<usize>d << 2)), zero));
+      for (; d < D; d++) store<f32>(o + (<usize>d << 2), load<f32>(src + (<usize>d << 2)) + 0);
+      first = end;
+      continue;
+    }
+    const totV = f64x2.splat(tot);
     let d = 0;
     for (; d + 8 <= D; d += 8) {
       let s0 = f64x2.splat(0), s1 = s0, s2 = s0, s3 = s0;

@@ -3,7 +3,7 @@ import type { FloatArray, Kernels } from '../kernels/types.js';
 import type { WasmKernels } from '../kernels/wasm.js';
 import { initialTokens } from '../model/gmacs.js';
 import type { ViTConfig } from '../model/types.js';
-import { qkvLayout } from '../model/types.js';
+import { qkvLayout, type QkvLayout } from '../model/types.js';
 
 /**
  * The heavy loops of the merging and fusion methods (ToMe tome.ts, MCTF mctf.ts and
@@ -472,6 +472,14 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
     return make(f.buffer, f.byteOffset);
   };
   const scratch = new WasmScratch(backend);
+  const layouts = new WeakMap<ViTConfig, QkvLayout>(); // per config: qkvLayout makes closures on every call
+  const layoutOf = (cfg: ViTConfig): QkvLayout => {
+    const known = layouts.get(cfg);
+    if (known) return known;
+    const layout = qkvLayout(cfg);
+    layouts.set(cfg, layout);
+    return layout;
+  };
   const f32 = (x: FloatArray, length: number, what: string): number => {
     if (checks && !(x instanceof Float32Array)) throw new WasmBackendError(`${what}: expected a Float32Array of the wasm backend, got a ${x.constructor.name}`);
     return address(x as Float32Array, length, what);
@@ -495,7 +503,7 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
     }),
 
     headMeanKeys(qkv, cfg, t, out) {
-      const { stride, keyOffset } = qkvLayout(cfg);
+      const { stride, keyOffset } = layoutOf(cfg);
       wasm.f32_head_mean_keys(
         f32(qkv, t * stride, 'headMeanKeys qkv'),
         stride,
