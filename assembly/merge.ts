@@ -487,6 +487,8 @@ export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f6
  * expm1(r) from a rational approximation whose polynomial R1(r²/2) is evaluated by Horner's
  * rule; then scaled by 2^k with the association that keeps the result accurate for each k.
  */
+// @ts-ignore: decorator
+@inline
 function expm1(x: f64): f64 {
   const oThreshold = reinterpret<f64>(0x40862e42fefa39ef); // 709.78…: above, e^x overflows
   const ln2Hi = reinterpret<f64>(0x3fe62e42fee00000);
