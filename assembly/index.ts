@@ -1,7 +1,7 @@
 // The exported kernels of vitprune's wasm backend. All take byte addresses into the imported
 // memory, which JavaScript lays out (src/kernels/wasm.ts); no kernel allocates. One source, two
 // builds: `_wasmsimd` kernels use f32x4.relaxed_madd in the relaxed-SIMD build (see vector.ts).
-// The token-pruning kernels (prune.ts) are bit-identical to their TypeScript oracles in both builds.
+// The token-pruning and merging kernels (prune.ts, merge.ts) are bit-identical to their TypeScript oracles in both builds.
 // pool.ts runs the forward-pass kernels in chunks on several threads (src/kernels/pool.ts).
 export { f32_attention_head_wasmsimd, f32_attention_scratch_floats } from './attention';
 export {
@@ -14,6 +14,10 @@ export {
 export { f32_layernorm_rows_wasmsimd } from './norm';
 export { f32_softmax_rows_wasmsimd } from './softmax';
 export { f32_restrict_graph, f64_max_cosine, f64_weighted_page_rank } from './prune';
+export {
+  f32_head_mean_keys, f64_attention_received, f64_column_argmax, i32_rank_descending, f64_cosine_work_bytes, f64_even_odd_cosines, f64_fused_attention_correction, f64_mctf_affinity,
+  f64_pairwise_cosines, f64_pitome_energy, f64_pool_rows, f64_row_argmax,
+} from './merge';
 export {
   POOL_CLAIM, POOL_CONTROL_BYTES, POOL_DONE, POOL_FAULTS, POOL_GENERATION, POOL_JOB, POOL_JOB_ATTENTION_PACK,
   POOL_JOB_ATTENTION_ROWS, POOL_JOB_GELU, POOL_JOB_GEMM, POOL_JOB_LAYERNORM, POOL_JOB_SOFTMAX, POOL_MAX_CHUNKS,

@@ -25,13 +25,10 @@ import { ViTRunner } from '../src/model/vit.js';
 import { readBundle, writeBundle } from '../src/oracle/bundle.js';
 import { checkBundles, type CheckReport } from '../src/oracle/check.js';
 import { isIntegerKind, TENSOR_KINDS } from '../src/oracle/format.js';
-import { mctfTraceSettings, pitomeTraceSettings, pptTraceSettings, traceMethodFromPlan, type TraceMethod } from '../src/oracle/methods.js';
+import { traceMethodFromPlan, type TraceMethod } from '../src/oracle/methods.js';
 import { checkSuite, readSuite } from '../src/oracle/suite.js';
 import { recordTrace } from '../src/oracle/trace.js';
 import { planPruning } from '../src/prune/registry.js';
-import { solveMctfForBudget } from '../src/prune/mctf.js';
-import { solvePitomeForBudget } from '../src/prune/pitome.js';
-import { solvePptForBudget } from '../src/prune/ppt.js';
 
 const { values } = parseArgs({
   options: {
@@ -136,15 +133,8 @@ async function deitErrors(files: string[]): Promise<ErrorTable> {
   const backends = BACKENDS.filter((b) => !b.suiteOnly);
   const kernels = await Promise.all(backends.map((b) => b.make()));
   const runners = kernels.map((k) => new ViTRunner(model, k));
-  const plans = await Promise.all(['topk', 'tome', 'zero-tprune'].map((method) => planPruning(cfg, { method, budget: BUDGET })));
-  // MCTF, PPT and PiToMe through their own budget solvers (the registry does not list them yet)
-  const methods: (TraceMethod | null)[] = [
-    null,
-    ...plans.map((plan) => traceMethodFromPlan(cfg, plan)),
-    { name: 'mctf', settings: mctfTraceSettings(cfg.depth, { r: solveMctfForBudget(cfg, BUDGET).r }) },
-    { name: 'ppt', settings: pptTraceSettings(cfg.depth, { r: solvePptForBudget(cfg, BUDGET).r }) },
-    { name: 'pitome', settings: pitomeTraceSettings(cfg.depth, { r: (await solvePitomeForBudget(cfg, BUDGET)).settings }) },
-  ];
+  const plans = await Promise.all(['topk', 'tome', 'zero-tprune', 'mctf', 'ppt', 'pitome'].map((method) => planPruning(cfg, { method, budget: BUDGET })));
+  const methods: (TraceMethod | null)[] = [null, ...plans.map((plan) => traceMethodFromPlan(cfg, plan))];
   const table = new ErrorTable();
   for (const file of files) {
     const input = loadImageTensor(file, cfg.preprocess);

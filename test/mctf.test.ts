@@ -16,10 +16,10 @@ import {
   mctfTokens,
   outputRows,
   poolTokens,
-  solveMctfForBudget,
 } from '../src/prune/mctf.js';
 import { attentionReceived, mctfMatching, mctfScores } from '../src/prune/mctf-matching.js';
 import { ScheduleError } from '../src/errors.js';
+import { planPruning } from '../src/prune/registry.js';
 import { deitS, deitT, maxAbsDiff, tiny, tinyDistilled, tinyDistilledRunner, tinyImage, tinyModel, tinyRunner } from './tiny-vit.js';
 
 // Worked example: five tokens, A = {0 (CLS), 2, 4}, B = {1, 3}.
@@ -223,18 +223,19 @@ describe('MCTF schedule and GMACs', () => {
     expect((planned.settings as { r: number }).r).toBeGreaterThan(12); // ≈ 12.9: more fusion than the count alone would need
   });
 
-  it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S, with r on a 0.01 grid', () => {
+  it('plans a GMACs budget within 1 % on DeiT-T and DeiT-S, with r on a 0.01 grid (planPruning, the one solver)', async () => {
     for (const cfg of [deitT, deitS]) {
       for (const f of [0.62, 0.7, 0.87, 0.95]) {
         for (const oneStepAhead of [true, false]) {
-          const s = solveMctfForBudget(cfg, f, { oneStepAhead });
-          expect(Math.abs(s.fraction / f - 1)).toBeLessThanOrEqual(0.01);
-          expect(Math.round(s.r * 100)).toBeCloseTo(s.r * 100, 9);
-          expect(s.gmacs).toBe(mctfGmacs(cfg, { r: s.r, oneStepAhead }));
+          const plan = await planPruning(cfg, { method: 'mctf', budget: f, options: { 'one-step-ahead': oneStepAhead } });
+          const { r } = plan.settings as { r: number };
+          expect(Math.abs(plan.gmacs! / denseGmacs(cfg) / f - 1)).toBeLessThanOrEqual(0.01);
+          expect(Math.round(r * 100)).toBeCloseTo(r * 100, 9);
+          expect(plan.gmacs).toBe(modelGmacs(cfg, mctfExecutedTokens(cfg, { r, oneStepAhead })));
         }
       }
     }
-    expect(() => solveMctfForBudget(deitT, 0.05)).toThrow(ScheduleError);
+    await expect(planPruning(deitT, { method: 'mctf', budget: 0.05 })).rejects.toThrow(ScheduleError);
   });
 
   it('refuses one-step-ahead fusion in the first block (its input is not visible to hooks)', () => {

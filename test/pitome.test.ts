@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { configFromDims } from '../src/model/random.js';
 import type { BlockState } from '../src/model/hooks.js';
 import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
-import { pitomeEnergy, pitomeHooks, pitomeMargins, pitomeMatching, pitomeMerge, pitomeTokens, solvePitomeForBudget } from '../src/prune/pitome.js';
+import { pitomeEnergy, pitomeHooks, pitomeMargins, pitomeMatching, pitomeMerge, pitomeTokens } from '../src/prune/pitome.js';
 import { ScheduleError } from '../src/errors.js';
-import { tomeTokens } from '../src/prune/tome.js';
+import { planPruning } from '../src/prune/registry.js';
+import { tomeTokens, type TomeSchedule } from '../src/prune/tome.js';
 import { deitT, handState, tiny, tinyDistilled, tinyDistilledRunner, tinyImage, tinyRunner } from './tiny-vit.js';
 
 // Worked example: CLS + four tokens whose keys are unit vectors at 0°, 10°, 20°, 90° (tokens 1…4).
@@ -113,6 +114,10 @@ describe('PiToMe schedule and forward pass', () => {
   it('the oracle table’s GMACs on DeiT-T, and budgets within 1 %', async () => {
     const ratio = (r: number) => (modelGmacs(deitT, pitomeTokens(deitT, r)) / denseGmacs(deitT)).toFixed(3);
     expect([ratio(11), ratio(4)]).toEqual(['0.644', '0.866']);
-    for (const f of [0.62, 0.7, 0.87]) expect(Math.abs((await solvePitomeForBudget(deitT, f)).fraction / f - 1)).toBeLessThanOrEqual(0.01);
+    for (const f of [0.62, 0.7, 0.87]) {
+      const plan = await planPruning(deitT, { method: 'pitome', budget: f });
+      expect(Math.abs(plan.gmacs! / denseGmacs(deitT) / f - 1)).toBeLessThanOrEqual(0.01);
+      expect(plan.gmacs).toBe(modelGmacs(deitT, pitomeTokens(deitT, (plan.settings as { r: TomeSchedule }).r)));
+    }
   });
 });

@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { configFromDims } from '../src/model/random.js';
 import type { BlockState } from '../src/model/hooks.js';
 import { denseGmacs, modelGmacs } from '../src/model/gmacs.js';
-import { pptHooks, pptImportance, pptReduce, pptTokens, solvePptForBudget, unbiasedVariance, type PptDecision } from '../src/prune/ppt.js';
+import { pptHooks, pptImportance, pptReduce, pptTokens, unbiasedVariance, type PptDecision } from '../src/prune/ppt.js';
 import { ScheduleError } from '../src/errors.js';
+import { planPruning } from '../src/prune/registry.js';
 import { tomeMerge } from '../src/prune/tome.js';
 import { deitS, deitT, handState, tiny, tinyImage, tinyRunner } from './tiny-vit.js';
 
@@ -126,15 +127,15 @@ describe('PPT schedule and forward pass', () => {
     }
   });
 
-  it('solves a GMACs budget within 1 % on DeiT-T and DeiT-S', () => {
+  it('plans a GMACs budget within 1 % on DeiT-T and DeiT-S (planPruning, the one solver)', async () => {
     for (const c of [deitT, deitS]) {
       for (const f of [0.62, 0.7, 0.78, 0.87, 0.95]) {
-        const s = solvePptForBudget(c, f);
-        expect(Math.abs(s.fraction / f - 1)).toBeLessThanOrEqual(0.01);
-        expect(s.gmacs).toBe(modelGmacs(c, pptTokens(c, { r: s.r })));
+        const plan = await planPruning(c, { method: 'ppt', budget: f });
+        expect(Math.abs(plan.gmacs! / denseGmacs(c) / f - 1)).toBeLessThanOrEqual(0.01);
+        expect(plan.gmacs).toBe(modelGmacs(c, pptTokens(c, plan.settings as { r: number | number[] })));
       }
     }
-    expect(() => solvePptForBudget(deitT, 0.3)).toThrow(ScheduleError);
+    await expect(planPruning(deitT, { method: 'ppt', budget: 0.3 })).rejects.toThrow(ScheduleError);
   });
 
   it('checks its settings', () => {

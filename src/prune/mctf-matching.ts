@@ -1,4 +1,5 @@
-import { unitRows, type TomeMatching } from './tome.js';
+import { REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
+import type { TomeMatching } from './tome.js';
 
 /**
  * MCTF's multi-criteria bipartite matching (Lee, Choi, Kim, CVPR 2024, "Multi-criteria Token
@@ -39,19 +40,13 @@ export interface MctfTemperatures {
 /** ā_k = (1/(H·n)) Σ_h Σ_q P_h[q, k]: the mean attention token k receives.  probs [H, n, n] (row = query) → [n] */
 export function attentionReceived(probs: Float32Array, heads: number, n: number): Float64Array {
   const a = new Float64Array(n);
-  for (let h = 0; h < heads; h++) {
-    for (let q = 0; q < n; q++) {
-      const row = (h * n + q) * n;
-      for (let k = 0; k < n; k++) a[k] += probs[row + k];
-    }
-  }
-  for (let k = 0; k < n; k++) a[k] /= heads * n;
+  REFERENCE_MERGE_KERNELS.attentionReceived(probs, heads, n, a);
   return a;
 }
 
-/** v_k^(1/τ) with v_k = min_j values_j / values_k (all 1 when τ = 0 or there are no values). */
-function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: number): Float64Array {
-  const out = new Float64Array(t).fill(1);
+/** out[k] = v_k^(1/τ) with v_k = min_j values_j / values_k (all 1 when τ = 0 or there are no values); out [≥ t]. */
+function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: number, out: Float64Array): Float64Array {
+  out.fill(1, 0, t);
   if (!(tau > 0) || values === null) return out;
   let min = Infinity;
   for (let k = 0; k < t; k++) min = Math.min(min, values[k]);
@@ -64,6 +59,8 @@ function temperedInverseShare(values: ArrayLike<number> | null, t: number, tau: 
  *   metric: [t, c] rows compared by cosine (a zero row has cosine 0 with everything)
  *   attention: [t] ā (attentionReceived); sizes: [t] or null (all 1)
  * (cos + 1)/2 is clamped to [0, 1] so that rounding cannot take a fractional power of a negative number.
+ * `kernels` compute in the buffers of `workspace` (default: the TypeScript oracles on fresh arrays);
+ * W is its `cosines`.
  */
 export function mctfScores(
   metric: Float32Array,
@@ -72,59 +69,21 @@ export function mctfScores(
   attention: ArrayLike<number>,
   sizes: ArrayLike<number> | null,
   tau: MctfTemperatures,
+  kernels: Pick<MergeKernelLoops, 'evenOddCosines' | 'mctfAffinity'> = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'cosines' | 'info' | 'sizeShare'> = {
+    cosines: new Float64Array(Math.ceil(t / 2) * Math.floor(t / 2)),
+    info: new Float64Array(t),
+    sizeShare: new Float64Array(t),
+  },
 ): Float64Array {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
-  const info = temperedInverseShare(attention, t, tau.tauInfo);
-  const size = temperedInverseShare(sizes, t, tau.tauSize);
-  const W = tau.tauSim > 0 ? evenOddCosines(unitRows(metric, 0, t, c), t, c) : new Float64Array(nA * nB);
-  for (let i = 0; i < nA; i++) {
-    for (let j = 0; j < nB; j++) {
-      const sim = tau.tauSim > 0 ? Math.min(1, Math.max(0, (W[i * nB + j] + 1) / 2)) ** (1 / tau.tauSim) : 1;
-      W[i * nB + j] = sim * info[2 * i] * info[2 * j + 1] * size[2 * i] * size[2 * j + 1];
-    }
-  }
+  const info = temperedInverseShare(attention, t, tau.tauInfo, workspace.info);
+  const size = temperedInverseShare(sizes, t, tau.tauSize, workspace.sizeShare);
+  const W = workspace.cosines.subarray(0, nA * nB);
+  if (tau.tauSim > 0) kernels.evenOddCosines(metric, t, c, W);
+  kernels.mctfAffinity(W, nA, nB, tau.tauSim, info, size);
   return W;
-}
-
-/**
- * cos[i, j] = u_2i · u_2j+1 for unit rows u [t, c]  →  [⌈t/2⌉, ⌊t/2⌋]. Rows i, i + 1 against
- * columns j, j + 1: four dot products sharing their loads (an odd last row or column pairs with itself).
- */
-function evenOddCosines(u: Float64Array, t: number, c: number): Float64Array {
-  const nA = Math.ceil(t / 2);
-  const nB = Math.floor(t / 2);
-  const cos = new Float64Array(nA * nB);
-  for (let i = 0; i < nA; i += 2) {
-    const i1 = Math.min(i + 1, nA - 1);
-    const a0 = 2 * i * c;
-    const a1 = 2 * i1 * c;
-    for (let j = 0; j < nB; j += 2) {
-      const j1 = Math.min(j + 1, nB - 1);
-      const b0 = (2 * j + 1) * c;
-      const b1 = (2 * j1 + 1) * c;
-      let d00 = 0,
-        d01 = 0,
-        d10 = 0,
-        d11 = 0;
-      for (let d = 0; d < c; d++) {
-        d00 += u[a0 + d] * u[b0 + d];
-        d01 += u[a0 + d] * u[b1 + d];
-        d10 += u[a1 + d] * u[b0 + d];
-        d11 += u[a1 + d] * u[b1 + d];
-      }
-      cos[i * nB + j] = d00;
-      cos[i * nB + j1] = d01;
-      cos[i1 * nB + j] = d10;
-      cos[i1 * nB + j1] = d11;
-    }
-  }
-  return cos;
-}
-
-/** Indices sorted by value descending, ties by index ascending. */
-function rankDescending(indices: number[], value: (i: number) => number): number[] {
-  return indices.sort((p, q) => value(q) - value(p) || p - q);
 }
 
 /**
@@ -132,9 +91,24 @@ function rankDescending(indices: number[], value: (i: number) => number): number
  * ⌊(t − prefix)/2⌋), bidirectionally or A → B only. Sources list every fused token with the
  * token it finally lands in (a step-1 source whose destination fuses on in step 2 lands where
  * that destination does); `order` is the surviving tokens in output order. Positions are in
- * the sequence of t tokens.
+ * the sequence of t tokens. `kernels` find step 1's maxima in `workspace` (default: the oracles on fresh arrays).
  */
-export function mctfMatching(W: Float64Array, t: number, r: number, prefix: number, bidirectional: boolean): TomeMatching {
+export function mctfMatching(
+  W: Float64Array,
+  t: number,
+  r: number,
+  prefix: number,
+  bidirectional: boolean,
+  kernels: Pick<MergeKernelLoops, 'rowArgmax' | 'columnArgmax' | 'rankDescending'> = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'best' | 'partner' | 'columnBest' | 'columnPartner' | 'candidates' | 'ranking'> = {
+    best: new Float64Array(Math.ceil(t / 2)),
+    partner: new Int32Array(Math.ceil(t / 2)),
+    columnBest: new Float64Array(Math.floor(t / 2)),
+    columnPartner: new Int32Array(Math.floor(t / 2)),
+    candidates: new Int32Array(Math.ceil(t / 2)),
+    ranking: new Int32Array(Math.ceil(t / 2)),
+  },
+): TomeMatching {
   const nA = Math.ceil(t / 2);
   const nB = Math.floor(t / 2);
   const firstA = prefix >= 1 ? 1 : 0; // CLS is never fused
@@ -142,43 +116,31 @@ export function mctfMatching(W: Float64Array, t: number, r: number, prefix: numb
   if (!(Number.isInteger(r) && r >= 0 && r <= Math.floor((t - prefix) / 2))) {
     throw new RangeError(`MCTF matching: expected an integer r in 0…${Math.floor((t - prefix) / 2)} for ${t} tokens, found ${r}`);
   }
+  /** Indices first…end − 1 sorted by `values` descending, ties by index ascending. */
+  const ranked = (values: Float64Array, first: number, end: number): number[] => {
+    const { ranking } = workspace;
+    for (let k = first; k < end; k++) ranking[k - first] = k;
+    kernels.rankDescending(values, ranking, end - first);
+    return Array.from(ranking.subarray(0, end - first));
+  };
   const r1 = bidirectional ? Math.floor(r / 2) : r;
   const r2 = r - r1;
 
-  // Step 1: A → B.
-  const best1 = new Float64Array(nA).fill(-Infinity);
-  const partner1 = new Int32Array(nA);
-  for (let i = firstA; i < nA; i++) {
-    for (let j = firstB; j < nB; j++) {
-      if (W[i * nB + j] > best1[i]) {
-        best1[i] = W[i * nB + j];
-        partner1[i] = j;
-      }
-    }
-  }
-  const rankedA = rankDescending(
-    Array.from({ length: nA - firstA }, (_, k) => firstA + k),
-    (i) => best1[i],
-  );
+  // Step 1: A → B (the first b of the highest affinity).
+  const { best: best1, partner: partner1 } = workspace;
+  kernels.rowArgmax(W, nA, nB, firstA, firstB, best1, partner1);
+  const rankedA = ranked(best1, firstA, nA);
   const sources1 = rankedA.slice(0, r1);
   const unfusedA = [...Array.from({ length: firstA }, (_, i) => i), ...rankedA.slice(r1)].sort((p, q) => p - q);
 
-  // Step 2: B → the unfused A (CLS excluded).
-  const candidates = unfusedA.filter((i) => i >= firstA);
-  const best2 = new Float64Array(nB).fill(-Infinity);
-  const partner2 = new Int32Array(nB);
-  for (let j = firstB; j < nB; j++) {
-    for (const i of candidates) {
-      if (W[i * nB + j] > best2[j]) {
-        best2[j] = W[i * nB + j];
-        partner2[j] = i;
-      }
-    }
-  }
-  const eligibleB = Array.from({ length: nB - firstB }, (_, k) => firstB + k);
-  const rankedB = bidirectional ? rankDescending(eligibleB, (j) => best2[j]) : eligibleB;
+  // Step 2: B → the unfused A (CLS excluded), the first a of the highest affinity.
+  const { candidates, columnBest: best2, columnPartner: partner2 } = workspace;
+  let count = 0;
+  for (const i of unfusedA) if (i >= firstA) candidates[count++] = i;
+  kernels.columnArgmax(W, nA, nB, candidates, count, firstB, best2, partner2);
+  const rankedB = bidirectional ? ranked(best2, firstB, nB) : Array.from({ length: nB - firstB }, (_, k) => firstB + k);
   const sources2 = rankedB.slice(0, r2);
-  if (r2 > 0 && candidates.length === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
+  if (r2 > 0 && count === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
   const fusedB = new Map(sources2.map((j) => [j, partner2[j]]));
 
   // Where every fused token lands, as positions.

@@ -1,13 +1,13 @@
-import type { Kernels, PreparedLinear } from '../kernels/types.js';
+import type { FloatArray, Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockWeights, ViTConfig } from '../model/types.js';
 import { blockConfig, prefixTokens, qkvLayout } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
-import { closestToBudget } from './budget-search.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { blockMacs, initialTokens, modelGmacs, stemAndHeadMacs } from '../model/gmacs.js';
 import type { BudgetKnob } from './budget.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
-import { attentionReceived, mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
+import { mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
+import { mergeKernels, REFERENCE_MERGE_KERNELS, scratchWorkspace, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
 import { ScheduleError } from '../errors.js';
 import { recordMatching, type TomeMatching } from './tome.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
@@ -110,31 +110,37 @@ export function outputRows(m: TomeMatching, t: number): Int32Array {
 }
 
 /**
- * Weighted pooling into `rows` groups: out[g] = Σ_{k→g} w_k x_k / Σ_{k→g} w_k and the summed sizes.
+ * Weighted pooling into `rows` groups: out[g] = Σ_{k→g} w_k x_k / Σ_{k→g} w_k (tokens k in order)
+ * and the summed sizes.
  *   x [t, D], weights [t], sizes [t] or null (all 1), rowOf [t]  →  out [rows, D] (written), sizes [rows]
+ * `kernels` pool, with the pooling entries (rowOf copied to its `rows`) and total in `workspace`
+ * (default: the TypeScript oracles on fresh arrays).
  */
 export function poolTokens(
-  x: Float32Array,
+  x: FloatArray,
   D: number,
   weights: ArrayLike<number>,
   sizes: ArrayLike<number> | null,
   rowOf: Int32Array,
   rows: number,
-  out: Float32Array,
+  out: FloatArray,
+  kernels: Pick<MergeKernelLoops, 'poolRows'> = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'positions' | 'rows' | 'weights' | 'total'> = {
+    positions: new Int32Array(rowOf.length),
+    rows: new Int32Array(rowOf.length),
+    weights: new Float64Array(rowOf.length),
+    total: new Float64Array(rows),
+  },
 ): Float32Array {
-  const sum = new Float64Array(rows * D);
-  const total = new Float64Array(rows);
+  const t = rowOf.length;
   const summedSizes = new Float32Array(rows);
-  for (let k = 0; k < rowOf.length; k++) {
-    const g = rowOf[k];
-    const w = weights[k];
-    for (let d = 0; d < D; d++) sum[g * D + d] += w * x[k * D + d];
-    total[g] += w;
-    summedSizes[g] += sizes ? sizes[k] : 1;
+  for (let k = 0; k < t; k++) {
+    workspace.positions[k] = k;
+    workspace.rows[k] = rowOf[k];
+    workspace.weights[k] = weights[k];
+    summedSizes[rowOf[k]] += sizes ? sizes[k] : 1;
   }
-  for (let g = 0; g < rows; g++) {
-    for (let d = 0; d < D; d++) out[g * D + d] = sum[g * D + d] / total[g];
-  }
+  kernels.poolRows(x, D, workspace.positions, workspace.rows, workspace.weights, t, rows, workspace.total, out);
   return summedSizes;
 }
 
@@ -150,7 +156,8 @@ export interface MctfFusion {
 
 /**
  * Fuse r tokens of x [t, D] (the metric, and what is pooled), with the attention P [H, t, t]
- * those tokens received and their sizes (null = all 1). `out` receives the pooled rows.
+ * those tokens received and their sizes (null = all 1). `kernels` compute in `workspace`, whose
+ * pooled rows are the result's x (default: the TypeScript oracles on fresh arrays).
  */
 export function mctfFuse(
   cfg: ViTConfig,
@@ -161,16 +168,19 @@ export function mctfFuse(
   tokenIds: Int32Array,
   r: number,
   settings: MctfTemperatures & { bidirectional: boolean },
-  out: Float32Array = new Float32Array((t - r) * cfg.dim),
+  kernels: MergeKernelLoops = REFERENCE_MERGE_KERNELS,
+  workspace: MergeWorkspace = scratchWorkspace(cfg, t),
 ): MctfFusion {
   const D = cfg.dim;
-  const attention = attentionReceived(probs, cfg.heads, t);
-  const W = mctfScores(x, t, D, attention, sizes, settings);
-  const matching = mctfMatching(W, t, r, prefixTokens(cfg), settings.bidirectional);
+  const out = workspace.pooled;
+  const attention = workspace.received.subarray(0, t);
+  kernels.attentionReceived(probs, cfg.heads, t, attention);
+  const W = mctfScores(x, t, D, attention, sizes, settings, kernels, workspace);
+  const matching = mctfMatching(W, t, r, prefixTokens(cfg), settings.bidirectional, kernels, workspace);
   const rows = matching.order.length;
   const rowOf = outputRows(matching, t);
   const weights = Float64Array.from(attention, (a, k) => a * (sizes ? sizes[k] : 1));
-  const pooledSizes = poolTokens(x, D, weights, sizes, rowOf, rows, out);
+  const pooledSizes = poolTokens(x, D, weights, sizes, rowOf, rows, out, kernels, workspace);
   if (isRecordingDecisions()) {
     recordDecision('received', attention, [t]);
     recordDecision('affinity', W, [Math.ceil(t / 2), Math.floor(t / 2)]);
@@ -257,13 +267,15 @@ class OneStepAheadSublayer {
       throw new RangeError(`MCTF in block ${state.block + 1}: one-step-ahead fusion needs the block's weights (BlockState.weights), the runner gave none`);
     const p = this.prepared(state.weights, cfg);
 
+    const merge = mergeKernels(k);
+    const workspace = merge.workspace(state.model);
     const members = new Int32Array(rows);
     const total = new Float64Array(rows);
     for (let q = 0; q < t; q++) {
       members[rowOf[q]]++;
       total[rowOf[q]] += weights[q];
     }
-    poolTokens(state.x, D, weights, null, rowOf, rows, this.out);
+    poolTokens(state.x, D, weights, null, rowOf, rows, this.out, merge, workspace);
 
     // V(LN1(x'_g)) of the groups with more than one token, at their slot.
     const slot = new Int32Array(rows).fill(-1);
@@ -278,40 +290,20 @@ class OneStepAheadSublayer {
 
     // δ_k for the tokens of those groups.  [|fused|, H·v]
     const { stride, valueOffset } = qkvLayout(cfg);
-    const fused: number[] = [];
-    for (let q = 0; q < t; q++) if (slot[rowOf[q]] >= 0) fused.push(q);
-    const delta = new Float64Array(fused.length * width);
-    fused.forEach((kTok, i) => {
+    const { fused, delta, share } = workspace;
+    let m = 0;
+    for (let q = 0; q < t; q++) if (slot[rowOf[q]] >= 0) fused[m++] = q;
+    for (let i = 0; i < m; i++) {
+      const kTok = fused[i];
       const own = kTok * stride + valueOffset(0);
       const shared = slot[rowOf[kTok]] * width;
       for (let c = 0; c < width; c++) delta[i * width + c] = this.fusedValues[shared + c] - state.qkv[own + c];
-    });
+    }
 
     // P̄_h[g', i] = Σ_{q→g'} ŵ_q P_h[q, fused_i], then Σ_i P̄_h[g', i] δ_i,h.
-    const m = fused.length;
-    const pooled = new Float64Array(H * rows * m);
-    for (let h = 0; h < H; h++) {
-      for (let q = 0; q < t; q++) {
-        const share = weights[q] / total[rowOf[q]];
-        const pRow = (h * t + q) * t;
-        const o = (h * rows + rowOf[q]) * m;
-        for (let i = 0; i < m; i++) pooled[o + i] += share * state.probs[pRow + fused[i]];
-      }
-    }
-    const sum = new Float64Array(rows * width);
-    for (let g = 0; g < rows; g++) {
-      for (let h = 0; h < H; h++) {
-        const o = g * width + h * v;
-        const pRow = (h * rows + g) * m;
-        for (let i = 0; i < m; i++) {
-          const coefficient = pooled[pRow + i];
-          const d = i * width + h * v;
-          for (let c = 0; c < v; c++) sum[o + c] += coefficient * delta[d + c];
-        }
-      }
-    }
+    for (let q = 0; q < t; q++) share[q] = weights[q] / total[rowOf[q]];
     const correction = this.correction;
-    for (let j = 0; j < rows * width; j++) correction[j] = sum[j];
+    merge.fusedAttentionCorrection(state.probs, H, t, fused, m, workspace.rows, share, rows, delta, v, correction); // workspace.rows: rowOf (poolTokens)
     k.linearAdd(correction, rows, p.projection, this.out);
     return this.out.subarray(0, rows * D);
   }
@@ -343,15 +335,13 @@ export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
   let s: ReturnType<typeof resolveMctfSettings>;
   let rates: number[] = [];
   let prefix = 0;
-  let input = new Float32Array(0); // [t, D] the next block's input
-  let inputTokens = 0;
+  let inputTokens = 0; // rows of the workspace's `input` holding the next block's input
   const resolve = (model: ViTConfig) => {
     if (model === cfg) return;
     cfg = model;
     s = resolveMctfSettings(cfg.depth, settings);
     rates = mctfRates(cfg.depth, s);
     prefix = prefixTokens(cfg);
-    input = new Float32Array(initialTokens(cfg) * cfg.dim);
   };
   const afterBlockFusion = (state: BlockState): TokenReduction | void => {
     resolve(state.model);
@@ -359,7 +349,8 @@ export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
     if (r === 0) return;
     if (state.attentionTokens !== state.n)
       throw new RangeError(`MCTF after block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
-    const f = mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s);
+    const kernels = mergeKernels(state.kernels);
+    const f = mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s, kernels, kernels.workspace(state.model));
     return { kind: 'replace', n: f.tokenIds.length, x: f.x, sizes: f.sizes, tokenIds: f.tokenIds };
   };
   const oneStepAhead = settings.oneStepAhead ?? MCTF_DEFAULTS.oneStepAhead;
@@ -375,12 +366,16 @@ export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
         );
       }
       const sublayer = sublayerFor(state.kernels, state.model);
-      const f = mctfFuse(state.config, input, state.n, state.probs, state.sizes, state.tokenIds, r, s);
+      const kernels = mergeKernels(state.kernels);
+      const workspace = kernels.workspace(state.model);
+      const f = mctfFuse(state.config, workspace.input, state.n, state.probs, state.sizes, state.tokenIds, r, s, kernels, workspace);
       return { kind: 'replace', n: f.tokenIds.length, x: sublayer.run(state, f), sizes: f.sizes, tokenIds: f.tokenIds };
     },
     afterBlock(state) {
       resolve(state.model);
-      input.set(state.x.subarray(0, state.n * state.model.dim));
+      mergeKernels(state.kernels)
+        .workspace(state.model)
+        .input.set(state.x.subarray(0, state.n * state.model.dim));
       inputTokens = state.n;
     },
   };
@@ -420,30 +415,6 @@ export function mctfGmacs(cfg: ViTConfig, settings: Partial<MctfSettings> = {}):
   let macs = stemAndHeadMacs(cfg);
   mctfTokens(cfg, settings).forEach((t, b) => (macs += mctfBlockMacs(blockConfig(cfg, b), t)));
   return macs / 1e9;
-}
-
-export interface MctfSolution {
-  r: number; // a multiple of 0.01
-  gmacs: number;
-  fraction: number; // gmacs / dense GMACs
-}
-
-/**
- * The r (on the grid 0, 0.01, 0.02, …) whose MCTF GMACs are closest to `fraction` × dense, the
- * other settings fixed; among equally close r the one with the fewest decimals, then the
- * smallest. Throws ScheduleError unless it is within a relative `tolerance` (default 1 %).
- */
-export function solveMctfForBudget(
-  cfg: ViTConfig,
-  fraction: number,
-  settings: Partial<Omit<MctfSettings, 'r'>> = {},
-  options: { tolerance?: number } = {},
-): MctfSolution {
-  const hundredths = 100 * Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2); // beyond, every block is capped
-  const grid = Array.from({ length: hundredths + 1 }, (_, i) => i);
-  const byDecimals = [...grid.filter((i) => i % 100 === 0), ...grid.filter((i) => i % 100 !== 0 && i % 10 === 0), ...grid.filter((i) => i % 10 !== 0)];
-  const best = closestToBudget(cfg, fraction, 'an MCTF r', byDecimals, (i) => mctfGmacs(cfg, { ...settings, r: i / 100 }), options);
-  return { r: best.setting / 100, gmacs: best.gmacs, fraction: best.fraction };
 }
 
 /** MCTF's settings as the registry plans them: r, fusing blocks and temperatures (the switches are options). */

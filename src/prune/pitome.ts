@@ -1,23 +1,12 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
-import { denseGmacs, type BlockTokens } from '../model/gmacs.js';
+import type { BlockTokens } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
-import { solveBudget, type BudgetSolution } from './budget.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
-import {
-  cappedR,
-  headMeanKeys,
-  mergeWeightedAverage,
-  recordMatching,
-  tomeKnobs,
-  tomeRates,
-  tomeTokens,
-  unitRows,
-  type TomeMatching,
-  type TomeSchedule,
-} from './tome.js';
+import { mergeKernels, REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
+import { cappedR, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, type TomeMatching, type TomeSchedule } from './tome.js';
 
 /**
  * PiToMe, energy-protected token merging (Tran et al., NeurIPS 2024, "Accelerating Transformers
@@ -76,7 +65,9 @@ export function pitomeMargins(depth: number, margin: PitomeMargin): number[] {
 
 /**
  * E_i for the T = t − prefix non-prefix tokens and their pairwise cosines.
- *   metric [t, c]  →  energy [T] (index i = position prefix + i), cosines [T, T]
+ *   metric [t, c]  →  energy [T] (index i = position prefix + i), cosines [T, T] (upper triangle, j ≥ i)
+ * `kernels` compute into the workspace's buffers, which are returned (default: the TypeScript
+ * oracles on fresh arrays).
  */
 export function pitomeEnergy(
   metric: Float32Array,
@@ -85,54 +76,65 @@ export function pitomeEnergy(
   prefix: number,
   margin: number,
   alpha: number,
+  kernels: MergeKernelLoops = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'cosines' | 'energy'> = { cosines: new Float64Array((t - prefix) ** 2), energy: new Float64Array(t - prefix) },
 ): { energy: Float64Array; cosines: Float64Array } {
   const T = t - prefix;
-  const unit = unitRows(metric, prefix, T, c); // [T, c]
-  const cosines = new Float64Array(T * T);
-  for (let i = 0; i < T; i++) {
-    for (let j = i; j < T; j++) {
-      let dot = 0;
-      for (let d = 0; d < c; d++) dot += unit[i * c + d] * unit[j * c + d];
-      cosines[i * T + j] = dot;
-      cosines[j * T + i] = dot;
-    }
-  }
-  const energy = new Float64Array(T);
-  for (let i = 0; i < T; i++) {
-    let sum = 0;
-    for (let j = 0; j < T; j++) {
-      const z = cosines[i * T + j] - margin;
-      sum += z > 0 ? z : alpha * Math.expm1(z);
-    }
-    energy[i] = sum / T;
-  }
+  const cosines = workspace.cosines.subarray(0, T * T);
+  const energy = workspace.energy.subarray(0, T);
+  kernels.pairwiseCosines(metric, prefix, T, c, cosines);
+  kernels.pitomeEnergy(cosines, T, margin, alpha, energy);
   return { energy, cosines };
 }
 
-/** The PiToMe merge decision for t tokens with head-mean keys `metric` [t, c]; r already capped. Positions are in the sequence of t tokens. */
-export function pitomeMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number, margin: number, alpha: number): TomeMatching {
+/**
+ * The PiToMe merge decision for t tokens with head-mean keys `metric` [t, c]; r already capped.
+ * Positions are in the sequence of t tokens. `kernels` and `workspace` as for pitomeEnergy.
+ */
+export function pitomeMatching(
+  metric: Float32Array,
+  t: number,
+  c: number,
+  r: number,
+  prefix: number,
+  margin: number,
+  alpha: number,
+  kernels: MergeKernelLoops = REFERENCE_MERGE_KERNELS,
+  workspace?: Pick<MergeWorkspace, 'cosines' | 'energy' | 'ranking'>,
+): TomeMatching {
   const T = t - prefix;
   if (!(Number.isInteger(r) && r >= 0 && 2 * r <= T))
     throw new RangeError(`PiToMe: expected an integer r in 0…${Math.floor(T / 2)} for ${T} mergeable tokens, found ${r}`);
-  const { energy, cosines } = pitomeEnergy(metric, t, c, prefix, margin, alpha);
-  const ranked = Array.from({ length: T }, (_, i) => i).sort((p, q) => energy[q] - energy[p] || p - q);
-  const groupA = ranked.filter((_, k) => k < 2 * r && k % 2 === 0);
-  const groupB = ranked.filter((_, k) => k < 2 * r && k % 2 === 1);
-  const destinations = groupA.map((a) => {
-    let best = groupB[0];
-    for (const b of groupB) if (cosines[a * T + b] > cosines[a * T + best]) best = b;
-    return prefix + best;
-  });
-  const order = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(2 * r).map((i) => prefix + i), ...groupB.map((i) => prefix + i)];
+  const { energy, cosines } = pitomeEnergy(metric, t, c, prefix, margin, alpha, kernels, workspace);
+  const ranking = workspace?.ranking ?? new Int32Array(T); // by decreasing energy, ties: lower position first
+  for (let i = 0; i < T; i++) ranking[i] = i;
+  kernels.rankDescending(energy, ranking, T);
+  // A = ranks 0, 2, …, 2r − 2 and B = ranks 1, 3, …, 2r − 1; every a into its most similar b
+  // (ties: the higher-ranked b), cos(a, b) read in the upper triangle (pairwiseCosines).
+  const cos = (a: number, b: number) => (a <= b ? cosines[a * T + b] : cosines[b * T + a]);
+  const sources = new Int32Array(r);
+  const destinations = new Int32Array(r);
+  for (let k = 0; k < r; k++) {
+    const a = ranking[2 * k];
+    let best = ranking[1];
+    for (let m = 0; m < r; m++) {
+      const b = ranking[2 * m + 1];
+      if (cos(a, b) > cos(a, best)) best = b;
+    }
+    sources[k] = prefix + a;
+    destinations[k] = prefix + best;
+  }
+  // [prefix tokens, protected tokens by rank, B by rank]
+  const order = new Int32Array(t - r);
+  let o = 0;
+  for (let p = 0; p < prefix; p++) order[o++] = p;
+  for (let k = 2 * r; k < T; k++) order[o++] = prefix + ranking[k];
+  for (let m = 0; m < r; m++) order[o++] = prefix + ranking[2 * m + 1];
   if (isRecordingDecisions()) {
     recordDecision('energy', energy, [T]);
-    recordDecision(
-      'protected',
-      Int32Array.from(ranked.slice(2 * r), (i) => prefix + i),
-      [T - 2 * r],
-    );
+    recordDecision('protected', order.slice(prefix, prefix + T - 2 * r), [T - 2 * r]);
   }
-  return { sources: Int32Array.from(groupA, (i) => prefix + i), destinations: Int32Array.from(destinations), order: Int32Array.from(order) };
+  return { sources, destinations, order };
 }
 
 /** One PiToMe step on a block's state at the afterAttention hook: merge r tokens (capped), or nothing. */
@@ -141,9 +143,12 @@ export function pitomeMerge(state: BlockState, r: number, margin: number, alpha:
   const prefix = prefixTokens(cfg);
   r = cappedR(r, n, prefix);
   if (r === 0) return;
-  const m = pitomeMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix, margin, alpha);
+  const kernels = mergeKernels(state.kernels);
+  const workspace = kernels.workspace(state.model);
+  kernels.headMeanKeys(state.qkv, cfg, n, workspace.metric);
+  const m = pitomeMatching(workspace.metric, n, cfg.qkDim, r, prefix, margin, alpha, kernels, workspace);
   if (isRecordingDecisions()) recordMatching(m);
-  const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
+  const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes, kernels, workspace);
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
 }
 
@@ -169,11 +174,6 @@ export function pitomeHooks(settings: Pick<PitomeSettings, 'r'> & Partial<Pitome
 /** Token counts per block without running the model: ToMe's for the same r. */
 export function pitomeTokens(cfg: ViTConfig, r: TomeSchedule): BlockTokens[] {
   return tomeTokens(cfg, r);
-}
-
-/** The r schedule costing `fraction` × dense GMACs within 1 % (ToMe's budget knobs: the token counts are the same). */
-export function solvePitomeForBudget(cfg: ViTConfig, fraction: number, options: { tolerance?: number } = {}): Promise<BudgetSolution<TomeSchedule>> {
-  return solveBudget(denseGmacs(cfg), fraction, tomeKnobs(cfg), options.tolerance);
 }
 
 function pitomeSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): PitomeSettings {

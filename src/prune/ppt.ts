@@ -1,7 +1,6 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens, qkvLayout } from '../model/types.js';
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
-import { closestToBudget } from './budget-search.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens, modelGmacs } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
@@ -163,28 +162,6 @@ export function pptTokens(cfg: ViTConfig, settings: Partial<PptSettings> = {}): 
     t -= cappedR(r, t, prefix);
     return { attention, mlp: t };
   });
-}
-
-export interface PptSolution {
-  r: number; // the same in every listed block
-  gmacs: number;
-  fraction: number; // gmacs / dense GMACs
-}
-
-/**
- * The r, the same in every listed block, whose PPT GMACs are closest to `fraction` × dense (the
- * smallest among equally close); throws ScheduleError unless within a relative `tolerance` (default 1 %).
- */
-export function solvePptForBudget(
-  cfg: ViTConfig,
-  fraction: number,
-  settings: Partial<Omit<PptSettings, 'r'>> = {},
-  options: { tolerance?: number } = {},
-): PptSolution {
-  const rMax = Math.floor((initialTokens(cfg) - prefixTokens(cfg)) / 2); // beyond, every listed block is capped
-  const rates = Array.from({ length: rMax + 1 }, (_, r) => r);
-  const best = closestToBudget(cfg, fraction, 'a PPT r', rates, (r) => modelGmacs(cfg, pptTokens(cfg, { ...settings, r })), options);
-  return { r: best.setting, gmacs: best.gmacs, fraction: best.fraction };
 }
 
 /** PPT's options: the variance threshold between pruning and pooling. */

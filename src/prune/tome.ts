@@ -1,12 +1,15 @@
 import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
-import { prefixTokens, qkvLayout } from '../model/types.js';
+import { prefixTokens } from '../model/types.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens, modelGmacs } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
 import type { BudgetKnob } from './budget.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { defineMethod, settingsObject } from './method.js';
+import { mergeKernels, REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
+
+export { unitRows } from './merge-kernels.js';
 
 /**
  * ToMe, Token Merging (Bolya et al., ICLR 2023; docs/algorithms.md §3), off the shelf. In every
@@ -74,32 +77,11 @@ export function tomeTokens(cfg: ViTConfig, schedule: TomeSchedule): BlockTokens[
   });
 }
 
-/** Head-averaged keys of the first t tokens: k̄[i] = (1/H) Σ_h K_h[i].  qkv [t, stride] → [t, qkDim]. */
+/** Head-averaged keys of the first t tokens: k̄[i] = (1/H) Σ_h K_h[i].  qkv [t, stride] → [t, qkDim] */
 export function headMeanKeys(qkv: Float32Array, cfg: ViTConfig, t: number): Float32Array {
-  const { stride, keyOffset } = qkvLayout(cfg);
-  const c = cfg.qkDim;
-  const out = new Float32Array(t * c);
-  for (let i = 0; i < t; i++) {
-    for (let h = 0; h < cfg.heads; h++) {
-      const k = i * stride + keyOffset(h);
-      for (let j = 0; j < c; j++) out[i * c + j] += qkv[k + j];
-    }
-    for (let j = 0; j < c; j++) out[i * c + j] /= cfg.heads;
-  }
+  const out = new Float32Array(t * cfg.qkDim);
+  REFERENCE_MERGE_KERNELS.headMeanKeys(qkv, cfg, t, out);
   return out;
-}
-
-/** Rows first…first + count − 1 of `metric` [·, c] scaled to unit length, in float64 (a zero row stays 0).  → [count, c] */
-export function unitRows(metric: Float32Array, first: number, count: number, c: number): Float64Array {
-  const unit = new Float64Array(count * c);
-  for (let i = 0; i < count; i++) {
-    const row = (first + i) * c;
-    let norm = 0;
-    for (let j = 0; j < c; j++) norm += metric[row + j] ** 2;
-    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < c; j++) unit[i * c + j] = metric[row + j] * inv;
-  }
-  return unit;
 }
 
 /** A merge decision over a sequence of t tokens, in positions of that sequence. */
@@ -113,104 +95,89 @@ export interface TomeMatching {
 /**
  * Bipartite soft matching on `metric` [t, c] (rows need not be normalised). `prefix` tokens are
  * protected: CLS (position 0) is never a source, DIST (position 1) never a destination. r is
- * capped at ⌊(t − prefix)/2⌋. A zero metric row has cosine 0 with everything.
+ * capped at ⌊(t − prefix)/2⌋. A zero metric row has cosine 0 with everything. `kernels` and the
+ * buffers of `workspace` do the arithmetic (default: the TypeScript oracles on fresh arrays).
  */
-export function bipartiteSoftMatching(metric: Float32Array, t: number, c: number, r: number, prefix: number): TomeMatching {
+export function bipartiteSoftMatching(
+  metric: Float32Array,
+  t: number,
+  c: number,
+  r: number,
+  prefix: number,
+  kernels: MergeKernelLoops = REFERENCE_MERGE_KERNELS,
+  workspace: Pick<MergeWorkspace, 'cosines' | 'best' | 'partner'> = { cosines: new Float64Array(t * t), best: new Float64Array(t), partner: new Int32Array(t) },
+): TomeMatching {
   r = cappedR(r, t, prefix);
-  const unit = unitRows(metric, 0, t, c);
   const nA = Math.ceil(t / 2); // A[i] = position 2i
   const nB = Math.floor(t / 2); // B[j] = position 2j + 1
-  const best = new Float64Array(nA).fill(-Infinity); // v(a)
-  const partner = new Int32Array(nA); // j(a): the first B token of the highest similarity
-  // Rows a0 = 2i, a1 = 2i + 2 against columns b0 = 2j + 1, b1 = 2j + 3, four dot products sharing
-  // their loads (≈ 3× faster in V8); each dot product sums d in order, so the values and the
-  // first-maximum ties are those of the plain double loop. An odd last row or column pairs with
-  // itself. The CLS row (prefix ≥ 1) is never a source, the DIST column (prefix ≥ 2) never a destination.
-  const firstRow = prefix >= 1 ? 1 : 0;
-  const firstColumn = prefix >= 2 ? 1 : 0;
-  for (let i = firstRow; i < nA; i += 2) {
-    const i1 = Math.min(i + 1, nA - 1);
-    const a0 = 2 * i * c;
-    const a1 = 2 * i1 * c;
-    let max0 = -Infinity,
-      max1 = -Infinity;
-    let arg0 = 0,
-      arg1 = 0;
-    for (let j = firstColumn; j < nB; j += 2) {
-      const j1 = Math.min(j + 1, nB - 1);
-      const b0 = (2 * j + 1) * c;
-      const b1 = (2 * j1 + 1) * c;
-      let d00 = 0,
-        d01 = 0,
-        d10 = 0,
-        d11 = 0;
-      for (let d = 0; d < c; d++) {
-        const x0 = unit[a0 + d],
-          x1 = unit[a1 + d],
-          y0 = unit[b0 + d],
-          y1 = unit[b1 + d];
-        d00 += x0 * y0;
-        d01 += x0 * y1;
-        d10 += x1 * y0;
-        d11 += x1 * y1;
-      }
-      if (d00 > max0) {
-        max0 = d00;
-        arg0 = j;
-      }
-      if (d01 > max0) {
-        max0 = d01;
-        arg0 = j1;
-      }
-      if (d10 > max1) {
-        max1 = d10;
-        arg1 = j;
-      }
-      if (d11 > max1) {
-        max1 = d11;
-        arg1 = j1;
-      }
-    }
-    best[i] = max0;
-    partner[i] = arg0;
-    best[i1] = max1;
-    partner[i1] = arg1;
+  // v(a) and j(a), the first B token of the highest similarity. The CLS row (prefix ≥ 1) is never
+  // a source, the DIST column (prefix ≥ 2) never a destination.
+  const { cosines, best, partner } = workspace;
+  kernels.evenOddCosines(metric, t, c, cosines);
+  kernels.rowArgmax(cosines, nA, nB, prefix >= 1 ? 1 : 0, prefix >= 2 ? 1 : 0, best, partner);
+  // The r A tokens of the largest v(a), in ranking order (v descending, ties: lower position
+  // first), by r passes over A; the others keep their positions.
+  const sources = new Int32Array(r);
+  const destinations = new Int32Array(r);
+  const merged = new Uint8Array(nA);
+  for (let k = 0; k < r; k++) {
+    let pick = -1;
+    for (let i = 0; i < nA; i++) if (!merged[i] && (pick < 0 || best[i] > best[pick])) pick = i;
+    merged[pick] = 1;
+    sources[k] = 2 * pick;
+    destinations[k] = 2 * partner[pick] + 1;
   }
-  const ranked = Array.from({ length: nA }, (_, i) => i).sort((a, b) => best[b] - best[a] || a - b);
-  const sources = Int32Array.from(ranked.slice(0, r), (i) => 2 * i);
-  const destinations = Int32Array.from(ranked.slice(0, r), (i) => 2 * partner[i] + 1);
-  const unmerged = ranked
-    .slice(r)
-    .sort((a, b) => a - b)
-    .map((i) => 2 * i);
-  const bPositions = Array.from({ length: nB }, (_, j) => 2 * j + 1);
-  const order = prefix >= 2 ? [unmerged[0], bPositions[0], ...unmerged.slice(1), ...bPositions.slice(1)] : [...unmerged, ...bPositions];
-  return { sources, destinations, order: Int32Array.from(order), scores: best };
+  // [unmerged A, B] by position; distilled: [CLS, DIST, other unmerged A, other B]
+  const order = new Int32Array(t - r);
+  let o = 0;
+  for (let i = 0; i < nA; i++) {
+    if (merged[i]) continue;
+    order[o++] = 2 * i;
+    if (o === 1 && prefix >= 2) order[o++] = 1;
+  }
+  for (let j = prefix >= 2 ? 1 : 0; j < nB; j++) order[o++] = 2 * j + 1;
+  return { sources, destinations, order, scores: best.slice(0, nA) };
 }
 
 /**
  * Size-weighted merge of x [t, D] (sizes [t], null = all 1) by `m`: x [t − r, D] and sizes
- * [t − r] in the order of `m.order`. Computed as ToMe does: scatter-add s·x and s, then divide.
+ * [t − r] in the order of `m.order`. Computed as ToMe does: scatter-add s·x and s (the survivors
+ * in order, then the sources in order), then divide. With `kernels` and `workspace` the results
+ * are the workspace's pooled and total buffers (default: the TypeScript oracles on fresh arrays).
  */
-export function mergeWeightedAverage(m: TomeMatching, x: Float32Array, D: number, sizes: Float32Array | null): { x: Float32Array; sizes: Float32Array } {
-  const size = (p: number) => (sizes ? sizes[p] : 1);
+export function mergeWeightedAverage(
+  m: TomeMatching,
+  x: Float32Array,
+  D: number,
+  sizes: Float32Array | null,
+  kernels: MergeKernelLoops = REFERENCE_MERGE_KERNELS,
+  workspace?: Pick<MergeWorkspace, 'positions' | 'rows' | 'weights' | 'total' | 'pooled'>,
+): { x: Float32Array; sizes: Float32Array } {
   const rows = m.order.length;
-  const rowOf = new Map<number, number>(); // position → output row
-  const sum = new Float64Array(rows * D); // [t − r, D] Σ s·x
-  const total = new Float64Array(rows); // [t − r] Σ s
-  m.order.forEach((p, row) => rowOf.set(p, row));
-  const add = (row: number, p: number) => {
-    const s = size(p);
-    for (let d = 0; d < D; d++) sum[row * D + d] += s * x[p * D + d];
-    total[row] += s;
+  const entries = rows + m.sources.length;
+  const w = workspace ?? {
+    positions: new Int32Array(entries),
+    rows: new Int32Array(entries),
+    weights: new Float64Array(entries),
+    total: new Float64Array(rows),
+    pooled: new Float32Array(rows * D),
   };
-  m.order.forEach((p, row) => add(row, p));
-  m.sources.forEach((a, i) => add(rowOf.get(m.destinations[i])!, a));
-  const out = new Float32Array(rows * D);
+  const rowOf = new Int32Array(entries); // position → output row (positions < t = entries)
   for (let row = 0; row < rows; row++) {
-    for (let d = 0; d < D; d++) out[row * D + d] = sum[row * D + d] / total[row];
+    const p = m.order[row];
+    rowOf[p] = row;
+    w.positions[row] = p;
+    w.rows[row] = row;
+    w.weights[row] = sizes ? sizes[p] : 1;
   }
-  return { x: out, sizes: Float32Array.from(total) };
+  for (let i = 0; i < m.sources.length; i++) {
+    const a = m.sources[i];
+    w.positions[rows + i] = a;
+    w.rows[rows + i] = rowOf[m.destinations[i]];
+    w.weights[rows + i] = sizes ? sizes[a] : 1;
+  }
+  kernels.poolRows(x, D, w.positions, w.rows, w.weights, entries, rows, w.total, w.pooled);
+  return { x: w.pooled.subarray(0, rows * D), sizes: Float32Array.from(w.total.subarray(0, rows)) };
 }
 
 /** One ToMe step on a block's state at the afterAttention hook: merge r tokens (capped), or nothing. */
@@ -218,9 +185,12 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
   const { config: cfg, n } = state;
   const prefix = prefixTokens(cfg);
   if (cappedR(r, n, prefix) === 0) return;
-  const m = bipartiteSoftMatching(headMeanKeys(state.qkv, cfg, n), n, cfg.qkDim, r, prefix);
+  const kernels = mergeKernels(state.kernels);
+  const workspace = kernels.workspace(state.model);
+  kernels.headMeanKeys(state.qkv, cfg, n, workspace.metric);
+  const m = bipartiteSoftMatching(workspace.metric, n, cfg.qkDim, r, prefix, kernels, workspace);
   if (isRecordingDecisions()) recordMatching(m);
-  const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes);
+  const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes, kernels, workspace);
   return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
 }
 
