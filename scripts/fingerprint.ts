@@ -37,7 +37,7 @@ import { calibrationRun } from '../src/prune/method.js';
 import { planPruning } from '../src/prune/registry.js';
 
 const MODELS = ['deit-tiny', 'vit-tiny'];
-const METHODS = ['zero-tprune', 'tome', 'evit', 'topk', 'ltp', 'random'];
+const METHODS = ['zero-tprune', 'tome', 'mctf', 'ppt', 'pitome', 'evit', 'topk', 'ltp', 'random'];
 const BUDGETS = [0.87, 0.7];
 const CALIBRATION_IMAGES = 128; // compare's default --calib-samples, spread over the dev images
 const LTP_BUDGETS = [0.95, 0.87, 0.78, 0.7, 0.65, 0.653, 0.62];
