@@ -91,6 +91,12 @@ export interface OpenedModel {
 
 const RANDOM_PREFIX = 'random:';
 
+/** `--model` as a spec that loads without the network: a hub id downloaded into the cache (progress unless --quiet) becomes its folder; folders and random: specs stay. */
+export async function localModelSpec(values: Parsed['values']): Promise<string> {
+  const spec = values.model as string;
+  return spec.startsWith(RANDOM_PREFIX) ? spec : resolveModel(spec, { progress: values.quiet !== true });
+}
+
 /** `--model`: a folder, a hub id (downloaded into the cache), or `random:<timm architecture>`. */
 export async function loadModelSpec(spec: string, opts: { quiet?: boolean } = {}): Promise<ViTModel> {
   if (spec.startsWith(RANDOM_PREFIX)) {

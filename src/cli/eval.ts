@@ -3,7 +3,7 @@ import { labelImages, listImages, selectSplit, type Split } from '../eval/datase
 import { agreementWithDense, evaluateVariants, type EvalResult, type SkippedImage, type Variant } from '../eval/evaluate.js';
 import type { VariantSetup } from '../eval/image-workers.js';
 import { intOption, stringOption, type CommandSpec, type Parsed } from './args.js';
-import { MODEL_OPTIONS, openImageLoader, openImageWorkers, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
+import { localModelSpec, MODEL_OPTIONS, openImageLoader, openImageWorkers, openModel, printJson, reportInputError, writeOutputFile } from './common.js';
 import { METHOD_OPTIONS, pruningFromOptions } from './pruning.js';
 
 export const evalSpec: CommandSpec = {
@@ -49,7 +49,7 @@ async function evalVariants(values: Parsed['values']) {
   const compared = Boolean(plan || yardstick);
   const variants: Variant[] = [{ name: 'dense', runner: yardstick }];
   if (compared) variants.push({ name: plan?.method ?? 'model', hooks: plan ? (i) => plan.hooks(i) : undefined });
-  return { model, runner, plan, denseSpec, compared, variants };
+  return { model, runner, plan, compared, variants };
 }
 
 /** What each evaluation thread builds (image-workers.ts): eval's variants on one thread, quietly. */
@@ -63,11 +63,13 @@ export async function evalCommand({ values }: Parsed): Promise<number> {
   const limit = intOption(values, 'limit');
   // The folder is read before the model is loaded (or downloaded).
   const files = selectSplit(listImages(imagesDir), values.split as Split | undefined).slice(0, limit);
+  // Hub models are downloaded first, once, and every thread loads them from the cache.
+  const denseSpec = stringOption(values, 'dense'); // as given, for the report
+  const local = { ...values, model: await localModelSpec(values), ...(denseSpec && { dense: await localModelSpec({ ...values, model: denseSpec }) }) };
   // With threads, each thread runs whole images (image-workers.ts; their setup overlaps this
   // one's), unless calibration images make planning costly: then the threads split every forward pass.
-  const workers =
-    values.calib === undefined ? await openImageWorkers(values, { module: import.meta.url, name: 'evalThreadSetup', arg: { ...values } }) : undefined;
-  const { model, runner, plan, denseSpec, compared, variants } = await evalVariants(workers ? { ...values, threads: '1' } : values);
+  const workers = values.calib === undefined ? await openImageWorkers(values, { module: import.meta.url, name: 'evalThreadSetup', arg: local }) : undefined;
+  const { model, runner, plan, compared, variants } = await evalVariants(workers ? { ...local, threads: '1' } : local);
   const images = labelImages(files, model.config.labels, stringOption(values, 'labels'));
   const loader = workers ? undefined : await openImageLoader(values);
   const skipped: SkippedImage[] = [];
