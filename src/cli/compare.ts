@@ -196,6 +196,7 @@ export async function compareCommand({ values }: Parsed): Promise<number> {
       : await openImageWorkers(values, { module: import.meta.url, name: 'compareThreadSetup', arg: { values: { ...values }, planned } });
     const loader = workers ? undefined : await openImageLoader(values);
     reports.push(await compareMethods(model, runner, images, { ...planned, calibration, progress: !values.quiet, log, loader, workers }));
+    workers?.close(); // its threads hold this model; the next one gets its own
   }
   // Each unreadable image once, though every model met it.
   const skipped = new Map(reports.flatMap((r) => r.skipped.map((s) => [s.file, s.error] as const)));

@@ -143,6 +143,7 @@ export class ImageWorkerPool {
     return outcomes;
   }
 
+  /** Ends the threads (again: nothing). */
   close(): void {
     for (const thread of this.threads) {
       thread.ended = null;
