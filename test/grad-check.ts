@@ -45,8 +45,12 @@ export function relativeError(analytic: ArrayLike<number>, numeric: ArrayLike<nu
   return error / Math.max(scale, floor);
 }
 
-export function expectGradient(analytic: ArrayLike<number>, numeric: ArrayLike<number>, tolerance: number, what: string): void {
-  const error = relativeError(analytic, numeric);
+/**
+ * Fails unless relativeError(analytic, numeric, floor) ≤ tolerance. Pass as `floor` the size of the
+ * terms a gradient sums when they may cancel: float32 rounding is relative to them, not to the sum.
+ */
+export function expectGradient(analytic: ArrayLike<number>, numeric: ArrayLike<number>, tolerance: number, what: string, floor?: number): void {
+  const error = relativeError(analytic, numeric, floor);
   if (!(error <= tolerance)) {
     expect.fail(
       `${what}: relative error ${error.toExponential(2)} > ${tolerance} (analytic ${Array.from(analytic)
