@@ -1,6 +1,6 @@
 // Kernels of the merging and fusion methods ToMe, MCTF and PiToMe (src/prune/merge-kernels.ts holds
-// the TypeScript oracles). Like prune.ts, they are BIT-IDENTICAL to the oracles: every float64
-// reduction runs in the oracle's order (SIMD lanes hold independent sums, never parts of one sum),
+// the TypeScript oracles). Like prune.ts, they are BIT-IDENTICAL to the oracles: every reduction
+// (float64, or float32 for the cosines) runs in the oracle's order (SIMD lanes hold independent sums, never parts of one sum),
 // a product that is not exact (float64 × float64) is a separate multiply and add, never fused, and
 // element-wise operations are correctly rounded in both languages. So the scores, rankings and
 // merged tokens computed here are the oracle's, ties included.
@@ -36,9 +36,9 @@ export function f32_head_mean_keys(qkv: usize, stride: i32, keyOffset: i32, head
 }
 
 /**
- * Unit rows in float64: u = f64(f)·(1/√Σf²), the sum of squares in float64 over the row in order
- * (a zero row stays 0). Written with `step` bytes between consecutive values (8: a plain row; 32:
- * a column of a panel of four).
+ * Unit rows in float32: u = f32(f64(f)·(1/√Σf²)), the sum of squares in float64 over the row in
+ * order (a zero row stays 0). Written with `step` bytes between consecutive values (4: a plain row;
+ * 32: a column of a panel of eight).
  */
 // @ts-ignore: decorator
 @inline
@@ -49,62 +49,62 @@ function writeUnitRow(f: usize, c: i32, dst: usize, step: usize): void {
     sumSquares += x * x;
   }
   const inv: f64 = sumSquares > 0 ? 1.0 / Math.sqrt(sumSquares) : 0;
-  for (let d = 0; d < c; d++, dst += step) store<f64>(dst, <f64>load<f32>(f + (<usize>d << 2)) * inv);
+  for (let d = 0; d < c; d++, dst += step) store<f32>(dst, <f32>(<f64>load<f32>(f + (<usize>d << 2)) * inv));
 }
 
-/** The last panel of `columns` columns padded with copies of its last column (four per panel). */
+/** The last panel of `columns` columns padded with copies of its last column (eight per panel). */
 function padLastPanel(panels: usize, columns: i32, c: i32): void {
   const panelBytes = <usize>c << 5;
-  const last = panels + <usize>((columns - 1) >> 2) * panelBytes;
-  const lastLane = <usize>((columns - 1) & 3) << 3;
-  for (let lane = (columns & 3) == 0 ? 4 : columns & 3; lane < 4; lane++) {
+  const last = panels + <usize>((columns - 1) >> 3) * panelBytes;
+  const lastLane = <usize>((columns - 1) & 7) << 2;
+  for (let lane = (columns & 7) == 0 ? 8 : columns & 7; lane < 8; lane++) {
     for (let d = 0; d < c; d++) {
       const p = last + (<usize>d << 5);
-      store<f64>(p + (<usize>lane << 3), load<f64>(p + lastLane));
+      store<f32>(p + (<usize>lane << 2), load<f32>(p + lastLane));
     }
   }
 }
 
 /**
- * out[i, j] = Σ_d a_i[d]·b_j[d] in float64, summed over d in order (separate multiply and add),
- * for rows i in [0, aCount) and columns j in [firstColumn… by panels, bCount); out has `outStride`
- * values per row. Rows i ≥ `firstRow` only; columns from panel ⌊firstColumn(i)/4⌋ on, where
- * firstColumn(i) = 0, or the row block's own first row when `upper` (the upper triangle by blocks
- * of four, enough for a symmetric matrix that the caller mirrors).
- *   a: [aCount, c] float64 rows   b: [⌈bCount/4⌉][c][4] float64 panels (the last one padded)
- * Tiles of 4 rows × 4 columns: 8 float64x2 running sums, one per (row, column pair).
+ * out[i, j] = Σ_d a_i[d]·b_j[d] in float32, summed over d in order (separate multiply and add),
+ * stored as float64, for rows i in [0, aCount) and columns j in [firstColumn… by panels, bCount);
+ * out has `outStride` values per row. Columns from panel ⌊firstColumn(i)/8⌋ on, where
+ * firstColumn(i) = 0, or the row block's own first row when `upper` (the upper triangle by
+ * blocks, enough for a symmetric matrix that the caller mirrors).
+ *   a: [aCount, c] float32 rows   b: [⌈bCount/8⌉][c][8] float32 panels (the last one padded)
+ * Tiles of 4 rows × 8 columns: 8 float32x4 running sums, one per (row, four columns).
  */
 function dotTiles(a: usize, aCount: i32, b: usize, bCount: i32, c: i32, out: usize, outStride: i32, upper: bool): void {
-  const rowBytes = <usize>c << 3;
-  const panelBytes = rowBytes << 2;
-  const panels = (bCount + 3) >> 2;
+  const rowBytes = <usize>c << 2;
+  const panelBytes = rowBytes << 3;
+  const panels = (bCount + 7) >> 3;
   for (let i = 0; i < aCount; i += 4) {
     const a0 = a + <usize>i * rowBytes;
     const a1 = a + <usize>min(i + 1, aCount - 1) * rowBytes;
     const a2 = a + <usize>min(i + 2, aCount - 1) * rowBytes;
     const a3 = a + <usize>min(i + 3, aCount - 1) * rowBytes;
-    for (let p = upper ? i >> 2 : 0; p < panels; p++) {
+    for (let p = upper ? i >> 3 : 0; p < panels; p++) {
       let bp = b + <usize>p * panelBytes;
-      let c0lo = f64x2.splat(0), c0hi = c0lo, c1lo = c0lo, c1hi = c0lo;
+      let c0lo = f32x4.splat(0), c0hi = c0lo, c1lo = c0lo, c1hi = c0lo;
       let c2lo = c0lo, c2hi = c0lo, c3lo = c0lo, c3hi = c0lo;
-      for (let d: usize = 0; d < rowBytes; d += 8, bp += 32) {
+      for (let d: usize = 0; d < rowBytes; d += 4, bp += 32) {
         const bLo = v128.load(bp);
         const bHi = v128.load(bp, 16);
-        const x0 = v128.load64_splat(a0 + d);
-        c0lo = f64x2.add(c0lo, f64x2.mul(x0, bLo));
-        c0hi = f64x2.add(c0hi, f64x2.mul(x0, bHi));
-        const x1 = v128.load64_splat(a1 + d);
-        c1lo = f64x2.add(c1lo, f64x2.mul(x1, bLo));
-        c1hi = f64x2.add(c1hi, f64x2.mul(x1, bHi));
-        const x2 = v128.load64_splat(a2 + d);
-        c2lo = f64x2.add(c2lo, f64x2.mul(x2, bLo));
-        c2hi = f64x2.add(c2hi, f64x2.mul(x2, bHi));
-        const x3 = v128.load64_splat(a3 + d);
-        c3lo = f64x2.add(c3lo, f64x2.mul(x3, bLo));
-        c3hi = f64x2.add(c3hi, f64x2.mul(x3, bHi));
+        const x0 = v128.load32_splat(a0 + d);
+        c0lo = f32x4.add(c0lo, f32x4.mul(x0, bLo));
+        c0hi = f32x4.add(c0hi, f32x4.mul(x0, bHi));
+        const x1 = v128.load32_splat(a1 + d);
+        c1lo = f32x4.add(c1lo, f32x4.mul(x1, bLo));
+        c1hi = f32x4.add(c1hi, f32x4.mul(x1, bHi));
+        const x2 = v128.load32_splat(a2 + d);
+        c2lo = f32x4.add(c2lo, f32x4.mul(x2, bLo));
+        c2hi = f32x4.add(c2hi, f32x4.mul(x2, bHi));
+        const x3 = v128.load32_splat(a3 + d);
+        c3lo = f32x4.add(c3lo, f32x4.mul(x3, bLo));
+        c3hi = f32x4.add(c3hi, f32x4.mul(x3, bHi));
       }
-      const j = p << 2;
-      const columns = min(4, bCount - j);
+      const j = p << 3;
+      const columns = min(8, bCount - j);
       storeTileRow(out, outStride, i, j, columns, c0lo, c0hi);
       if (i + 1 < aCount) storeTileRow(out, outStride, i + 1, j, columns, c1lo, c1hi);
       if (i + 2 < aCount) storeTileRow(out, outStride, i + 2, j, columns, c2lo, c2hi);
@@ -113,62 +113,67 @@ function dotTiles(a: usize, aCount: i32, b: usize, bCount: i32, c: i32, out: usi
   }
 }
 
+/** Row i, columns j…j + columns − 1 (≤ 8) of out (float64) from the float32 lanes of lo, then hi. */
 // @ts-ignore: decorator
 @inline
 function storeTileRow(out: usize, outStride: i32, i: i32, j: i32, columns: i32, lo: v128, hi: v128): void {
   const o = out + ((<usize>i * <usize>outStride + <usize>j) << 3);
-  if (columns == 4) {
-    v128.store(o, lo);
-    v128.store(o, hi, 16);
+  if (columns == 8) {
+    v128.store(o, f64x2.promote_low_f32x4(lo));
+    v128.store(o, f64x2.promote_low_f32x4(i32x4.shuffle(lo, lo, 2, 3, 0, 1)), 16);
+    v128.store(o, f64x2.promote_low_f32x4(hi), 32);
+    v128.store(o, f64x2.promote_low_f32x4(i32x4.shuffle(hi, hi, 2, 3, 0, 1)), 48);
     return;
   }
-  store<f64>(o, f64x2.extract_lane(lo, 0));
-  if (columns > 1) store<f64>(o, f64x2.extract_lane(lo, 1), 8);
-  if (columns > 2) store<f64>(o, f64x2.extract_lane(hi, 0), 16);
+  store<f64>(o, <f64>f32x4.extract_lane(lo, 0));
+  if (columns > 1) store<f64>(o, <f64>f32x4.extract_lane(lo, 1), 8);
+  if (columns > 2) store<f64>(o, <f64>f32x4.extract_lane(lo, 2), 16);
+  if (columns > 3) store<f64>(o, <f64>f32x4.extract_lane(lo, 3), 24);
+  if (columns > 4) store<f64>(o, <f64>f32x4.extract_lane(hi, 0), 32);
+  if (columns > 5) store<f64>(o, <f64>f32x4.extract_lane(hi, 1), 40);
+  if (columns > 6) store<f64>(o, <f64>f32x4.extract_lane(hi, 2), 48);
 }
 
-/** Bytes of work f64_even_odd_cosines and f64_pairwise_cosines need for t rows of c values. */
-export function f64_cosine_work_bytes(t: i32, c: i32): usize {
-  return (<usize>t + 8) * (<usize>c << 3) * 2;
+/** Bytes of work f32_even_odd_cosines and f32_pairwise_cosines need for t rows of c values. */
+export function f32_cosine_work_bytes(t: i32, c: i32): usize {
+  return (<usize>t + 8) * (<usize>c << 2) * 2;
 }
 
 /**
- * cos[i, j] = u_2i · u_2j+1 for the unit rows u of metric [t, c] (float32, contiguous): the even
- * positions against the odd ones.  → out [⌈t/2⌉, ⌊t/2⌋] float64
- *   work: f64_cosine_work_bytes(t, c) bytes: the even unit rows, then the odd ones in panels of four
+ * cos[i, j] = u_2i · u_2j+1 for the float32 unit rows u of metric [t, c] (float32, contiguous):
+ * the even positions against the odd ones, summed in float32.  → out [⌈t/2⌉, ⌊t/2⌋] float64
+ *   work: f32_cosine_work_bytes(t, c) bytes: the even unit rows, then the odd ones in panels of eight
  */
-export function f64_even_odd_cosines(metric: usize, t: i32, c: i32, work: usize, out: usize): void {
+export function f32_even_odd_cosines(metric: usize, t: i32, c: i32, work: usize, out: usize): void {
   const nA = (t + 1) >> 1;
   const nB = t >> 1;
   if (nB == 0) return;
-  const rowBytes = <usize>c << 3;
+  const rowBytes = <usize>c << 2;
   const aBase = work;
   const bBase = work + <usize>nA * rowBytes;
-  const inBytes = <usize>c << 2;
-  for (let i = 0; i < nA; i++) writeUnitRow(metric + <usize>(2 * i) * inBytes, c, aBase + <usize>i * rowBytes, 8);
+  for (let i = 0; i < nA; i++) writeUnitRow(metric + <usize>(2 * i) * rowBytes, c, aBase + <usize>i * rowBytes, 4);
   for (let j = 0; j < nB; j++) {
-    writeUnitRow(metric + <usize>(2 * j + 1) * inBytes, c, bBase + <usize>(j >> 2) * (rowBytes << 2) + (<usize>(j & 3) << 3), 32);
+    writeUnitRow(metric + <usize>(2 * j + 1) * rowBytes, c, bBase + <usize>(j >> 3) * (rowBytes << 3) + (<usize>(j & 7) << 2), 32);
   }
   padLastPanel(bBase, nB, c);
   dotTiles(aBase, nA, bBase, nB, c, out, nB, false);
 }
 
 /**
- * cos[i, j] = u_i · u_j for the pairs j ≥ i of the unit rows u of metric [n, c] (float32,
- * contiguous), by blocks of four: out [n, n] float64 holds the upper triangle (and, in the
+ * cos[i, j] = u_i · u_j for the pairs j ≥ i of the float32 unit rows u of metric [n, c] (float32,
+ * contiguous), summed in float32: out [n, n] float64 holds the upper triangle (and, in the
  * diagonal blocks, a few values below it); the rest is not written (cos is symmetric).
- *   work: f64_cosine_work_bytes(n, c) bytes
+ *   work: f32_cosine_work_bytes(n, c) bytes
  */
-export function f64_pairwise_cosines(metric: usize, n: i32, c: i32, work: usize, out: usize): void {
+export function f32_pairwise_cosines(metric: usize, n: i32, c: i32, work: usize, out: usize): void {
   if (n == 0) return;
-  const rowBytes = <usize>c << 3;
+  const rowBytes = <usize>c << 2;
   const aBase = work;
   const bBase = work + <usize>n * rowBytes;
-  const inBytes = <usize>c << 2;
   for (let i = 0; i < n; i++) {
-    const f = metric + <usize>i * inBytes;
-    writeUnitRow(f, c, aBase + <usize>i * rowBytes, 8);
-    writeUnitRow(f, c, bBase + <usize>(i >> 2) * (rowBytes << 2) + (<usize>(i & 3) << 3), 32);
+    const f = metric + <usize>i * rowBytes;
+    writeUnitRow(f, c, aBase + <usize>i * rowBytes, 4);
+    writeUnitRow(f, c, bBase + <usize>(i >> 3) * (rowBytes << 3) + (<usize>(i & 7) << 2), 32);
   }
   padLastPanel(bBase, n, c);
   dotTiles(aBase, n, bBase, n, c, out, n, true);
@@ -249,7 +254,7 @@ export function f64_column_argmax(
 }
 
 /**
- * MCTF's affinity, in place on W [nA, nB] holding the even/odd cosines (f64_even_odd_cosines):
+ * MCTF's affinity, in place on W [nA, nB] holding the even/odd cosines (f32_even_odd_cosines):
  *   W[i, j] = s · info[2i] · info[2j + 1] · size[2i] · size[2j + 1]   (multiplied left to right)
  * with s = min(1, max(0, (W[i, j] + 1) / 2)) when `similarity`, else 1 (τ_sim = 1 or off; other
  * temperatures take a power, which stays in TypeScript).   info, size: [nA + nB] float64
@@ -376,13 +381,13 @@ export function f64_attention_received(probs: usize, heads: i32, n: i32, out: us
 }
 
 /**
- * MCTF's one-step-ahead correction (src/prune/mctf.ts, OneStepAheadSublayer): with the m tokens
+ * MCTF's one-step-ahead correction (src/prune/mctf.ts, OneStepAheadAttention): with the m tokens
  * fused[0..m) of fused groups,
  *   pooled[h, g, i] = Σ_q share[q]·P_h[q, fused[i]]   over q with rowOf[q] = g, h then q in order
- *   out[g, h·v + c] = f32(Σ_i pooled[h, g, i]·δ[i, h·v + c])   over i in order
+ *   out[g, h·v + c] = f32(out[g, h·v + c] + Σ_i pooled[h, g, i]·δ[i, h·v + c])   over i in order
  *   probs: [H, t, t] float32   fused: [m] int32   rowOf: [t] int32   share: [t] float64
  *   delta: [m, H·v] float64   pooled: [H, rows, m] float64 scratch   sum: [rows, H·v] float64 scratch
- *   out: [rows, H·v] float32
+ *   out: [rows, H·v] float32 (added to)
  */
 export function f64_fused_attention_correction(
   probs: usize, heads: i32, t: i32, fused: usize, m: i32, rowOf: usize, share: usize, rows: i32, delta: usize, v: i32,
@@ -450,7 +455,10 @@ export function f64_fused_attention_correction(
     }
   }
   const total = rows * width;
-  for (let j = 0; j < total; j++) store<f32>(out + (<usize>j << 2), <f32>load<f64>(sum + (<usize>j << 3)));
+  for (let j = 0; j < total; j++) {
+    const o = out + (<usize>j << 2);
+    store<f32>(o, <f32>(<f64>load<f32>(o) + load<f64>(sum + (<usize>j << 3))));
+  }
 }
 
 /**

@@ -54,6 +54,7 @@ function blockState(cfg: ViTConfig, n: number, x: Float32Array, probs: Float32Ar
     probs,
     attentionTokens: n,
     qkv: new Float32Array(0),
+    attnOut: new Float32Array(0),
     sizes: null,
     tokenIds: Int32Array.from({ length: n }, (_, i) => i),
     kernels,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createReferenceKernels } from '../src/kernels/reference.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import { ViTRunner } from '../src/model/vit.js';
-import type { ForwardHooks } from '../src/model/hooks.js';
+import { wrapReductionHooks, type ForwardHooks } from '../src/model/hooks.js';
 import { recordDecision, recordingDecisions, type DecisionData } from '../src/prune/decisions.js';
 import { evitHooks } from '../src/prune/evit.js';
 import { ltpHooks } from '../src/prune/ltp.js';
@@ -32,22 +32,20 @@ function run(hooks: ForwardHooks): { decisions: Recorded[]; idsAfter: Map<number
   const decisions: Recorded[] = [];
   const idsAfter = new Map<number, number[]>();
   let block = -1;
-  const wrap = (hook: ForwardHooks['afterAttention']): ForwardHooks['afterAttention'] =>
-    hook &&
-    ((state) => {
-      block = state.block;
-      const r = hook.call(hooks, state);
-      if (r?.kind === 'keep')
-        idsAfter.set(
-          state.block,
-          Array.from(r.indices, (i) => state.tokenIds[i]),
-        );
-      if (r?.kind === 'replace') idsAfter.set(state.block, Array.from(r.tokenIds));
-      return r;
-    });
+  const wrapped = wrapReductionHooks(hooks, (hook) => (state) => {
+    block = state.block;
+    const r = hook(state);
+    if (r?.kind === 'keep')
+      idsAfter.set(
+        state.block,
+        Array.from(r.indices, (i) => state.tokenIds[i]),
+      );
+    if (r?.kind === 'replace') idsAfter.set(state.block, Array.from(r.tokenIds));
+    return r;
+  });
   recordingDecisions(
     (name, data: DecisionData, shape) => decisions.push({ block, name, data: Array.from(data), shape: [...shape] }),
-    () => runner.forward(input, { afterAttention: wrap(hooks.afterAttention), afterBlock: wrap(hooks.afterBlock) }),
+    () => runner.forward(input, wrapped),
   );
   return { decisions, idsAfter };
 }

@@ -246,6 +246,7 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
           probs: Float32Array.from({ length: heads * n * n }, () => rand() / n),
           attentionTokens: n,
           qkv: rows(seed + 2, n, stride),
+          attnOut: new Float32Array(0),
           sizes: sized ? Float32Array.from({ length: n }, () => 1 + Math.floor(rand() * 3)) : null,
           tokenIds: Int32Array.from({ length: n }, (_, i) => i),
         };
@@ -263,11 +264,9 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
         const settings = { ...MCTF_DEFAULTS, bidirectional: seed % 2 === 0 };
         const fuse = (state: BlockState) => {
           const kernels = mergeKernels(state.kernels);
-          const workspace = kernels.workspace(state.model);
-          workspace.input.set(state.x);
           return mctfFuse(
             cfg,
-            workspace.input,
+            state.x,
             n,
             state.probs,
             state.sizes,
@@ -275,7 +274,7 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
             Math.min(r, Math.floor((n - prefixTokens(cfg)) / 2)),
             settings,
             kernels,
-            workspace,
+            kernels.workspace(state.model),
           );
         };
         const expected = fuse(oracleState);

@@ -36,6 +36,7 @@ export function handState(cfg: ViTConfig, n: number, fields: Partial<BlockState>
     probs: new Float32Array(cfg.heads * n * n),
     attentionTokens: n,
     qkv: new Float32Array(0),
+    attnOut: new Float32Array(n * cfg.heads * cfg.vDim),
     sizes: null,
     tokenIds: Int32Array.from({ length: n }, (_, i) => i),
     kernels,

@@ -112,6 +112,30 @@ describe('ViT forward pass with hooks', () => {
     expect(() => runner.forward(image, { afterBlock: () => ({ kind: 'keep', indices: [1, 2] }) })).toThrow(/prefix token 0/);
   });
 
+  it('before the projection, a reduction replaces the tokens and their attention output together: the block then projects only those', () => {
+    const D = cfg.dim;
+    const width = cfg.heads * cfg.vDim;
+    // keep the first 9 tokens, given as a replacement of x and attnOut: the same as keeping them after the projection
+    const replaceFirst = (s: BlockState) => ({
+      kind: 'replace' as const,
+      n: 9,
+      x: s.x.slice(0, 9 * D),
+      attnOut: s.attnOut.slice(0, 9 * width),
+      sizes: null,
+      tokenIds: s.tokenIds.slice(0, 9),
+    });
+    const before = runner.forward(image, { beforeProjection: (s) => (s.block === 1 ? replaceFirst(s) : undefined) });
+    const after = runner.forward(image, { afterAttention: (s) => (s.block === 1 ? { kind: 'keep', indices: [...Array(9).keys()] } : undefined) });
+    expect(maxAbsDiff(before.logits, after.logits)).toBe(0);
+    expect(before.tokens[1]).toEqual({ attention: 17, projection: 9, mlp: 9 });
+    expect(before.gmacs).toBeLessThan(after.gmacs);
+    expect(before.gmacs).toBe(modelGmacs(cfg, before.tokens));
+    expect(() => runner.forward(image, { beforeProjection: () => ({ kind: 'keep', indices: [0, 1] }) })).toThrow(
+      /must replace the tokens and their attention output/,
+    );
+    expect(() => runner.forward(image, { afterAttention: (s) => replaceFirst(s) })).toThrow(/cannot replace the attention output/);
+  });
+
   it('distilled models average the CLS and distillation heads', () => {
     const dcfg = configFromDims({ dim: 24, depth: 2, heads: 3, imageSize: 32, patchSize: 8, numClasses: 10, distilled: true });
     const dmodel = randomModel(dcfg, 11);

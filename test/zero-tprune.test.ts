@@ -83,6 +83,7 @@ function blockState(cfg: ViTConfig, n: number, probs: Float32Array, keys: Float3
     probs,
     attentionTokens: n,
     qkv,
+    attnOut: new Float32Array(0),
     sizes: null,
     tokenIds: Int32Array.from({ length: n }, (_, i) => i),
     kernels: reference,

@@ -97,6 +97,11 @@ export class Block<A extends FloatArray = Float32Array> {
   /** x ← x + proj(MHSA(LN1(x))) on the first n rows; `logSizes` [n] (or null) weights the keys (ToMe's proportional attention). */
   attention(a: BlockActivations<A>, n: number, logSizes: A | null, observe?: BlockObserver<A>): void {
     this.selfAttention(a, n, logSizes, observe);
+    this.project(a, n, observe);
+  }
+
+  /** The attention branch's residual add on the first n rows: x ← x + proj(attnOut). */
+  project(a: BlockActivations<A>, n: number, observe?: BlockObserver<A>): void {
     this.kernels.linearAdd(a.attnOut, n, this.weights.proj, a.x);
     if (observe) observe('x.attn', view(a.x, 0, n * this.config.dim), [n, this.config.dim]);
   }

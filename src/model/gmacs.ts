@@ -14,7 +14,8 @@ import { blockConfig, numPatches, prefixTokens } from './types.js';
 
 /** Token counts of one executed block: entering attention, and entering the MLP. */
 export interface BlockTokens {
-  attention: number;
+  attention: number; // tokens of the QKV projection and the attention
+  projection?: number; // tokens of the output projection, when a reduction ran before it (MCTF's one-step-ahead); else `attention`
   mlp: number;
 }
 
@@ -23,7 +24,7 @@ export function blockMacs(cfg: ViTConfig, t: BlockTokens): number {
   const n = t.attention;
   const qkv = n * D * (2 * H * qkDim + H * vDim);
   const attention = n * n * H * (qkDim + vDim);
-  const proj = n * H * vDim * D;
+  const proj = (t.projection ?? n) * H * vDim * D;
   const mlp = t.mlp * 2 * D * mlpDim;
   return qkv + attention + proj + mlp;
 }

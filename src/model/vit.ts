@@ -14,11 +14,12 @@ import { blockConfig, numPatches, prefixTokens } from './types.js';
  *
  *   x  = [CLS, (DIST), patches·W_pe + b_pe] + pos_embed               // [n, D]
  *   for each block (block.ts):
- *     x = x + proj(MHSA(LN1(x)))          → hook afterAttention (may reduce tokens)
- *     x = x + fc2(GELU(fc1(LN2(x))))      → hook afterBlock     (may reduce tokens)
+ *     o = MHSA(LN1(x))                    → hook beforeProjection (may replace x and o together)
+ *     x = x + proj(o)                     → hook afterAttention   (may reduce tokens)
+ *     x = x + fc2(GELU(fc1(LN2(x))))      → hook afterBlock       (may reduce tokens)
  *   logits = head(LN(x)[CLS])    (distilled: mean of head(CLS) and head_dist(DIST))
  *
- * The token count n may change at either hook; every later kernel runs on the first n rows.
+ * The token count n may change at any hook; every later kernel runs on the first n rows.
  * Hooks and the tensors `observe` sees: hooks.ts.
  */
 
@@ -128,14 +129,20 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
       const observe: BlockObserver<A> | undefined = hooks.observe && ((name, data, shape) => hooks.observe!(b, name, data, shape));
 
       if (hasSizes) for (let i = 0; i < n; i++) this.logSizes[i] = Math.log(this.sizes[i]);
-      block.attention(a, n, hasSizes ? this.logSizes : null, observe);
+      block.selfAttention(a, n, hasSizes ? this.logSizes : null, observe);
+      if (hooks.beforeProjection) {
+        const r = hooks.beforeProjection(this.state(block.config, b, n, nAttention, hasSizes));
+        if (r) ({ n, hasSizes } = this.apply(r, n, hasSizes, block.config));
+      }
+      const nProjection = n;
+      block.project(a, n, observe);
       if (hooks.afterAttention) {
         const r = hooks.afterAttention(this.state(block.config, b, n, nAttention, hasSizes));
         if (r) ({ n, hasSizes } = this.apply(r, n, hasSizes));
       }
 
       block.mlp(a, n, observe);
-      tokens.push({ attention: nAttention, mlp: n });
+      tokens.push(nProjection === nAttention ? { attention: nAttention, mlp: n } : { attention: nAttention, projection: nProjection, mlp: n });
       if (hooks.afterBlock) {
         const r = hooks.afterBlock(this.state(block.config, b, n, nAttention, hasSizes));
         if (r) ({ n, hasSizes } = this.apply(r, n, hasSizes));
@@ -214,6 +221,7 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
       probs: view(a.probs, 0, config.heads * attentionTokens * attentionTokens),
       attentionTokens,
       qkv: view(a.qkv, 0, attentionTokens * (2 * config.heads * config.qkDim + config.heads * config.vDim)),
+      attnOut: view(a.attnOut, 0, n * config.heads * config.vDim),
       sizes: hasSizes ? this.sizes.subarray(0, n) : null,
       tokenIds: this.tokenIds.subarray(0, n),
       kernels: this.kernels,
@@ -221,11 +229,20 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
     };
   }
 
-  /** Apply a hook's reduction to the residual stream, sizes and token ids. */
-  private apply(r: TokenReduction<A>, n: number, hasSizes: boolean): { n: number; hasSizes: boolean } {
+  /**
+   * Apply a hook's reduction to the residual stream, sizes and token ids; `projecting` (the
+   * block's config) at beforeProjection, where a reduction replaces the attention output too.
+   */
+  private apply(r: TokenReduction<A>, n: number, hasSizes: boolean, projecting?: ViTConfig): { n: number; hasSizes: boolean } {
     const D = this.config.dim;
     const x = this.activations.x;
     const prefixCount = prefixTokens(this.config);
+    if (projecting && !(r.kind === 'replace' && r.attnOut))
+      throw new RangeError(
+        `a reduction before the projection must replace the tokens and their attention output (attnOut), found ${r.kind === 'keep' ? "'keep'" : 'no attnOut'}`,
+      );
+    if (!projecting && r.kind === 'replace' && r.attnOut)
+      throw new RangeError('a reduction after the projection cannot replace the attention output (attnOut): return it from beforeProjection');
     if (r.kind === 'keep') {
       const idx = r.indices;
       if (idx.length > n) throw new RangeError(`reduction keeps ${idx.length} tokens but only ${n} are alive`);
@@ -250,6 +267,10 @@ export class ViTRunner<A extends FloatArray = Float32Array> {
     }
     if (r.n > this.maxTokens) throw new RangeError(`reduction produces ${r.n} tokens, more than the ${this.maxTokens} the model was sized for`);
     x.set(r.x.subarray(0, r.n * D), 0);
+    if (projecting && r.attnOut) {
+      const width = projecting.heads * projecting.vDim;
+      this.activations.attnOut.set(r.attnOut.subarray(0, r.n * width), 0);
+    }
     this.tokenIds.set(r.tokenIds.subarray(0, r.n), 0);
     if (r.sizes) this.sizes.set(r.sizes.subarray(0, r.n), 0);
     else this.sizes.fill(1, 0, r.n);

@@ -9,7 +9,7 @@ import type { TraceMethod } from './methods.js';
  */
 
 export const TRACE_FORMAT = 'vitprune-trace';
-export const TRACE_FORMAT_VERSION = 2;
+export const TRACE_FORMAT_VERSION = 3;
 export const MANIFEST_FILE = 'manifest.json';
 export const TENSORS_FILE = 'tensors.safetensors';
 
@@ -130,7 +130,7 @@ const TENSOR_SPECS: readonly TensorSpec[] = [
     pattern: new RegExp(`${BLOCK}x\\.attn$`),
     kind: 'residual',
     layout: '[n, D]',
-    meaning: "x + proj(attn.out): the residual stream after attention, before the block's after_attention reduction",
+    meaning: "x + proj(attn.out): the residual stream after attention, before the block's after_attention reduction (MCTF one-step-ahead: after it, [n′, D])",
   },
   { pattern: new RegExp(`${BLOCK}ln2$`), kind: 'norm', layout: '[n′, D]', meaning: 'LN2(x) of the tokens alive after the after_attention reduction' },
   { pattern: new RegExp(`${BLOCK}mlp\\.hidden$`), kind: 'mlp.hidden', layout: '[n′, mlp]', meaning: 'GELU(LN2(x)·W_fc1ᵀ + b_fc1), exact (erf) GELU' },

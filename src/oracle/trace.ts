@@ -1,7 +1,7 @@
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { wrapReductionHooks, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import { recordingDecisions, type DecisionData } from '../prune/decisions.js';
 import { dtypeOf, type BundleTensor, type TraceBundle } from './bundle-bytes.js';
 import { TraceFormatError } from '../errors.js';
@@ -45,18 +45,15 @@ export function recordTrace(runner: ViTRunner, model: ViTModel, request: TraceRe
 
   let site: string | null = null; // `block.b.after_attention` while a reduction hook runs
   const methodHooks = request.method ? traceMethodHooks(request.method, model) : {};
-  const traced = (hook: ((state: BlockState) => TokenReduction | void) | undefined, point: string) =>
-    hook &&
-    ((state: BlockState): TokenReduction | void => {
-      site = `block.${state.block}.${point}`;
-      const reduction = hook.call(methodHooks, state);
+  const hooks: ForwardHooks = {
+    // sites: after_block, or after_attention for the reductions inside a block's attention (MCTF's one-step-ahead runs before the projection)
+    ...wrapReductionHooks(methodHooks, (hook, name) => (state: BlockState): TokenReduction | void => {
+      site = `block.${state.block}.${name === 'afterBlock' ? 'after_block' : 'after_attention'}`;
+      const reduction = hook(state);
       if (reduction) recordReduction(site, state, reduction, add);
       site = null;
       return reduction;
-    });
-  const hooks: ForwardHooks = {
-    afterAttention: traced(methodHooks.afterAttention, 'after_attention'),
-    afterBlock: traced(methodHooks.afterBlock, 'after_block'),
+    }),
     observe(block, name, data, shape) {
       if (name === 'embed' && data instanceof Float64Array) floatStorage = 'F64';
       add(block >= 0 && block < cfg.depth ? `block.${block}.${name}` : name, data, shape, false);

@@ -116,12 +116,12 @@ export function mctfMatching(
   if (!(Number.isInteger(r) && r >= 0 && r <= Math.floor((t - prefix) / 2))) {
     throw new RangeError(`MCTF matching: expected an integer r in 0…${Math.floor((t - prefix) / 2)} for ${t} tokens, found ${r}`);
   }
-  /** Indices first…end − 1 sorted by `values` descending, ties by index ascending. */
-  const ranked = (values: Float64Array, first: number, end: number): number[] => {
+  /** Indices first…end − 1 sorted by `values` descending, ties by index ascending (a view of the workspace's ranking). */
+  const ranked = (values: Float64Array, first: number, end: number): Int32Array => {
     const { ranking } = workspace;
     for (let k = first; k < end; k++) ranking[k - first] = k;
     kernels.rankDescending(values, ranking, end - first);
-    return Array.from(ranking.subarray(0, end - first));
+    return ranking.subarray(0, end - first);
   };
   const r1 = bidirectional ? Math.floor(r / 2) : r;
   const r2 = r - r1;
@@ -129,34 +129,42 @@ export function mctfMatching(
   // Step 1: A → B (the first b of the highest affinity).
   const { best: best1, partner: partner1 } = workspace;
   kernels.rowArgmax(W, nA, nB, firstA, firstB, best1, partner1);
-  const rankedA = ranked(best1, firstA, nA);
-  const sources1 = rankedA.slice(0, r1);
-  const unfusedA = [...Array.from({ length: firstA }, (_, i) => i), ...rankedA.slice(r1)].sort((p, q) => p - q);
+  const sources1 = ranked(best1, firstA, nA).slice(0, r1);
+  const fusedA = new Uint8Array(nA);
+  for (const i of sources1) fusedA[i] = 1;
 
   // Step 2: B → the unfused A (CLS excluded), the first a of the highest affinity.
   const { candidates, columnBest: best2, columnPartner: partner2 } = workspace;
   let count = 0;
-  for (const i of unfusedA) if (i >= firstA) candidates[count++] = i;
+  for (let i = firstA; i < nA; i++) if (!fusedA[i]) candidates[count++] = i;
   kernels.columnArgmax(W, nA, nB, candidates, count, firstB, best2, partner2);
-  const rankedB = bidirectional ? ranked(best2, firstB, nB) : Array.from({ length: nB - firstB }, (_, k) => firstB + k);
-  const sources2 = rankedB.slice(0, r2);
+  const rankedB = bidirectional ? ranked(best2, firstB, nB).slice() : Int32Array.from({ length: nB - firstB }, (_, k) => firstB + k);
+  const sources2 = rankedB.subarray(0, r2);
   if (r2 > 0 && count === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
-  const fusedB = new Map(sources2.map((j) => [j, partner2[j]]));
+  const landsOn = new Int32Array(nB).fill(-1); // the A a fused B token lands on
+  for (const j of sources2) landsOn[j] = partner2[j];
 
   // Where every fused token lands, as positions.
-  const sources: number[] = [];
-  const destinations: number[] = [];
+  const sources = new Int32Array(r);
+  const destinations = new Int32Array(r);
+  let e = 0;
   for (const i of sources1) {
     const j = partner1[i];
-    sources.push(2 * i);
-    destinations.push(fusedB.has(j) ? 2 * fusedB.get(j)! : 2 * j + 1);
+    sources[e] = 2 * i;
+    destinations[e++] = landsOn[j] >= 0 ? 2 * landsOn[j] : 2 * j + 1;
   }
   for (const j of sources2) {
-    sources.push(2 * j + 1);
-    destinations.push(2 * fusedB.get(j)!);
+    sources[e] = 2 * j + 1;
+    destinations[e++] = 2 * landsOn[j];
   }
-  const remainingB = rankedB.slice(r2).map((j) => 2 * j + 1);
-  const keptA = unfusedA.map((i) => 2 * i);
-  const order = prefix >= 2 ? [keptA[0], 1, ...keptA.slice(1), ...remainingB] : [...keptA, ...remainingB];
-  return { sources: Int32Array.from(sources), destinations: Int32Array.from(destinations), order: Int32Array.from(order) };
+  // Output order: the unfused A by position (CLS first, then DIST when distilled), then the remaining B.
+  const order = new Int32Array(t - r);
+  let o = 0;
+  for (let i = 0; i < nA; i++) {
+    if (fusedA[i]) continue;
+    order[o++] = 2 * i;
+    if (i === 0 && prefix >= 2) order[o++] = 1;
+  }
+  for (let k = r2; k < rankedB.length; k++) order[o++] = 2 * rankedB[k] + 1; // DIST (B 0) is not among them
+  return { sources: sources.subarray(0, e), destinations: destinations.subarray(0, e), order: order.subarray(0, o) };
 }

@@ -29,12 +29,13 @@ import { isRecordingDecisions, recordDecision } from './decisions.js';
  *
  *   x ← x' + proj(P' · V(LN1(x')))          then the MLP on the t − r fused tokens.
  *
- * In this engine the forward pass has already run block l's attention on x when the
- * `afterAttention` hook sees P. The hook fuses x (a copy kept at the previous block's
- * `afterBlock`) and derives the sublayer's output on the fused tokens exactly from the
- * forward's output plus a correction for the fused groups, which needs the block's LN1, value
- * and projection weights (BlockState.weights; see OneStepAheadSublayer). Wall time
- * pays for the unfused attention the forward ran; GMACs count the method (mctfGmacs).
+ * In this engine the forward pass has already run block l's heads on x when the
+ * `beforeProjection` hook sees P (x is still the block's input there). The hook fuses x and
+ * derives P'·V(LN1(x')) exactly from the heads' output P·V plus a correction for the fused
+ * groups, which needs the block's LN1 and value weights (BlockState.weights; see
+ * OneStepAheadAttention); the runner then projects the t − r fused tokens. Wall time pays for
+ * the unfused V and P·V the forward ran (executed GMACs count them: mctfExecutedTokens); the
+ * method's own count (mctfGmacs) does not.
  *
  * Without one-step-ahead (`oneStepAhead: false`, "fusion after the block"), block l runs
  * unchanged and its output is fused with the attention block l computed: the next block sees
@@ -104,8 +105,8 @@ export function mctfCappedR(r: number, t: number, prefix: number): number {
 /** The output row of every input position: a survivor's own row, a source's destination's row.  → [t] */
 export function outputRows(m: TomeMatching, t: number): Int32Array {
   const rows = new Int32Array(t).fill(-1);
-  m.order.forEach((p, row) => (rows[p] = row));
-  m.sources.forEach((a, i) => (rows[a] = rows[m.destinations[i]]));
+  for (let row = 0; row < m.order.length; row++) rows[m.order[row]] = row;
+  for (let i = 0; i < m.sources.length; i++) rows[m.sources[i]] = rows[m.destinations[i]];
   return rows;
 }
 
@@ -179,7 +180,8 @@ export function mctfFuse(
   const matching = mctfMatching(W, t, r, prefixTokens(cfg), settings.bidirectional, kernels, workspace);
   const rows = matching.order.length;
   const rowOf = outputRows(matching, t);
-  const weights = Float64Array.from(attention, (a, k) => a * (sizes ? sizes[k] : 1));
+  const weights = new Float64Array(t);
+  for (let k = 0; k < t; k++) weights[k] = sizes ? attention[k] * sizes[k] : attention[k];
   const pooledSizes = poolTokens(x, D, weights, sizes, rowOf, rows, out, kernels, workspace);
   if (isRecordingDecisions()) {
     recordDecision('received', attention, [t]);
@@ -187,49 +189,49 @@ export function mctfFuse(
     recordMatching(matching);
     recordDecision('weights', weights, [t]);
   }
-  return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: matching.order.map((p) => tokenIds[p]) };
+  const ids = new Int32Array(rows);
+  for (let row = 0; row < rows; row++) ids[row] = tokenIds[matching.order[row]];
+  return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: ids };
 }
 
-interface PreparedBlockTail {
+interface PreparedBlockValues {
   gamma: Float32Array; // [D] LN1
   beta: Float32Array; // [D]
   values: PreparedLinear; // the V rows of the block's qkv: [H·v, D]
-  projection: PreparedLinear; // the output projection without its bias: [D, H·v]
 }
 
 /**
- * A block's attention sublayer on the fused tokens under one-step-ahead attention, derived from
- * what the forward pass computed on the unfused ones. With y = x + proj(P·V) (the forward's
- * output for all t tokens), ŵ_q = w_q / Σ_{q'→g} w_q' and δ_k = V(LN1(x'_g)) − V_k for the
- * tokens k of fused groups g (δ = 0 for a token alone in its row, where x'_g = x_k):
+ * A block's attention output on the fused tokens under one-step-ahead attention, derived from
+ * the heads' output o = P·V that the forward pass computed on the unfused ones (the runner then
+ * projects it on the t − r fused tokens: x' + proj(o')). With ŵ_q = w_q / Σ_{q'→g} w_q' and
+ * δ_k = V(LN1(x'_g)) − V_k for the tokens k of fused groups g (δ = 0 for a token alone in its
+ * row, where x'_g = x_k):
  *
- *   x'_g' + proj(P'·V(LN1(x')))_g' = Σ_{q→g'} ŵ_q y_q + W_proj · Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h   (heads concatenated)
+ *   (P'·V(LN1(x')))_g' = Σ_{q→g'} ŵ_q o_q + Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h        (per head h, concatenated)
  *
- * because P' pools P's rows with weights summing to 1 (the bias passes through) and sums its
- * columns over groups whose fused value is shared. It costs t·|fused tokens|·H·v plus one
- * projection instead of (t − r)²·H·v. Buffers and prepared weights are made once per block.
+ * because P' pools P's rows with weights summing to 1 and sums its columns over groups whose
+ * fused value is shared. It costs t·|fused tokens|·H·v instead of (t − r)²·H·v. Buffers and
+ * prepared weights are made once per block.
  */
-class OneStepAheadSublayer {
-  readonly out: Float32Array; // [T, D] the sublayer's output for the fused tokens
+class OneStepAheadAttention {
+  private readonly out: Float32Array; // [T, H·v] o' of the fused tokens
   private readonly fusedInput: Float32Array; // [T, D] x'_g of the fused groups
   private readonly normed: Float32Array; // [T, D]
   private readonly fusedValues: Float32Array; // [T, H·v] V(LN1(x'_g)) of the fused groups
-  private readonly correction: Float32Array; // [T, H·v] Σ_{q→g'} ŵ_q Σ_k P_h[q, k] δ_k,h
-  private readonly blocks = new WeakMap<BlockWeights, PreparedBlockTail>();
+  private readonly blocks = new WeakMap<BlockWeights, PreparedBlockValues>();
 
   constructor(
     private readonly kernels: Kernels,
     cfg: ViTConfig,
   ) {
     const T = initialTokens(cfg);
-    this.out = kernels.alloc(T * cfg.dim);
+    this.out = kernels.alloc(T * cfg.heads * cfg.vDim);
     this.fusedInput = kernels.alloc(T * cfg.dim);
     this.normed = kernels.alloc(T * cfg.dim);
     this.fusedValues = kernels.alloc(T * cfg.heads * cfg.vDim);
-    this.correction = kernels.alloc(T * cfg.heads * cfg.vDim);
   }
 
-  private prepared(w: BlockWeights, cfg: ViTConfig): PreparedBlockTail {
+  private prepared(w: BlockWeights, cfg: ViTConfig): PreparedBlockValues {
     let p = this.blocks.get(w);
     if (!p) {
       const D = cfg.dim;
@@ -244,7 +246,6 @@ class OneStepAheadSublayer {
           outFeatures: width,
           inFeatures: D,
         }),
-        projection: this.kernels.prepareLinear({ ...w.proj, bias: new Float32Array(D) }),
       };
       this.blocks.set(w, p);
     }
@@ -252,8 +253,8 @@ class OneStepAheadSublayer {
   }
 
   /**
-   * The sublayer's output [rows, D] for fusion `f` of the t tokens of `state` (its x is y, its
-   * probs P, its qkv V), whose pooled inputs are f.x.
+   * o' [rows, H·v] for fusion `f` of the t tokens of `state` (its attnOut o, its probs P, its qkv
+   * V), whose pooled inputs are f.x.
    */
   run(state: BlockState, f: MctfFusion): Float32Array {
     const k = this.kernels;
@@ -275,7 +276,7 @@ class OneStepAheadSublayer {
       members[rowOf[q]]++;
       total[rowOf[q]] += weights[q];
     }
-    poolTokens(state.x, D, weights, null, rowOf, rows, this.out, merge, workspace);
+    poolTokens(state.attnOut, width, weights, null, rowOf, rows, this.out, merge, workspace);
 
     // V(LN1(x'_g)) of the groups with more than one token, at their slot.
     const slot = new Int32Array(rows).fill(-1);
@@ -300,42 +301,39 @@ class OneStepAheadSublayer {
       for (let c = 0; c < width; c++) delta[i * width + c] = this.fusedValues[shared + c] - state.qkv[own + c];
     }
 
-    // P̄_h[g', i] = Σ_{q→g'} ŵ_q P_h[q, fused_i], then Σ_i P̄_h[g', i] δ_i,h.
+    // o'[g'] += Σ_i P̄_h[g', i] δ_i,h with P̄_h[g', i] = Σ_{q→g'} ŵ_q P_h[q, fused_i].
     for (let q = 0; q < t; q++) share[q] = weights[q] / total[rowOf[q]];
-    const correction = this.correction;
-    merge.fusedAttentionCorrection(state.probs, H, t, fused, m, workspace.rows, share, rows, delta, v, correction); // workspace.rows: rowOf (poolTokens)
-    k.linearAdd(correction, rows, p.projection, this.out);
-    return this.out.subarray(0, rows * D);
+    merge.fusedAttentionCorrection(state.probs, H, t, fused, m, workspace.rows, share, rows, delta, v, this.out); // workspace.rows: rowOf (poolTokens)
+    return this.out.subarray(0, rows * width);
   }
 }
 
 /**
- * One-step-ahead sublayers per backend and model config, shared by every hook object: each
- * prepares its blocks' value and projection weights on the backend at first use, and wasm
- * memory is never freed, so plans made again (a classifier's requests, compare's budgets) reuse them.
+ * One-step-ahead attentions per backend and model config, shared by every hook object: each
+ * prepares its blocks' value weights on the backend at first use, and wasm memory is never
+ * freed, so plans made again (a classifier's requests, compare's budgets) reuse them.
  */
-const sublayers = new WeakMap<Kernels, WeakMap<ViTConfig, OneStepAheadSublayer>>();
+const attentions = new WeakMap<Kernels, WeakMap<ViTConfig, OneStepAheadAttention>>();
 
-function sublayerFor(kernels: Kernels, cfg: ViTConfig): OneStepAheadSublayer {
-  let byConfig = sublayers.get(kernels);
-  if (!byConfig) sublayers.set(kernels, (byConfig = new WeakMap()));
-  let sublayer = byConfig.get(cfg);
-  if (!sublayer) byConfig.set(cfg, (sublayer = new OneStepAheadSublayer(kernels, cfg)));
-  return sublayer;
+function attentionFor(kernels: Kernels, cfg: ViTConfig): OneStepAheadAttention {
+  let byConfig = attentions.get(kernels);
+  if (!byConfig) attentions.set(kernels, (byConfig = new WeakMap()));
+  let attention = byConfig.get(cfg);
+  if (!attention) byConfig.set(cfg, (attention = new OneStepAheadAttention(kernels, cfg)));
+  return attention;
 }
 
 /**
- * Forward hooks fusing tokens by MCTF in the blocks of `settings`. One object serves a whole run
- * (images one after another, one runner at a time): with one-step-ahead it keeps a copy of each
- * block's output as the next block's input, and reads the fusing blocks' weights from the
- * runner (BlockState.weights). The settings are checked against the model at the first block.
+ * Forward hooks fusing tokens by MCTF in the blocks of `settings`. With one-step-ahead, at
+ * `beforeProjection`, where x is still the block's input and the heads' output is not yet
+ * projected; reads the fusing blocks' weights from the runner (BlockState.weights). The
+ * settings are checked against the model at the first block.
  */
 export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
   let cfg: ViTConfig | null = null;
   let s: ReturnType<typeof resolveMctfSettings>;
   let rates: number[] = [];
   let prefix = 0;
-  let inputTokens = 0; // rows of the workspace's `input` holding the next block's input
   const resolve = (model: ViTConfig) => {
     if (model === cfg) return;
     cfg = model;
@@ -343,40 +341,30 @@ export function mctfHooks(settings: Partial<MctfSettings> = {}): ForwardHooks {
     rates = mctfRates(cfg.depth, s);
     prefix = prefixTokens(cfg);
   };
-  const afterBlockFusion = (state: BlockState): TokenReduction | void => {
+  const fusion = (state: BlockState): MctfFusion | undefined => {
     resolve(state.model);
     const r = mctfCappedR(rates[state.block], state.n, prefix);
     if (r === 0) return;
     if (state.attentionTokens !== state.n)
-      throw new RangeError(`MCTF after block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
+      throw new RangeError(`MCTF in block ${state.block + 1}: expected the attention of the ${state.n} tokens alive, found ${state.attentionTokens}`);
     const kernels = mergeKernels(state.kernels);
-    const f = mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s, kernels, kernels.workspace(state.model));
-    return { kind: 'replace', n: f.tokenIds.length, x: f.x, sizes: f.sizes, tokenIds: f.tokenIds };
+    return mctfFuse(state.config, state.x, state.n, state.probs, state.sizes, state.tokenIds, r, s, kernels, kernels.workspace(state.model));
   };
   const oneStepAhead = settings.oneStepAhead ?? MCTF_DEFAULTS.oneStepAhead;
-  if (!oneStepAhead) return { afterBlock: afterBlockFusion };
+  if (!oneStepAhead) {
+    return {
+      afterBlock(state): TokenReduction | void {
+        const f = fusion(state);
+        if (f) return { kind: 'replace', n: f.tokenIds.length, x: f.x, sizes: f.sizes, tokenIds: f.tokenIds };
+      },
+    };
+  }
   return {
-    afterAttention(state): TokenReduction | void {
-      resolve(state.model);
-      const r = mctfCappedR(rates[state.block], state.n, prefix);
-      if (r === 0) return;
-      if (inputTokens !== state.n || state.attentionTokens !== state.n) {
-        throw new RangeError(
-          `MCTF in block ${state.block + 1}: expected the input of the ${state.n} tokens that entered the attention (kept at the previous block), found ${inputTokens}`,
-        );
-      }
-      const sublayer = sublayerFor(state.kernels, state.model);
-      const kernels = mergeKernels(state.kernels);
-      const workspace = kernels.workspace(state.model);
-      const f = mctfFuse(state.config, workspace.input, state.n, state.probs, state.sizes, state.tokenIds, r, s, kernels, workspace);
-      return { kind: 'replace', n: f.tokenIds.length, x: sublayer.run(state, f), sizes: f.sizes, tokenIds: f.tokenIds };
-    },
-    afterBlock(state) {
-      resolve(state.model);
-      mergeKernels(state.kernels)
-        .workspace(state.model)
-        .input.set(state.x.subarray(0, state.n * state.model.dim));
-      inputTokens = state.n;
+    beforeProjection(state): TokenReduction | void {
+      const f = fusion(state);
+      if (!f) return;
+      const attnOut = attentionFor(state.kernels, state.model).run(state, f);
+      return { kind: 'replace', n: f.tokenIds.length, x: f.x, attnOut, sizes: f.sizes, tokenIds: f.tokenIds };
     },
   };
 }
@@ -434,12 +422,13 @@ function withOptions(settings: MctfPlanSettings, o: MctfOptions): MctfSettings {
 
 /**
  * Token counts per block as the forward pass executes them: under one-step-ahead, block l's
- * attention runs on all t tokens (the hook fuses after it) and its MLP on t − r; the method's
- * own count (mctfGmacs: Q, K and QKᵀ on t, the rest on t − r) is lower by the values, attention
- * output and projection of the r fused tokens. Without one-step-ahead, both are the same.
+ * QKV and attention run on all t tokens (the hook fuses after them), its output projection and
+ * MLP on t − r; the method's own count (mctfGmacs: Q, K and QKᵀ on t, the rest on t − r) is
+ * lower by the values and the attention output of the r fused tokens. Without one-step-ahead,
+ * both are the same.
  */
 export function mctfExecutedTokens(cfg: ViTConfig, settings: Partial<MctfSettings>): BlockTokens[] {
-  return mctfTokens(cfg, settings).map(({ attention, mlp }) => ({ attention, mlp }));
+  return mctfTokens(cfg, settings).map(({ attention, values, mlp }) => (values === attention ? { attention, mlp } : { attention, projection: values, mlp }));
 }
 
 /**

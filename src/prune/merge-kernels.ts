@@ -11,7 +11,7 @@ import { qkvLayout, type QkvLayout } from '../model/types.js';
  * zero-tprune-kernels.ts does for Zero-TPrune. Two implementations: the TypeScript oracles below
  * (any backend), and the wasm builds' (assembly/merge.ts) on the wasm backend, working where the
  * block's tensors lie. Every implementation returns results BIT-IDENTICAL to the oracles (the same
- * float64 reductions in the same order), so matchings, merged tokens and sizes never depend on
+ * reductions, float32 for the cosines and float64 for the rest, in the same order), so matchings, merged tokens and sizes never depend on
  * the backend. The methods assemble their decisions (who merges where, the output order) from
  * these results in their own TypeScript.
  */
@@ -28,12 +28,15 @@ export interface MergeKernelLoops {
   /** k̄[i] = f32(Σ_h K_h[i]) / H, summed in float32 from 0 over h in order.  qkv [≥ t, stride] → out [t, qkDim] */
   headMeanKeys(qkv: FloatArray, cfg: ViTConfig, t: number, out: Float32Array): void;
 
-  /** cos[i, j] = u_2i · u_2j+1 for the unit rows u of metric [t, c] (unitRows)  →  out [⌈t/2⌉, ⌊t/2⌋] */
+  /**
+   * cos[i, j] = u_2i · u_2j+1 for the float32 unit rows u of metric [t, c] (unitRows), summed in
+   * float32 over d in order (each product rounded, then added)  →  out [⌈t/2⌉, ⌊t/2⌋]
+   */
   evenOddCosines(metric: Float32Array, t: number, c: number, out: Float64Array): void;
 
   /**
-   * cos[i, j] = u_i · u_j for the unit rows u of metric rows first…first + n − 1 ([·, c]), at
-   * least for j ≥ i: out [n, n] holds the upper triangle (the oracle fills both halves; cos is
+   * cos[i, j] = u_i · u_j (as evenOddCosines) for the unit rows u of metric rows first…first + n − 1
+   * ([·, c]), at least for j ≥ i: out [n, n] holds the upper triangle (the oracle fills both halves; cos is
    * symmetric, so read cos(i, j) at [min(i, j), max(i, j)]).
    */
   pairwiseCosines(metric: Float32Array, first: number, n: number, c: number, out: Float64Array): void;
@@ -89,8 +92,8 @@ export interface MergeKernelLoops {
   /**
    * MCTF's one-step-ahead correction (mctf.ts): with the m tokens fused[0..m) of fused groups,
    *   pooled[h, g, i] = Σ_{q: rowOf[q] = g} share[q]·P_h[q, fused[i]]        (h, then q, in order)
-   *   out[g, h·v + c] = Σ_i pooled[h, g, i]·delta[i, h·v + c]                  (i in order)
-   *   probs [H, t, t]   rowOf, share [t]   delta [m, H·v]   out [rows, H·v]
+   *   out[g, h·v + c] += Σ_i pooled[h, g, i]·delta[i, h·v + c]                 (i in order; the sum in float64, then added)
+   *   probs [H, t, t]   rowOf, share [t]   delta [m, H·v]   out [rows, H·v] (added to)
    */
   fusedAttentionCorrection(
     probs: FloatArray,
@@ -141,8 +144,9 @@ export interface MergeWorkspace {
   readonly fused: Int32Array; // [T] MCTF's one-step-ahead: tokens of fused groups
   readonly share: Float64Array; // [T]
   readonly delta: Float64Array; // [T, H·v]
-  readonly input: Float32Array; // [T, D] MCTF's one-step-ahead: the next block's input
 }
+
+const { fround } = Math;
 
 const forBackend = new WeakMap<Kernels, MergeKernels>();
 
@@ -195,10 +199,10 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
             x1 = u[a1 + d],
             y0 = u[b0 + d],
             y1 = u[b1 + d];
-          d00 += x0 * y0;
-          d01 += x0 * y1;
-          d10 += x1 * y0;
-          d11 += x1 * y1;
+          d00 = fround(d00 + fround(x0 * y0));
+          d01 = fround(d01 + fround(x0 * y1));
+          d10 = fround(d10 + fround(x1 * y0));
+          d11 = fround(d11 + fround(x1 * y1));
         }
         out[i * nB + j] = d00;
         out[i * nB + j1] = d01;
@@ -213,7 +217,7 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
     for (let i = 0; i < n; i++) {
       for (let j = i; j < n; j++) {
         let dot = 0;
-        for (let d = 0; d < c; d++) dot += unit[i * c + d] * unit[j * c + d];
+        for (let d = 0; d < c; d++) dot = fround(dot + fround(unit[i * c + d] * unit[j * c + d]));
         out[i * n + j] = dot;
         out[j * n + i] = dot;
       }
@@ -311,7 +315,7 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
         }
       }
     }
-    for (let j = 0; j < rows * width; j++) out[j] = sum[j];
+    for (let j = 0; j < rows * width; j++) out[j] += sum[j];
   },
 
   pitomeEnergy(cosines, n, margin, alpha, energy) {
@@ -326,15 +330,18 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
   },
 };
 
-/** Rows first…first + count − 1 of `metric` [·, c] scaled to unit length, in float64 (a zero row stays 0).  → [count, c] */
-export function unitRows(metric: Float32Array, first: number, count: number, c: number): Float64Array {
-  const unit = new Float64Array(count * c);
+/**
+ * Rows first…first + count − 1 of `metric` [·, c] scaled to unit length: f32(x·(1/√Σx²)), the norm
+ * in float64 (a zero row stays 0).  → [count, c]
+ */
+export function unitRows(metric: Float32Array, first: number, count: number, c: number): Float32Array {
+  const unit = new Float32Array(count * c);
   for (let i = 0; i < count; i++) {
     const row = (first + i) * c;
     let norm = 0;
     for (let j = 0; j < c; j++) norm += metric[row + j] ** 2;
     const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < c; j++) unit[i * c + j] = metric[row + j] * inv;
+    for (let j = 0; j < c; j++) unit[i * c + j] = metric[row + j] * inv; // rounded to float32 on store
   }
   return unit;
 }
@@ -372,7 +379,6 @@ function makeWorkspace(cfg: ViTConfig, T: number, allocate: WorkspaceAllocator):
     fused: allocate.i32(T),
     share: allocate.f64(T),
     delta: allocate.f64(T * cfg.heads * cfg.vDim),
-    input: allocate.f32(T * cfg.dim),
   };
 }
 
@@ -406,9 +412,9 @@ function referenceMergeKernels(backend: Kernels): MergeKernels {
 /** The merge exports of build/vitprune-*.wasm (assembly/merge.ts). Pointers are byte addresses, counts in elements. */
 interface MergeExports {
   f32_head_mean_keys(qkv: number, stride: number, keyOffset: number, heads: number, c: number, t: number, out: number): void;
-  f64_cosine_work_bytes(t: number, c: number): number;
-  f64_even_odd_cosines(metric: number, t: number, c: number, work: number, out: number): void;
-  f64_pairwise_cosines(metric: number, n: number, c: number, work: number, out: number): void;
+  f32_cosine_work_bytes(t: number, c: number): number;
+  f32_even_odd_cosines(metric: number, t: number, c: number, work: number, out: number): void;
+  f32_pairwise_cosines(metric: number, n: number, c: number, work: number, out: number): void;
   i32_rank_descending(values: number, indices: number, count: number): void;
   f64_column_argmax(W: number, rows: number, cols: number, candidates: number, count: number, firstColumn: number, best: number, partner: number): void;
   f64_row_argmax(W: number, rows: number, cols: number, firstRow: number, firstColumn: number, best: number, partner: number): void;
@@ -518,12 +524,12 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
     evenOddCosines(metric, t, c, out) {
       const metricAt = address(metric, t * c, 'evenOddCosines metric');
       const outAt = address(out, Math.ceil(t / 2) * Math.floor(t / 2), 'evenOddCosines out');
-      wasm.f64_even_odd_cosines(metricAt, t, c, scratch.at(wasm.f64_cosine_work_bytes(t, c)), outAt);
+      wasm.f32_even_odd_cosines(metricAt, t, c, scratch.at(wasm.f32_cosine_work_bytes(t, c)), outAt);
     },
 
     pairwiseCosines(metric, first, n, c, out) {
       const metricAt = address(metric, (first + n) * c, 'pairwiseCosines metric') + 4 * first * c;
-      wasm.f64_pairwise_cosines(metricAt, n, c, scratch.at(wasm.f64_cosine_work_bytes(n, c)), address(out, n * n, 'pairwiseCosines out'));
+      wasm.f32_pairwise_cosines(metricAt, n, c, scratch.at(wasm.f32_cosine_work_bytes(n, c)), address(out, n * n, 'pairwiseCosines out'));
     },
 
     rowArgmax(W, rows, cols, firstRow, firstColumn, best, partner) {
