@@ -36,19 +36,52 @@ export function f32_head_mean_keys(qkv: usize, stride: i32, keyOffset: i32, head
 }
 
 /**
- * Unit rows in float32: u = f32(f64(f)·(1/√Σf²)), the sum of squares in float64 over the row in
- * order (a zero row stays 0). Written with `step` bytes between consecutive values (4: a plain row;
- * 32: a column of a panel of eight).
+ * inv[i] = 1/√Σ_d f_i[d]² for rows i of f [rows, c] (float32, contiguous), the sum in float64
+ * over d in order (0 for a zero row): four rows at a time, one float64x2 lane per row, so that
+ * four independent sums share the loop (each in order: the values of the plain loop).
+ *   inv: [rows] float64
+ */
+function inverseNorms(f: usize, rows: i32, c: i32, inv: usize): void {
+  const rowBytes = <usize>c << 2;
+  let i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const r0 = f + <usize>i * rowBytes;
+    let s01 = f64x2.splat(0), s23 = s01;
+    for (let d: usize = 0; d < rowBytes; d += 4) {
+      const x01 = f64x2.replace_lane(f64x2.splat(<f64>load<f32>(r0 + d)), 1, <f64>load<f32>(r0 + rowBytes + d));
+      const x23 = f64x2.replace_lane(f64x2.splat(<f64>load<f32>(r0 + 2 * rowBytes + d)), 1, <f64>load<f32>(r0 + 3 * rowBytes + d));
+      s01 = f64x2.add(s01, f64x2.mul(x01, x01));
+      s23 = f64x2.add(s23, f64x2.mul(x23, x23));
+    }
+    storeInverseRoot(inv + (<usize>i << 3), f64x2.extract_lane(s01, 0));
+    storeInverseRoot(inv + (<usize>(i + 1) << 3), f64x2.extract_lane(s01, 1));
+    storeInverseRoot(inv + (<usize>(i + 2) << 3), f64x2.extract_lane(s23, 0));
+    storeInverseRoot(inv + (<usize>(i + 3) << 3), f64x2.extract_lane(s23, 1));
+  }
+  for (; i < rows; i++) {
+    const r = f + <usize>i * rowBytes;
+    let sumSquares: f64 = 0;
+    for (let d: usize = 0; d < rowBytes; d += 4) {
+      const x = <f64>load<f32>(r + d);
+      sumSquares += x * x;
+    }
+    storeInverseRoot(inv + (<usize>i << 3), sumSquares);
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function storeInverseRoot(p: usize, sumSquares: f64): void {
+  store<f64>(p, sumSquares > 0 ? 1.0 / Math.sqrt(sumSquares) : 0);
+}
+
+/**
+ * A unit row in float32: u = f32(f64(f)·inv), inv from inverseNorms. Written with `step` bytes
+ * between consecutive values (4: a plain row; 32: a column of a panel of eight).
  */
 // @ts-ignore: decorator
 @inline
-function writeUnitRow(f: usize, c: i32, dst: usize, step: usize): void {
-  let sumSquares: f64 = 0;
-  for (let d = 0; d < c; d++) {
-    const x = <f64>load<f32>(f + (<usize>d << 2));
-    sumSquares += x * x;
-  }
-  const inv: f64 = sumSquares > 0 ? 1.0 / Math.sqrt(sumSquares) : 0;
+function writeUnitRow(f: usize, c: i32, inv: f64, dst: usize, step: usize): void {
   for (let d = 0; d < c; d++, dst += step) store<f32>(dst, <f32>(<f64>load<f32>(f + (<usize>d << 2)) * inv));
 }
 
@@ -136,24 +169,28 @@ function storeTileRow(out: usize, outStride: i32, i: i32, j: i32, columns: i32, 
 
 /** Bytes of work f32_even_odd_cosines and f32_pairwise_cosines need for t rows of c values. */
 export function f32_cosine_work_bytes(t: i32, c: i32): usize {
-  return (<usize>t + 8) * (<usize>c << 2) * 2;
+  return (<usize>t + 8) * (<usize>c << 2) * 2 + (<usize>t << 3);
 }
 
 /**
  * cos[i, j] = u_2i · u_2j+1 for the float32 unit rows u of metric [t, c] (float32, contiguous):
  * the even positions against the odd ones, summed in float32.  → out [⌈t/2⌉, ⌊t/2⌋] float64
- *   work: f32_cosine_work_bytes(t, c) bytes: the even unit rows, then the odd ones in panels of eight
+ *   work: f32_cosine_work_bytes(t, c) bytes: the inverse norms, the even unit rows, then the odd
+ *   ones in panels of eight
  */
 export function f32_even_odd_cosines(metric: usize, t: i32, c: i32, work: usize, out: usize): void {
   const nA = (t + 1) >> 1;
   const nB = t >> 1;
   if (nB == 0) return;
   const rowBytes = <usize>c << 2;
-  const aBase = work;
-  const bBase = work + <usize>nA * rowBytes;
-  for (let i = 0; i < nA; i++) writeUnitRow(metric + <usize>(2 * i) * rowBytes, c, aBase + <usize>i * rowBytes, 4);
+  const inv = work;
+  const aBase = inv + (<usize>t << 3);
+  const bBase = aBase + <usize>nA * rowBytes;
+  inverseNorms(metric, t, c, inv);
+  for (let i = 0; i < nA; i++) writeUnitRow(metric + <usize>(2 * i) * rowBytes, c, load<f64>(inv + (<usize>(2 * i) << 3)), aBase + <usize>i * rowBytes, 4);
   for (let j = 0; j < nB; j++) {
-    writeUnitRow(metric + <usize>(2 * j + 1) * rowBytes, c, bBase + <usize>(j >> 3) * (rowBytes << 3) + (<usize>(j & 7) << 2), 32);
+    const dst = bBase + <usize>(j >> 3) * (rowBytes << 3) + (<usize>(j & 7) << 2);
+    writeUnitRow(metric + <usize>(2 * j + 1) * rowBytes, c, load<f64>(inv + (<usize>(2 * j + 1) << 3)), dst, 32);
   }
   padLastPanel(bBase, nB, c);
   dotTiles(aBase, nA, bBase, nB, c, out, nB, false);
@@ -168,12 +205,15 @@ export function f32_even_odd_cosines(metric: usize, t: i32, c: i32, work: usize,
 export function f32_pairwise_cosines(metric: usize, n: i32, c: i32, work: usize, out: usize): void {
   if (n == 0) return;
   const rowBytes = <usize>c << 2;
-  const aBase = work;
-  const bBase = work + <usize>n * rowBytes;
+  const inv = work;
+  const aBase = inv + (<usize>n << 3);
+  const bBase = aBase + <usize>n * rowBytes;
+  inverseNorms(metric, n, c, inv);
   for (let i = 0; i < n; i++) {
     const f = metric + <usize>i * rowBytes;
-    writeUnitRow(f, c, aBase + <usize>i * rowBytes, 4);
-    writeUnitRow(f, c, bBase + <usize>(i >> 3) * (rowBytes << 3) + (<usize>(i & 7) << 2), 32);
+    const scale = load<f64>(inv + (<usize>i << 3));
+    writeUnitRow(f, c, scale, aBase + <usize>i * rowBytes, 4);
+    writeUnitRow(f, c, scale, bBase + <usize>(i >> 3) * (rowBytes << 3) + (<usize>(i & 7) << 2), 32);
   }
   padLastPanel(bBase, n, c);
   dotTiles(aBase, n, bBase, n, c, out, n, true);
