@@ -238,10 +238,12 @@ describe('MCTF schedule and GMACs', () => {
     await expect(planPruning(deitT, { method: 'mctf', budget: 0.05 })).rejects.toThrow(ScheduleError);
   });
 
-  it('refuses one-step-ahead fusion in the first block (its input is not visible to hooks)', () => {
-    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [0, 1] })).toThrow(ScheduleError);
-    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [0, 1], oneStepAhead: false })).not.toThrow();
+  it('fuses in the listed blocks, the first one included (its input is the embedding), in increasing order', () => {
+    expect(mctfTokens(tinyModel.config, { r: 4, layers: [0, 1] }).map((t) => t.mlp)).toEqual([61, 57, 57, 57, 57, 57]);
+    const result = tinyRunner.forward(tinyImage(4), mctfHooks({ r: 4, layers: [0, 1] }));
+    expect(result.tokens).toEqual(mctfExecutedTokens(tinyModel.config, { r: 4, layers: [0, 1] }));
     expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [2, 1] })).toThrow(/increasing/);
+    expect(() => resolveMctfSettings(tinyModel.config.depth, { layers: [0, 9] })).toThrow(ScheduleError);
   });
 });
 

@@ -81,11 +81,6 @@ export function resolveMctfSettings(depth: number, settings: Partial<MctfSetting
     if (!(Number.isInteger(l) && l >= 0 && l < depth)) throw new ScheduleError(`MCTF: expected 0-indexed blocks in 0…${depth - 1}, found ${l}`);
     if (i > 0 && l <= layers[i - 1]) throw new ScheduleError(`MCTF: expected fusing blocks in increasing order, found ${layers.join(', ')}`);
   });
-  if (s.oneStepAhead && layers[0] === 0) {
-    throw new ScheduleError(
-      'MCTF: one-step-ahead fusion in block 1 needs its input (the embedding), which forward hooks do not see; fuse from block 2 on (the paper does) or set oneStepAhead: false',
-    );
-  }
   return { ...s, layers };
 }
 
