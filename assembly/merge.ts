@@ -322,9 +322,11 @@ export function f64_mctf_affinity(W: usize, nA: i32, nB: i32, similarity: bool, 
  *   out: [outRows, D] float32   work: (outRows + 1 + m) int32 scratch
  * The entries are first listed by group, in their order (a stable counting sort), so that each
  * group's sums stay in registers, eight columns at a time, and no [outRows, D] sum is stored.
- * A group of one entry whose weight w is a positive, finite float32 value (ToMe's sizes) is its
- * row plus +0 (the sum's 0 + w·x turns −0 into +0): w·x is then exact in float64 and (w·x)/w is
- * x, so the division, most rows' whole cost, is skipped with the same bits.
+ * A group of one entry whose weight w lies in [2⁻⁵⁰⁰, 2⁵⁰⁰] (ToMe's sizes, MCTF's attention ×
+ * size) is its row plus +0 (the sum's 0 + w·x turns −0 into +0), so the division, most rows'
+ * whole cost, is skipped with the same bits: neither w·x nor (w·x)/w can overflow or leave the
+ * normal float64 range for a finite float32 x, so (w·x)/w is x·(1 + ε) with |ε| ≤ 2⁻⁵², which
+ * rounds back to x in float32 (x's neighbours are at least 2⁻²⁴·|x| away, or 2⁻¹⁴⁹ if subnormal).
  */
 export function f64_pool_rows(
   x: usize, D: i32, positions: usize, rows: usize, weights: usize, m: i32, outRows: i32, work: usize, total: usize, out: usize,
@@ -354,7 +356,7 @@ export function f64_pool_rows(
     for (let k = first; k < end; k++) tot += load<f64>(weights + (<usize>load<i32>(byGroup + (<usize>k << 2)) << 3));
     store<f64>(total + (<usize>g << 3), tot);
     const o = out + <usize>g * rowBytes;
-    if (end - first == 1 && tot > 0 && tot < Infinity && <f64><f32>tot == tot) {
+    if (end - first == 1 && tot >= reinterpret<f64>(0x20b0000000000000) && tot <= reinterpret<f64>(0x5f30000000000000)) { // 2⁻⁵⁰⁰ … 2⁵⁰⁰
       const src = x + <usize>load<i32>(positions + (<usize>load<i32>(byGroup + (<usize>first << 2)) << 2)) * rowBytes;
       const zero = f32x4.splat(0);
       let d = 0;

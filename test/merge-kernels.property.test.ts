@@ -136,6 +136,21 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
     );
   });
 
+  it('pooling a group of one row: its row, bit for bit, at extreme weights and values (where the kernel skips the division)', () => {
+    const values = [0, -0, 1e-45, -3e-39, 1.17549435e-38, 0.1, -7.3, 3.4e38, -3.4028234663852886e38, 1 / 3];
+    const D = values.length;
+    const x = Float32Array.from(values);
+    const weights = [2 ** -500, 2 ** -501, 2 ** 500, 2 ** 501, 1e-300, 0.3, 1 / 3, 0.0001, 5, 1e300];
+    for (const w of weights) {
+      const expected = new Float32Array(D);
+      REFERENCE_MERGE_KERNELS.poolRows(x, D, Int32Array.of(0), Int32Array.of(0), Float64Array.of(w), 1, 1, new Float64Array(1), expected);
+      const actual = f32(new Float32Array(D));
+      fast.poolRows(f32(x), D, i32([0]), i32([0]), f64([w]), 1, 1, f64(new Float64Array(1)), actual);
+      expect(bits(actual), `weight ${w}`).toEqual(bits(expected));
+      if (w >= 2 ** -500 && w <= 2 ** 500) expect(Array.from(actual)).toEqual(Array.from(x, (v) => v + 0)); // the row itself (−0 as +0)
+    }
+  });
+
   it('weighted pooling, attention received and the one-step-ahead correction: bit-identical (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 ** 30 }), fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 13 }), (seed, t, D) => {
