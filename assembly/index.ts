@@ -15,7 +15,7 @@ export { f32_layernorm_rows_wasmsimd } from './norm';
 export { f32_softmax_rows_wasmsimd } from './softmax';
 export { f32_restrict_graph, f64_max_cosine, f64_weighted_page_rank } from './prune';
 export {
-  f32_head_mean_keys, f64_attention_received, f64_column_argmax, i32_rank_descending, f32_cosine_work_bytes, f32_even_odd_cosines, f64_fused_attention_correction, f64_mctf_affinity,
+  f32_head_mean_keys, f64_attention_received, f64_column_argmax, i32_rank_descending, f32_cosine_work_bytes, f32_even_odd_cosines, f32_fused_attention_correction, f64_mctf_affinity,
   f32_pairwise_cosines, f64_pitome_energy, f64_pool_rows, f64_row_argmax,
 } from './merge';
 export {

@@ -425,15 +425,14 @@ export function f64_attention_received(probs: usize, heads: i32, n: i32, out: us
 /**
  * MCTF's one-step-ahead correction (src/prune/mctf.ts, OneStepAheadAttention): with the m tokens
  * fused[0..m) of fused groups,
- *   pooled[h, g, i] = Σ_q share[q]·P_h[q, fused[i]]   over q with rowOf[q] = g, h then q in order
- *   out[g, h·v + c] = f32(out[g, h·v + c] + Σ_i pooled[h, g, i]·δ[i, h·v + c])   over i in order
+ *   pooled[h, g, i] = Σ_q share[q]·P_h[q, fused[i]]   over q with rowOf[q] = g, h then q in order (float64)
+ *   out[g, h·v + c] = f32(out[g, h·v + c] + Σ_i f32(pooled[h, g, i])·δ[i, h·v + c])   the sum in float32 over i in order
  *   probs: [H, t, t] float32   fused: [m] int32   rowOf: [t] int32   share: [t] float64
- *   delta: [m, H·v] float64   pooled: [H, rows, m] float64 scratch   sum: [rows, H·v] float64 scratch
- *   out: [rows, H·v] float32 (added to)
+ *   delta: [m, H·v] float32   pooled: [H, rows, m] float64 scratch   out: [rows, H·v] float32 (added to)
  */
-export function f64_fused_attention_correction(
+export function f32_fused_attention_correction(
   probs: usize, heads: i32, t: i32, fused: usize, m: i32, rowOf: usize, share: usize, rows: i32, delta: usize, v: i32,
-  pooled: usize, sum: usize, out: usize,
+  pooled: usize, out: usize,
 ): void {
   const width = heads * v;
   memory.fill(pooled, 0, (<usize>heads * <usize>rows * <usize>m) << 3);
@@ -448,59 +447,67 @@ export function f64_fused_attention_correction(
       }
     }
   }
-  // Two output rows × eight columns at a time: eight float64x2 sums kept in registers over i.
+  // The coefficients in float32, in place at the start of each [m] row of `pooled`.
+  const coefficients = pooled;
+  const total = heads * rows * m;
+  for (let j = 0; j < total; j++) store<f32>(coefficients + (<usize>j << 2), <f32>load<f64>(pooled + (<usize>j << 3)));
+  // Two output rows × sixteen columns at a time: eight float32x4 sums kept in registers over i.
+  const rowBytes = <usize>width << 2;
   for (let h = 0; h < heads; h++) {
-    const hv = <usize>(h * v) << 3;
+    const hv = <usize>(h * v) << 2;
     for (let g = 0; g < rows; g += 2) {
-      const g1 = min(g + 1, rows - 1); // an odd last row is computed twice
-      const p0 = pooled + ((<usize>(h * rows + g) * <usize>m) << 3);
-      const p1 = pooled + ((<usize>(h * rows + g1) * <usize>m) << 3);
-      const o0 = sum + ((<usize>g * <usize>width) << 3) + hv;
-      const o1 = sum + ((<usize>g1 * <usize>width) << 3) + hv;
+      const g1 = min(g + 1, rows - 1); // an odd last row is computed twice, and added once
+      const p0 = coefficients + ((<usize>(h * rows + g) * <usize>m) << 2);
+      const p1 = coefficients + ((<usize>(h * rows + g1) * <usize>m) << 2);
+      const o0 = out + <usize>g * rowBytes + hv;
+      const o1 = out + <usize>g1 * rowBytes + hv;
       let c = 0;
-      for (; c + 8 <= v; c += 8) {
-        let a0 = f64x2.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        let d = delta + hv + (<usize>c << 3);
-        for (let i = 0; i < m; i++, d += <usize>width << 3) {
-          const x0 = v128.load64_splat(p0 + (<usize>i << 3));
-          const x1 = v128.load64_splat(p1 + (<usize>i << 3));
+      for (; c + 16 <= v; c += 16) {
+        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        let d = delta + hv + (<usize>c << 2);
+        for (let i = 0; i < m; i++, d += rowBytes) {
+          const x0 = v128.load32_splat(p0 + (<usize>i << 2));
+          const x1 = v128.load32_splat(p1 + (<usize>i << 2));
           const d0 = v128.load(d), d1 = v128.load(d, 16), d2 = v128.load(d, 32), d3 = v128.load(d, 48);
-          a0 = f64x2.add(a0, f64x2.mul(x0, d0));
-          a1 = f64x2.add(a1, f64x2.mul(x0, d1));
-          a2 = f64x2.add(a2, f64x2.mul(x0, d2));
-          a3 = f64x2.add(a3, f64x2.mul(x0, d3));
-          b0 = f64x2.add(b0, f64x2.mul(x1, d0));
-          b1 = f64x2.add(b1, f64x2.mul(x1, d1));
-          b2 = f64x2.add(b2, f64x2.mul(x1, d2));
-          b3 = f64x2.add(b3, f64x2.mul(x1, d3));
+          a0 = f32x4.add(a0, f32x4.mul(x0, d0));
+          a1 = f32x4.add(a1, f32x4.mul(x0, d1));
+          a2 = f32x4.add(a2, f32x4.mul(x0, d2));
+          a3 = f32x4.add(a3, f32x4.mul(x0, d3));
+          b0 = f32x4.add(b0, f32x4.mul(x1, d0));
+          b1 = f32x4.add(b1, f32x4.mul(x1, d1));
+          b2 = f32x4.add(b2, f32x4.mul(x1, d2));
+          b3 = f32x4.add(b3, f32x4.mul(x1, d3));
         }
-        const cb = <usize>c << 3;
-        v128.store(o0 + cb, a0);
-        v128.store(o0 + cb, a1, 16);
-        v128.store(o0 + cb, a2, 32);
-        v128.store(o0 + cb, a3, 48);
-        v128.store(o1 + cb, b0);
-        v128.store(o1 + cb, b1, 16);
-        v128.store(o1 + cb, b2, 32);
-        v128.store(o1 + cb, b3, 48);
+        const cb = <usize>c << 2;
+        addTo(o0 + cb, a0, a1, a2, a3);
+        if (g1 != g) addTo(o1 + cb, b0, b1, b2, b3);
       }
       for (; c < v; c++) {
-        let a: f64 = 0, b: f64 = 0;
+        let a: f32 = 0, b: f32 = 0;
         for (let i = 0; i < m; i++) {
-          const dv = load<f64>(delta + ((<usize>i * <usize>width << 3) + hv + (<usize>c << 3)));
-          a += load<f64>(p0 + (<usize>i << 3)) * dv;
-          b += load<f64>(p1 + (<usize>i << 3)) * dv;
+          const dv = load<f32>(delta + <usize>i * rowBytes + hv + (<usize>c << 2));
+          a += load<f32>(p0 + (<usize>i << 2)) * dv;
+          b += load<f32>(p1 + (<usize>i << 2)) * dv;
         }
-        store<f64>(o0 + (<usize>c << 3), a);
-        store<f64>(o1 + (<usize>c << 3), b);
+        const q0 = o0 + (<usize>c << 2);
+        store<f32>(q0, load<f32>(q0) + a);
+        if (g1 != g) {
+          const q1 = o1 + (<usize>c << 2);
+          store<f32>(q1, load<f32>(q1) + b);
+        }
       }
     }
   }
-  const total = rows * width;
-  for (let j = 0; j < total; j++) {
-    const o = out + (<usize>j << 2);
-    store<f32>(o, <f32>(<f64>load<f32>(o) + load<f64>(sum + (<usize>j << 3))));
-  }
+}
+
+/** The sixteen float32 values at p += s0…s3. */
+// @ts-ignore: decorator
+@inline
+function addTo(p: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
+  v128.store(p, f32x4.add(v128.load(p), s0));
+  v128.store(p, f32x4.add(v128.load(p, 16), s1), 16);
+  v128.store(p, f32x4.add(v128.load(p, 32), s2), 32);
+  v128.store(p, f32x4.add(v128.load(p, 48), s3), 48);
 }
 
 /**

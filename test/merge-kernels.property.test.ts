@@ -178,16 +178,16 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
         fast.attentionReceived(f32(probs), heads, t, receivedWasm);
         expect(bits(receivedWasm)).toEqual(bits(received));
 
-        const v = 1 + (seed % 19); // below and above the kernel's blocks of 8
+        const v = 1 + (seed % 37); // below and above the kernel's blocks of 16
         const groups = 1 + Math.floor(rand() * t);
         const tokenRow = Int32Array.from({ length: t }, (_, q) => (q < groups ? q : Math.floor(rand() * groups)));
         const fused = Int32Array.from(Array.from({ length: t }, (_, q) => q).filter(() => rand() < 0.4));
         const share = Float64Array.from({ length: t }, () => rand());
-        const delta = Float64Array.from({ length: fused.length * heads * v }, () => rand() * 2 - 1);
-        const correction = new Float32Array(groups * heads * v);
+        const delta = Float32Array.from({ length: fused.length * heads * v }, () => rand() * 2 - 1);
+        const correction = Float32Array.from({ length: groups * heads * v }, () => rand() - 0.5); // added to
+        const correctionWasm = f32(correction);
         REFERENCE_MERGE_KERNELS.fusedAttentionCorrection(probs, heads, t, fused, fused.length, tokenRow, share, groups, delta, v, correction);
-        const correctionWasm = f32(new Float32Array(groups * heads * v));
-        fast.fusedAttentionCorrection(f32(probs), heads, t, i32(fused), fused.length, i32(tokenRow), f64(share), groups, f64(delta), v, correctionWasm);
+        fast.fusedAttentionCorrection(f32(probs), heads, t, i32(fused), fused.length, i32(tokenRow), f64(share), groups, f32(delta), v, correctionWasm);
         expect(bits(correctionWasm)).toEqual(bits(correction));
       }),
       { numRuns: 150 },

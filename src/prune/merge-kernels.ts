@@ -91,8 +91,8 @@ export interface MergeKernelLoops {
 
   /**
    * MCTF's one-step-ahead correction (mctf.ts): with the m tokens fused[0..m) of fused groups,
-   *   pooled[h, g, i] = Σ_{q: rowOf[q] = g} share[q]·P_h[q, fused[i]]        (h, then q, in order)
-   *   out[g, h·v + c] += Σ_i pooled[h, g, i]·delta[i, h·v + c]                 (i in order; the sum in float64, then added)
+   *   pooled[h, g, i] = Σ_{q: rowOf[q] = g} share[q]·P_h[q, fused[i]]       (float64; h, then q, in order)
+   *   out[g, h·v + c] += Σ_i f32(pooled[h, g, i])·delta[i, h·v + c]          (float32, i in order; then added)
    *   probs [H, t, t]   rowOf, share [t]   delta [m, H·v]   out [rows, H·v] (added to)
    */
   fusedAttentionCorrection(
@@ -104,7 +104,7 @@ export interface MergeKernelLoops {
     rowOf: Int32Array,
     share: Float64Array,
     rows: number,
-    delta: Float64Array,
+    delta: Float32Array,
     v: number,
     out: FloatArray,
   ): void;
@@ -143,7 +143,7 @@ export interface MergeWorkspace {
   readonly pooled: Float32Array; // [T, D] pooled rows
   readonly fused: Int32Array; // [T] MCTF's one-step-ahead: tokens of fused groups
   readonly share: Float64Array; // [T]
-  readonly delta: Float64Array; // [T, H·v]
+  readonly delta: Float32Array; // [T, H·v]
 }
 
 const { fround } = Math;
@@ -303,19 +303,16 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
         for (let i = 0; i < m; i++) pooled[o + i] += share[q] * probs[pRow + fused[i]];
       }
     }
-    const sum = new Float64Array(rows * width);
     for (let g = 0; g < rows; g++) {
       for (let h = 0; h < H; h++) {
-        const o = g * width + h * v;
         const pRow = (h * rows + g) * m;
-        for (let i = 0; i < m; i++) {
-          const coefficient = pooled[pRow + i];
-          const d = i * width + h * v;
-          for (let c = 0; c < v; c++) sum[o + c] += coefficient * delta[d + c];
+        for (let c = 0; c < v; c++) {
+          let sum = 0;
+          for (let i = 0; i < m; i++) sum = fround(sum + fround(fround(pooled[pRow + i]) * delta[i * width + h * v + c]));
+          out[g * width + h * v + c] = fround(out[g * width + h * v + c] + sum);
         }
       }
     }
-    for (let j = 0; j < rows * width; j++) out[j] += sum[j];
   },
 
   pitomeEnergy(cosines, n, margin, alpha, energy) {
@@ -378,7 +375,7 @@ function makeWorkspace(cfg: ViTConfig, T: number, allocate: WorkspaceAllocator):
     pooled: allocate.f32(T * cfg.dim),
     fused: allocate.i32(T),
     share: allocate.f64(T),
-    delta: allocate.f64(T * cfg.heads * cfg.vDim),
+    delta: allocate.f32(T * cfg.heads * cfg.vDim),
   };
 }
 
@@ -432,7 +429,7 @@ interface MergeExports {
   ): void;
   f64_attention_received(probs: number, heads: number, n: number, out: number): void;
   f64_mctf_affinity(W: number, nA: number, nB: number, similarity: boolean, info: number, size: number): void;
-  f64_fused_attention_correction(
+  f32_fused_attention_correction(
     probs: number,
     heads: number,
     t: number,
@@ -444,7 +441,6 @@ interface MergeExports {
     delta: number,
     v: number,
     pooled: number,
-    sum: number,
     out: number,
   ): void;
   f64_pitome_energy(cosines: number, n: number, margin: number, alpha: number, energy: number): void;
@@ -607,9 +603,7 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
       checkIndices('fusedAttentionCorrection fused', fused, m, t);
       checkIndices('fusedAttentionCorrection rowOf', rowOf, t, rows);
       const width = heads * v;
-      const pooledBytes = 8 * heads * rows * m;
-      const work = scratch.at(pooledBytes + 8 * rows * width);
-      wasm.f64_fused_attention_correction(
+      wasm.f32_fused_attention_correction(
         f32(probs, heads * t * t, 'fusedAttentionCorrection probs'),
         heads,
         t,
@@ -618,10 +612,9 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
         address(rowOf, t, 'fusedAttentionCorrection rowOf'),
         address(share, t, 'fusedAttentionCorrection share'),
         rows,
-        address(delta, m * width, 'fusedAttentionCorrection delta'),
+        f32(delta, m * width, 'fusedAttentionCorrection delta'),
         v,
-        work,
-        work + pooledBytes,
+        scratch.at(8 * heads * rows * m),
         f32(out, rows * width, 'fusedAttentionCorrection out'),
       );
     },
