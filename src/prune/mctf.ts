@@ -289,11 +289,13 @@ class OneStepAheadAttention {
     const { fused, delta, share } = workspace;
     let m = 0;
     for (let q = 0; q < t; q++) if (slot[rowOf[q]] >= 0) fused[m++] = q;
+    const { fusedValues } = this;
+    const qkv = state.qkv;
     for (let i = 0; i < m; i++) {
       const kTok = fused[i];
       const own = kTok * stride + valueOffset(0);
       const shared = slot[rowOf[kTok]] * width;
-      for (let c = 0; c < width; c++) delta[i * width + c] = this.fusedValues[shared + c] - state.qkv[own + c];
+      for (let c = 0; c < width; c++) delta[i * width + c] = fusedValues[shared + c] - qkv[own + c];
     }
 
     // o'[g'] += Σ_i P̄_h[g', i] δ_i,h with P̄_h[g', i] = Σ_{q→g'} ŵ_q P_h[q, fused_i].
