@@ -1,7 +1,7 @@
 /**
- * An exact reduction no method takes yet (docs/methods.md): after the last block's attention only
- * the prefix tokens reach the logits (the MLP is per token; the final norm and the head read the
- * prefix rows), so dropping every patch token there, before the last MLP, leaves the logits
+ * The exact tail (src/prune/exact-tail.ts, docs/methods.md): after the last block's attention
+ * only the prefix tokens reach the logits (the MLP is per token; the final norm and the head read
+ * the prefix rows), so dropping every patch token there, before the last MLP, leaves the logits
  * bit-identical and saves that MLP on the patches. Checks both on the first `--images N` dev
  * images of each model and prints the GMACs ratio.
  *
@@ -14,7 +14,7 @@ import { loadImageTensor } from '../src/image/file.js';
 import { createKernels } from '../src/kernels/index.js';
 import { denseGmacs } from '../src/model/gmacs.js';
 import { ViTRunner } from '../src/model/vit.js';
-import { evitHooks } from '../src/prune/evit.js';
+import { exactTailHooks } from '../src/prune/exact-tail.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,7 +28,7 @@ for (const spec of values.models!.split(',')) {
   const model = await loadModelSpec(spec, { quiet: true });
   const cfg = model.config;
   const runner = new ViTRunner(model, kernels);
-  const lastBlockPrefixOnly = evitHooks({ keepRate: 0, fuse: false, blocks: [cfg.depth - 1] }); // top-k keeping no patch
+  const lastBlockPrefixOnly = exactTailHooks({}, cfg.depth);
   const files = listImages(values.folder!).slice(0, Number(values.images));
   let identical = 0;
   let gmacs = 0;

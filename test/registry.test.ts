@@ -104,16 +104,38 @@ describe('the method registry', () => {
     }
   });
 
-  it("auto: the method of the budget's band, reported with its settings, and the same run again from them", async () => {
+  it("auto: the method of the budget's band with the exact tail, within 1 % of the budget, and the same run again from its settings", async () => {
     expect([0.95, 0.87, 0.78, 0.74, 0.7, 0.65, 0.62].map(autoMethodFor)).toEqual(['ppt', 'ppt', 'ppt', 'ppt', 'mctf', 'mctf', 'mctf']);
+    const dense = denseGmacs(cfg);
     for (const budget of [0.87, 0.65]) {
       const auto = await planPruning(cfg, { method: 'auto', budget });
-      const chosen = await planPruning(cfg, { method: autoMethodFor(budget), budget });
-      expect(auto.settings).toEqual({ method: autoMethodFor(budget), settings: chosen.settings });
-      expect(auto.gmacs).toBe(chosen.gmacs);
+      const { method, settings, exactTail } = auto.settings as { method: string; settings: unknown; exactTail: boolean };
+      expect(method).toBe(autoMethodFor(budget));
+      expect(exactTail).toBe(true);
+      expect(Math.abs(auto.gmacs! / dense / budget - 1)).toBeLessThanOrEqual(0.01);
+      expect(auto.tokens!.at(-1)!.mlp).toBe(1); // the last MLP on CLS only
+      // the chosen method at the settings auto found, with and without the tail: the same logits, the tail's GMACs fewer
+      const chosen = await planPruning(cfg, { method, settings });
+      const withTail = runner.forward(images[0], auto.hooks(0));
+      expect(Array.from(withTail.logits)).toEqual(Array.from(runner.forward(images[0], chosen.hooks(0)).logits));
+      expect(withTail.gmacs).toBe(auto.gmacs);
+      expect(auto.gmacs!).toBeLessThan(chosen.gmacs!);
       const again = await planPruning(cfg, { method: 'auto', settings: JSON.parse(JSON.stringify(auto.settings)) });
-      expect(Array.from(runner.forward(images[0], again.hooks(0)).logits)).toEqual(Array.from(runner.forward(images[0], chosen.hooks(0)).logits));
+      expect(Array.from(runner.forward(images[0], again.hooks(0)).logits)).toEqual(Array.from(withTail.logits));
+      expect(again.gmacs).toBe(auto.gmacs);
     }
+    // a file written before the tail (no "exactTail") runs the method alone
+    const old = await planPruning(cfg, { method: 'auto', settings: { method: 'ppt', settings: { r: 8, blocks: [3, 6, 9] } } });
+    expect(old.gmacs).toBe((await planPruning(cfg, { method: 'ppt', settings: { r: 8, blocks: [3, 6, 9] } })).gmacs);
+    // DeiT-Tiny's shape: at 0.95 the tail and PPT r 1 (the tail alone: 0.954); at 0.99, above what the tail leaves, PPT alone
+    const deitT = configFromDims({ dim: 192, depth: 12, heads: 3 });
+    const at95 = await planPruning(deitT, { method: 'auto', budget: 0.95 });
+    expect(at95.settings).toMatchObject({ method: 'ppt', settings: { r: 1 }, exactTail: true });
+    expect(Math.abs(at95.gmacs! / denseGmacs(deitT) / 0.95 - 1)).toBeLessThanOrEqual(0.01);
+    expect((await planPruning(deitT, { method: 'auto', budget: 0.99 })).settings).not.toHaveProperty('exactTail');
+    await expect(planPruning(cfg, { method: 'auto', settings: { method: 'ppt', settings: { r: 8 }, exactTail: 'yes' } })).rejects.toThrow(
+      /"exactTail", true or false/,
+    );
     await expect(planPruning(cfg, { method: 'auto', keep: 0.5 })).rejects.toThrow(/expected exactly one of budget, settings/);
     await expect(planPruning(cfg, { method: 'auto', budget: 0.7, options: { seed: 1 } })).rejects.toThrow(/auto takes no options/);
   });

@@ -1,12 +1,16 @@
-import { UsageError } from '../errors.js';
+import { ScheduleError, UsageError } from '../errors.js';
+import { denseGmacs, modelGmacs, type BlockTokens } from '../model/gmacs.js';
 import type { ViTConfig } from '../model/types.js';
-import { settingsObject, type PlanContext, type PruneRequest, type PruningPlan, type TokenMethod } from './method.js';
+import { exactTailHooks, exactTailSaving, withExactTail } from './exact-tail.js';
+import { settingsObject, type PlanContext, type PruningPlan, type TokenMethod } from './method.js';
 
 /**
  * `auto`: the best training-free reduction we measured for the requested budget, as a
- * documented per-budget choice among the registry's methods (docs/methods.md). A budget picks
- * the method of the first band whose lower edge it reaches; the plan is that method's plan for
- * the same budget, reported as {"method": …, "settings": …} so that it runs again from JSON.
+ * documented per-budget choice among the registry's methods (docs/methods.md), plus the exact
+ * tail (exact-tail.ts: the patch tokens go before the last MLP, which changes no logit). A budget
+ * picks the method of the first band whose lower edge it reaches; the plan is that method's plan
+ * for the budget it and the tail reach together, reported as {"method": …, "settings": …,
+ * "exactTail": true} so that it runs again from JSON.
  *
  * The bands were decided on the even half of the 500 dev images (DeiT-Tiny at budgets 0.95,
  * 0.87, 0.78, 0.70, 0.65, 0.62; ViT-Tiny at 0.87, 0.70, 0.65) among the methods that need no
@@ -35,17 +39,72 @@ export function autoMethodFor(budget: number): string {
 }
 
 /**
+ * `plan` (of the method `name`) with the exact tail (exact-tail.ts): the patch tokens go before the
+ * last MLP, which changes no logit; reported as {"method", "settings", "exactTail": true}.
+ */
+function withTail(cfg: ViTConfig, name: string, plan: PruningPlan & { tokens: readonly BlockTokens[] }): PruningPlan {
+  const tokens = withExactTail(cfg, plan.tokens);
+  return {
+    ...plan,
+    method: 'auto',
+    settings: { method: name, settings: plan.settings, exactTail: true },
+    tokens,
+    gmacs: modelGmacs(cfg, tokens),
+    hooks: (i) => exactTailHooks(plan.hooks(i), cfg.depth),
+    stagedHooks: (i, onStage) =>
+      exactTailHooks(plan.stagedHooks(i, onStage), cfg.depth, (removed) => onStage({ after: cfg.depth, hook: 'attention', stage: 'exact tail', removed })),
+  };
+}
+
+/** `plan` as auto's, without the exact tail. */
+function plain(name: string, plan: PruningPlan): PruningPlan {
+  return { ...plan, method: 'auto', settings: { method: name, settings: plan.settings } };
+}
+
+/**
+ * `method` planned so that it and the exact tail together cost `budget` (within 1 %): the method
+ * at a higher budget, raised by what the tail saves (a few rounds, the saving depending on the
+ * tokens the method leaves). Without the tail where its counts depend on the image, or where
+ * even the dense model with the tail costs less than the budget allows (above ≈ 0.96 × dense).
+ */
+async function planWithTail(cfg: ViTConfig, name: string, method: TokenMethod, budget: number, context?: PlanContext): Promise<PruningPlan> {
+  const dense = denseGmacs(cfg);
+  const first = await method.plan(cfg, { budget }, context);
+  let plan = first;
+  let best: { plan: PruningPlan & { tokens: readonly BlockTokens[] }; miss: number } | null = null;
+  let target = budget;
+  for (let round = 0; round < 4 && plan.tokens; round++) {
+    const tokens = plan.tokens;
+    const total = (plan.gmacs! - exactTailSaving(cfg, tokens) / 1e9) / dense;
+    const miss = Math.abs(total / budget - 1);
+    if (miss <= 0.01 && (!best || miss < best.miss)) best = { plan: { ...plan, tokens }, miss };
+    const next = Math.min(1, target + budget - total);
+    if (next === target) break;
+    target = next;
+    try {
+      plan = await method.plan(cfg, { budget: target }, context);
+    } catch (error) {
+      if (error instanceof ScheduleError) break; // a budget its knob cannot reach within 1 %
+      throw error;
+    }
+  }
+  if (!best && first.tokens && target < 1) {
+    // the knob could not follow: the method at its dense end (nothing removed) with the tail alone
+    const whole = await method.plan(cfg, { budget: 1 }, context);
+    const total = whole.tokens && (whole.gmacs! - exactTailSaving(cfg, whole.tokens) / 1e9) / dense;
+    if (whole.tokens && total !== null && Math.abs(total / budget - 1) <= 0.01) best = { plan: { ...whole, tokens: whole.tokens }, miss: 0 };
+  }
+  return best ? withTail(cfg, name, best.plan) : plain(name, first);
+}
+
+/**
  * `auto` over the methods `lookup` finds (the registry; given, not imported, so that the
  * registry can list `auto` beside the methods it chooses from).
  */
 export function autoMethod(lookup: (name: string) => TokenMethod): TokenMethod {
-  const delegate = async (cfg: ViTConfig, name: string, request: PruneRequest, context?: PlanContext): Promise<PruningPlan> => {
-    const plan = await lookup(name).plan(cfg, request, context);
-    return { ...plan, method: 'auto', settings: { method: name, settings: plan.settings } };
-  };
   return {
     name: 'auto',
-    summary: `the best method we measured for the budget: ${AUTO_BANDS.map((b, i) => `${b.method} ${i === 0 ? `from ${b.from}` : `below ${AUTO_BANDS[i - 1].from}`}`).join(', ')} × dense GMACs (docs/methods.md)`,
+    summary: `the best method we measured for the budget: ${AUTO_BANDS.map((b, i) => `${b.method} ${i === 0 ? `from ${b.from}` : `below ${AUTO_BANDS[i - 1].from}`}`).join(', ')} × dense GMACs, with the patch tokens dropped before the last MLP, which changes no logit (docs/methods.md)`,
     removal: 'merged',
     counts: 'fixed',
     takesKeep: false,
@@ -59,14 +118,20 @@ export function autoMethod(lookup: (name: string) => TokenMethod): TokenMethod {
       if (request.budget !== undefined && request.keep === undefined && request.settings === undefined) {
         if (!(request.budget > 0 && request.budget <= 1))
           throw new UsageError(`method auto: expected a budget in (0, 1] of the dense model's GMACs, found ${request.budget}`);
-        return delegate(cfg, autoMethodFor(request.budget), { budget: request.budget }, context);
+        const name = autoMethodFor(request.budget);
+        return planWithTail(cfg, name, lookup(name), request.budget, context);
       }
       if (request.settings !== undefined && request.budget === undefined && request.keep === undefined) {
         const source = request.settingsSource ?? 'settings';
-        const { method, settings } = settingsObject(request.settings, ['method', 'settings'], source);
+        const { method, settings, exactTail } = settingsObject(request.settings, ['method', 'settings', 'exactTail'], source);
         if (typeof method !== 'string' || method === 'auto')
           throw new UsageError(`${source}: expected "method", the name of the method auto chose, found ${JSON.stringify(method)}`);
-        return delegate(cfg, method, { settings, settingsSource: source }, context);
+        if (!(exactTail === undefined || typeof exactTail === 'boolean'))
+          throw new UsageError(`${source}: expected "exactTail", true or false, found ${JSON.stringify(exactTail)}`);
+        const plan = await lookup(method).plan(cfg, { settings, settingsSource: source }, context);
+        if (!exactTail) return plain(method, plan);
+        if (!plan.tokens) throw new UsageError(`${source}: "exactTail" needs a method whose token counts are fixed; ${method}'s depend on the image`);
+        return withTail(cfg, method, { ...plan, tokens: plan.tokens });
       }
       throw new UsageError('method auto: expected exactly one of budget, settings');
     },

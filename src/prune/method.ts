@@ -56,6 +56,8 @@ export interface PruningPlan {
   readonly settings: unknown;
   /** GMACs per image: exact for fixed token counts; per-image methods: the calibration images' mean, null when not measured. */
   readonly gmacs: number | null;
+  /** The executed token counts per block, for methods whose counts are fixed (null: they depend on the image). */
+  readonly tokens: readonly BlockTokens[] | null;
   /** Hooks for the image with this index in a run (random drop draws per image). */
   hooks(imageIndex: number): ForwardHooks;
   /** The same run reporting each removal stage: the method's own stages, or every reduction as one. */
@@ -189,7 +191,8 @@ export function defineMethod<S, O extends Record<string, OptionValue> = Record<n
         if (!spec.fromJson) throw new UsageError(`method ${spec.name} has no settings of its own to read: it takes ${takes.join(' or ')}`);
         settings = spec.fromJson(cfg, settingsJson, o, request.settingsSource ?? 'settings');
       }
-      const gmacs = spec.tokens ? modelGmacs(cfg, spec.tokens(cfg, settings, o)) : measured;
+      const tokens = spec.tokens ? spec.tokens(cfg, settings, o) : null;
+      const gmacs = tokens ? modelGmacs(cfg, tokens) : measured;
       const hooks = spec.hooks(settings, o);
       const staged = spec.stagedHooks;
       return {
@@ -197,6 +200,7 @@ export function defineMethod<S, O extends Record<string, OptionValue> = Record<n
         removal: spec.removal,
         settings: spec.describe(settings, o),
         gmacs,
+        tokens,
         hooks,
         stagedHooks: (imageIndex, onStage) => (staged ? staged(settings, o, onStage)(imageIndex) : reductionStages(hooks(imageIndex), onStage)),
       };
