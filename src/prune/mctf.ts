@@ -266,12 +266,9 @@ class OneStepAheadAttention {
     const merge = mergeKernels(k);
     const workspace = merge.workspace(state.model);
     const members = new Int32Array(rows);
-    const total = new Float64Array(rows);
-    for (let q = 0; q < t; q++) {
-      members[rowOf[q]]++;
-      total[rowOf[q]] += weights[q];
-    }
+    for (let q = 0; q < t; q++) members[rowOf[q]]++;
     poolTokens(state.attnOut, width, weights, null, rowOf, rows, this.out, merge, workspace);
+    const { total } = workspace; // [rows] Σ_{q→g} w_q, summed by the pooling in q order
 
     // V(LN1(x'_g)) of the groups with more than one token, at their slot.
     const slot = new Int32Array(rows).fill(-1);
