@@ -1,5 +1,5 @@
 import { REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
-import type { TomeMatching } from './tome.js';
+import { writeKeptA, type TomeMatching } from './tome.js';
 
 /**
  * MCTF's multi-criteria bipartite matching (Lee, Choi, Kim, CVPR 2024, "Multi-criteria Token
@@ -138,7 +138,7 @@ export function mctfMatching(
   let count = 0;
   for (let i = firstA; i < nA; i++) if (!fusedA[i]) candidates[count++] = i;
   kernels.columnArgmax(W, nA, nB, candidates, count, firstB, best2, partner2);
-  const rankedB = bidirectional ? ranked(best2, firstB, nB).slice() : Int32Array.from({ length: nB - firstB }, (_, k) => firstB + k);
+  const rankedB = bidirectional ? ranked(best2, firstB, nB) : Int32Array.from({ length: nB - firstB }, (_, k) => firstB + k);
   const sources2 = rankedB.subarray(0, r2);
   if (r2 > 0 && count === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
   const landsOn = new Int32Array(nB).fill(-1); // the A a fused B token lands on
@@ -159,12 +159,7 @@ export function mctfMatching(
   }
   // Output order: the unfused A by position (CLS first, then DIST when distilled), then the remaining B.
   const order = new Int32Array(t - r);
-  let o = 0;
-  for (let i = 0; i < nA; i++) {
-    if (fusedA[i]) continue;
-    order[o++] = 2 * i;
-    if (i === 0 && prefix >= 2) order[o++] = 1;
-  }
+  let o = writeKeptA(order, fusedA, nA, prefix);
   for (let k = r2; k < rankedB.length; k++) order[o++] = 2 * rankedB[k] + 1; // DIST (B 0) is not among them
   return { sources: sources.subarray(0, e), destinations: destinations.subarray(0, e), order: order.subarray(0, o) };
 }

@@ -129,14 +129,24 @@ export function bipartiteSoftMatching(
   }
   // [unmerged A, B] by position; distilled: [CLS, DIST, other unmerged A, other B]
   const order = new Int32Array(t - r);
+  let o = writeKeptA(order, merged, nA, prefix);
+  for (let j = prefix >= 2 ? 1 : 0; j < nB; j++) order[o++] = 2 * j + 1;
+  return { sources, destinations, order, scores: best.slice(0, nA) };
+}
+
+/**
+ * The start of a bipartite matching's output order: the A tokens (positions 2i) not `merged`, by
+ * position, with DIST (position 1, in B) right after the first of them (CLS, which never merges)
+ * when `prefix` ≥ 2. Written into `order`; returns how many.
+ */
+export function writeKeptA(order: Int32Array, merged: Uint8Array, nA: number, prefix: number): number {
   let o = 0;
   for (let i = 0; i < nA; i++) {
     if (merged[i]) continue;
     order[o++] = 2 * i;
     if (o === 1 && prefix >= 2) order[o++] = 1;
   }
-  for (let j = prefix >= 2 ? 1 : 0; j < nB; j++) order[o++] = 2 * j + 1;
-  return { sources, destinations, order, scores: best.slice(0, nA) };
+  return o;
 }
 
 /**
