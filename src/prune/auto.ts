@@ -69,13 +69,15 @@ function plain(name: string, plan: PruningPlan): PruningPlan {
  */
 async function planWithTail(cfg: ViTConfig, name: string, method: TokenMethod, budget: number, context?: PlanContext): Promise<PruningPlan> {
   const dense = denseGmacs(cfg);
+  /** The fraction of dense GMACs a plan of `gmacs` with these token counts costs with the tail. */
+  const withTailFraction = (gmacs: number, tokens: readonly BlockTokens[]) => (gmacs - exactTailSaving(cfg, tokens) / 1e9) / dense;
   const first = await method.plan(cfg, { budget }, context);
   let plan = first;
   let best: { plan: PruningPlan & { tokens: readonly BlockTokens[] }; miss: number } | null = null;
   let target = budget;
   for (let round = 0; round < 4 && plan.tokens; round++) {
     const tokens = plan.tokens;
-    const total = (plan.gmacs! - exactTailSaving(cfg, tokens) / 1e9) / dense;
+    const total = withTailFraction(plan.gmacs!, tokens);
     const miss = Math.abs(total / budget - 1);
     if (miss <= 0.01 && (!best || miss < best.miss)) best = { plan: { ...plan, tokens }, miss };
     const next = Math.min(1, target + budget - total);
@@ -91,8 +93,8 @@ async function planWithTail(cfg: ViTConfig, name: string, method: TokenMethod, b
   if (!best && first.tokens && target < 1) {
     // the knob could not follow: the method at its dense end (nothing removed) with the tail alone
     const whole = await method.plan(cfg, { budget: 1 }, context);
-    const total = whole.tokens && (whole.gmacs! - exactTailSaving(cfg, whole.tokens) / 1e9) / dense;
-    if (whole.tokens && total !== null && Math.abs(total / budget - 1) <= 0.01) best = { plan: { ...whole, tokens: whole.tokens }, miss: 0 };
+    if (whole.tokens && Math.abs(withTailFraction(whole.gmacs!, whole.tokens) / budget - 1) <= 0.01)
+      best = { plan: { ...whole, tokens: whole.tokens }, miss: 0 };
   }
   return best ? withTail(cfg, name, best.plan) : plain(name, first);
 }
