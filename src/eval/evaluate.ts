@@ -8,13 +8,17 @@ import { loadOnThisThread, type ImageLoader } from './image-loader.js';
 import type { ImageWorkerPool } from './image-workers.js';
 import { klDivergence, topK } from './metrics.js';
 
-export interface ImageResult {
-  file: string; // base name
-  label: number | null;
+/** One variant's outcome on one image. */
+export interface VariantRun {
   top5: number[];
   logits: Float32Array; // [numClasses]
   gmacs: number;
   ms: number; // forward pass only (decode and preprocessing excluded)
+}
+
+export interface ImageResult extends VariantRun {
+  file: string; // base name
+  label: number | null;
 }
 
 export interface EvalResult {
@@ -69,16 +73,22 @@ export interface EvalOptions {
 export async function evaluateVariants(runner: ViTRunner, images: LabelledImage[], variants: Variant[], opts: EvalOptions = {}): Promise<EvalResult[]> {
   const bar = createProgress({ label: 'eval', total: images.length * variants.length, unit: 'items', enabled: opts.progress ?? true });
   const results: ImageResult[][] = variants.map(() => []);
+  /** Image i's runs, one per variant, into each variant's results. */
+  const record = (i: number, runs: readonly VariantRun[]) => {
+    const { file, label } = images[i];
+    runs.forEach((r, j) => {
+      results[j].push({ file: basename(file), label, ...r });
+    });
+  };
   if (opts.workers) {
     const outcomes = await opts.workers.run(images, variants.length, bar);
     outcomes.forEach((outcome, i) => {
-      const { file, label } = images[i];
       if (outcome instanceof ImageError) {
         if (!opts.onUnreadable) throw outcome;
         opts.onUnreadable(images[i], outcome);
         return;
       }
-      outcome.forEach((r, j) => results[j].push({ file: basename(file), label, ...r }));
+      record(i, outcome);
     });
     bar.done();
     return results.map(summarise);
@@ -91,7 +101,6 @@ export async function evaluateVariants(runner: ViTRunner, images: LabelledImage[
   };
   let next = load(0);
   for (let i = 0; i < images.length; i++) {
-    const { file, label } = images[i];
     let input: Float32Array;
     try {
       input = await next!;
@@ -103,19 +112,24 @@ export async function evaluateVariants(runner: ViTRunner, images: LabelledImage[
       continue;
     }
     next = load(i + 1);
-    variants.forEach((v, j) => {
-      const hooks = v.hooks?.(i);
-      const t0 = performance.now();
-      const { logits, gmacs } = (v.runner ?? runner).forward(input, hooks);
-      const ms = performance.now() - t0;
-      results[j].push({ file: basename(file), label, top5: topK(logits, 5), logits, gmacs, ms });
-    });
+    record(i, runVariants(runner, variants, input, i));
     bar.tick(variants.length);
     // Yield to the event loop now and then so the progress bar and signals get through.
     if (i % 16 === 15) await new Promise((r) => setImmediate(r));
   }
   bar.done();
   return results.map(summarise);
+}
+
+/** Every variant on `input`, the run's image `index` (its hooks are the image's), timed one by one. */
+export function runVariants(runner: ViTRunner, variants: readonly Variant[], input: Float32Array, index: number): VariantRun[] {
+  return variants.map((v) => {
+    const hooks = v.hooks?.(index);
+    const t0 = performance.now();
+    const { logits, gmacs } = (v.runner ?? runner).forward(input, hooks);
+    const ms = performance.now() - t0;
+    return { top5: topK(logits, 5), logits, gmacs, ms };
+  });
 }
 
 /** Evaluate one way of running the model. */

@@ -1,11 +1,11 @@
 /**
- * A thread of runImagesInWorkers (image-workers.ts) (Node only): builds the variants once, then
+ * A thread of an ImageWorkerPool (image-workers.ts) (Node only): builds the variants once, then
  * for each image it is sent reads, decodes and preprocesses it and runs every variant on it.
  */
 import { loadImageTensor } from '../image/file.js';
 import { currentPlatform } from '../kernels/platform.js';
-import type { ImageWorkerAnswer, ImageWorkerRequest, VariantSetup, WorkerVariantResult } from './image-workers.js';
-import { topK } from './metrics.js';
+import { runVariants } from './evaluate.js';
+import type { ImageWorkerAnswer, ImageWorkerRequest, VariantSetup } from './image-workers.js';
 
 const parent = (await currentPlatform()).parent();
 const reply = (answer: ImageWorkerAnswer): void => parent.post(answer);
@@ -33,14 +33,7 @@ parent.onMessage(async (data) => {
     return;
   }
   try {
-    const results: WorkerVariantResult[] = variants.map((v) => {
-      const hooks = v.hooks?.(index);
-      const start = performance.now();
-      const { logits, gmacs } = (v.runner ?? runner).forward(input, hooks);
-      const ms = performance.now() - start;
-      return { top5: topK(logits, 5), logits, gmacs, ms };
-    });
-    reply({ kind: 'result', index, results });
+    reply({ kind: 'result', index, results: runVariants(runner, variants, input, index) });
   } catch (error) {
     // Not an unreadable image: the caller fails the evaluation with it.
     const { message } = describe(error);

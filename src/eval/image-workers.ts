@@ -3,7 +3,7 @@ import { currentPlatform, siblingModule, type ThreadHandle } from '../kernels/pl
 import type { ViTRunner } from '../model/vit.js';
 import type { Progress } from '../util/progress.js';
 import type { LabelledImage } from './dataset.js';
-import type { Variant } from './evaluate.js';
+import type { Variant, VariantRun } from './evaluate.js';
 
 /**
  * Evaluation with one image per thread: each of `threads` worker threads builds its
@@ -30,20 +30,12 @@ export interface VariantSetup {
   variants: Variant[];
 }
 
-/** One variant's outcome on one image, as a worker sends it. */
-export interface WorkerVariantResult {
-  top5: number[];
-  logits: Float32Array;
-  gmacs: number;
-  ms: number;
-}
-
 /** Messages to an image worker (image-worker.ts) and from it. */
 export type ImageWorkerRequest = { kind: 'setup'; module: string; name: string; arg: unknown } | { kind: 'image'; index: number; file: string };
 export type ImageWorkerAnswer =
   | { kind: 'ready' }
   | { kind: 'failed'; error: { name: string; message: string } }
-  | { kind: 'result'; index: number; results: WorkerVariantResult[] }
+  | { kind: 'result'; index: number; results: VariantRun[] }
   | { kind: 'result'; index: number; error: { name: string; message: string } };
 
 /** Images each worker holds at once: the next one is queued while it runs one, so it never waits for the caller. */
@@ -95,8 +87,8 @@ export class ImageWorkerPool {
    * Runs `variants` variants on every image; returns per image its variants' results, or the
    * ImageError that made it unreadable (any other error fails the run). One run at a time.
    */
-  async run(images: readonly LabelledImage[], variants: number, bar: Progress): Promise<(WorkerVariantResult[] | ImageError)[]> {
-    const outcomes: (WorkerVariantResult[] | ImageError)[] = new Array(images.length);
+  async run(images: readonly LabelledImage[], variants: number, bar: Progress): Promise<(VariantRun[] | ImageError)[]> {
+    const outcomes: (VariantRun[] | ImageError)[] = new Array(images.length);
     for (const thread of this.threads) thread.handle.keepAlive(true);
     let next = 0;
     let finished = 0;
