@@ -1,8 +1,8 @@
 // Kernels of the merging and fusion methods ToMe, MCTF and PiToMe (src/prune/merge-kernels.ts holds
 // the TypeScript oracles). Like prune.ts, they are BIT-IDENTICAL to the oracles: every reduction
-// (float64, or float32 for the cosines) runs in the oracle's order (SIMD lanes hold independent sums, never parts of one sum),
-// a product that is not exact (float64 × float64) is a separate multiply and add, never fused, and
-// element-wise operations are correctly rounded in both languages. So the scores, rankings and
+// (float64, or float32 for the cosines) runs in the oracle's order (SIMD lanes hold independent
+// sums, never parts of one sum), a product that is not exact is a separate multiply and add,
+// never fused, and element-wise operations are correctly rounded in both languages. So the scores, rankings and
 // merged tokens computed here are the oracle's, ties included.
 // Pointers are byte addresses; counts and strides are in elements.
 

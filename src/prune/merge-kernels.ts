@@ -10,10 +10,10 @@ import { qkvLayout, type QkvLayout } from '../model/types.js';
  * mctf-matching.ts, PiToMe pitome.ts), apart from the forward pass's Kernels, as
  * zero-tprune-kernels.ts does for Zero-TPrune. Two implementations: the TypeScript oracles below
  * (any backend), and the wasm builds' (assembly/merge.ts) on the wasm backend, working where the
- * block's tensors lie. Every implementation returns results BIT-IDENTICAL to the oracles (the same
- * reductions, float32 for the cosines and float64 for the rest, in the same order), so matchings, merged tokens and sizes never depend on
- * the backend. The methods assemble their decisions (who merges where, the output order) from
- * these results in their own TypeScript.
+ * block's tensors lie. Every implementation returns results BIT-IDENTICAL to the oracles (the
+ * same reductions, float32 for the cosines and float64 for the rest, in the same order), so
+ * matchings, merged tokens and sizes never depend on the backend. The methods assemble their
+ * decisions (who merges where, the output order) from these results in their own TypeScript.
  */
 export interface MergeKernels extends MergeKernelLoops {
   /** The forward-pass backend whose buffers these kernels work on. */
