@@ -313,5 +313,14 @@ describe('vitprune prune-channels --learn', () => {
     }
     const bad = await run(...learn, '--init', 'random', '--out', path.join(tmp, 'x'));
     expect(bad.stderr).toContain('--init expects one of scores, uniform, calibrated');
+    // 0 fine-tuning epochs is a documented setting (no reweight training after the gates); below it, the bound
+    const noFinetune = path.join(tmp, 'out-no-finetune');
+    const zero = await run(...learn, '--backend', 'reference', '--epochs', '1', '--finetune-epochs', '0', '--batch', '2', '--out', noFinetune, '--json');
+    expect(zero.code).toBe(0);
+    expect(zero.stderr).not.toContain('finetuning epoch');
+    const negative = await run(...learn, '--finetune-epochs=-1', '--out', path.join(tmp, 'y'));
+    expect(negative.stderr).toContain("--finetune-epochs expects an integer ≥ 0, got '-1'");
+    const noEpochs = await run(...learn, '--epochs', '0', '--out', path.join(tmp, 'z'));
+    expect(noEpochs.stderr).toContain("--epochs expects a positive integer, got '0'");
   });
 });

@@ -84,12 +84,12 @@ export function helpText(spec: CommandSpec): string {
   return [`${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Options:', ...rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`), ''].join('\n');
 }
 
-/** A positive integer option, or the default. */
-export function intOption(values: Parsed['values'], name: string, fallback?: number): number | undefined {
+/** An integer option of at least `min` (default 1: a positive integer), or the default. */
+export function intOption(values: Parsed['values'], name: string, fallback?: number, min = 1): number | undefined {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} expects a positive integer, got '${raw}'`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} expects ${min === 1 ? 'a positive integer' : `an integer ≥ ${min}`}, got '${raw}'`);
   return n;
 }
 

@@ -71,10 +71,9 @@ export const LEARN_OPTIONS: CommandSpec['options'] = {
   seed: { type: 'string', valueName: 'S', default: String(D.seed), help: "--learn: seed of the image order and the correction's initial values" },
 };
 
+/** An integer option of at least `min` (every one here has a default). */
 function integer(values: Parsed['values'], name: string, min: number): number {
-  const n = intOption(values, name)!;
-  if (!(Number.isInteger(n) && n >= min)) throw new UsageError(`--${name} expects an integer ≥ ${min}, got '${values[name] as string}'`);
-  return n;
+  return intOption(values, name, undefined, min)!;
 }
 
 /** `prune-channels --learn`: learns on `inputs`, writes the smaller model folder to `out`, reports. */
