@@ -38,20 +38,39 @@ export function f32_head_mean_keys(qkv: usize, stride: i32, keyOffset: i32, head
 /**
  * inv[i] = 1/√Σ_d f_i[d]² for rows i of f [rows, c] (float32, contiguous), the sum in float64
  * over d in order (0 for a zero row): four rows at a time, one float64x2 lane per row, so that
- * four independent sums share the loop (each in order: the values of the plain loop).
+ * four independent sums share the loop (each in order: the values of the plain loop). Four
+ * values of each row are loaded at once and interleaved row by row (lanes: rows i, i + 1).
  *   inv: [rows] float64
  */
 function inverseNorms(f: usize, rows: i32, c: i32, inv: usize): void {
   const rowBytes = <usize>c << 2;
+  const vectorBytes = rowBytes & ~(<usize>15);
   let i = 0;
   for (; i + 4 <= rows; i += 4) {
     const r0 = f + <usize>i * rowBytes;
+    const r1 = r0 + rowBytes;
+    const r2 = r1 + rowBytes;
+    const r3 = r2 + rowBytes;
     let s01 = f64x2.splat(0), s23 = s01;
-    for (let d: usize = 0; d < rowBytes; d += 4) {
-      const x01 = f64x2.replace_lane(f64x2.splat(<f64>load<f32>(r0 + d)), 1, <f64>load<f32>(r0 + rowBytes + d));
-      const x23 = f64x2.replace_lane(f64x2.splat(<f64>load<f32>(r0 + 2 * rowBytes + d)), 1, <f64>load<f32>(r0 + 3 * rowBytes + d));
-      s01 = f64x2.add(s01, f64x2.mul(x01, x01));
-      s23 = f64x2.add(s23, f64x2.mul(x23, x23));
+    let d: usize = 0;
+    for (; d < vectorBytes; d += 16) {
+      const x0 = v128.load(r0 + d), x1 = v128.load(r1 + d), x2 = v128.load(r2 + d), x3 = v128.load(r3 + d);
+      const p = i32x4.shuffle(x0, x1, 0, 4, 1, 5); // x0[d], x1[d], x0[d+1], x1[d+1]
+      const q = i32x4.shuffle(x0, x1, 2, 6, 3, 7);
+      const u = i32x4.shuffle(x2, x3, 0, 4, 1, 5);
+      const w = i32x4.shuffle(x2, x3, 2, 6, 3, 7);
+      s01 = addSquare(s01, p);
+      s23 = addSquare(s23, u);
+      s01 = addSquare(s01, i32x4.shuffle(p, p, 2, 3, 0, 1));
+      s23 = addSquare(s23, i32x4.shuffle(u, u, 2, 3, 0, 1));
+      s01 = addSquare(s01, q);
+      s23 = addSquare(s23, w);
+      s01 = addSquare(s01, i32x4.shuffle(q, q, 2, 3, 0, 1));
+      s23 = addSquare(s23, i32x4.shuffle(w, w, 2, 3, 0, 1));
+    }
+    for (; d < rowBytes; d += 4) {
+      s01 = addSquare(s01, f32x4.replace_lane(v128.load32_splat(r0 + d), 1, load<f32>(r1 + d)));
+      s23 = addSquare(s23, f32x4.replace_lane(v128.load32_splat(r2 + d), 1, load<f32>(r3 + d)));
     }
     storeInverseRoot(inv + (<usize>i << 3), f64x2.extract_lane(s01, 0));
     storeInverseRoot(inv + (<usize>(i + 1) << 3), f64x2.extract_lane(s01, 1));
@@ -69,6 +88,14 @@ function inverseNorms(f: usize, rows: i32, c: i32, inv: usize): void {
   }
 }
 
+/** s + x², x the float64 values of the two low float32 lanes of v. */
+// @ts-ignore: decorator
+@inline
+function addSquare(s: v128, v: v128): v128 {
+  const x = f64x2.promote_low_f32x4(v);
+  return f64x2.add(s, f64x2.mul(x, x));
+}
+
 // @ts-ignore: decorator
 @inline
 function storeInverseRoot(p: usize, sumSquares: f64): void {
@@ -76,26 +103,70 @@ function storeInverseRoot(p: usize, sumSquares: f64): void {
 }
 
 /**
- * A unit row in float32: u = f32(f64(f)·inv), inv from inverseNorms. Written with `step` bytes
- * between consecutive values (4: a plain row; 32: a column of a panel of eight).
+ * The unit rows in float32: u_i = f32(f64(f_i)·inv[i]) for rows i of f [rows, c], inv from
+ * inverseNorms, written contiguously to dst [rows, c] (four values at a time, two per float64x2).
  */
-// @ts-ignore: decorator
-@inline
-function writeUnitRow(f: usize, c: i32, inv: f64, dst: usize, step: usize): void {
-  for (let d = 0; d < c; d++, dst += step) store<f32>(dst, <f32>(<f64>load<f32>(f + (<usize>d << 2)) * inv));
+function unitRows(f: usize, rows: i32, c: i32, inv: usize, dst: usize): void {
+  const rowBytes = <usize>c << 2;
+  const vectorBytes = rowBytes & ~(<usize>15);
+  for (let i = 0; i < rows; i++) {
+    const scale = load<f64>(inv + (<usize>i << 3));
+    const s = f64x2.splat(scale);
+    const src = f + <usize>i * rowBytes;
+    const out = dst + <usize>i * rowBytes;
+    let d: usize = 0;
+    for (; d < vectorBytes; d += 16) {
+      const x = v128.load(src + d);
+      const lo = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(x), s));
+      const hi = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1)), s));
+      v128.store(out + d, i32x4.shuffle(lo, hi, 0, 1, 4, 5));
+    }
+    for (; d < rowBytes; d += 4) store<f32>(out + d, <f32>(<f64>load<f32>(src + d) * scale));
+  }
 }
 
-/** The last panel of `columns` columns padded with copies of its last column (eight per panel). */
-function padLastPanel(panels: usize, columns: i32, c: i32): void {
-  const panelBytes = <usize>c << 5;
-  const last = panels + <usize>((columns - 1) >> 3) * panelBytes;
-  const lastLane = <usize>((columns - 1) & 7) << 2;
-  for (let lane = (columns & 7) == 0 ? 8 : columns & 7; lane < 8; lane++) {
-    for (let d = 0; d < c; d++) {
-      const p = last + (<usize>d << 5);
-      store<f32>(p + (<usize>lane << 2), load<f32>(p + lastLane));
+/**
+ * Rows first, first + step, … (count of them) of u [·, c] as the columns of panels of eight,
+ * dst [⌈count/8⌉][c][8]; the last panel is padded with copies of the last column. Four columns
+ * at a time: 4×4 blocks transposed in registers.
+ */
+function packPanels(u: usize, c: i32, first: i32, step: i32, count: i32, dst: usize): void {
+  const rowBytes = <usize>c << 2;
+  const vectorBytes = rowBytes & ~(<usize>15);
+  const panelBytes = rowBytes << 3;
+  const columns = (count + 7) & ~7;
+  for (let j = 0; j < columns; j += 4) {
+    const r0 = panelColumn(u, rowBytes, first, step, j, count);
+    const r1 = panelColumn(u, rowBytes, first, step, j + 1, count);
+    const r2 = panelColumn(u, rowBytes, first, step, j + 2, count);
+    const r3 = panelColumn(u, rowBytes, first, step, j + 3, count);
+    const base = dst + <usize>(j >> 3) * panelBytes + (<usize>(j & 7) << 2);
+    let d: usize = 0;
+    for (; d < vectorBytes; d += 16) {
+      const x0 = v128.load(r0 + d), x1 = v128.load(r1 + d), x2 = v128.load(r2 + d), x3 = v128.load(r3 + d);
+      const t0 = i32x4.shuffle(x0, x1, 0, 4, 1, 5), t1 = i32x4.shuffle(x0, x1, 2, 6, 3, 7);
+      const t2 = i32x4.shuffle(x2, x3, 0, 4, 1, 5), t3 = i32x4.shuffle(x2, x3, 2, 6, 3, 7);
+      const o = base + (d << 3); // value d of the four rows: panel row d (32 bytes each)
+      v128.store(o, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
+      v128.store(o, i32x4.shuffle(t0, t2, 2, 3, 6, 7), 32);
+      v128.store(o, i32x4.shuffle(t1, t3, 0, 1, 4, 5), 64);
+      v128.store(o, i32x4.shuffle(t1, t3, 2, 3, 6, 7), 96);
+    }
+    for (; d < rowBytes; d += 4) {
+      const o = base + (d << 3);
+      store<f32>(o, load<f32>(r0 + d));
+      store<f32>(o, load<f32>(r1 + d), 4);
+      store<f32>(o, load<f32>(r2 + d), 8);
+      store<f32>(o, load<f32>(r3 + d), 12);
     }
   }
+}
+
+/** The row of u that is column j of packPanels' panels (the last one past the end). */
+// @ts-ignore: decorator
+@inline
+function panelColumn(u: usize, rowBytes: usize, first: i32, step: i32, j: i32, count: i32): usize {
+  return u + <usize>(first + step * min(j, count - 1)) * rowBytes;
 }
 
 /**
@@ -104,44 +175,42 @@ function padLastPanel(panels: usize, columns: i32, c: i32): void {
  * out has `outStride` values per row. Columns from panel ⌊firstColumn(i)/8⌋ on, where
  * firstColumn(i) = 0, or the row block's own first row when `upper` (the upper triangle by
  * blocks, enough for a symmetric matrix that the caller mirrors).
- *   a: [aCount, c] float32 rows   b: [⌈bCount/8⌉][c][8] float32 panels (the last one padded)
- * Tiles of 4 rows × 8 columns: 8 float32x4 running sums, one per (row, four columns).
+ *   a: aCount float32 rows of c values, aRowBytes apart   b: [⌈bCount/8⌉][c][8] float32 panels (the last one padded)
+ * Tiles of 2 rows × 16 columns (two panels): 8 float32x4 running sums, one per (row, four
+ * columns); measured faster than 4 × 8 (fewer broadcasts) and than 6 × 8 (spills).
  */
-function dotTiles(a: usize, aCount: i32, b: usize, bCount: i32, c: i32, out: usize, outStride: i32, upper: bool): void {
+function dotTiles(a: usize, aRowBytes: usize, aCount: i32, b: usize, bCount: i32, c: i32, out: usize, outStride: i32, upper: bool): void {
   const rowBytes = <usize>c << 2;
   const panelBytes = rowBytes << 3;
   const panels = (bCount + 7) >> 3;
-  for (let i = 0; i < aCount; i += 4) {
-    const a0 = a + <usize>i * rowBytes;
-    const a1 = a + <usize>min(i + 1, aCount - 1) * rowBytes;
-    const a2 = a + <usize>min(i + 2, aCount - 1) * rowBytes;
-    const a3 = a + <usize>min(i + 3, aCount - 1) * rowBytes;
-    for (let p = upper ? i >> 3 : 0; p < panels; p++) {
+  for (let i = 0; i < aCount; i += 2) {
+    const a0 = a + <usize>i * aRowBytes;
+    const a1 = a + <usize>min(i + 1, aCount - 1) * aRowBytes;
+    for (let p = upper ? i >> 3 : 0; p < panels; p += 2) {
       let bp = b + <usize>p * panelBytes;
-      let c0lo = f32x4.splat(0), c0hi = c0lo, c1lo = c0lo, c1hi = c0lo;
-      let c2lo = c0lo, c2hi = c0lo, c3lo = c0lo, c3hi = c0lo;
-      for (let d: usize = 0; d < rowBytes; d += 4, bp += 32) {
-        const bLo = v128.load(bp);
-        const bHi = v128.load(bp, 16);
+      let bq = b + <usize>min(p + 1, panels - 1) * panelBytes;
+      let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+      for (let d: usize = 0; d < rowBytes; d += 4, bp += 32, bq += 32) {
+        const b0 = v128.load(bp), b1 = v128.load(bp, 16), b2 = v128.load(bq), b3 = v128.load(bq, 16);
         const x0 = v128.load32_splat(a0 + d);
-        c0lo = f32x4.add(c0lo, f32x4.mul(x0, bLo));
-        c0hi = f32x4.add(c0hi, f32x4.mul(x0, bHi));
+        c0 = f32x4.add(c0, f32x4.mul(x0, b0));
+        c1 = f32x4.add(c1, f32x4.mul(x0, b1));
+        c2 = f32x4.add(c2, f32x4.mul(x0, b2));
+        c3 = f32x4.add(c3, f32x4.mul(x0, b3));
         const x1 = v128.load32_splat(a1 + d);
-        c1lo = f32x4.add(c1lo, f32x4.mul(x1, bLo));
-        c1hi = f32x4.add(c1hi, f32x4.mul(x1, bHi));
-        const x2 = v128.load32_splat(a2 + d);
-        c2lo = f32x4.add(c2lo, f32x4.mul(x2, bLo));
-        c2hi = f32x4.add(c2hi, f32x4.mul(x2, bHi));
-        const x3 = v128.load32_splat(a3 + d);
-        c3lo = f32x4.add(c3lo, f32x4.mul(x3, bLo));
-        c3hi = f32x4.add(c3hi, f32x4.mul(x3, bHi));
+        c4 = f32x4.add(c4, f32x4.mul(x1, b0));
+        c5 = f32x4.add(c5, f32x4.mul(x1, b1));
+        c6 = f32x4.add(c6, f32x4.mul(x1, b2));
+        c7 = f32x4.add(c7, f32x4.mul(x1, b3));
       }
       const j = p << 3;
-      const columns = min(8, bCount - j);
-      storeTileRow(out, outStride, i, j, columns, c0lo, c0hi);
-      if (i + 1 < aCount) storeTileRow(out, outStride, i + 1, j, columns, c1lo, c1hi);
-      if (i + 2 < aCount) storeTileRow(out, outStride, i + 2, j, columns, c2lo, c2hi);
-      if (i + 3 < aCount) storeTileRow(out, outStride, i + 3, j, columns, c3lo, c3hi);
+      const second = j + 8 < bCount;
+      storeTileRow(out, outStride, i, j, min(8, bCount - j), c0, c1);
+      if (second) storeTileRow(out, outStride, i, j + 8, min(8, bCount - j - 8), c2, c3);
+      if (i + 1 < aCount) {
+        storeTileRow(out, outStride, i + 1, j, min(8, bCount - j), c4, c5);
+        if (second) storeTileRow(out, outStride, i + 1, j + 8, min(8, bCount - j - 8), c6, c7);
+      }
     }
   }
 }
@@ -175,8 +244,8 @@ export function f32_cosine_work_bytes(t: i32, c: i32): usize {
 /**
  * cos[i, j] = u_2i · u_2j+1 for the float32 unit rows u of metric [t, c] (float32, contiguous):
  * the even positions against the odd ones, summed in float32.  → out [⌈t/2⌉, ⌊t/2⌋] float64
- *   work: f32_cosine_work_bytes(t, c) bytes: the inverse norms, the even unit rows, then the odd
- *   ones in panels of eight
+ *   work: f32_cosine_work_bytes(t, c) bytes: the inverse norms, the unit rows, then the odd ones
+ *   in panels of eight
  */
 export function f32_even_odd_cosines(metric: usize, t: i32, c: i32, work: usize, out: usize): void {
   const nA = (t + 1) >> 1;
@@ -184,16 +253,12 @@ export function f32_even_odd_cosines(metric: usize, t: i32, c: i32, work: usize,
   if (nB == 0) return;
   const rowBytes = <usize>c << 2;
   const inv = work;
-  const aBase = inv + (<usize>t << 3);
-  const bBase = aBase + <usize>nA * rowBytes;
+  const units = inv + (<usize>t << 3);
+  const panels = units + <usize>t * rowBytes;
   inverseNorms(metric, t, c, inv);
-  for (let i = 0; i < nA; i++) writeUnitRow(metric + <usize>(2 * i) * rowBytes, c, load<f64>(inv + (<usize>(2 * i) << 3)), aBase + <usize>i * rowBytes, 4);
-  for (let j = 0; j < nB; j++) {
-    const dst = bBase + <usize>(j >> 3) * (rowBytes << 3) + (<usize>(j & 7) << 2);
-    writeUnitRow(metric + <usize>(2 * j + 1) * rowBytes, c, load<f64>(inv + (<usize>(2 * j + 1) << 3)), dst, 32);
-  }
-  padLastPanel(bBase, nB, c);
-  dotTiles(aBase, nA, bBase, nB, c, out, nB, false);
+  unitRows(metric, t, c, inv, units);
+  packPanels(units, c, 1, 2, nB, panels);
+  dotTiles(units, rowBytes << 1, nA, panels, nB, c, out, nB, false);
 }
 
 /**
@@ -206,17 +271,12 @@ export function f32_pairwise_cosines(metric: usize, n: i32, c: i32, work: usize,
   if (n == 0) return;
   const rowBytes = <usize>c << 2;
   const inv = work;
-  const aBase = inv + (<usize>n << 3);
-  const bBase = aBase + <usize>n * rowBytes;
+  const units = inv + (<usize>n << 3);
+  const panels = units + <usize>n * rowBytes;
   inverseNorms(metric, n, c, inv);
-  for (let i = 0; i < n; i++) {
-    const f = metric + <usize>i * rowBytes;
-    const scale = load<f64>(inv + (<usize>i << 3));
-    writeUnitRow(f, c, scale, aBase + <usize>i * rowBytes, 4);
-    writeUnitRow(f, c, scale, bBase + <usize>(i >> 3) * (rowBytes << 3) + (<usize>(i & 7) << 2), 32);
-  }
-  padLastPanel(bBase, n, c);
-  dotTiles(aBase, n, bBase, n, c, out, n, true);
+  unitRows(metric, n, c, inv, units);
+  packPanels(units, c, 0, 1, n, panels);
+  dotTiles(units, rowBytes, n, panels, n, c, out, n, true);
 }
 
 /**
@@ -512,103 +572,116 @@ function addTo(p: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
 
 /**
  * PiToMe's energy from the pairwise cosines C [n, n] (float64, read on and above the diagonal):
- *   E_i = (Σ_j ELU_α(C[i, j] − margin)) / n,  ELU_α(z) = z for z > 0, else α·expm1(z)
- * summed over j in order. Each ELU value is computed once, for j ≥ i (C is symmetric), and added
- * to the sums of rows i and j: going down the rows, row j receives its terms j' < j from the rows
- * above, in order, before its own row adds j' ≥ j, so every sum runs over j' in order.
- *   energy: [n] float64 (the running sums, then the energies)
+ *   E_i = (S_even + S_odd)/n,  S_even = Σ_{even j} ELU_α(C[i, j] − margin), S_odd over odd j,
+ *   each summed over j in order;  ELU_α(z) = z for z > 0, else α·expm1NonPositive(z)
+ * Each ELU value is computed once, for j ≥ i (C is symmetric), two at a time (j even, j + 1),
+ * and added to the sums of row i and of the tokens j: going down the rows, token j receives its
+ * terms j' < j from the rows above, in order (into partial[j' mod 2][j]), before its own row adds
+ * j' ≥ j, so every sum runs over j' in order. One float64x2 holds row i's two sums.
+ *   work: 16·n bytes (the partial sums of parity 0, then of parity 1)   energy: [n] float64
  */
-export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f64, energy: usize): void {
-  memory.fill(energy, 0, <usize>n << 3);
+export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f64, work: usize, energy: usize): void {
+  const partialBytes = <usize>n << 3;
+  memory.fill(work, 0, partialBytes << 1);
+  const m = f64x2.splat(margin);
+  const a = f64x2.splat(alpha);
   for (let i = 0; i < n; i++) {
     const row = cosines + ((<usize>i * <usize>n) << 3);
-    const own = energy + (<usize>i << 3);
-    let sum = load<f64>(own);
-    for (let j = i; j < n; j++) {
-      const z = load<f64>(row + (<usize>j << 3)) - margin;
-      const e = z > 0 ? z : alpha * expm1(z);
-      sum += e;
+    const own = <usize>i << 3;
+    const column = work + (<usize>(i & 1) * partialBytes); // where row i's terms for the tokens j > i go
+    let sums = f64x2.replace_lane(f64x2.splat(load<f64>(work + own)), 1, load<f64>(work + partialBytes + own));
+    let j = i;
+    if (j & 1) { // the diagonal term of an odd row, alone
+      sums = f64x2.add(sums, i64x2.shuffle(f64x2.splat(0), elu(v128.load64_splat(row + (<usize>j << 3)), m, a), 0, 3));
+      j++;
+    }
+    for (; j + 2 <= n; j += 2) {
+      const e = elu(v128.load(row + (<usize>j << 3)), m, a);
+      sums = f64x2.add(sums, e);
+      const p = column + (<usize>j << 3); // partial[i mod 2][j, j + 1] (for j = i: never read again)
+      v128.store(p, f64x2.add(v128.load(p), e));
+    }
+    if (j < n) { // a last even j
+      const e = f64x2.extract_lane(elu(v128.load64_splat(row + (<usize>j << 3)), m, a), 0);
+      sums = f64x2.replace_lane(sums, 0, f64x2.extract_lane(sums, 0) + e);
       if (j > i) {
-        const other = energy + (<usize>j << 3);
-        store<f64>(other, load<f64>(other) + e);
+        const p = column + (<usize>j << 3);
+        store<f64>(p, load<f64>(p) + e);
       }
     }
-    store<f64>(own, sum / <f64>n);
+    store<f64>(energy + own, (f64x2.extract_lane(sums, 0) + f64x2.extract_lane(sums, 1)) / <f64>n);
   }
 }
 
+/** ELU_α(c − margin) in both lanes: z for z > 0, else α·expm1NonPositive(z). */
+// @ts-ignore: decorator
+@inline
+function elu(c: v128, margin: v128, alpha: v128): v128 {
+  const z = f64x2.sub(c, margin);
+  return v128.bitselect(z, f64x2.mul(alpha, expm1NonPositive(z)), f64x2.gt(z, f64x2.splat(0)));
+}
+
 /**
- * e^x − 1 as JavaScript's Math.expm1 computes it in V8 (fdlibm's s_expm1.c), to the bit:
- * AssemblyScript's Math.expm1 (musl's) evaluates the polynomial in another order and differs in
- * the last bit for some x. Method: x = k·ln2 + r, |r| ≤ ½ln2 (hi − lo with a correction c);
- * expm1(r) from a rational approximation whose polynomial R1(r²/2) is evaluated by Horner's
- * rule; then scaled by 2^k with the association that keeps the result accurate for each k.
+ * expm1NonPositive's constants, each splatted to 16 bytes (loads beat v128.const in V8, see
+ * vector.ts): −40, 1/ln 2, 1.5·2⁵², ln 2 (high part, 32 trailing zero bits), ln 2 (low part),
+ * 1, then the Taylor coefficients 1/2!, 1/3!, …, 1/13! (the same bits as merge-kernels.ts).
+ */
+const EXPM1_TABLE = memory.data<f64>([
+  -40, -40,
+  reinterpret<f64>(0x3ff71547652b82fe), reinterpret<f64>(0x3ff71547652b82fe),
+  6755399441055744, 6755399441055744,
+  reinterpret<f64>(0x3fe62e42fee00000), reinterpret<f64>(0x3fe62e42fee00000),
+  reinterpret<f64>(0x3dea39ef35793c76), reinterpret<f64>(0x3dea39ef35793c76),
+  1, 1,
+  0.5, 0.5,
+  0.16666666666666666, 0.16666666666666666,
+  0.041666666666666664, 0.041666666666666664,
+  0.008333333333333333, 0.008333333333333333,
+  0.001388888888888889, 0.001388888888888889,
+  0.0001984126984126984, 0.0001984126984126984,
+  0.0000248015873015873, 0.0000248015873015873,
+  0.0000027557319223985893, 0.0000027557319223985893,
+  2.755731922398589e-7, 2.755731922398589e-7,
+  2.505210838544172e-8, 2.505210838544172e-8,
+  2.08767569878681e-9, 2.08767569878681e-9,
+  1.6059043836821613e-10, 1.6059043836821613e-10,
+], 16);
+const EXPM1_ONE: usize = 5 * 16; // byte offsets in EXPM1_TABLE: 1, then 1/i! at EXPM1_ONE + 16·(i − 1)
+
+/** The pair a_m = 1/(2m + 2)! + (1/(2m + 3)!)·r of expm1NonPositive's Estrin scheme. */
+// @ts-ignore: decorator
+@inline
+function estrinPair(m: usize, r: v128): v128 {
+  const at = EXPM1_TABLE + EXPM1_ONE + 16 * (2 * m + 1);
+  return f64x2.add(v128.load(at), f64x2.mul(v128.load(at, 16), r));
+}
+
+/**
+ * eᶻ − 1 for z ≤ 0 in both lanes, the float64 operations of src/prune/merge-kernels.ts's
+ * expm1NonPositive in the same order (its comment has the method and the accuracy):
+ * x = max(z, −40); k = round(x/ln 2); r = x − k·ln 2 (in two parts); p = r + r²·q(r), q the
+ * rest of eʳ − 1's Taylor polynomial to degree 13 by Estrin's scheme; eᶻ − 1 = 2ᵏ·p + (2ᵏ − 1),
+ * 2ᵏ built from the bits of x/ln 2 + 1.5·2⁵² (k in the low mantissa bits). Lanes with z > 0
+ * compute a finite value that the caller discards.
  */
 // @ts-ignore: decorator
 @inline
-function expm1(x: f64): f64 {
-  const oThreshold = reinterpret<f64>(0x40862e42fefa39ef); // 709.78…: above, e^x overflows
-  const ln2Hi = reinterpret<f64>(0x3fe62e42fee00000);
-  const ln2Lo = reinterpret<f64>(0x3dea39ef35793c76);
-  const invLn2 = reinterpret<f64>(0x3ff71547652b82fe);
-  const q1 = reinterpret<f64>(0xbfa11111111110f4);
-  const q2 = reinterpret<f64>(0x3f5a01a019fe5585);
-  const q3 = reinterpret<f64>(0xbf14ce199eaadbb7);
-  const q4 = reinterpret<f64>(0x3ed0cfca86e65239);
-  const q5 = reinterpret<f64>(0xbe8afdb76e09c32d);
-  const bits = reinterpret<u64>(x);
-  const negative = (bits >> 63) != 0;
-  const hx = <u32>(bits >> 32) & 0x7fffffff; // high word of |x|
-  if (hx >= 0x4043687a) { // |x| ≥ 56·ln2
-    if (hx >= 0x7ff00000) return isNaN(x) ? x + x : negative ? -1.0 : x;
-    if (negative) return -1.0;
-    if (x > oThreshold) return Infinity;
-  }
-  let k = 0;
-  let c: f64 = 0;
-  if (hx > 0x3fd62e42) { // |x| > ½ln2: reduce
-    let hi: f64, lo: f64;
-    if (hx < 0x3ff0a2b2) { // and |x| < 1.5·ln2
-      if (negative) {
-        hi = x + ln2Hi;
-        lo = -ln2Lo;
-        k = -1;
-      } else {
-        hi = x - ln2Hi;
-        lo = ln2Lo;
-        k = 1;
-      }
-    } else {
-      k = <i32>(invLn2 * x + (negative ? -0.5 : 0.5));
-      const kf = <f64>k;
-      hi = x - kf * ln2Hi; // exact
-      lo = kf * ln2Lo;
-    }
-    x = hi - lo;
-    c = hi - x - lo;
-  } else if (hx < 0x3c900000) { // |x| < 2⁻⁵⁴: expm1(x) = x
-    return x;
-  }
-  const hfx = 0.5 * x;
-  const hxs = x * hfx;
-  const r1 = 1.0 + hxs * (q1 + hxs * (q2 + hxs * (q3 + hxs * (q4 + hxs * q5))));
-  let t = 3.0 - r1 * hfx;
-  let e = hxs * ((r1 - t) / (6.0 - x * t));
-  if (k == 0) return x - (x * e - hxs);
-  const twoPowK = reinterpret<f64>(<u64>(0x3ff + k) << 52);
-  e = x * (e - c) - c;
-  e -= hxs;
-  if (k == -1) return 0.5 * (x - e) - 0.5;
-  if (k == 1) return x < -0.25 ? -2.0 * (e - (x + 0.5)) : 1.0 + 2.0 * (x - e);
-  if (k <= -2 || k > 56) {
-    let y = 1.0 - (e - x);
-    y = k == 1024 ? y * 2.0 * reinterpret<f64>(0x7fe0000000000000) : y * twoPowK;
-    return y - 1.0;
-  }
-  if (k < 20) {
-    t = reinterpret<f64>(<u64>(0x3ff00000 - (0x200000 >> k)) << 32); // 1 − 2^−k
-    return (t - (e - x)) * twoPowK;
-  }
-  t = reinterpret<f64>(<u64>(0x3ff - k) << 52); // 2^−k
-  return (x - (e + t) + 1.0) * twoPowK;
+function expm1NonPositive(z: v128): v128 {
+  const table = EXPM1_TABLE;
+  const low = v128.load(table);
+  const x = v128.bitselect(low, z, f64x2.lt(z, low));
+  const rounding = v128.load(table, 32);
+  const shifted = f64x2.add(f64x2.mul(x, v128.load(table, 16)), rounding);
+  const k = f64x2.sub(shifted, rounding);
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, v128.load(table, 48))), f64x2.mul(k, v128.load(table, 64)));
+  const r2 = f64x2.mul(r, r);
+  const r4 = f64x2.mul(r2, r2);
+  const r8 = f64x2.mul(r4, r4);
+  const b0 = f64x2.add(estrinPair(0, r), f64x2.mul(estrinPair(1, r), r2));
+  const b1 = f64x2.add(estrinPair(2, r), f64x2.mul(estrinPair(3, r), r2));
+  const b2 = f64x2.add(estrinPair(4, r), f64x2.mul(estrinPair(5, r), r2));
+  const q = f64x2.add(f64x2.add(b0, f64x2.mul(b1, r4)), f64x2.mul(b2, r8));
+  const p = f64x2.add(r, f64x2.mul(r2, q));
+  const s = i64x2.shl(i64x2.add(shifted, i64x2.splat(1023)), 52); // 2ᵏ: exponent field k + 1023
+  return f64x2.add(f64x2.mul(s, p), f64x2.sub(s, v128.load(table, EXPM1_ONE)));
 }

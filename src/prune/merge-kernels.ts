@@ -110,8 +110,9 @@ export interface MergeKernelLoops {
   ): void;
 
   /**
-   * PiToMe: E_i = (1/n) Σ_j ELU_α(cos(i, j) − margin) over j in order, ELU_α(z) = z for z > 0,
-   * else α·expm1(z); cos(i, j) read at [min(i, j), max(i, j)] of cosines [n, n] (pairwiseCosines).  → energy [n]
+   * PiToMe: E_i = (S_even + S_odd)/n, S_even = Σ_{even j} ELU_α(cos(i, j) − margin) and S_odd the
+   * same over odd j, each over j in order; ELU_α(z) = z for z > 0, else α·expm1NonPositive(z);
+   * cos(i, j) read at [min(i, j), max(i, j)] of cosines [n, n] (pairwiseCosines).  → energy [n]
    */
   pitomeEnergy(cosines: Float64Array, n: number, margin: number, alpha: number, energy: Float64Array): void;
 }
@@ -317,15 +318,60 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
 
   pitomeEnergy(cosines, n, margin, alpha, energy) {
     for (let i = 0; i < n; i++) {
-      let sum = 0;
+      let even = 0;
+      let odd = 0;
       for (let j = 0; j < n; j++) {
         const z = (i <= j ? cosines[i * n + j] : cosines[j * n + i]) - margin;
-        sum += z > 0 ? z : alpha * Math.expm1(z);
+        const e = z > 0 ? z : alpha * expm1NonPositive(z);
+        if (j % 2 === 0) even += e;
+        else odd += e;
       }
-      energy[i] = sum / n;
+      energy[i] = (even + odd) / n;
     }
   },
 };
+
+// expm1NonPositive's constants (the same bits in assembly/merge.ts).
+const LN2_HI = 0.6931471803691238; // 0x3fe62e42fee00000: 32 trailing zero bits, so k·LN2_HI is exact
+const LN2_LO = 1.9082149292705877e-10; // 0x3dea39ef35793c76: ln 2 − LN2_HI
+const INV_LN2 = 1.4426950408889634; // 0x3ff71547652b82fe
+const ROUNDING = 6755399441055744; // 1.5·2⁵²: (x + ROUNDING) − ROUNDING is x rounded to an integer, |x| < 2⁵¹
+/** C[i] = 1/i!, i = 0…13: the Taylor coefficients of eʳ (C[0] unused). */
+const C = Array.from({ length: 14 }, (_, i) => 1 / Array.from({ length: i }, (_, m) => m + 1).reduce((f, m) => f * m, 1));
+/** 2^−k for k = 0…58, by exact halving. */
+const POWERS_OF_HALF = Float64Array.from({ length: 59 }, (_, k) => 0.5 ** k);
+
+/**
+ * eᶻ − 1 for z ≤ 0, within an ulp of it, by float64 operations that any language repeats to the
+ * bit (no library function, no fused multiply-add), so that PiToMe's energies are the same in
+ * every port and in the wasm kernel (two lanes at a time, without branches):
+ *   x = max(z, −40)                         (below −40, eᶻ − 1 rounds to −1 as well)
+ *   k = (x·(1/ln 2) + 1.5·2⁵²) − 1.5·2⁵²     (x/ln 2 rounded to an integer, in −58…0)
+ *   r = (x − k·LN2_HI) − k·LN2_LO            (|r| ≤ ½ ln 2)
+ *   p = r + r2·q(r), r2 = r·r, q(r) = Σ_{i=0…11} rⁱ/(i + 2)!  (eʳ − 1 to degree 13; the first
+ *       omitted term is < 2e-17·|p|), q by Estrin's scheme (short dependency chains):
+ *         r4 = r2·r2, r8 = r4·r4
+ *         a_m = 1/(2m + 2)! + (1/(2m + 3)!)·r  for m = 0…5
+ *         b0 = a0 + a1·r2, b1 = a2 + a3·r2, b2 = a4 + a5·r2
+ *         q = (b0 + b1·r4) + b2·r8
+ *   eᶻ − 1 = 2ᵏ·p + (2ᵏ − 1)
+ * A NaN z gives NaN.
+ */
+export function expm1NonPositive(z: number): number {
+  const x = z < -40 ? -40 : z;
+  const k = x * INV_LN2 + ROUNDING - ROUNDING;
+  const r = x - k * LN2_HI - k * LN2_LO;
+  const r2 = r * r;
+  const r4 = r2 * r2;
+  const r8 = r4 * r4;
+  const a = (m: number) => C[2 * m + 2] + C[2 * m + 3] * r;
+  const b0 = a(0) + a(1) * r2;
+  const b1 = a(2) + a(3) * r2;
+  const b2 = a(4) + a(5) * r2;
+  const p = r + r2 * (b0 + b1 * r4 + b2 * r8);
+  const s = POWERS_OF_HALF[-k] ?? Number.NaN; // k is NaN for a NaN z, or positive for z > 0 (not expected)
+  return s * p + (s - 1);
+}
 
 /**
  * Rows first…first + count − 1 of `metric` [·, c] scaled to unit length: f32(x·(1/√Σx²)), the norm
@@ -443,7 +489,7 @@ interface MergeExports {
     pooled: number,
     out: number,
   ): void;
-  f64_pitome_energy(cosines: number, n: number, margin: number, alpha: number, energy: number): void;
+  f64_pitome_energy(cosines: number, n: number, margin: number, alpha: number, work: number, energy: number): void;
 }
 
 /** Scratch of the wasm kernels that no caller sees, grown (never shrunk) when a larger call first comes. */
@@ -620,7 +666,7 @@ function wasmMergeKernels(backend: WasmKernels): MergeKernels {
     },
 
     pitomeEnergy(cosines, n, margin, alpha, energy) {
-      wasm.f64_pitome_energy(address(cosines, n * n, 'pitomeEnergy cosines'), n, margin, alpha, address(energy, n, 'pitomeEnergy energy'));
+      wasm.f64_pitome_energy(address(cosines, n * n, 'pitomeEnergy cosines'), n, margin, alpha, scratch.at(16 * n), address(energy, n, 'pitomeEnergy energy'));
     },
   };
 }
