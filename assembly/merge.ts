@@ -459,26 +459,49 @@ export function f64_pool_rows(
 /**
  * ā_k = (Σ_h Σ_q P_h[q, k]) / (H·n): the mean attention token k receives, the sum in float64 over
  * h, then q, in order.   probs: [H, n, n] float32 (row = query)   out: [n] float64
+ * Sixteen columns at a time walk down all H·n rows with their sums in eight float64x2
+ * registers (one lane per column), then the last columns two at a time, then one.
  */
 export function f64_attention_received(probs: usize, heads: i32, n: i32, out: usize): void {
-  memory.fill(out, 0, <usize>n << 3);
   const rows = heads * n;
-  for (let r = 0; r < rows; r++) {
-    const row = probs + ((<usize>r * <usize>n) << 2);
-    let k = 0;
-    for (; k + 2 <= n; k += 2) {
-      const p = out + (<usize>k << 3);
-      v128.store(p, f64x2.add(v128.load(p), f64x2.promote_low_f32x4(v128.load64_zero(row + (<usize>k << 2)))));
+  const rowBytes = <usize>n << 2;
+  const divisor = f64x2.splat(<f64>rows);
+  let k = 0;
+  for (; k + 16 <= n; k += 16) {
+    let s0 = f64x2.splat(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    let p = probs + (<usize>k << 2);
+    for (let r = 0; r < rows; r++, p += rowBytes) {
+      const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), d = v128.load(p, 48);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(a, a, 2, 3, 0, 1)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(i32x4.shuffle(b, b, 2, 3, 0, 1)));
+      s4 = f64x2.add(s4, f64x2.promote_low_f32x4(c));
+      s5 = f64x2.add(s5, f64x2.promote_low_f32x4(i32x4.shuffle(c, c, 2, 3, 0, 1)));
+      s6 = f64x2.add(s6, f64x2.promote_low_f32x4(d));
+      s7 = f64x2.add(s7, f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1)));
     }
-    for (; k < n; k++) {
-      const p = out + (<usize>k << 3);
-      store<f64>(p, load<f64>(p) + <f64>load<f32>(row + (<usize>k << 2)));
-    }
+    const o = out + (<usize>k << 3);
+    v128.store(o, f64x2.div(s0, divisor));
+    v128.store(o, f64x2.div(s1, divisor), 16);
+    v128.store(o, f64x2.div(s2, divisor), 32);
+    v128.store(o, f64x2.div(s3, divisor), 48);
+    v128.store(o, f64x2.div(s4, divisor), 64);
+    v128.store(o, f64x2.div(s5, divisor), 80);
+    v128.store(o, f64x2.div(s6, divisor), 96);
+    v128.store(o, f64x2.div(s7, divisor), 112);
   }
-  const divisor: f64 = <f64>rows;
-  for (let k = 0; k < n; k++) {
-    const p = out + (<usize>k << 3);
-    store<f64>(p, load<f64>(p) / divisor);
+  for (; k + 2 <= n; k += 2) {
+    let s = f64x2.splat(0);
+    let p = probs + (<usize>k << 2);
+    for (let r = 0; r < rows; r++, p += rowBytes) s = f64x2.add(s, f64x2.promote_low_f32x4(v128.load64_zero(p)));
+    v128.store(out + (<usize>k << 3), f64x2.div(s, divisor));
+  }
+  if (k < n) {
+    let s: f64 = 0;
+    let p = probs + (<usize>k << 2);
+    for (let r = 0; r < rows; r++, p += rowBytes) s += <f64>load<f32>(p);
+    store<f64>(out + (<usize>k << 3), s / <f64>rows);
   }
 }
 
@@ -618,7 +641,9 @@ export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f6
 @inline
 function elu(c: v128, margin: v128, alpha: v128): v128 {
   const z = f64x2.sub(c, margin);
-  return v128.bitselect(z, f64x2.mul(alpha, expm1NonPositive(z)), f64x2.gt(z, f64x2.splat(0)));
+  const positive = f64x2.gt(z, f64x2.splat(0));
+  if (i64x2.all_true(positive)) return z;
+  return v128.bitselect(z, f64x2.mul(alpha, expm1NonPositive(z)), positive);
 }
 
 /**

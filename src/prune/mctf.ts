@@ -9,7 +9,7 @@ import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
 import { mergeKernels, REFERENCE_MERGE_KERNELS, scratchWorkspace, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
 import { ScheduleError } from '../errors.js';
-import { recordMatching, type TomeMatching } from './tome.js';
+import { idsAt, recordMatching, type TomeMatching } from './tome.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 
 /**
@@ -184,9 +184,7 @@ export function mctfFuse(
     recordMatching(matching);
     recordDecision('weights', weights, [t]);
   }
-  const ids = new Int32Array(rows);
-  for (let row = 0; row < rows; row++) ids[row] = tokenIds[matching.order[row]];
-  return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: ids };
+  return { matching, rowOf, weights, x: out.subarray(0, rows * D), sizes: pooledSizes, tokenIds: idsAt(tokenIds, matching.order) };
 }
 
 interface PreparedBlockValues {

@@ -364,10 +364,9 @@ export function expm1NonPositive(z: number): number {
   const r2 = r * r;
   const r4 = r2 * r2;
   const r8 = r4 * r4;
-  const a = (m: number) => C[2 * m + 2] + C[2 * m + 3] * r;
-  const b0 = a(0) + a(1) * r2;
-  const b1 = a(2) + a(3) * r2;
-  const b2 = a(4) + a(5) * r2;
+  const b0 = C[2] + C[3] * r + (C[4] + C[5] * r) * r2;
+  const b1 = C[6] + C[7] * r + (C[8] + C[9] * r) * r2;
+  const b2 = C[10] + C[11] * r + (C[12] + C[13] * r) * r2;
   const p = r + r2 * (b0 + b1 * r4 + b2 * r8);
   const s = POWERS_OF_HALF[-k] ?? Number.NaN; // k is NaN for a NaN z, or positive for z > 0 (not expected)
   return s * p + (s - 1);

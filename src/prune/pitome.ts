@@ -6,7 +6,7 @@ import { ScheduleError } from '../errors.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { mergeKernels, REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
-import { cappedR, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, type TomeMatching, type TomeSchedule } from './tome.js';
+import { cappedR, idsAt, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, type TomeMatching, type TomeSchedule } from './tome.js';
 
 /**
  * PiToMe, energy-protected token merging (Tran et al., NeurIPS 2024, "Accelerating Transformers
@@ -111,7 +111,6 @@ export function pitomeMatching(
   kernels.rankDescending(energy, ranking, T);
   // A = ranks 0, 2, …, 2r − 2 and B = ranks 1, 3, …, 2r − 1; every a into its most similar b
   // (ties: the higher-ranked b), cos(a, b) read in the upper triangle (pairwiseCosines).
-  const cos = (a: number, b: number) => (a <= b ? cosines[a * T + b] : cosines[b * T + a]);
   const sources = new Int32Array(r);
   const destinations = new Int32Array(r);
   for (let k = 0; k < r; k++) {
@@ -119,7 +118,7 @@ export function pitomeMatching(
     let best = ranking[1];
     for (let m = 0; m < r; m++) {
       const b = ranking[2 * m + 1];
-      if (cos(a, b) > cos(a, best)) best = b;
+      if (upperCosine(cosines, T, a, b) > upperCosine(cosines, T, a, best)) best = b;
     }
     sources[k] = prefix + a;
     destinations[k] = prefix + best;
@@ -137,6 +136,11 @@ export function pitomeMatching(
   return { sources, destinations, order };
 }
 
+/** cos(a, b) from the upper triangle of cosines [T, T] (pairwiseCosines). */
+function upperCosine(cosines: Float64Array, T: number, a: number, b: number): number {
+  return a <= b ? cosines[a * T + b] : cosines[b * T + a];
+}
+
 /** One PiToMe step on a block's state at the afterAttention hook: merge r tokens (capped), or nothing. */
 export function pitomeMerge(state: BlockState, r: number, margin: number, alpha: number): TokenReduction | void {
   const { config: cfg, n } = state;
@@ -149,7 +153,7 @@ export function pitomeMerge(state: BlockState, r: number, margin: number, alpha:
   const m = pitomeMatching(workspace.metric, n, cfg.qkDim, r, prefix, margin, alpha, kernels, workspace);
   if (isRecordingDecisions()) recordMatching(m);
   const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes, kernels, workspace);
-  return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
+  return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: idsAt(state.tokenIds, m.order) };
 }
 
 /** Forward hooks merging tokens by PiToMe in every block. Stateless per image: one object serves a whole run. */

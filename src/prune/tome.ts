@@ -187,7 +187,16 @@ export function mergeWeightedAverage(
     w.weights[rows + i] = sizes ? sizes[a] : 1;
   }
   kernels.poolRows(x, D, w.positions, w.rows, w.weights, entries, rows, w.total, w.pooled);
-  return { x: w.pooled.subarray(0, rows * D), sizes: Float32Array.from(w.total.subarray(0, rows)) };
+  const pooledSizes = new Float32Array(rows);
+  pooledSizes.set(w.total.subarray(0, rows)); // rounded to float32
+  return { x: w.pooled.subarray(0, rows * D), sizes: pooledSizes };
+}
+
+/** The ids of the tokens at `positions` (a loop: TypedArray.map calls a closure per element). */
+export function idsAt(tokenIds: Int32Array, positions: Int32Array): Int32Array {
+  const ids = new Int32Array(positions.length);
+  for (let i = 0; i < positions.length; i++) ids[i] = tokenIds[positions[i]];
+  return ids;
 }
 
 /** One ToMe step on a block's state at the afterAttention hook: merge r tokens (capped), or nothing. */
@@ -201,7 +210,7 @@ export function tomeMerge(state: BlockState, r: number): TokenReduction | void {
   const m = bipartiteSoftMatching(workspace.metric, n, cfg.qkDim, r, prefix, kernels, workspace);
   if (isRecordingDecisions()) recordMatching(m);
   const merged = mergeWeightedAverage(m, state.x, cfg.dim, state.sizes, kernels, workspace);
-  return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: m.order.map((p) => state.tokenIds[p]) };
+  return { kind: 'replace', n: m.order.length, x: merged.x, sizes: merged.sizes, tokenIds: idsAt(state.tokenIds, m.order) };
 }
 
 /** The decisions of a matching (ToMe's, MCTF's, PiToMe's): v(a) of the A tokens when it has them, and [source, destination] pairs by source position. */
