@@ -8,6 +8,7 @@ export {
   f32_gemm_4x8_wasmsimd, f32_gemm_packed_wasmsimd, f32_pack_panels8, f32_pack_weights, f32_packed_panel_width,
 } from './gemm';
 export { f32_gelu_wasmsimd } from './gelu';
+export { f32_im2col } from './patches';
 export {
   f32_attention_backward_scratch_floats, f32_attention_head_backward_wasmsimd, f32_gelu_backward_wasmsimd, f32_layernorm_backward_rows_wasmsimd,
 } from './grad';

@@ -176,6 +176,34 @@ describe.each(['relaxed', 'simd'] as const)('wasm-%s kernels match the reference
     );
   });
 
+  it('im2col copies the same values as the reference for any channels, patch size and grid; nothing outside the output', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 4 }), // channels
+        fc.integer({ min: 1, max: 11 }), // patch size (below, at and above a 16-byte row)
+        fc.integer({ min: 1, max: 5 }), // patches per side
+        seed,
+        misalign,
+        (C, P, side, s, shift) => {
+          const S = P * side;
+          const image = randomArray(C * S * S, uniform(s));
+          const expected = new Float32Array(C * S * S);
+          reference.im2col(image, C, S, P, expected);
+          const out = guardedBuffer(kernels, new Float32Array(C * S * S), shift);
+          kernels.im2col(guardedBuffer(kernels, image, (shift + 1) % 4), C, S, P, out);
+          expect(Array.from(out)).toEqual(Array.from(expected));
+          expectGuardsIntact(out);
+          // the reference is the definition: out[p, (c, y, x)] = image[c, py·P + y, px·P + x]
+          const p = Math.floor(s % (side * side));
+          const [c, y, x] = [s % C, s % P, Math.floor(s / 8) % P];
+          const [py, px] = [Math.floor(p / side), p % side];
+          expect(expected[p * C * P * P + (c * P + y) * P + x]).toBe(image[c * S * S + (py * P + y) * S + px * P + x]);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('softmax matches on any rows, cols and rows sum to 1', () => {
     fc.assert(
       fc.property(

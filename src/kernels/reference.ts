@@ -127,6 +127,21 @@ function referenceKernels<A extends FloatArray>(name: string, allocate: (length:
     linearAdd: (x, m, w, acc) => matmulBias(x, m, w, acc, 'add'),
     linearGelu: (x, m, w, out) => matmulBias(x, m, w, out, 'gelu'),
 
+    im2col(image, C, S, P, out) {
+      const side = S / P;
+      let o = 0;
+      for (let py = 0; py < side; py++) {
+        for (let px = 0; px < side; px++) {
+          for (let c = 0; c < C; c++) {
+            for (let y = 0; y < P; y++) {
+              const row = c * S * S + (py * P + y) * S + px * P;
+              for (let x = 0; x < P; x++) out[o++] = image[row + x];
+            }
+          }
+        }
+      }
+    },
+
     layerNorm(x, m, d, gamma, beta, eps, out) {
       for (let i = 0; i < m; i++) {
         const row = i * d;

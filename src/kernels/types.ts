@@ -55,6 +55,11 @@ export interface Kernels<A extends FloatArray = Float32Array> {
   /** out[m, o] = GELU(x[m, i] · Wᵀ + b)   (exact, erf-based GELU) */
   linearGelu(x: A, m: number, w: PreparedLinear, out: A): void;
 
+  /**
+   * The patch embedding's im2col: out[p, (c, y, x)] = image[c, py·P + y, px·P + x] for the
+   * patches p = py·(S/P) + px in row-major order.  image [C, S, S] → out [(S/P)², C·P·P]
+   */
+  im2col(image: A, channels: number, size: number, patch: number, out: A): void;
   /** out[m, d] = LayerNorm(x[m, d]) · gamma + beta, population variance, `eps` inside the sqrt. */
   layerNorm(x: A, m: number, d: number, gamma: A, beta: A, eps: number, out: A): void;
   /** In place over `length` values: x ← x · Φ(x) with the exact normal CDF. */

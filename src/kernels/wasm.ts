@@ -76,6 +76,7 @@ interface KernelExports extends PoolExports {
   f32_gemm_packed_wasmsimd(m: number, n: number, k: number, a: number, lda: number, b: number, bias: number, c: number, ldc: number, epilogue: number): void;
   f32_layernorm_rows_wasmsimd(x: number, m: number, d: number, gamma: number, beta: number, eps: number, out: number): void;
   f32_gelu_wasmsimd(x: number, length: number): void;
+  f32_im2col(image: number, channels: number, size: number, patch: number, out: number): void;
   f32_softmax_rows_wasmsimd(x: number, rows: number, cols: number): void;
   f32_attention_head_wasmsimd(
     q: number,
@@ -365,6 +366,11 @@ export async function createWasmKernels(opts: WasmKernelOptions = {}): Promise<W
     linear: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Store),
     linearAdd: (x, m, w, acc) => gemmLinear(x, m, w, acc, Epilogue.Accumulate),
     linearGelu: (x, m, w, out) => gemmLinear(x, m, w, out, Epilogue.Gelu),
+
+    im2col(image, C, S, P, out) {
+      if (checks && !(Number.isInteger(S / P) && P > 0)) throw new WasmBackendError(`im2col: expected a patch size that divides the image size ${S}, got ${P}`);
+      wasm.f32_im2col(address(image, C * S * S, 'im2col image'), C, S, P, address(out, C * S * S, 'im2col output'));
+    },
 
     layerNorm(x, m, d, gamma, beta, eps, out) {
       const xAt = address(x, m * d, 'layerNorm input');
