@@ -596,11 +596,12 @@ function addTo(p: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
 /**
  * PiToMe's energy from the pairwise cosines C [n, n] (float64, read on and above the diagonal):
  *   E_i = (S_even + S_odd)/n,  S_even = Σ_{even j} ELU_α(C[i, j] − margin), S_odd over odd j,
- *   each summed over j in order;  ELU_α(z) = z for z > 0, else α·expm1NonPositive(z)
- * Each ELU value is computed once, for j ≥ i (C is symmetric), two at a time (j even, j + 1),
- * and added to the sums of row i and of the tokens j: going down the rows, token j receives its
- * terms j' < j from the rows above, in order (into partial[j' mod 2][j]), before its own row adds
- * j' ≥ j, so every sum runs over j' in order. One float64x2 holds row i's two sums.
+ *   each summed over j in order;  ELU_α(z) = z for z > 0, else α·expm1NonPositive(f32(z))
+ * Each ELU value is computed once, for j ≥ i (C is symmetric), four at a time (j even, j + 1,
+ * j + 2, j + 3; the exponentials in float32 lanes), and added to the sums of row i and of the
+ * tokens j: going down the rows, token j receives its terms j' < j from the rows above, in
+ * order (into partial[j' mod 2][j]), before its own row adds j' ≥ j, so every sum runs over j'
+ * in order. One float64x2 holds row i's two sums.
  *   work: 16·n bytes (the partial sums of parity 0, then of parity 1)   energy: [n] float64
  */
 export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f64, work: usize, energy: usize): void {
@@ -608,6 +609,7 @@ export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f6
   memory.fill(work, 0, partialBytes << 1);
   const m = f64x2.splat(margin);
   const a = f64x2.splat(alpha);
+  const zero = f64x2.splat(0);
   for (let i = 0; i < n; i++) {
     const row = cosines + ((<usize>i * <usize>n) << 3);
     const own = <usize>i << 3;
@@ -615,17 +617,34 @@ export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f6
     let sums = f64x2.replace_lane(f64x2.splat(load<f64>(work + own)), 1, load<f64>(work + partialBytes + own));
     let j = i;
     if (j & 1) { // the diagonal term of an odd row, alone
-      sums = f64x2.add(sums, i64x2.shuffle(f64x2.splat(0), elu(v128.load64_splat(row + (<usize>j << 3)), m, a), 0, 3));
+      sums = f64x2.add(sums, i64x2.shuffle(zero, elu2(v128.load64_splat(row + (<usize>j << 3)), m, a), 0, 3));
       j++;
     }
-    for (; j + 2 <= n; j += 2) {
-      const e = elu(v128.load(row + (<usize>j << 3)), m, a);
+    for (; j + 4 <= n; j += 4) {
+      const at = row + (<usize>j << 3);
+      let e01 = f64x2.sub(v128.load(at), m);
+      let e23 = f64x2.sub(v128.load(at, 16), m);
+      const positive01 = f64x2.gt(e01, zero);
+      const positive23 = f64x2.gt(e23, zero);
+      if (!(i64x2.all_true(positive01) && i64x2.all_true(positive23))) {
+        const e = expm1NonPositive(i32x4.shuffle(f32x4.demote_f64x2_zero(e01), f32x4.demote_f64x2_zero(e23), 0, 1, 4, 5));
+        e01 = v128.bitselect(e01, f64x2.mul(a, f64x2.promote_low_f32x4(e)), positive01);
+        e23 = v128.bitselect(e23, f64x2.mul(a, f64x2.promote_low_f32x4(i32x4.shuffle(e, e, 2, 3, 0, 1))), positive23);
+      }
+      sums = f64x2.add(f64x2.add(sums, e01), e23);
+      const p = column + (<usize>j << 3); // partial[i mod 2][j…j + 3] (for j = i: never read again)
+      v128.store(p, f64x2.add(v128.load(p), e01));
+      v128.store(p, f64x2.add(v128.load(p, 16), e23), 16);
+    }
+    if (j + 2 <= n) {
+      const e = elu2(v128.load(row + (<usize>j << 3)), m, a);
       sums = f64x2.add(sums, e);
-      const p = column + (<usize>j << 3); // partial[i mod 2][j, j + 1] (for j = i: never read again)
+      const p = column + (<usize>j << 3);
       v128.store(p, f64x2.add(v128.load(p), e));
+      j += 2;
     }
     if (j < n) { // a last even j
-      const e = f64x2.extract_lane(elu(v128.load64_splat(row + (<usize>j << 3)), m, a), 0);
+      const e = f64x2.extract_lane(elu2(v128.load64_splat(row + (<usize>j << 3)), m, a), 0);
       sums = f64x2.replace_lane(sums, 0, f64x2.extract_lane(sums, 0) + e);
       if (j > i) {
         const p = column + (<usize>j << 3);
@@ -636,77 +655,60 @@ export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f6
   }
 }
 
-/** ELU_α(c − margin) in both lanes: z for z > 0, else α·expm1NonPositive(z). */
+/** ELU_α(c − margin) of two float64 lanes (the energy loop's, for a pair). */
 // @ts-ignore: decorator
 @inline
-function elu(c: v128, margin: v128, alpha: v128): v128 {
+function elu2(c: v128, margin: v128, alpha: v128): v128 {
   const z = f64x2.sub(c, margin);
-  const positive = f64x2.gt(z, f64x2.splat(0));
-  if (i64x2.all_true(positive)) return z;
-  return v128.bitselect(z, f64x2.mul(alpha, expm1NonPositive(z)), positive);
+  const e = expm1NonPositive(f32x4.demote_f64x2_zero(z));
+  return v128.bitselect(z, f64x2.mul(alpha, f64x2.promote_low_f32x4(e)), f64x2.gt(z, f64x2.splat(0)));
 }
 
 /**
  * expm1NonPositive's constants, each splatted to 16 bytes (loads beat v128.const in V8, see
- * vector.ts): −40, 1/ln 2, 1.5·2⁵², ln 2 (high part, 32 trailing zero bits), ln 2 (low part),
- * 1, then the Taylor coefficients 1/2!, 1/3!, …, 1/13! (the same bits as merge-kernels.ts).
+ * vector.ts): −20, f32(1/ln 2), 1.5·2²³, ln 2's high part (7 trailing zero bits) and low part, 1,
+ * then the Taylor coefficients f32(1/i!) for i = 2…7 (the same bits as merge-kernels.ts).
  */
-const EXPM1_TABLE = memory.data<f64>([
-  -40, -40,
-  reinterpret<f64>(0x3ff71547652b82fe), reinterpret<f64>(0x3ff71547652b82fe),
-  6755399441055744, 6755399441055744,
-  reinterpret<f64>(0x3fe62e42fee00000), reinterpret<f64>(0x3fe62e42fee00000),
-  reinterpret<f64>(0x3dea39ef35793c76), reinterpret<f64>(0x3dea39ef35793c76),
-  1, 1,
-  0.5, 0.5,
-  0.16666666666666666, 0.16666666666666666,
-  0.041666666666666664, 0.041666666666666664,
-  0.008333333333333333, 0.008333333333333333,
-  0.001388888888888889, 0.001388888888888889,
-  0.0001984126984126984, 0.0001984126984126984,
-  0.0000248015873015873, 0.0000248015873015873,
-  0.0000027557319223985893, 0.0000027557319223985893,
-  2.755731922398589e-7, 2.755731922398589e-7,
-  2.505210838544172e-8, 2.505210838544172e-8,
-  2.08767569878681e-9, 2.08767569878681e-9,
-  1.6059043836821613e-10, 1.6059043836821613e-10,
+const EXPM1_TABLE = memory.data<f32>([
+  -20, -20, -20, -20,
+  1.4426950216293335, 1.4426950216293335, 1.4426950216293335, 1.4426950216293335,
+  12582912, 12582912, 12582912, 12582912,
+  0.6931381225585938, 0.6931381225585938, 0.6931381225585938, 0.6931381225585938,
+  9.058001523953862e-6, 9.058001523953862e-6, 9.058001523953862e-6, 9.058001523953862e-6,
+  1, 1, 1, 1,
+  0.5, 0.5, 0.5, 0.5,
+  0.1666666716337204, 0.1666666716337204, 0.1666666716337204, 0.1666666716337204,
+  0.0416666679084301, 0.0416666679084301, 0.0416666679084301, 0.0416666679084301,
+  0.008333333767950535, 0.008333333767950535, 0.008333333767950535, 0.008333333767950535,
+  0.0013888889225199819, 0.0013888889225199819, 0.0013888889225199819, 0.0013888889225199819,
+  0.00019841270113829523, 0.00019841270113829523, 0.00019841270113829523, 0.00019841270113829523,
 ], 16);
-const EXPM1_ONE: usize = 5 * 16; // byte offsets in EXPM1_TABLE: 1, then 1/i! at EXPM1_ONE + 16·(i − 1)
-
-/** The pair a_m = 1/(2m + 2)! + (1/(2m + 3)!)·r of expm1NonPositive's Estrin scheme. */
-// @ts-ignore: decorator
-@inline
-function estrinPair(m: usize, r: v128): v128 {
-  const at = EXPM1_TABLE + EXPM1_ONE + 16 * (2 * m + 1);
-  return f64x2.add(v128.load(at), f64x2.mul(v128.load(at, 16), r));
-}
 
 /**
- * eᶻ − 1 for z ≤ 0 in both lanes, the float64 operations of src/prune/merge-kernels.ts's
+ * eᶻ − 1 for z ≤ 0 in four float32 lanes, the float32 operations of src/prune/merge-kernels.ts's
  * expm1NonPositive in the same order (its comment has the method and the accuracy):
- * x = max(z, −40); k = round(x/ln 2); r = x − k·ln 2 (in two parts); p = r + r²·q(r), q the
- * rest of eʳ − 1's Taylor polynomial to degree 13 by Estrin's scheme; eᶻ − 1 = 2ᵏ·p + (2ᵏ − 1),
- * 2ᵏ built from the bits of x/ln 2 + 1.5·2⁵² (k in the low mantissa bits). Lanes with z > 0
- * compute a finite value that the caller discards.
+ * x = max(z, −20); k = round(x/ln 2); r = x − k·ln 2 (in two parts); p = r + r²·q(r), q the rest
+ * of eʳ − 1's Taylor polynomial to degree 7 (Horner); eᶻ − 1 = 2ᵏ·p + (2ᵏ − 1), with 2ᵏ built
+ * from the bits of x/ln 2 + 1.5·2²³ (k in the low mantissa bits). Lanes with z > 0 compute a
+ * finite value that the caller discards.
  */
 // @ts-ignore: decorator
 @inline
 function expm1NonPositive(z: v128): v128 {
   const table = EXPM1_TABLE;
   const low = v128.load(table);
-  const x = v128.bitselect(low, z, f64x2.lt(z, low));
+  const x = v128.bitselect(low, z, f32x4.lt(z, low));
   const rounding = v128.load(table, 32);
-  const shifted = f64x2.add(f64x2.mul(x, v128.load(table, 16)), rounding);
-  const k = f64x2.sub(shifted, rounding);
-  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, v128.load(table, 48))), f64x2.mul(k, v128.load(table, 64)));
-  const r2 = f64x2.mul(r, r);
-  const r4 = f64x2.mul(r2, r2);
-  const r8 = f64x2.mul(r4, r4);
-  const b0 = f64x2.add(estrinPair(0, r), f64x2.mul(estrinPair(1, r), r2));
-  const b1 = f64x2.add(estrinPair(2, r), f64x2.mul(estrinPair(3, r), r2));
-  const b2 = f64x2.add(estrinPair(4, r), f64x2.mul(estrinPair(5, r), r2));
-  const q = f64x2.add(f64x2.add(b0, f64x2.mul(b1, r4)), f64x2.mul(b2, r8));
-  const p = f64x2.add(r, f64x2.mul(r2, q));
-  const s = i64x2.shl(i64x2.add(shifted, i64x2.splat(1023)), 52); // 2ᵏ: exponent field k + 1023
-  return f64x2.add(f64x2.mul(s, p), f64x2.sub(s, v128.load(table, EXPM1_ONE)));
+  const shifted = f32x4.add(f32x4.mul(x, v128.load(table, 16)), rounding);
+  const k = f32x4.sub(shifted, rounding);
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, v128.load(table, 48))), f32x4.mul(k, v128.load(table, 64)));
+  let q = v128.load(table, 176); // 1/7!
+  q = f32x4.add(f32x4.mul(q, r), v128.load(table, 160));
+  q = f32x4.add(f32x4.mul(q, r), v128.load(table, 144));
+  q = f32x4.add(f32x4.mul(q, r), v128.load(table, 128));
+  q = f32x4.add(f32x4.mul(q, r), v128.load(table, 112));
+  q = f32x4.add(f32x4.mul(q, r), v128.load(table, 96)); // 1/2!
+  const p = f32x4.add(r, f32x4.mul(f32x4.mul(r, r), q));
+  const s = i32x4.shl(i32x4.add(shifted, i32x4.splat(127)), 23); // 2ᵏ: exponent field k + 127
+  return f32x4.add(f32x4.mul(s, p), f32x4.sub(s, v128.load(table, 80)));
 }

@@ -111,7 +111,7 @@ export interface MergeKernelLoops {
 
   /**
    * PiToMe: E_i = (S_even + S_odd)/n, S_even = Σ_{even j} ELU_α(cos(i, j) − margin) and S_odd the
-   * same over odd j, each over j in order; ELU_α(z) = z for z > 0, else α·expm1NonPositive(z);
+   * same over odd j, each over j in order; ELU_α(z) = z for z > 0, else α·expm1NonPositive(f32(z));
    * cos(i, j) read at [min(i, j), max(i, j)] of cosines [n, n] (pairwiseCosines).  → energy [n]
    */
   pitomeEnergy(cosines: Float64Array, n: number, margin: number, alpha: number, energy: Float64Array): void;
@@ -322,7 +322,7 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
       let odd = 0;
       for (let j = 0; j < n; j++) {
         const z = (i <= j ? cosines[i * n + j] : cosines[j * n + i]) - margin;
-        const e = z > 0 ? z : alpha * expm1NonPositive(z);
+        const e = z > 0 ? z : alpha * expm1NonPositive(fround(z));
         if (j % 2 === 0) even += e;
         else odd += e;
       }
@@ -331,45 +331,39 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
   },
 };
 
-// expm1NonPositive's constants (the same bits in assembly/merge.ts).
-const LN2_HI = 0.6931471803691238; // 0x3fe62e42fee00000: 32 trailing zero bits, so k·LN2_HI is exact
-const LN2_LO = 1.9082149292705877e-10; // 0x3dea39ef35793c76: ln 2 − LN2_HI
-const INV_LN2 = 1.4426950408889634; // 0x3ff71547652b82fe
-const ROUNDING = 6755399441055744; // 1.5·2⁵²: (x + ROUNDING) − ROUNDING is x rounded to an integer, |x| < 2⁵¹
-/** C[i] = 1/i!, i = 0…13: the Taylor coefficients of eʳ (C[0] unused). */
-const C = Array.from({ length: 14 }, (_, i) => 1 / Array.from({ length: i }, (_, m) => m + 1).reduce((f, m) => f * m, 1));
-/** 2^−k for k = 0…58, by exact halving. */
-const POWERS_OF_HALF = Float64Array.from({ length: 59 }, (_, k) => 0.5 ** k);
+// expm1NonPositive's constants, float32 values (the same bits in assembly/merge.ts).
+const LN2_HI = 0.6931381225585938; // 0x3f317180: 7 trailing zero bits, so k·LN2_HI is exact for |k| < 2⁷
+const LN2_LO = 9.058001523953862e-6; // f32(ln 2 − LN2_HI)
+const INV_LN2 = 1.4426950216293335; // f32(1/ln 2)
+const ROUNDING = 12582912; // 1.5·2²³: (x + ROUNDING) − ROUNDING is x rounded to an integer in float32, |x| < 2²²
+/** f32(1/i!) for i = 2…7: the Taylor coefficients of (eʳ − 1 − r)/r². */
+const TAYLOR = [2, 6, 24, 120, 720, 5040].map((f) => fround(1 / f));
+/** 2^−k for k = 0…29, by exact halving. */
+const POWERS_OF_HALF = Float64Array.from({ length: 30 }, (_, k) => 0.5 ** k);
 
 /**
- * eᶻ − 1 for z ≤ 0, within an ulp of it, by float64 operations that any language repeats to the
- * bit (no library function, no fused multiply-add), so that PiToMe's energies are the same in
- * every port and in the wasm kernel (two lanes at a time, without branches):
- *   x = max(z, −40)                         (below −40, eᶻ − 1 rounds to −1 as well)
- *   k = (x·(1/ln 2) + 1.5·2⁵²) − 1.5·2⁵²     (x/ln 2 rounded to an integer, in −58…0)
+ * eᶻ − 1 for a float32 z ≤ 0, in float32, within an ulp of it (float32): every operation a
+ * float32 operation (here: fround of the float64 result, which is the same), none fused, no
+ * library function, so that any language and the wasm kernel (four lanes at a time, without
+ * branches) repeat it to the bit. Float32 is enough: PiToMe's cosines, its argument, are float32
+ * sums already.
+ *   x = max(z, −20)                         (below −20, eᶻ − 1 rounds to −1 as well)
+ *   k = (x·(1/ln 2) + 1.5·2²³) − 1.5·2²³     (x/ln 2 rounded to an integer, in −29…0)
  *   r = (x − k·LN2_HI) − k·LN2_LO            (|r| ≤ ½ ln 2)
- *   p = r + r2·q(r), r2 = r·r, q(r) = Σ_{i=0…11} rⁱ/(i + 2)!  (eʳ − 1 to degree 13; the first
- *       omitted term is < 2e-17·|p|), q by Estrin's scheme (short dependency chains):
- *         r4 = r2·r2, r8 = r4·r4
- *         a_m = 1/(2m + 2)! + (1/(2m + 3)!)·r  for m = 0…5
- *         b0 = a0 + a1·r2, b1 = a2 + a3·r2, b2 = a4 + a5·r2
- *         q = (b0 + b1·r4) + b2·r8
+ *   p = r + (r·r)·q(r), q(r) = 1/2! + r·(1/3! + r·(1/4! + … + r/7!))  (Horner; eʳ − 1 to degree
+ *       7, the first omitted term < 3e-8·|p|)
  *   eᶻ − 1 = 2ᵏ·p + (2ᵏ − 1)
  * A NaN z gives NaN.
  */
 export function expm1NonPositive(z: number): number {
-  const x = z < -40 ? -40 : z;
-  const k = x * INV_LN2 + ROUNDING - ROUNDING;
-  const r = x - k * LN2_HI - k * LN2_LO;
-  const r2 = r * r;
-  const r4 = r2 * r2;
-  const r8 = r4 * r4;
-  const b0 = C[2] + C[3] * r + (C[4] + C[5] * r) * r2;
-  const b1 = C[6] + C[7] * r + (C[8] + C[9] * r) * r2;
-  const b2 = C[10] + C[11] * r + (C[12] + C[13] * r) * r2;
-  const p = r + r2 * (b0 + b1 * r4 + b2 * r8);
+  const x = z < -20 ? -20 : z;
+  const k = fround(fround(x * INV_LN2) + ROUNDING) - ROUNDING;
+  const r = fround(fround(x - fround(k * LN2_HI)) - fround(k * LN2_LO));
+  let q = TAYLOR[TAYLOR.length - 1];
+  for (let i = TAYLOR.length - 2; i >= 0; i--) q = fround(fround(q * r) + TAYLOR[i]);
+  const p = fround(r + fround(fround(r * r) * q));
   const s = POWERS_OF_HALF[-k] ?? Number.NaN; // k is NaN for a NaN z, or positive for z > 0 (not expected)
-  return s * p + (s - 1);
+  return fround(fround(s * p) + fround(s - 1));
 }
 
 /**
