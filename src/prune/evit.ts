@@ -7,6 +7,7 @@ import { ScheduleError } from '../errors.js';
 import type { BudgetKnob } from './budget.js';
 import { recordDecision } from './decisions.js';
 import { defineMethod } from './method.js';
+import { rankedRange } from './rank.js';
 
 /**
  * EViT token reorganisation (Liang et al., ICLR 2022; docs/algorithms.md §6.1) and its no-fusion
@@ -55,9 +56,11 @@ export function evitKeepCount(keepRate: number, n: number, prefix: number): numb
 
 /** Positions of the prefix tokens and of the k non-prefix tokens with the largest a, ascending. */
 export function attentiveTokens(a: Float64Array, n: number, prefix: number, k: number): Int32Array {
-  const ranked = Array.from({ length: n - prefix }, (_, j) => prefix + j).sort((p, q) => a[q] - a[p] || p - q);
-  const kept = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(0, k).sort((p, q) => p - q)];
-  return Int32Array.from(kept);
+  const kept = new Int32Array(prefix + k);
+  for (let p = 0; p < prefix; p++) kept[p] = p;
+  kept.set(rankedRange(a, prefix, n).subarray(0, k), prefix);
+  kept.subarray(prefix).sort(); // numeric, ascending
+  return kept;
 }
 
 /** x_fused = Σ_{j ∈ dropped} a_j·x_j.  x [n, D], a [n] → [D]. */

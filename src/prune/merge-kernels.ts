@@ -4,6 +4,7 @@ import type { WasmKernels } from '../kernels/wasm.js';
 import { initialTokens } from '../model/gmacs.js';
 import type { ViTConfig } from '../model/types.js';
 import { qkvLayout, type QkvLayout } from '../model/types.js';
+import { rankDescending } from './rank.js';
 
 /**
  * The heavy loops of the merging and fusion methods (ToMe tome.ts, MCTF mctf.ts and
@@ -241,8 +242,7 @@ export const REFERENCE_MERGE_KERNELS: MergeKernelLoops = {
   },
 
   rankDescending(values, indices, count) {
-    const sorted = Array.from(indices.subarray(0, count)).sort((p, q) => values[q] - values[p] || p - q);
-    indices.set(sorted);
+    rankDescending(values, indices, count);
   },
 
   columnArgmax(W, _rows, cols, candidates, count, firstColumn, best, partner) {

@@ -7,7 +7,8 @@ import { ScheduleError } from '../errors.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import type { BudgetKnob } from './budget.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
-import { cappedR, tomeMerge } from './tome.js';
+import { rankedRange } from './rank.js';
+import { cappedR, idsAt, tomeMerge } from './tome.js';
 
 /**
  * PPT, token pruning and pooling (Wu et al., 2023, arXiv 2310.01812; xjwu1024/PPT), off the
@@ -118,12 +119,13 @@ export function pptReduce(state: BlockState, r: number, threshold: number): { re
   let reduction: TokenReduction;
   let removed: Int32Array;
   if (pruned) {
-    const ranked = Array.from({ length: n - prefix }, (_, j) => prefix + j).sort((p, q) => importance[q] - importance[p] || p - q);
-    const kept = [...Array.from({ length: prefix }, (_, p) => p), ...ranked.slice(0, ranked.length - r)];
-    const indices = Int32Array.from(kept);
+    const ranked = rankedRange(importance, prefix, n);
+    const indices = new Int32Array(prefix + ranked.length - r);
+    for (let p = 0; p < prefix; p++) indices[p] = p;
+    indices.set(ranked.subarray(0, ranked.length - r), prefix);
     reduction = { kind: 'keep', indices };
-    recordDecision('kept', indices, [kept.length]);
-    removed = Int32Array.from(ranked.slice(ranked.length - r), (p) => state.tokenIds[p]);
+    recordDecision('kept', indices, [indices.length]);
+    removed = idsAt(state.tokenIds, ranked.subarray(ranked.length - r));
   } else {
     reduction = tomeMerge(state, r) as TokenReduction;
     const survivors = new Set(reduction.kind === 'replace' ? reduction.tokenIds : []);

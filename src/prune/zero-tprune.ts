@@ -6,6 +6,7 @@ import { numPatches, prefixTokens, qkvLayout } from '../model/types.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { defineMethod } from './method.js';
 import type { Placement, PruneSchedule } from './schedule.js';
+import { rankDescending } from './rank.js';
 import { PLACEMENT_OPTION, keepRatioKnob, keepRatioSchedule, maxSimilarityDrops, scheduleTokens, validateSchedule, validatedSchedule } from './schedule.js';
 import type { FeatureRows, WprInit } from './wpr.js';
 import { aggregateHeads, initialScores, varianceHeadFilter } from './wpr.js';
@@ -61,8 +62,12 @@ export const ZERO_TPRUNE_ABLATIONS = {
   full: { useEIR: true, useVHF: true, useSStage: true },
 } as const satisfies Record<string, Partial<ZeroTPruneOptions>>;
 
+/** Options objects resolveZeroTPruneOptions returned (never changed afterwards: nothing writes to them). */
+const RESOLVED = new WeakSet<object>();
+
 /** Fill in defaults (undefined fields too) and check enumerations and the VHF window. */
 export function resolveZeroTPruneOptions(options: Partial<ZeroTPruneOptions> = {}): ZeroTPruneOptions {
+  if (RESOLVED.has(options)) return options as ZeroTPruneOptions; // the hooks resolve once, each layer again
   const o = { ...DEFAULT_ZERO_TPRUNE_OPTIONS };
   for (const [key, value] of Object.entries(options)) if (value !== undefined) Object.assign(o, { [key]: value });
   if (o.init !== 'cls-boost' && o.init !== 'uniform') throw new RangeError(`Zero-TPrune init: expected 'cls-boost' or 'uniform', found '${o.init}'`);
@@ -71,6 +76,7 @@ export function resolveZeroTPruneOptions(options: Partial<ZeroTPruneOptions> = {
   }
   const [lo, hi] = o.vhfWindow;
   if (!(lo >= 0 && lo <= hi)) throw new RangeError(`VHF window: expected 0 ≤ min ≤ max, found [${lo}, ${hi}]`);
+  RESOLVED.add(o);
   return o;
 }
 
@@ -202,7 +208,7 @@ export function similarityFeatures(state: BlockState, similarity: ZeroTPruneOpti
 export function partitionByImportance(importance: Float64Array, n: number, prefix: number, order: Int32Array): number {
   const m = n - prefix;
   for (let i = 0; i < m; i++) order[i] = prefix + i;
-  order.subarray(0, m).sort((a, b) => importance[b] - importance[a] || a - b);
+  rankDescending(importance, order, m);
   return Math.ceil(m / 2);
 }
 
@@ -217,7 +223,7 @@ export function similarityPrune(f: FeatureRows, importance: Float64Array, n: num
   const bCount = partitionByImportance(importance, n, prefix, order);
   scratch.kernels.maxCosine(f.data, f.offset, f.stride, f.dim, order, m, bCount, scratch.work, best);
   const groupA = order.subarray(bCount, m);
-  groupA.sort((a, b) => best[b] - best[a] || a - b);
+  rankDescending(best, groupA, groupA.length);
   const dropped = scratch.droppedS.subarray(0, rS);
   dropped.set(groupA.subarray(0, rS));
   return dropped.sort();
@@ -299,7 +305,7 @@ export function zeroTPruneLayer(
     if (isRecordingDecisions()) recordImportance('i', scratch, c);
     const ranks = order.subarray(0, c - prefix);
     for (let j = 0; j < ranks.length; j++) ranks[j] = prefix + j;
-    ranks.sort((a, b) => importance[b] - importance[a] || a - b);
+    rankDescending(importance, ranks, ranks.length);
     for (let j = 0; j < iDrops; j++) droppedI[j] = alive[ranks[ranks.length - 1 - j]];
     droppedI.sort();
     recordDecision('i.dropped', droppedI, [iDrops]);
