@@ -44,6 +44,18 @@ export type TokenReduction<A extends FloatArray = Float32Array> =
   | { kind: 'keep'; indices: ArrayLike<number> }
   | { kind: 'replace'; n: number; x: A; sizes: Float32Array | null; tokenIds: Int32Array; attnOut?: A };
 
+/** The ids of the tokens at `positions` (a loop: TypedArray.map and Array.from call a closure per element). */
+export function idsAt(tokenIds: Int32Array, positions: ArrayLike<number>): Int32Array {
+  const ids = new Int32Array(positions.length);
+  for (let i = 0; i < positions.length; i++) ids[i] = tokenIds[positions[i]];
+  return ids;
+}
+
+/** The ids of the tokens alive after reduction `r` of a block whose tokens had `tokenIds`, in their new order. */
+export function idsAfter<A extends FloatArray>(tokenIds: Int32Array, r: TokenReduction<A>): Int32Array {
+  return r.kind === 'keep' ? idsAt(tokenIds, r.indices) : r.tokenIds.subarray(0, r.n);
+}
+
 /**
  * The tensors `observe` is shown, with their shapes (n = tokens alive at that point, H heads,
  * qk and v the block's per-head widths, D the width):

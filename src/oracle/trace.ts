@@ -1,7 +1,7 @@
 import type { ViTConfig, ViTModel } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { ViTRunner } from '../model/vit.js';
-import { wrapReductionHooks, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
+import { idsAfter, wrapReductionHooks, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import { recordingDecisions, type DecisionData } from '../prune/decisions.js';
 import { dtypeOf, type BundleTensor, type TraceBundle } from './bundle-bytes.js';
 import { TraceFormatError } from '../errors.js';
@@ -112,7 +112,7 @@ function recordReduction(
   add: (name: string, data: ArrayLike<number>, shape: readonly number[], integer: boolean) => void,
 ): void {
   const { tokenIds, sizes } = state;
-  const ids = r.kind === 'keep' ? Array.from(r.indices, (i) => tokenIds[i]) : r.tokenIds.subarray(0, r.n);
+  const ids = idsAfter(tokenIds, r);
   add(`${site}.ids`, ids, [ids.length], true);
   const newSizes = r.kind === 'keep' ? sizes && Array.from(r.indices, (i) => sizes[i]) : r.sizes?.subarray(0, r.n);
   if (newSizes) add(`${site}.sizes`, newSizes, [newSizes.length], false);

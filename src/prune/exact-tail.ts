@@ -1,5 +1,5 @@
 import type { BlockTokens } from '../model/gmacs.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { idsAfter, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
 import { blockConfig, prefixTokens } from '../model/types.js';
 
@@ -38,7 +38,7 @@ export function exactTailHooks(inner: ForwardHooks, depth: number, onTail?: (rem
       const r = inner.afterAttention?.call(inner, state);
       if (state.block !== depth - 1) return r;
       const prefix = prefixTokens(state.model);
-      const alive = !r ? state.tokenIds : r.kind === 'keep' ? Int32Array.from(r.indices, (i) => state.tokenIds[i]) : r.tokenIds.subarray(0, r.n);
+      const alive = r ? idsAfter(state.tokenIds, r) : state.tokenIds;
       onTail?.(alive.slice(prefix), state);
       if (!r) return { kind: 'keep', indices: Array.from({ length: prefix }, (_, i) => i) };
       if (r.kind === 'keep') return { kind: 'keep', indices: Array.from(r.indices).slice(0, prefix) };

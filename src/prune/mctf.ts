@@ -1,7 +1,7 @@
 import type { FloatArray, Kernels, PreparedLinear } from '../kernels/types.js';
 import type { BlockWeights, ViTConfig } from '../model/types.js';
 import { blockConfig, prefixTokens, qkvLayout } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { idsAt, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { blockMacs, initialTokens, modelGmacs, stemAndHeadMacs } from '../model/gmacs.js';
 import type { BudgetKnob } from './budget.js';
@@ -9,7 +9,7 @@ import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { mctfMatching, mctfScores, type MctfTemperatures } from './mctf-matching.js';
 import { mergeKernels, REFERENCE_MERGE_KERNELS, scratchWorkspace, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
 import { ScheduleError } from '../errors.js';
-import { idsAt, recordMatching, type TomeMatching } from './tome.js';
+import { recordMatching, type TomeMatching } from './tome.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 
 /**

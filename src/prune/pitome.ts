@@ -1,12 +1,12 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { idsAt, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { mergeKernels, REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
-import { cappedR, idsAt, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, type TomeMatching, type TomeSchedule } from './tome.js';
+import { cappedR, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, type TomeMatching, type TomeSchedule } from './tome.js';
 
 /**
  * PiToMe, energy-protected token merging (Tran et al., NeurIPS 2024, "Accelerating Transformers

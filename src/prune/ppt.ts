@@ -1,6 +1,6 @@
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens, qkvLayout } from '../model/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { idsAt, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import type { BlockTokens } from '../model/gmacs.js';
 import { initialTokens, modelGmacs } from '../model/gmacs.js';
 import { ScheduleError } from '../errors.js';
@@ -8,7 +8,7 @@ import { isRecordingDecisions, recordDecision } from './decisions.js';
 import type { BudgetKnob } from './budget.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { rankedRange } from './rank.js';
-import { cappedR, idsAt, tomeMerge } from './tome.js';
+import { cappedR, tomeMerge } from './tome.js';
 
 /**
  * PPT, token pruning and pooling (Wu et al., 2023, arXiv 2310.01812; xjwu1024/PPT), off the

@@ -1,4 +1,4 @@
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { idsAt, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
 import { prefixTokens } from '../model/types.js';
 import type { BlockTokens } from '../model/gmacs.js';
@@ -190,13 +190,6 @@ export function mergeWeightedAverage(
   const pooledSizes = new Float32Array(rows);
   pooledSizes.set(w.total.subarray(0, rows)); // rounded to float32
   return { x: w.pooled.subarray(0, rows * D), sizes: pooledSizes };
-}
-
-/** The ids of the tokens at `positions` (a loop: TypedArray.map calls a closure per element). */
-export function idsAt(tokenIds: Int32Array, positions: Int32Array): Int32Array {
-  const ids = new Int32Array(positions.length);
-  for (let i = 0; i < positions.length; i++) ids[i] = tokenIds[positions[i]];
-  return ids;
 }
 
 /** One ToMe step on a block's state at the afterAttention hook: merge r tokens (capped), or nothing. */

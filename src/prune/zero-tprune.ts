@@ -1,6 +1,6 @@
 import { createReferenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
-import type { BlockState, ForwardHooks, TokenReduction } from '../model/hooks.js';
+import { idsAt, type BlockState, type ForwardHooks, type TokenReduction } from '../model/hooks.js';
 import type { ViTConfig } from '../model/types.js';
 import { numPatches, prefixTokens, qkvLayout } from '../model/types.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
@@ -399,8 +399,8 @@ export function zeroTPruneHooks(schedule: PruneSchedule, options: ZeroTPruneHook
       onLayer({
         after: step.after,
         tokensIn: state.n,
-        droppedS: r.droppedS.map((i) => ids[i]),
-        droppedI: r.droppedI.map((i) => ids[i]),
+        droppedS: idsAt(ids, r.droppedS),
+        droppedI: idsAt(ids, r.droppedI),
         headsKept: r.headsKept,
       });
     }
