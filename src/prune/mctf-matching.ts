@@ -1,4 +1,5 @@
 import { REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
+import { rankedRange } from './rank.js';
 import { writeKeptA, type TomeMatching } from './tome.js';
 
 /**
@@ -122,7 +123,7 @@ export function mctfMatching(
   // Step 1: A → B (the first b of the highest affinity).
   const { best: best1, partner: partner1 } = workspace;
   kernels.rowArgmax(W, nA, nB, firstA, firstB, best1, partner1);
-  const sources1 = ranked(best1, firstA, nA, kernels, workspace.ranking).slice(0, r1);
+  const sources1 = rankedRange(best1, firstA, nA, workspace.ranking, kernels).slice(0, r1);
   const fusedA = new Uint8Array(nA);
   for (const i of sources1) fusedA[i] = 1;
 
@@ -131,7 +132,7 @@ export function mctfMatching(
   let count = 0;
   for (let i = firstA; i < nA; i++) if (!fusedA[i]) candidates[count++] = i;
   kernels.columnArgmax(W, nA, nB, candidates, count, firstB, best2, partner2);
-  const rankedB = bidirectional ? ranked(best2, firstB, nB, kernels, workspace.ranking) : Int32Array.from({ length: nB - firstB }, (_, k) => firstB + k);
+  const rankedB = bidirectional ? rankedRange(best2, firstB, nB, workspace.ranking, kernels) : Int32Array.from({ length: nB - firstB }, (_, k) => firstB + k);
   const sources2 = rankedB.subarray(0, r2);
   if (r2 > 0 && count === 0) throw new RangeError(`MCTF matching: no unfused A token left for the B → A step (t = ${t}, r = ${r})`);
   const landsOn = new Int32Array(nB).fill(-1); // the A a fused B token lands on
@@ -155,11 +156,4 @@ export function mctfMatching(
   let o = writeKeptA(order, fusedA, nA, prefix);
   for (let k = r2; k < rankedB.length; k++) order[o++] = 2 * rankedB[k] + 1; // DIST (B 0) is not among them
   return { sources: sources.subarray(0, e), destinations: destinations.subarray(0, e), order: order.subarray(0, o) };
-}
-
-/** Indices first…end − 1 sorted by `values` descending, ties by index ascending (a view of `ranking`). */
-function ranked(values: Float64Array, first: number, end: number, kernels: Pick<MergeKernelLoops, 'rankDescending'>, ranking: Int32Array): Int32Array {
-  for (let k = first; k < end; k++) ranking[k - first] = k;
-  kernels.rankDescending(values, ranking, end - first);
-  return ranking.subarray(0, end - first);
 }

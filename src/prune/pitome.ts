@@ -6,6 +6,7 @@ import { ScheduleError } from '../errors.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { checkedSettings, defineMethod, settingsObject } from './method.js';
 import { mergeKernels, REFERENCE_MERGE_KERNELS, type MergeKernelLoops, type MergeWorkspace } from './merge-kernels.js';
+import { rankedRange } from './rank.js';
 import { cappedR, mergeWeightedAverage, recordMatching, tomeKnobs, tomeRates, tomeTokens, type TomeMatching, type TomeSchedule } from './tome.js';
 
 /**
@@ -106,9 +107,7 @@ export function pitomeMatching(
   if (!(Number.isInteger(r) && r >= 0 && 2 * r <= T))
     throw new RangeError(`PiToMe: expected an integer r in 0…${Math.floor(T / 2)} for ${T} mergeable tokens, found ${r}`);
   const { energy, cosines } = pitomeEnergy(metric, t, c, prefix, margin, alpha, kernels, workspace);
-  const ranking = workspace?.ranking ?? new Int32Array(T); // by decreasing energy, ties: lower position first
-  for (let i = 0; i < T; i++) ranking[i] = i;
-  kernels.rankDescending(energy, ranking, T);
+  const ranking = rankedRange(energy, 0, T, workspace?.ranking, kernels); // by decreasing energy, ties: lower position first
   // A = ranks 0, 2, …, 2r − 2 and B = ranks 1, 3, …, 2r − 1; every a into its most similar b
   // (ties: the higher-ranked b), cos(a, b) read in the upper triangle (pairwiseCosines).
   const sources = new Int32Array(r);

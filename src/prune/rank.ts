@@ -48,10 +48,26 @@ export function rankDescending(values: ArrayLike<number>, indices: Int32Array, c
   if (from !== indices) indices.set(from.subarray(0, count));
 }
 
-/** The indices first…end − 1 ranked by values (rankDescending), in a new array. */
-export function rankedRange(values: ArrayLike<number>, first: number, end: number): Int32Array {
-  const indices = new Int32Array(Math.max(0, end - first));
-  for (let k = 0; k < indices.length; k++) indices[k] = first + k;
-  rankDescending(values, indices, indices.length);
-  return indices;
+/** What ranks: this module's rankDescending, or a kernel set's with the same order (merge-kernels.ts, on the wasm backend's buffers). */
+export interface Ranker {
+  rankDescending(values: ArrayLike<number>, indices: Int32Array, count: number): void;
+}
+
+const THIS_MODULE: Ranker = { rankDescending };
+
+/**
+ * The indices first…end − 1 ranked by values (rankDescending), written to the start of `into`
+ * (default: a new array) by `ranker`; returns that view.
+ */
+export function rankedRange(
+  values: ArrayLike<number>,
+  first: number,
+  end: number,
+  into: Int32Array = new Int32Array(Math.max(0, end - first)),
+  ranker: Ranker = THIS_MODULE,
+): Int32Array {
+  const count = Math.max(0, end - first);
+  for (let k = 0; k < count; k++) into[k] = first + k;
+  ranker.rankDescending(values, into, count);
+  return into.subarray(0, count);
 }

@@ -6,7 +6,7 @@ import { numPatches, prefixTokens, qkvLayout } from '../model/types.js';
 import { isRecordingDecisions, recordDecision } from './decisions.js';
 import { defineMethod } from './method.js';
 import type { Placement, PruneSchedule } from './schedule.js';
-import { rankDescending } from './rank.js';
+import { rankDescending, rankedRange } from './rank.js';
 import { PLACEMENT_OPTION, keepRatioKnob, keepRatioSchedule, maxSimilarityDrops, scheduleTokens, validateSchedule, validatedSchedule } from './schedule.js';
 import type { FeatureRows, WprInit } from './wpr.js';
 import { aggregateHeads, initialScores, varianceHeadFilter } from './wpr.js';
@@ -206,10 +206,8 @@ export function similarityFeatures(state: BlockState, similarity: ZeroTPruneOpti
  * Returns |B|.   importance: [n] by position
  */
 export function partitionByImportance(importance: Float64Array, n: number, prefix: number, order: Int32Array): number {
-  const m = n - prefix;
-  for (let i = 0; i < m; i++) order[i] = prefix + i;
-  rankDescending(importance, order, m);
-  return Math.ceil(m / 2);
+  rankedRange(importance, prefix, n, order);
+  return Math.ceil((n - prefix) / 2);
 }
 
 /**
@@ -303,9 +301,7 @@ export function zeroTPruneLayer(
   if (iDrops > 0) {
     headsKept.importance = tokenImportance(probs, H, n, alive, c, prefix, iterations, o, scratch) / H;
     if (isRecordingDecisions()) recordImportance('i', scratch, c);
-    const ranks = order.subarray(0, c - prefix);
-    for (let j = 0; j < ranks.length; j++) ranks[j] = prefix + j;
-    rankDescending(importance, ranks, ranks.length);
+    const ranks = rankedRange(importance, prefix, c, order);
     for (let j = 0; j < iDrops; j++) droppedI[j] = alive[ranks[ranks.length - 1 - j]];
     droppedI.sort();
     recordDecision('i.dropped', droppedI, [iDrops]);
