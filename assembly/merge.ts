@@ -5,6 +5,7 @@
 // never fused, and element-wise operations are correctly rounded in both languages. So the scores, rankings and
 // merged tokens computed here are the oracle's, ties included.
 // Pointers are byte addresses; counts and strides are in elements.
+import { promoteHigh } from './vector';
 
 /**
  * The head-mean keys of t tokens: out[i, j] = f32(Σ_h K_h[i, j]) / H, summed in float32 from 0
@@ -59,18 +60,18 @@ function inverseNorms(f: usize, rows: i32, c: i32, inv: usize): void {
       const q = i32x4.shuffle(x0, x1, 2, 6, 3, 7);
       const u = i32x4.shuffle(x2, x3, 0, 4, 1, 5);
       const w = i32x4.shuffle(x2, x3, 2, 6, 3, 7);
-      s01 = addSquare(s01, p);
-      s23 = addSquare(s23, u);
-      s01 = addSquare(s01, i32x4.shuffle(p, p, 2, 3, 0, 1));
-      s23 = addSquare(s23, i32x4.shuffle(u, u, 2, 3, 0, 1));
-      s01 = addSquare(s01, q);
-      s23 = addSquare(s23, w);
-      s01 = addSquare(s01, i32x4.shuffle(q, q, 2, 3, 0, 1));
-      s23 = addSquare(s23, i32x4.shuffle(w, w, 2, 3, 0, 1));
+      s01 = addSquare(s01, f64x2.promote_low_f32x4(p));
+      s23 = addSquare(s23, f64x2.promote_low_f32x4(u));
+      s01 = addSquare(s01, promoteHigh(p));
+      s23 = addSquare(s23, promoteHigh(u));
+      s01 = addSquare(s01, f64x2.promote_low_f32x4(q));
+      s23 = addSquare(s23, f64x2.promote_low_f32x4(w));
+      s01 = addSquare(s01, promoteHigh(q));
+      s23 = addSquare(s23, promoteHigh(w));
     }
     for (; d < rowBytes; d += 4) {
-      s01 = addSquare(s01, f32x4.replace_lane(v128.load32_splat(r0 + d), 1, load<f32>(r1 + d)));
-      s23 = addSquare(s23, f32x4.replace_lane(v128.load32_splat(r2 + d), 1, load<f32>(r3 + d)));
+      s01 = addSquare(s01, f64x2.promote_low_f32x4(f32x4.replace_lane(v128.load32_splat(r0 + d), 1, load<f32>(r1 + d))));
+      s23 = addSquare(s23, f64x2.promote_low_f32x4(f32x4.replace_lane(v128.load32_splat(r2 + d), 1, load<f32>(r3 + d))));
     }
     storeInverseRoot(inv + (<usize>i << 3), f64x2.extract_lane(s01, 0));
     storeInverseRoot(inv + (<usize>(i + 1) << 3), f64x2.extract_lane(s01, 1));
@@ -88,11 +89,10 @@ function inverseNorms(f: usize, rows: i32, c: i32, inv: usize): void {
   }
 }
 
-/** s + x², x the float64 values of the two low float32 lanes of v. */
+/** s + x·x in both float64 lanes. */
 // @ts-ignore: decorator
 @inline
-function addSquare(s: v128, v: v128): v128 {
-  const x = f64x2.promote_low_f32x4(v);
+function addSquare(s: v128, x: v128): v128 {
   return f64x2.add(s, f64x2.mul(x, x));
 }
 
@@ -118,7 +118,7 @@ function unitRows(f: usize, rows: i32, c: i32, inv: usize, dst: usize): void {
     for (; d < vectorBytes; d += 16) {
       const x = v128.load(src + d);
       const lo = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(x), s));
-      const hi = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1)), s));
+      const hi = f32x4.demote_f64x2_zero(f64x2.mul(promoteHigh(x), s));
       v128.store(out + d, i32x4.shuffle(lo, hi, 0, 1, 4, 5));
     }
     for (; d < rowBytes; d += 4) store<f32>(out + d, <f32>(<f64>load<f32>(src + d) * scale));
@@ -222,9 +222,9 @@ function storeTileRow(out: usize, outStride: i32, i: i32, j: i32, columns: i32, 
   const o = out + ((<usize>i * <usize>outStride + <usize>j) << 3);
   if (columns == 8) {
     v128.store(o, f64x2.promote_low_f32x4(lo));
-    v128.store(o, f64x2.promote_low_f32x4(i32x4.shuffle(lo, lo, 2, 3, 0, 1)), 16);
+    v128.store(o, promoteHigh(lo), 16);
     v128.store(o, f64x2.promote_low_f32x4(hi), 32);
-    v128.store(o, f64x2.promote_low_f32x4(i32x4.shuffle(hi, hi, 2, 3, 0, 1)), 48);
+    v128.store(o, promoteHigh(hi), 48);
     return;
   }
   store<f64>(o, <f64>f32x4.extract_lane(lo, 0));
@@ -435,9 +435,9 @@ export function f64_pool_rows(
         const src = x + <usize>load<i32>(positions + (e << 2)) * rowBytes + (<usize>d << 2);
         const lo = v128.load(src), hi = v128.load(src, 16);
         s0 = f64x2.add(s0, f64x2.mul(w, f64x2.promote_low_f32x4(lo)));
-        s1 = f64x2.add(s1, f64x2.mul(w, f64x2.promote_low_f32x4(v128.shuffle<f32>(lo, lo, 2, 3, 0, 1))));
+        s1 = f64x2.add(s1, f64x2.mul(w, promoteHigh(lo)));
         s2 = f64x2.add(s2, f64x2.mul(w, f64x2.promote_low_f32x4(hi)));
-        s3 = f64x2.add(s3, f64x2.mul(w, f64x2.promote_low_f32x4(v128.shuffle<f32>(hi, hi, 2, 3, 0, 1))));
+        s3 = f64x2.add(s3, f64x2.mul(w, promoteHigh(hi)));
       }
       const q0 = f32x4.demote_f64x2_zero(f64x2.div(s0, totV)), q1 = f32x4.demote_f64x2_zero(f64x2.div(s1, totV));
       const q2 = f32x4.demote_f64x2_zero(f64x2.div(s2, totV)), q3 = f32x4.demote_f64x2_zero(f64x2.div(s3, totV));
@@ -473,13 +473,13 @@ export function f64_attention_received(probs: usize, heads: i32, n: i32, out: us
     for (let r = 0; r < rows; r++, p += rowBytes) {
       const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), d = v128.load(p, 48);
       s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
-      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(a, a, 2, 3, 0, 1)));
+      s1 = f64x2.add(s1, promoteHigh(a));
       s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
-      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(i32x4.shuffle(b, b, 2, 3, 0, 1)));
+      s3 = f64x2.add(s3, promoteHigh(b));
       s4 = f64x2.add(s4, f64x2.promote_low_f32x4(c));
-      s5 = f64x2.add(s5, f64x2.promote_low_f32x4(i32x4.shuffle(c, c, 2, 3, 0, 1)));
+      s5 = f64x2.add(s5, promoteHigh(c));
       s6 = f64x2.add(s6, f64x2.promote_low_f32x4(d));
-      s7 = f64x2.add(s7, f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1)));
+      s7 = f64x2.add(s7, promoteHigh(d));
     }
     const o = out + (<usize>k << 3);
     v128.store(o, f64x2.div(s0, divisor));
@@ -629,7 +629,7 @@ export function f64_pitome_energy(cosines: usize, n: i32, margin: f64, alpha: f6
       if (!(i64x2.all_true(positive01) && i64x2.all_true(positive23))) {
         const e = expm1NonPositive(i32x4.shuffle(f32x4.demote_f64x2_zero(e01), f32x4.demote_f64x2_zero(e23), 0, 1, 4, 5));
         e01 = v128.bitselect(e01, f64x2.mul(a, f64x2.promote_low_f32x4(e)), positive01);
-        e23 = v128.bitselect(e23, f64x2.mul(a, f64x2.promote_low_f32x4(i32x4.shuffle(e, e, 2, 3, 0, 1))), positive23);
+        e23 = v128.bitselect(e23, f64x2.mul(a, promoteHigh(e)), positive23);
       }
       sums = f64x2.add(f64x2.add(sums, e01), e23);
       const p = column + (<usize>j << 3); // partial[i mod 2][j…j + 3] (for j = i: never read again)

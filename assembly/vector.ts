@@ -110,3 +110,10 @@ export function maddF64(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f64x2.relaxed_madd(a, b, c);
   return f64x2.add(f64x2.mul(a, b), c);
 }
+
+/** The float64 values of the two high float32 lanes of v (f64x2.promote_low_f32x4 takes the low two). */
+// @ts-ignore: decorator
+@inline
+export function promoteHigh(v: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
+}
