@@ -191,7 +191,7 @@ function ltpSettingsFromJson(cfg: ViTConfig, json: unknown, source: string): Ltp
   return { ...(c !== undefined && { c }), thresholds: { theta, unit } };
 }
 
-/** LTP (thresholds calibrated, not learned) as a registered method (method.ts). */
+/** LTP as a registered method (method.ts): thresholds calibrated by its budget knob, or given as settings (a `learn-ltp` file among them). */
 export const ltp = defineMethod<LtpSettings, { placement: Placement }>({
   name: 'ltp',
   summary: "LTP-style thresholds: after each block's attention drop the tokens that receive less attention than the block's threshold",
