@@ -290,12 +290,22 @@ export function f64_row_argmax(W: usize, rows: i32, cols: i32, firstRow: i32, fi
     let arg = 0;
     if (i >= firstRow) {
       const row = W + ((<usize>i * <usize>cols) << 3);
-      for (let j = firstColumn; j < cols; j++) {
+      // The largest value, two lanes at a time: pmax(m, v) = m < v ? v : m is the loop's strict
+      // update (a NaN is never taken), so `top` equals (==) the loop's maximum.
+      let m = f64x2.splat(-Infinity);
+      let j = firstColumn;
+      for (; j + 2 <= cols; j += 2) m = f64x2.pmax(m, v128.load(row + (<usize>j << 3)));
+      let top = f64x2.extract_lane(m, 0);
+      if (top < f64x2.extract_lane(m, 1)) top = f64x2.extract_lane(m, 1);
+      for (; j < cols; j++) {
         const v = load<f64>(row + (<usize>j << 3));
-        if (v > max) {
-          max = v;
-          arg = j;
-        }
+        if (top < v) top = v;
+      }
+      // The loop keeps the first value reaching the maximum: the first j equal to it (±0 alike).
+      if (top > -Infinity) {
+        arg = firstColumn;
+        while (load<f64>(row + (<usize>arg << 3)) != top) arg++;
+        max = load<f64>(row + (<usize>arg << 3));
       }
     }
     store<f64>(best + (<usize>i << 3), max);
@@ -335,21 +345,53 @@ export function i32_rank_descending(values: usize, indices: usize, count: i32): 
 export function f64_column_argmax(
   W: usize, rows: i32, cols: i32, candidates: usize, count: i32, firstColumn: i32, best: usize, partner: usize,
 ): void {
-  for (let j = 0; j < cols; j++) {
+  for (let j = 0; j < firstColumn; j++) {
     store<f64>(best + (<usize>j << 3), -Infinity);
     store<i32>(partner + (<usize>j << 2), 0);
   }
-  for (let k = 0; k < count; k++) {
-    const i = load<i32>(candidates + (<usize>k << 2));
-    const row = W + ((<usize>i * <usize>cols) << 3);
-    for (let j = firstColumn; j < cols; j++) {
-      const v = load<f64>(row + (<usize>j << 3));
-      const b = best + (<usize>j << 3);
-      if (v > load<f64>(b)) {
-        store<f64>(b, v);
-        store<i32>(partner + (<usize>j << 2), i);
+  // Eight columns at a time, their maxima and rows in registers down the candidates: gt(v, b)
+  // is the strict update (false for a NaN), and bitselect takes v and its row where it holds.
+  let j = firstColumn;
+  for (; j + 8 <= cols; j += 8) {
+    let b0 = f64x2.splat(-Infinity), b1 = b0, b2 = b0, b3 = b0;
+    let p0 = i64x2.splat(0), p1 = p0, p2 = p0, p3 = p0;
+    for (let k = 0; k < count; k++) {
+      const i = load<i32>(candidates + (<usize>k << 2));
+      const at = W + ((<usize>i * <usize>cols + <usize>j) << 3);
+      const row = i64x2.splat(i);
+      const v0 = v128.load(at), v1 = v128.load(at, 16), v2 = v128.load(at, 32), v3 = v128.load(at, 48);
+      const g0 = f64x2.gt(v0, b0), g1 = f64x2.gt(v1, b1), g2 = f64x2.gt(v2, b2), g3 = f64x2.gt(v3, b3);
+      b0 = v128.bitselect(v0, b0, g0);
+      b1 = v128.bitselect(v1, b1, g1);
+      b2 = v128.bitselect(v2, b2, g2);
+      b3 = v128.bitselect(v3, b3, g3);
+      p0 = v128.bitselect(row, p0, g0);
+      p1 = v128.bitselect(row, p1, g1);
+      p2 = v128.bitselect(row, p2, g2);
+      p3 = v128.bitselect(row, p3, g3);
+    }
+    const o = best + (<usize>j << 3);
+    v128.store(o, b0);
+    v128.store(o, b1, 16);
+    v128.store(o, b2, 32);
+    v128.store(o, b3, 48);
+    const q = partner + (<usize>j << 2);
+    v128.store(q, i32x4.shuffle(p0, p1, 0, 2, 4, 6));
+    v128.store(q, i32x4.shuffle(p2, p3, 0, 2, 4, 6), 16);
+  }
+  for (; j < cols; j++) {
+    let max: f64 = -Infinity;
+    let arg = 0;
+    for (let k = 0; k < count; k++) {
+      const i = load<i32>(candidates + (<usize>k << 2));
+      const v = load<f64>(W + ((<usize>i * <usize>cols + <usize>j) << 3));
+      if (v > max) {
+        max = v;
+        arg = i;
       }
     }
+    store<f64>(best + (<usize>j << 3), max);
+    store<i32>(partner + (<usize>j << 2), arg);
   }
 }
 
@@ -360,12 +402,28 @@ export function f64_column_argmax(
  * temperatures take a power, which stays in TypeScript).   info, size: [nA + nB] float64
  */
 export function f64_mctf_affinity(W: usize, nA: i32, nB: i32, similarity: bool, info: usize, size: usize): void {
+  const one = f64x2.splat(1);
+  const zero = f64x2.splat(0);
+  const half = f64x2.splat(0.5); // x / 2 = x · 0.5 exactly (one rounding of the same value)
+  // min(1, max(0, v)) as pmin(pmax(v, 0), 1) (v < 0 ? 0 : v, then 1 < · ? 1 : ·): the same for
+  // every v here, NaN included (kept by both), since v = (W + 1) · 0.5 is never −0.
   for (let i = 0; i < nA; i++) {
     const a = <usize>(2 * i) << 3;
     const infoA = load<f64>(info + a);
     const sizeA = load<f64>(size + a);
+    const infoA2 = f64x2.splat(infoA);
+    const sizeA2 = f64x2.splat(sizeA);
     const row = W + ((<usize>i * <usize>nB) << 3);
-    for (let j = 0; j < nB; j++) {
+    let j = 0;
+    for (; j + 2 <= nB; j += 2) {
+      const p = row + (<usize>j << 3);
+      const b = <usize>(2 * j) << 3; // info[2j + 1] and info[2j + 3]: the odd lanes of two loads
+      const sim = similarity ? f64x2.pmin(f64x2.pmax(f64x2.mul(f64x2.add(v128.load(p), one), half), zero), one) : one;
+      const infoB = i32x4.shuffle(v128.load(info + b), v128.load(info + b, 16), 2, 3, 6, 7);
+      const sizeB = i32x4.shuffle(v128.load(size + b), v128.load(size + b, 16), 2, 3, 6, 7);
+      v128.store(p, f64x2.mul(f64x2.mul(f64x2.mul(f64x2.mul(sim, infoA2), infoB), sizeA2), sizeB));
+    }
+    for (; j < nB; j++) {
       const p = row + (<usize>j << 3);
       const b = <usize>(2 * j + 1) << 3;
       const sim: f64 = similarity ? min<f64>(1, max<f64>(0, (load<f64>(p) + 1) / 2)) : 1;
