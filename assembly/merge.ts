@@ -345,7 +345,7 @@ export function i32_rank_descending(values: usize, indices: usize, count: i32): 
 export function f64_column_argmax(
   W: usize, rows: i32, cols: i32, candidates: usize, count: i32, firstColumn: i32, best: usize, partner: usize,
 ): void {
-  for (let j = 0; j < firstColumn; j++) {
+  for (let j = 0; j < min(firstColumn, cols); j++) {
     store<f64>(best + (<usize>j << 3), -Infinity);
     store<i32>(partner + (<usize>j << 2), 0);
   }

@@ -172,6 +172,13 @@ describe.each(['relaxed', 'simd'] as const)('merge kernels on the wasm-%s build'
     );
   });
 
+  it('column maxima with no columns write nothing, whatever the first column', () => {
+    const best = f64([7]);
+    const partner = i32([7]);
+    fast.columnArgmax(f64([]), 0, 0, i32([]), 0, 1, best.subarray(0, 0), partner.subarray(0, 0));
+    expect([best[0], partner[0]]).toEqual([7, 7]);
+  });
+
   it('pooling a group of one row: its row, bit for bit, at extreme weights and values (where the kernel skips the division)', () => {
     const values = [0, -0, 1e-45, -3e-39, 1.17549435e-38, 0.1, -7.3, 3.4e38, -3.4028234663852886e38, 1 / 3];
     const D = values.length;
