@@ -77,14 +77,21 @@ describe('--method through the registry', () => {
     expect(bad.stderr).toMatch(/--threshold expects a number, got 'high'/);
   });
 
-  it('--budget alone runs auto: the method measured best at that budget', async () => {
-    const alone = await run(...evalArgs, '--budget', '0.8');
-    expect(alone.code, alone.stderr).toBe(0);
-    const report = JSON.parse(alone.stdout);
-    expect(report.method).toBe('auto');
-    expect(report.schedule).toMatchObject({ method: 'ppt' });
-    const explicit = await run(...evalArgs, '--method', 'ppt', '--budget', '0.8');
-    expect(JSON.parse(explicit.stdout)).toMatchObject({ gmacs: report.gmacs, agreement: report.agreement, kl: report.kl, schedule: report.schedule.settings });
+  it('--budget alone runs auto: the method measured best at that budget, and its reported settings run again from a file', async () => {
+    for (const [budget, method] of [
+      ['0.9', 'ppt'],
+      ['0.7', 'mctf'],
+    ]) {
+      const alone = await run(...evalArgs, '--budget', budget);
+      expect(alone.code, alone.stderr).toBe(0);
+      const report = JSON.parse(alone.stdout);
+      expect(report.method).toBe('auto');
+      expect(report.schedule).toMatchObject({ method });
+      const file = path.join(tmp, `auto-${budget}.json`);
+      writeFileSync(file, JSON.stringify(report.schedule));
+      const again = await run(...evalArgs, '--method', 'auto', '--schedule', file);
+      expect(JSON.parse(again.stdout)).toMatchObject({ gmacs: report.gmacs, agreement: report.agreement, kl: report.kl, schedule: report.schedule });
+    }
   });
 
   it('wrong combinations are refused in terms of flags', async () => {

@@ -5,7 +5,7 @@ import { denseGmacs } from '../src/model/gmacs.js';
 import { configFromDims, randomModel, seededRandom } from '../src/model/random.js';
 import { ViTRunner } from '../src/model/vit.js';
 import { calibrationRun, type PruningPlan } from '../src/prune/method.js';
-import { autoMethodFor } from '../src/prune/auto.js';
+import { autoBandFor, autoMctfLayers } from '../src/prune/auto.js';
 import { ltpRamp } from '../src/prune/ltp.js';
 import { randomDropHooks } from '../src/prune/random.js';
 import { planPruning, TOKEN_METHODS, tokenMethod } from '../src/prune/registry.js';
@@ -105,12 +105,15 @@ describe('the method registry', () => {
   });
 
   it("auto: the method of the budget's band with the exact tail, within 1 % of the budget, and the same run again from its settings", async () => {
-    expect([0.95, 0.87, 0.78, 0.74, 0.7, 0.65, 0.62].map(autoMethodFor)).toEqual(['ppt', 'ppt', 'ppt', 'ppt', 'mctf', 'mctf', 'mctf']);
+    expect([0.95, 0.87, 0.82, 0.78, 0.7, 0.65, 0.62].map((b) => autoBandFor(b).method)).toEqual(['ppt', 'ppt', 'ppt', 'mctf', 'mctf', 'mctf', 'mctf']);
+    expect(autoMctfLayers(12)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    expect([2, 3, 4, 6].map(autoMctfLayers)).toEqual([null, [1], [2], [3, 4]]);
     const dense = denseGmacs(cfg);
     for (const budget of [0.87, 0.65]) {
       const auto = await planPruning(cfg, { method: 'auto', budget });
       const { method, settings, exactTail } = auto.settings as { method: string; settings: unknown; exactTail: boolean };
-      expect(method).toBe(autoMethodFor(budget));
+      expect(method).toBe(autoBandFor(budget).method);
+      if (method === 'mctf') expect((settings as { layers: unknown }).layers).toEqual(autoMctfLayers(cfg.depth));
       expect(exactTail).toBe(true);
       expect(Math.abs(auto.gmacs! / dense / budget - 1)).toBeLessThanOrEqual(0.01);
       expect(auto.tokens!.at(-1)!.mlp).toBe(1); // the last MLP on CLS only
@@ -138,6 +141,14 @@ describe('the method registry', () => {
     );
     await expect(planPruning(cfg, { method: 'auto', keep: 0.5 })).rejects.toThrow(/expected exactly one of budget, settings/);
     await expect(planPruning(cfg, { method: 'auto', budget: 0.7, options: { seed: 1 } })).rejects.toThrow(/auto takes no options/);
+  });
+
+  it('a budget with fixed settings: the solver turns r and keeps them (MCTF)', async () => {
+    const plan = await planPruning(cfg, { method: 'mctf', budget: 0.7, fixed: { layers: [3, 4, 5, 6, 7, 8, 9, 10], tauInfo: 10 } });
+    expect(plan.settings).toMatchObject({ layers: [3, 4, 5, 6, 7, 8, 9, 10], tauInfo: 10, tauSim: 1 });
+    expect(Math.abs(plan.gmacs! / denseGmacs(cfg) / 0.7 - 1)).toBeLessThanOrEqual(0.01);
+    const free = await planPruning(cfg, { method: 'mctf', budget: 0.7 });
+    expect((free.settings as { r: number }).r).toBeLessThan((plan.settings as { r: number }).r); // fewer fusing blocks need a larger r
   });
 
   it('options: defaults, checked values, and the run they change', async () => {
@@ -181,6 +192,10 @@ describe('the method registry', () => {
         /theta\.json: expected "theta" to list 12 thresholds/,
         ScheduleError,
       ],
+      [planPruning(cfg, { method: 'tome', budget: 0.7, fixed: { r: 3 } }), /tome: a budget cannot fix any of its settings/, UsageError],
+      [planPruning(cfg, { method: 'mctf', fixed: { layers: [3] } }), /mctf: fixed settings go with a budget only/, UsageError],
+      [planPruning(cfg, { method: 'mctf', budget: 0.7, fixed: { r: 3 } }), /mctf's fixed settings: unexpected key "r"/, ScheduleError],
+      [planPruning(cfg, { method: 'mctf', budget: 0.7, fixed: { layers: [5, 3] } }), /MCTF's fixed settings: .*increasing order/, ScheduleError],
     ];
     for (const [promise, message, type] of cases) {
       const error = await promise.then(

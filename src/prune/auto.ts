@@ -19,6 +19,18 @@ import { settingsObject, type PlanContext, type PruningPlan, type TokenMethod } 
 export interface AutoBand {
   readonly from: number; // budgets ≥ from (and below the previous band's edge)
   readonly method: string; // a registry name
+  readonly fixed?: (cfg: ViTConfig) => unknown; // settings the method's budget solver keeps (PruneRequest.fixed)
+}
+
+/**
+ * MCTF's fusing blocks under `auto`: from the 4th block to the one before the last (0-indexed
+ * 3 … depth − 2; fewer on models of under 6 blocks, the paper's every-block-but-the-first under 3).
+ * Fusing in blocks 2 and 3 costs more agreement than the tokens it saves are worth there, and
+ * with the exact tail a fusion in the last block saves only its projection.
+ */
+export function autoMctfLayers(depth: number): number[] | null {
+  const first = Math.min(3, depth - 2);
+  return first >= 1 ? Array.from({ length: depth - 1 - first }, (_, i) => first + i) : null;
 }
 
 /**
@@ -29,13 +41,13 @@ export interface AutoBand {
  * MCTF loses less where it loses, so the edge lies halfway between 0.70 and 0.78.
  */
 export const AUTO_BANDS: readonly AutoBand[] = [
-  { from: 0.74, method: 'ppt' },
-  { from: 0, method: 'mctf' },
+  { from: 0.82, method: 'ppt' },
+  { from: 0, method: 'mctf', fixed: (cfg) => ({ layers: autoMctfLayers(cfg.depth) }) },
 ];
 
-/** The method `auto` runs at `budget` (a fraction of dense GMACs). */
-export function autoMethodFor(budget: number): string {
-  return AUTO_BANDS.find((band) => budget >= band.from)!.method;
+/** The band `auto` runs at `budget` (a fraction of dense GMACs). */
+export function autoBandFor(budget: number): AutoBand {
+  return AUTO_BANDS.find((band) => budget >= band.from)!;
 }
 
 /**
@@ -67,11 +79,11 @@ function plain(name: string, plan: PruningPlan): PruningPlan {
  * tokens the method leaves). Without the tail where its counts depend on the image, or where
  * even the dense model with the tail costs less than the budget allows (above ≈ 0.96 × dense).
  */
-async function planWithTail(cfg: ViTConfig, name: string, method: TokenMethod, budget: number, context?: PlanContext): Promise<PruningPlan> {
+async function planWithTail(cfg: ViTConfig, name: string, method: TokenMethod, budget: number, fixed: unknown, context?: PlanContext): Promise<PruningPlan> {
   const dense = denseGmacs(cfg);
   /** The fraction of dense GMACs a plan of `gmacs` with these token counts costs with the tail. */
   const withTailFraction = (gmacs: number, tokens: readonly BlockTokens[]) => (gmacs - exactTailSaving(cfg, tokens) / 1e9) / dense;
-  const first = await method.plan(cfg, { budget }, context);
+  const first = await method.plan(cfg, { budget, fixed }, context);
   let plan = first;
   let best: { plan: PruningPlan & { tokens: readonly BlockTokens[] }; miss: number } | null = null;
   let target = budget;
@@ -84,7 +96,7 @@ async function planWithTail(cfg: ViTConfig, name: string, method: TokenMethod, b
     if (next === target) break;
     target = next;
     try {
-      plan = await method.plan(cfg, { budget: target }, context);
+      plan = await method.plan(cfg, { budget: target, fixed }, context);
     } catch (error) {
       if (error instanceof ScheduleError) break; // a budget its knob cannot reach within 1 %
       throw error;
@@ -92,7 +104,7 @@ async function planWithTail(cfg: ViTConfig, name: string, method: TokenMethod, b
   }
   if (!best && first.tokens && target < 1) {
     // the knob could not follow: the method at its dense end (nothing removed) with the tail alone
-    const whole = await method.plan(cfg, { budget: 1 }, context);
+    const whole = await method.plan(cfg, { budget: 1, fixed }, context);
     if (whole.tokens && Math.abs(withTailFraction(whole.gmacs!, whole.tokens) / budget - 1) <= 0.01)
       best = { plan: { ...whole, tokens: whole.tokens }, miss: 0 };
   }
@@ -120,8 +132,8 @@ export function autoMethod(lookup: (name: string) => TokenMethod): TokenMethod {
       if (request.budget !== undefined && request.keep === undefined && request.settings === undefined) {
         if (!(request.budget > 0 && request.budget <= 1))
           throw new UsageError(`method auto: expected a budget in (0, 1] of the dense model's GMACs, found ${request.budget}`);
-        const name = autoMethodFor(request.budget);
-        return planWithTail(cfg, name, lookup(name), request.budget, context);
+        const band = autoBandFor(request.budget);
+        return planWithTail(cfg, band.method, lookup(band.method), request.budget, band.fixed?.(cfg), context);
       }
       if (request.settings !== undefined && request.budget === undefined && request.keep === undefined) {
         const source = request.settingsSource ?? 'settings';

@@ -427,14 +427,9 @@ export function mctfExecutedTokens(cfg: ViTConfig, settings: Partial<MctfSetting
  * The budget knob: r in hundredths, from 0 (dense) to the largest r any block can fuse, GMACs
  * as executed; among positions of equal GMACs, the r with the fewest decimals.
  */
-function mctfKnob(cfg: ViTConfig, o: MctfOptions): BudgetKnob<MctfPlanSettings> {
-  const settings = (t: number): MctfPlanSettings => ({
-    r: t / 100,
-    layers: null,
-    tauSim: MCTF_DEFAULTS.tauSim,
-    tauInfo: MCTF_DEFAULTS.tauInfo,
-    tauSize: MCTF_DEFAULTS.tauSize,
-  });
+function mctfKnob(cfg: ViTConfig, o: MctfOptions, fixed: Partial<MctfPlanSettings>): BudgetKnob<MctfPlanSettings> {
+  const base = mctfSettingsFromJson(cfg, { ...fixed, r: 0 }, o, "MCTF's fixed settings");
+  const settings = (t: number): MctfPlanSettings => ({ ...base, r: t / 100 });
   const gmacs = (s: MctfPlanSettings) => modelGmacs(cfg, mctfExecutedTokens(cfg, withOptions(s, o)));
   return {
     dense: 0,
@@ -477,7 +472,8 @@ export const mctf = defineMethod<MctfPlanSettings, MctfOptions>({
     bidirectional: { help: 'match half of r from each side of the split (else all A → B)', values: 'boolean', default: true },
   },
   fromJson: mctfSettingsFromJson,
-  knobs: (cfg, o) => [mctfKnob(cfg, o)],
+  fixable: ['layers', 'tauSim', 'tauInfo', 'tauSize'],
+  knobs: (cfg, o, _context, fixed) => [mctfKnob(cfg, o, fixed)],
   tokens: (cfg, settings, o) => mctfExecutedTokens(cfg, withOptions(settings, o)),
   hooks(settings, o) {
     const hooks = mctfHooks(withOptions(settings, o));

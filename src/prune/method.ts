@@ -28,6 +28,7 @@ export interface PruneRequest {
   settings?: unknown; // the method's settings as JSON (a schedule or thresholds file's contents; ToMe: {"r": …})
   settingsSource?: string; // where `settings` came from, for messages (a file name); default "settings"
   options?: Readonly<Record<string, unknown>>; // the method's options by name (zero-tprune: ablation; random: seed)
+  fixed?: unknown; // with budget: settings the solver keeps while it turns its knobs, as JSON (MCTF: {"layers": […]}; MethodSpec.fixable)
 }
 
 /** Runs every calibration image (unlabelled) with `hooks` and resolves to the mean GMACs per image. */
@@ -102,8 +103,10 @@ export interface MethodSpec<S, O extends Record<string, OptionValue>> {
   keepRatio?(cfg: ViTConfig, rho: number, options: O): S;
   /** Settings from the method's JSON; errors name `source` (ScheduleError). */
   fromJson?(cfg: ViTConfig, json: unknown, options: O, source: string): S;
-  /** The knobs the budget solver turns, coarse first (budget.ts). */
-  knobs(cfg: ViTConfig, options: O, context: PlanContext): BudgetKnob<S>[];
+  /** The settings a budget request may fix (PruneRequest.fixed); the knobs keep them. */
+  fixable?: readonly (keyof S & string)[];
+  /** The knobs the budget solver turns, coarse first (budget.ts), keeping the `fixed` settings. */
+  knobs(cfg: ViTConfig, options: O, context: PlanContext, fixed: Partial<S>): BudgetKnob<S>[];
   /** Token counts per block as executed (methods whose counts are fixed). */
   tokens?(cfg: ViTConfig, settings: S, options: O): BlockTokens[];
   /** Hooks per image; called once per plan, so state (scratch buffers) can be shared by the run. */
@@ -166,6 +169,7 @@ export function defineMethod<S, O extends Record<string, OptionValue> = Record<n
     options,
 
     async plan(cfg, request, context = {}) {
+      if (request.fixed !== undefined && request.budget === undefined) throw new UsageError(`method ${spec.name}: fixed settings go with a budget only`);
       const given = TARGETS.filter((k) => request[k] !== undefined);
       if (given.length !== 1) {
         throw new UsageError(`method ${spec.name}: expected exactly one of ${takes.join(', ')}; found ${given.length ? given.join(', ') : 'none'}`);
@@ -177,10 +181,11 @@ export function defineMethod<S, O extends Record<string, OptionValue> = Record<n
       let measured: number | null = null;
       if (request.budget !== undefined) {
         const budget = request.budget;
+        const fixed = fixedSettings<S>(spec.name, spec.fixable ?? [], request.fixed);
         if (!(budget > 0 && budget <= 1)) {
           throw new UsageError(`method ${spec.name}: expected a budget in (0, 1] of the dense model's ${dense.toFixed(4)} GMACs, found ${budget}`);
         }
-        const solution = await solveBudget(dense, budget, spec.knobs(cfg, o, context));
+        const solution = await solveBudget(dense, budget, spec.knobs(cfg, o, context, fixed));
         settings = solution.settings;
         measured = solution.gmacs;
       } else if (request.keep !== undefined) {
@@ -206,6 +211,13 @@ export function defineMethod<S, O extends Record<string, OptionValue> = Record<n
       };
     },
   };
+}
+
+/** `json` ({} when undefined) checked to hold only the `fixable` settings of method `name`. */
+function fixedSettings<S>(name: string, fixable: readonly string[], json: unknown): Partial<S> {
+  if (json === undefined) return {};
+  if (!fixable.length) throw new UsageError(`method ${name}: a budget cannot fix any of its settings`);
+  return settingsObject(json, fixable, `method ${name}'s fixed settings`) as Partial<S>;
 }
 
 /**
